@@ -1,0 +1,223 @@
+"""Dimension rules between config fields, checked before any tensor exists.
+
+Each rule mirrors a shape relation that stable-audio-tools' modules need at run time (a violated one
+crashes deep inside attention, or silently drops a condition). `check_config` returns every violated
+rule as "json.path: message with the numbers"; an empty list means the config builds.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from saga_sr.config.schema import CONFIG, T5_NAMES, validate
+
+_DIT = "model.diffusion.config"
+
+
+def _get(cfg: Any, path: str, default: Any = None) -> Any:
+    """The value at a dotted path, or `default` when a step is missing or not an object."""
+    node = cfg
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def pretransform_facts(cfg: dict) -> dict:
+    """Latent channels, downsampling ratio and audio channels the pretransform works with (None if unknown)."""
+    pt = _get(cfg, "model.pretransform", {}) or {}
+    inner = pt.get("config") if isinstance(pt, dict) else None
+    inner = inner if isinstance(inner, dict) else {}
+    if pt.get("type") == "patched":
+        channels, patch = _int(inner.get("channels")), _int(inner.get("patch_size"))
+        latent = channels * patch if channels and patch else None
+        return {"latent_channels": latent, "downsampling_ratio": patch, "io_channels": channels}
+    if pt.get("type") == "autoencoder":
+        return {"latent_channels": _int(inner.get("latent_dim")),
+                "downsampling_ratio": _int(inner.get("downsampling_ratio")),
+                "io_channels": _int(inner.get("io_channels"))}
+    return {"latent_channels": None, "downsampling_ratio": None, "io_channels": None}
+
+
+def conditioner_types(cfg: dict) -> dict[str, str]:
+    """id -> conditioner type for every well-formed conditioner entry."""
+    configs = _get(cfg, "model.conditioning.configs", []) or []
+    return {c["id"]: c.get("type") for c in configs if isinstance(c, dict) and isinstance(c.get("id"), str)}
+
+
+def _check_pretransform(cfg: dict) -> list[str]:
+    problems = []
+    base = "model.pretransform.config"
+    pt_type = _get(cfg, "model.pretransform.type")
+    audio_channels = _int(cfg.get("audio_channels"))
+    facts = pretransform_facts(cfg)
+    if facts["io_channels"] and audio_channels and facts["io_channels"] != audio_channels:
+        key = "channels" if pt_type == "patched" else "io_channels"
+        problems.append(f"{base}.{key}: {facts['io_channels']} audio channels but audio_channels is {audio_channels}")
+    if pt_type != "autoencoder":
+        return problems
+    enc = _get(cfg, f"{base}.encoder.config", {}) or {}
+    dec = _get(cfg, f"{base}.decoder.config", {}) or {}
+    latent, ratio, io = facts["latent_channels"], facts["downsampling_ratio"], facts["io_channels"]
+    strides = enc.get("strides")
+    if isinstance(strides, list) and all(_int(s) for s in strides) and ratio and math.prod(strides) != ratio:
+        problems.append(f"{base}.downsampling_ratio: {ratio} != product of encoder strides {strides} = {math.prod(strides)}")
+    dec_strides = dec.get("strides")
+    if isinstance(strides, list) and isinstance(dec_strides, list) and strides != dec_strides:
+        problems.append(f"{base}.decoder.config.strides: {dec_strides} differ from the encoder's {strides}")
+    for side, conf in (("encoder", enc), ("decoder", dec)):
+        mults, s = conf.get("c_mults"), conf.get("strides")
+        if isinstance(mults, list) and isinstance(s, list) and len(mults) != len(s):
+            problems.append(f"{base}.{side}.config.c_mults: {len(mults)} entries but {len(s)} strides")
+    bottleneck = _get(cfg, f"{base}.bottleneck.type")
+    want_enc = 2 * latent if (latent and bottleneck == "vae") else latent
+    if want_enc and _int(enc.get("latent_dim")) and enc["latent_dim"] != want_enc:
+        problems.append(f"{base}.encoder.config.latent_dim: {enc['latent_dim']} but the {bottleneck} bottleneck "
+                        f"with latent_dim {latent} needs {want_enc} (mean and scale)")
+    if latent and _int(dec.get("latent_dim")) and dec["latent_dim"] != latent:
+        problems.append(f"{base}.decoder.config.latent_dim: {dec['latent_dim']} != latent_dim {latent}")
+    if io and _int(enc.get("in_channels")) and enc["in_channels"] != io:
+        problems.append(f"{base}.encoder.config.in_channels: {enc['in_channels']} != io_channels {io}")
+    if io and _int(dec.get("out_channels")) and dec["out_channels"] != io:
+        problems.append(f"{base}.decoder.config.out_channels: {dec['out_channels']} != io_channels {io}")
+    return problems
+
+
+def _check_conditioners(cfg: dict) -> list[str]:
+    problems = []
+    configs = _get(cfg, "model.conditioning.configs", []) or []
+    seen: set[str] = set()
+    for i, c in enumerate(configs if isinstance(configs, list) else []):
+        if not isinstance(c, dict):
+            continue
+        cid = c.get("id")
+        if cid in seen:
+            problems.append(f"model.conditioning.configs[{i}].id: '{cid}' is defined twice")
+        seen.add(cid)
+        conf = c.get("config") if isinstance(c.get("config"), dict) else {}
+        if c.get("type") == "number":
+            lo, hi = conf.get("min_val", 0), conf.get("max_val", 1)
+            if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and not lo < hi:
+                problems.append(f"model.conditioning.configs[{i}].config: min_val {lo} must be below max_val {hi}")
+        if c.get("type") == "t5" and "t5_config" not in conf:
+            name = conf.get("t5_model_name", "t5-base")
+            if name not in T5_NAMES:
+                problems.append(f"model.conditioning.configs[{i}].config.t5_model_name: '{name}' is not one of "
+                                f"{', '.join(T5_NAMES)} (or give t5_config for a locally built encoder)")
+    return problems
+
+
+def _check_dit(cfg: dict) -> list[str]:
+    problems = []
+    d = _get(cfg, _DIT, {}) or {}
+    embed, heads = _int(d.get("embed_dim")), _int(d.get("num_heads"))
+    cond_token_dim = _int(d.get("cond_token_dim", 0))
+    global_dim = _int(d.get("global_cond_dim", 0))
+    prepend = _int(d.get("prepend_cond_dim", 0))
+    concat = _int(d.get("input_concat_dim", 0))
+    io = _int(d.get("io_channels"))
+    patch = _int(d.get("patch_size", 1)) or 1
+    project_tokens = d.get("project_cond_tokens", True)
+    cond_dim = _int(_get(cfg, "model.conditioning.cond_dim"))
+    types = conditioner_types(cfg)
+    cross_ids = _get(cfg, "model.diffusion.cross_attention_cond_ids", []) or []
+    global_ids = _get(cfg, "model.diffusion.global_cond_ids", []) or []
+    rolloff = _get(cfg, "model.diffusion.rolloff_conditioner")
+
+    head_dim = None
+    if embed and heads:
+        if embed % heads:
+            problems.append(f"{_DIT}.embed_dim: {embed} is not divisible by num_heads {heads}")
+        else:
+            head_dim = embed // heads
+    if head_dim and head_dim < 32 and d.get("rotary_pos_emb", True):
+        problems.append(f"{_DIT}.num_heads: head size {head_dim} (embed_dim {embed} / num_heads {heads}) is below 32, "
+                        "the number of channels rotary position embedding rotates per head")
+    # cross-attention: keys/values come from the context of width cond_token_dim (or embed_dim if projected)
+    if cond_token_dim and head_dim and project_tokens is False:
+        if cond_token_dim % head_dim:
+            problems.append(f"{_DIT}.cond_token_dim: {cond_token_dim} is not a multiple of the head size "
+                            f"{head_dim} (embed_dim {embed} / num_heads {heads})")
+        else:
+            kv_heads = cond_token_dim // head_dim
+            if heads % kv_heads:
+                problems.append(f"{_DIT}.num_heads: {heads} query heads cannot share {kv_heads} key/value heads "
+                                f"(cond_token_dim {cond_token_dim} / head size {head_dim}); use num_heads a multiple "
+                                f"of {kv_heads}, or a cond_token_dim whose head count divides {heads}")
+    uses_cross = bool(cross_ids) or rolloff is not None
+    if uses_cross and not cond_token_dim:
+        problems.append(f"{_DIT}.cond_token_dim: 0 but cross-attention is used "
+                        f"(cross_attention_cond_ids {cross_ids}{', rolloff_conditioner' if rolloff else ''})")
+    if cross_ids and cond_token_dim and cond_dim and cond_token_dim != cond_dim:
+        problems.append(f"{_DIT}.cond_token_dim: {cond_token_dim} != model.conditioning.cond_dim {cond_dim} "
+                        f"(every conditioner emits cond_dim-wide tokens)")
+    # global condition: the global conditioners' outputs are concatenated
+    if isinstance(global_ids, list) and cond_dim is not None and global_dim is not None:
+        for gid in global_ids:
+            if types.get(gid) == "t5":
+                problems.append(f"model.diffusion.global_cond_ids: '{gid}' is a T5 (token sequence) conditioner "
+                                "and cannot be a global condition")
+        expected = cond_dim * len(global_ids)
+        if global_ids and global_dim != expected:
+            problems.append(f"{_DIT}.global_cond_dim: {global_dim} != {len(global_ids)} global conditioners "
+                            f"{global_ids} x cond_dim {cond_dim} = {expected}")
+        if embed and global_dim and d.get("project_global_cond") is False and global_dim != embed:
+            problems.append(f"{_DIT}.global_cond_dim: {global_dim} must equal embed_dim {embed} "
+                            "when project_global_cond is false")
+    # prepend: the roll-off prepend token is [B, 1, embed_dim] (global roll-off embedding + timestep embedding)
+    if rolloff is not None and embed and prepend != embed:
+        problems.append(f"{_DIT}.prepend_cond_dim: {prepend} but the roll-off prepend token is embed_dim {embed} wide; "
+                        f"set prepend_cond_dim to {embed}")
+    if prepend and embed and prepend > 0 and rolloff is None and prepend != embed:
+        problems.append(f"{_DIT}.prepend_cond_dim: {prepend} != embed_dim {embed}: the only prepend source "
+                        "(the roll-off prepend token) is embed_dim wide")
+    # channels against the pretransform's latent
+    facts = pretransform_facts(cfg)
+    latent = facts["latent_channels"]
+    model_io = _int(_get(cfg, "model.io_channels"))
+    if latent:
+        if io and io != latent:
+            problems.append(f"{_DIT}.io_channels: {io} != the pretransform's latent channels {latent}")
+        if model_io and model_io != latent:
+            problems.append(f"model.io_channels: {model_io} != the pretransform's latent channels {latent}")
+        if concat and concat != latent:
+            problems.append(f"{_DIT}.input_concat_dim: {concat} != the pretransform's latent channels {latent} "
+                            "(the LR latent is concatenated on channels)")
+    ratio = facts["downsampling_ratio"]
+    size = _int(cfg.get("sample_size"))
+    if ratio and size and size % (ratio * patch):
+        problems.append(f"sample_size: {size} is not a multiple of the downsampling ratio {ratio}"
+                        + (f" x patch_size {patch}" if patch > 1 else "")
+                        + f"; nearest: {max(1, round(size / (ratio * patch))) * ratio * patch}")
+    return problems
+
+
+def _check_ids(cfg: dict) -> list[str]:
+    problems = []
+    defined = conditioner_types(cfg)
+    for key in ("cross_attention_cond_ids", "global_cond_ids"):
+        ids = _get(cfg, f"model.diffusion.{key}", []) or []
+        for i, cid in enumerate(ids if isinstance(ids, list) else []):
+            if isinstance(cid, str) and cid not in defined:
+                known = ", ".join(defined) or "none"
+                problems.append(f"model.diffusion.{key}[{i}]: '{cid}' is not a defined conditioner id "
+                                f"(defined: {known})")
+        if isinstance(ids, list) and len(set(map(str, ids))) != len(ids):
+            problems.append(f"model.diffusion.{key}: repeated ids {ids}")
+    return problems
+
+
+def check_config(cfg: dict) -> list[str]:
+    """Every violated rule of `cfg`, as 'json.path: message'; empty when the config builds."""
+    problems = validate(cfg, CONFIG, "")
+    if not isinstance(cfg, dict):
+        return problems
+    for rule in (_check_pretransform, _check_conditioners, _check_ids, _check_dit):
+        problems += rule(cfg)
+    return problems

@@ -1,0 +1,114 @@
+"""The seeds' capacity ladder as named rungs derived from a base config.
+
+A0/A1/B1 come from the small-model plan (widen/deepen the DiT step by step), F0/F1/F2 from the full-model
+plan (LR only, + text, + roll-off). A rung fixes the DiT and conditioning widths and which conditions are
+used; everything else (pretransform, conditioners, training block) comes from the base. `scale="tiny"`
+shrinks every rung by the same factors (widths / 8, depths / 4, head size fixed at 32, half the segment) and
+swaps in the patched pretransform and an offline tiny T5, so the whole ladder trains on CPU in minutes
+while keeping the rungs' relative sizes.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+from saga_sr.errors import ConfigError
+
+# T5Config kwargs of the offline text encoder used by tiny.json and the tiny ladder (ByT5 tokenizer, 384 ids)
+TINY_T5_CONFIG = {"vocab_size": 384, "d_model": 32, "d_kv": 16, "d_ff": 64, "num_layers": 2, "num_heads": 2}
+TINY_PRETRANSFORM = {"type": "patched", "config": {"channels": 1, "patch_size": 256}}
+
+
+@dataclass(frozen=True)
+class Rung:
+    description: str
+    embed_dim: int
+    depth: int
+    num_heads: int
+    cond_dim: int
+    cross_attention_cond_ids: tuple[str, ...]
+    rolloff: bool = False
+
+
+RUNGS: dict[str, Rung] = {
+    "A0": Rung("small baseline (seeds' saga_model_config_small.json)", 512, 8, 8, 512, ("prompt",)),
+    "A1": Rung("small, deeper: depth 8 -> 16", 512, 16, 8, 512, ("prompt",)),
+    "B1": Rung("deeper and wider: 768 / 16 layers / 12 heads, conditions 768", 768, 16, 12, 768, ("prompt",)),
+    "F0": Rung("full model, LR latent only (no cross-attention)", 1536, 24, 24, 768, ()),
+    "F1": Rung("full model + text cross-attention", 1536, 24, 24, 768, ("prompt",)),
+    "F2": Rung("full model + text + roll-off conditioning (RolloffFourierConditioner)", 1536, 24, 24, 768,
+               ("prompt",), rolloff=True),
+}
+SCALES = ("full", "tiny")
+_TINY_WIDTH, _TINY_DEPTH, _TINY_HEAD, _TINY_SEGMENT = 8, 4, 32, 2
+
+
+def _scaled(rung: Rung, scale: str) -> tuple[int, int, int, int]:
+    """(embed_dim, depth, num_heads, cond_dim) of a rung at a scale."""
+    if scale == "full":
+        return rung.embed_dim, rung.depth, rung.num_heads, rung.cond_dim
+    embed = rung.embed_dim // _TINY_WIDTH
+    return embed, max(1, rung.depth // _TINY_DEPTH), embed // _TINY_HEAD, rung.cond_dim // _TINY_WIDTH
+
+
+def _tiny_base(cfg: dict) -> None:
+    """Swap the heavy parts for CPU ones: patched mono pretransform, offline T5, half the segment."""
+    cfg["audio_channels"] = 1
+    cfg["model"]["pretransform"] = copy.deepcopy(TINY_PRETRANSFORM)
+    patch = TINY_PRETRANSFORM["config"]["patch_size"]
+    cfg["sample_size"] = max(patch, cfg["sample_size"] // _TINY_SEGMENT // patch * patch)
+    latent = TINY_PRETRANSFORM["config"]["channels"] * patch
+    cfg["model"]["io_channels"] = latent
+    dit = cfg["model"]["diffusion"]["config"]
+    dit["io_channels"] = latent
+    if dit.get("input_concat_dim"):
+        dit["input_concat_dim"] = latent
+    for cond in cfg["model"]["conditioning"]["configs"]:
+        if cond.get("type") == "t5":
+            conf = cond.setdefault("config", {})
+            conf.pop("t5_model_name", None)
+            conf["t5_config"] = dict(TINY_T5_CONFIG)
+            conf["max_length"] = min(conf.get("max_length", 128), 64)
+
+
+def with_rolloff_conditioner(cfg: dict, *, dropout_rate: float | None = None) -> dict:
+    """A copy of `cfg` with the seeds' RolloffFourierConditioner (`--compute_rolloff` on a config without
+    roll-off ids): adds model.diffusion.rolloff_conditioner and sizes prepend_cond_dim to embed_dim."""
+    cfg = copy.deepcopy(cfg)
+    diffusion = cfg["model"]["diffusion"]
+    spec = {"type": "fourier"}
+    if dropout_rate is not None:
+        spec["dropout_rate"] = dropout_rate
+    diffusion["rolloff_conditioner"] = diffusion.get("rolloff_conditioner") or spec
+    diffusion["config"]["prepend_cond_dim"] = diffusion["config"]["embed_dim"]
+    return cfg
+
+
+def derive_rung(base: dict, rung: str, *, scale: str = "full") -> dict:
+    """A new config: `base` with the DiT / conditioning widths and condition ids of ladder rung `rung`."""
+    if rung not in RUNGS:
+        raise ConfigError([f"rung '{rung}' is unknown; known rungs: {', '.join(RUNGS)}"])
+    if scale not in SCALES:
+        raise ConfigError([f"scale '{scale}' is unknown; known scales: {', '.join(SCALES)}"])
+    spec = RUNGS[rung]
+    cfg = copy.deepcopy(base)
+    try:
+        diffusion = cfg["model"]["diffusion"]
+        dit = diffusion["config"]
+        conditioning = cfg["model"]["conditioning"]
+    except (KeyError, TypeError) as exc:
+        raise ConfigError([f"model.diffusion.config / model.conditioning: the base config lacks {exc}"]) from exc
+    if scale == "tiny":
+        _tiny_base(cfg)
+    embed, depth, heads, cond = _scaled(spec, scale)
+    n_global = len(diffusion.get("global_cond_ids", []))
+    conditioning["cond_dim"] = cond
+    dit.update(embed_dim=embed, depth=depth, num_heads=heads, cond_token_dim=cond,
+               global_cond_dim=cond * n_global, prepend_cond_dim=embed)
+    diffusion["cross_attention_cond_ids"] = list(spec.cross_attention_cond_ids)
+    diffusion.pop("rolloff_conditioner", None)
+    if spec.rolloff:
+        cfg = with_rolloff_conditioner(cfg)
+    cfg["_rung"] = f"{rung} ({scale}): {spec.description}"
+    return cfg

@@ -1,0 +1,219 @@
+"""The shape of a model config: which keys exist, their types and allowed values.
+
+Stable-audio-tools' JSON format plus our documented additions (see docs/DESIGN.md). Checking the
+structure first lets the dimension rules (checks.py) assume well-typed values, and catches typos:
+an unknown key is an error with a "did you mean" hint. Keys starting with "_" are comments.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+# scalar type names -> predicate (bool is not an int here: `true` for a width is a mistake)
+_SCALARS = {
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "any": lambda v: True,
+}
+_TYPE_WORDS = {"int": "an integer", "number": "a number", "bool": "true/false", "str": "a string", "any": "any value"}
+
+
+@dataclass(frozen=True)
+class Scalar:
+    kind: str
+    choices: tuple = ()
+    minimum: float | None = None
+
+
+@dataclass(frozen=True)
+class Arr:
+    item: "Spec"
+
+
+@dataclass(frozen=True)
+class Obj:
+    """A JSON object; `fields` maps key -> (spec, required). `open` objects accept any extra key."""
+
+    fields: dict = field(default_factory=dict)
+    open: bool = False
+
+
+@dataclass(frozen=True)
+class Tagged:
+    """An object whose schema depends on the value of its `tag` key (e.g. conditioner "type")."""
+
+    tag: str
+    variants: dict
+
+
+Spec = Union[Scalar, Arr, Obj, Tagged]
+
+
+def req(spec: Spec) -> tuple:
+    return (spec, True)
+
+
+def opt(spec: Spec) -> tuple:
+    return (spec, False)
+
+
+INT, NUM, BOOL, STR, ANY = (Scalar(k) for k in ("int", "number", "bool", "str", "any"))
+POS_INT = Scalar("int", minimum=1)
+NONNEG_INT = Scalar("int", minimum=0)
+PROB = Scalar("number", minimum=0)
+ANY_OBJ = Obj(open=True)
+IDS = Arr(STR)
+
+T5_NAMES = ("t5-small", "t5-base", "t5-large", "t5-3b", "t5-11b",
+            "google/flan-t5-small", "google/flan-t5-base", "google/flan-t5-large", "google/flan-t5-xl",
+            "google/flan-t5-xxl", "google/t5-v1_1-xl", "google/t5-v1_1-xxl")
+
+OOBLECK_ENCODER = Obj({
+    "in_channels": req(POS_INT), "channels": req(POS_INT), "latent_dim": req(POS_INT),
+    "c_mults": req(Arr(POS_INT)), "strides": req(Arr(POS_INT)), "use_snake": opt(BOOL),
+    "antialias_activation": opt(BOOL),
+})
+OOBLECK_DECODER = Obj({
+    "out_channels": req(POS_INT), "channels": req(POS_INT), "latent_dim": req(POS_INT),
+    "c_mults": req(Arr(POS_INT)), "strides": req(Arr(POS_INT)), "use_snake": opt(BOOL),
+    "antialias_activation": opt(BOOL), "use_nearest_upsample": opt(BOOL), "final_tanh": opt(BOOL),
+})
+
+AUTOENCODER_PRETRANSFORM = Obj({
+    "type": req(Scalar("str", ("autoencoder",))),
+    "iterate_batch": opt(BOOL), "chunked": opt(BOOL), "model_half": opt(BOOL), "enable_grad": opt(BOOL),
+    "scale": opt(NUM),
+    "config": req(Obj({
+        "encoder": req(Tagged("type", {"oobleck": Obj({"type": req(STR), "config": req(OOBLECK_ENCODER)})})),
+        "decoder": req(Tagged("type", {"oobleck": Obj({"type": req(STR), "config": req(OOBLECK_DECODER)})})),
+        "bottleneck": req(Tagged("type", {"vae": Obj({"type": req(STR)})})),
+        "latent_dim": req(POS_INT), "downsampling_ratio": req(POS_INT), "io_channels": req(POS_INT),
+        "sample_rate": opt(POS_INT),
+    })),
+})
+PATCHED_PRETRANSFORM = Obj({
+    "type": req(Scalar("str", ("patched",))),
+    "config": req(Obj({"channels": req(POS_INT), "patch_size": req(POS_INT)})),
+})
+
+T5_CONDITIONER = Obj({
+    "id": req(STR), "type": req(STR),
+    "config": req(Obj({
+        "t5_model_name": opt(STR), "max_length": opt(POS_INT), "enable_grad": opt(BOOL),
+        "project_out": opt(BOOL),
+        # ours: build a randomly initialised T5 encoder from these T5Config kwargs (offline, ByT5 tokenizer)
+        "t5_config": opt(Obj({"d_model": req(POS_INT)}, open=True)),
+    })),
+})
+NUMBER_CONDITIONER = Obj({
+    "id": req(STR), "type": req(STR),
+    "config": opt(Obj({"min_val": opt(NUM), "max_val": opt(NUM)})),
+})
+
+DIT_CONFIG = Obj({
+    "io_channels": req(POS_INT), "patch_size": opt(POS_INT), "embed_dim": req(POS_INT),
+    "depth": req(POS_INT), "num_heads": req(POS_INT),
+    "cond_token_dim": opt(NONNEG_INT), "project_cond_tokens": opt(BOOL),
+    "global_cond_dim": opt(NONNEG_INT), "project_global_cond": opt(BOOL),
+    "input_concat_dim": opt(NONNEG_INT), "prepend_cond_dim": opt(NONNEG_INT),
+    "transformer_type": opt(Scalar("str", ("continuous_transformer",))),
+    "global_cond_type": opt(Scalar("str", ("prepend", "adaLN"))),
+    "timestep_cond_type": opt(Scalar("str", ("global",))),
+    # ContinuousTransformer / TransformerBlock pass-through kwargs
+    "zero_init_branch_outputs": opt(BOOL), "rotary_pos_emb": opt(BOOL),
+    "attn_kwargs": opt(ANY_OBJ), "ff_kwargs": opt(ANY_OBJ),
+    "use_checkpointing": opt(BOOL),  # recompute block activations in backward (memory for big models)
+})
+
+DIFFUSION = Obj({
+    "type": req(Scalar("str", ("dit",))),
+    "diffusion_objective": opt(Scalar("str", ("v", "rectified_flow", "rf_denoiser"))),
+    "cross_attention_cond_ids": opt(IDS),
+    "global_cond_ids": opt(IDS),
+    "config": req(DIT_CONFIG),
+    # ours
+    "rolloff_conditioner": opt(Tagged("type", {"fourier": Obj({"type": req(STR), "dropout_rate": opt(PROB)})})),
+    "cfg_scales": opt(Obj({"audio": opt(NUM), "text": opt(NUM)})),
+    "use_cross_attn_mask": opt(BOOL),
+})
+
+TRAINING = Obj({
+    "learning_rate": opt(NUM), "batch_size": opt(POS_INT), "accumulate_grad_batches": opt(POS_INT),
+    "max_steps": opt(POS_INT), "use_ema": opt(BOOL), "ema_beta": opt(NUM), "gradient_clip_val": opt(NUM),
+    "optimizer_configs": opt(ANY_OBJ), "demo": opt(ANY_OBJ), "pre_encoded": opt(BOOL),
+    "mask_padding": opt(BOOL),
+    # ours
+    "cfg_dropout_prob": opt(PROB), "lr_dropout_prob": opt(PROB),
+    "timestep_sampler": opt(Scalar("str", ("uniform", "logit_normal"))),
+})
+
+CONFIG = Obj({
+    "model_type": req(Scalar("str", ("diffusion_cond",))),
+    "sample_rate": req(POS_INT), "sample_size": req(POS_INT), "audio_channels": req(POS_INT),
+    "model": req(Obj({
+        "pretransform": req(Tagged("type", {"autoencoder": AUTOENCODER_PRETRANSFORM, "patched": PATCHED_PRETRANSFORM})),
+        "conditioning": req(Obj({
+            "configs": req(Arr(Tagged("type", {"t5": T5_CONDITIONER, "number": NUMBER_CONDITIONER}))),
+            "cond_dim": req(POS_INT),
+            "default_keys": opt(ANY_OBJ),
+        })),
+        "diffusion": req(DIFFUSION),
+        "io_channels": req(POS_INT),
+    })),
+    "training": opt(TRAINING),
+})
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _hint(key: str, known) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def validate(value: Any, spec: Spec, path: str) -> list[str]:
+    """Every structural problem of `value` against `spec`, each as 'json.path: message'."""
+    if isinstance(spec, Tagged):
+        if not isinstance(value, dict):
+            return [f"{path or '(top level)'}: expected an object, got {_describe(value)}"]
+        tag = value.get(spec.tag)
+        if tag not in spec.variants:
+            allowed = ", ".join(repr(v) for v in spec.variants)
+            return [f"{_join(path, spec.tag)}: unknown value {_describe(tag)}; allowed: {allowed}"]
+        return validate(value, spec.variants[tag], path)
+    if isinstance(spec, Obj):
+        if not isinstance(value, dict):
+            return [f"{path or '(top level)'}: expected an object, got {_describe(value)}"]
+        problems = []
+        for key, (sub, required) in spec.fields.items():
+            if key in value:
+                problems += validate(value[key], sub, _join(path, key))
+            elif required:
+                problems.append(f"{_join(path, key)}: required key is missing")
+        if not spec.open:
+            for key in value:
+                if key not in spec.fields and not key.startswith("_"):
+                    problems.append(f"{_join(path, key)}: unknown key{_hint(key, spec.fields)}")
+        return problems
+    if isinstance(spec, Arr):
+        if not isinstance(value, list):
+            return [f"{path}: expected a list, got {_describe(value)}"]
+        return [p for i, item in enumerate(value) for p in validate(item, spec.item, f"{path}[{i}]")]
+    if not _SCALARS[spec.kind](value):
+        return [f"{path}: expected {_TYPE_WORDS[spec.kind]}, got {_describe(value)}"]
+    if spec.choices and value not in spec.choices:
+        return [f"{path}: {_describe(value)} is not one of {', '.join(repr(c) for c in spec.choices)}"]
+    if spec.minimum is not None and value < spec.minimum:
+        return [f"{path}: {value} is below the minimum {spec.minimum}"]
+    return []

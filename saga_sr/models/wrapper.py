@@ -1,0 +1,136 @@
+"""SagaSRModel: the DiT, its conditioners and the frozen pretransform under SAO's checkpoint key layout.
+
+Keys: `model.model.*` (DiT), `conditioner.conditioners.<id>.*`, `pretransform.model.*` (VAE; none for the
+patched pretransform), `rolloff_conditioner.*` (optional). This module assembles the DiT's conditioning
+inputs the way stable-audio-tools' ConditionedDiffusionModelWrapper does, plus the seeds' roll-off path:
+the RolloffFourierConditioner's token goes after the cross-attention ids, and its global vector plus the
+DiT's timestep embedding is the prepended condition (`build_rolloff_prepend`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+Cond = dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+
+class SagaSRModel(nn.Module):
+    """Velocity model on latents with SAGA-SR's conditioning; no guidance inside (see inference.guidance)."""
+
+    def __init__(self, model: nn.Module, conditioner: nn.Module, pretransform: nn.Module, *, config: dict,
+                 rolloff_conditioner: nn.Module | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.conditioner = conditioner
+        self.pretransform = pretransform
+        self.rolloff_conditioner = rolloff_conditioner
+        self.pretransform.requires_grad_(False)
+        self.pretransform.eval()
+        self.config = config
+        diffusion = config["model"]["diffusion"]
+        self.sample_rate: int = config["sample_rate"]
+        self.audio_channels: int = config["audio_channels"]
+        self.sample_size: int = config["sample_size"]
+        self.latent_channels: int = int(pretransform.encoded_channels)
+        self.downsampling_ratio: int = int(pretransform.downsampling_ratio)
+        self.io_channels: int = config["model"]["io_channels"]
+        self.input_concat_dim: int = diffusion["config"].get("input_concat_dim", 0)
+        self.cross_attn_cond_ids: list[str] = list(diffusion.get("cross_attention_cond_ids", []))
+        self.global_cond_ids: list[str] = list(diffusion.get("global_cond_ids", []))
+        self.diffusion_objective: str = diffusion.get("diffusion_objective", "v")
+        self.cfg_scales: dict = dict(diffusion.get("cfg_scales", {}))
+
+    def train(self, mode: bool = True) -> "SagaSRModel":
+        super().train(mode)
+        self.pretransform.eval()  # frozen: never train-mode behaviour
+        return self
+
+    @property
+    def dit(self) -> nn.Module:
+        """The DiffusionTransformer (inside the DiTWrapper)."""
+        return self.model.model
+
+    # ---- latent space -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, audio: torch.Tensor) -> torch.Tensor:
+        """audio [B, audio_channels, L] -> latent [B, latent_channels, L / downsampling_ratio] (frozen)."""
+        return self.pretransform.encode(audio).detach()
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """latent [B, latent_channels, T] -> audio [B, audio_channels, T * downsampling_ratio] (frozen)."""
+        return self.pretransform.decode(z).detach()
+
+    # ---- conditioning -------------------------------------------------------------------------------------
+    def conditioning(self, metadata: Sequence[dict], device: torch.device | str) -> Cond:
+        """Run every conditioner on its metadata field: {id: (embedding, mask)}."""
+        return self.conditioner(list(metadata), device)
+
+    def rolloff_from_hz(self, hz: torch.Tensor | Sequence[float]) -> torch.Tensor:
+        """Roll-off in Hz -> the normalised value bin / 1025 the roll-off conditioners take (Hz = bin * sr / 2048)."""
+        return torch.as_tensor(hz, dtype=torch.float32) * 2048.0 / (self.sample_rate * 1025.0)
+
+    def build_rolloff_prepend(self, rolloff_low: torch.Tensor, rolloff_high: torch.Tensor,
+                              t: torch.Tensor) -> torch.Tensor:
+        """The seeds' roll-off prepend token [B, 1, embed_dim]: roll-off global embedding + timestep embedding.
+
+        `rolloff_low` / `rolloff_high` are normalised roll-offs [B] (see `rolloff_from_hz`)."""
+        if self.rolloff_conditioner is None:
+            raise ValueError("build_rolloff_prepend: this model has no rolloff_conditioner "
+                             "(config model.diffusion.rolloff_conditioner)")
+        _, global_vec = self.rolloff_conditioner(rolloff_low, rolloff_high)
+        return self._prepend_token(global_vec, t)
+
+    def _prepend_token(self, global_vec: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        t = torch.as_tensor(t, device=global_vec.device).reshape(-1).expand(global_vec.shape[0])
+        return (global_vec + self.dit.timestep_embedding(t).to(global_vec.dtype))[:, None, :]
+
+    def conditioning_inputs(self, cond: Cond, *, rolloff: tuple[torch.Tensor, torch.Tensor] | None = None,
+                            timestep: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
+        """The DiT's conditioning kwargs from conditioner outputs (and normalised roll-offs (low, high)).
+
+        Cross-attention: the cross_attention_cond_ids in order, then the roll-off token if this model has a
+        rolloff_conditioner and `rolloff` is given. Global: the global ids' embeddings concatenated on
+        channels. Prepend: `build_rolloff_prepend(low, high, timestep)` (needs `timestep`). `rolloff` is ignored
+        by models without a rolloff_conditioner (paper-style configs read roll-offs as number conditioners
+        from the metadata fields `input_rolloff` / `target_rolloff`)."""
+        tokens, masks = [], []
+        for cid in self.cross_attn_cond_ids:
+            emb, mask = cond[cid]
+            if emb.dim() == 2:
+                emb, mask = emb[:, None], mask[:, None]
+            tokens.append(emb)
+            masks.append(mask.bool())
+        prepend = prepend_mask = None
+        if rolloff is not None and self.rolloff_conditioner is not None:
+            low, high = rolloff
+            token, global_vec = self.rolloff_conditioner(low, high)
+            tokens.append(token)
+            masks.append(torch.ones(token.shape[:2], dtype=torch.bool, device=token.device))
+            if timestep is None:
+                raise ValueError("conditioning_inputs: the roll-off prepend token needs `timestep`")
+            prepend = self._prepend_token(global_vec, timestep)
+            prepend_mask = torch.ones(prepend.shape[:2], dtype=torch.bool, device=prepend.device)
+        global_embed = None
+        if self.global_cond_ids:
+            global_embed = torch.cat([cond[gid][0] for gid in self.global_cond_ids], dim=-1)
+            if global_embed.dim() == 3:
+                global_embed = global_embed.squeeze(1)
+        return {
+            "cross_attn_cond": torch.cat(tokens, dim=1) if tokens else None,
+            "cross_attn_mask": torch.cat(masks, dim=1) if masks else None,
+            "global_embed": global_embed,
+            "prepend_cond": prepend,
+            "prepend_cond_mask": prepend_mask,
+        }
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, input_concat_cond: torch.Tensor | None = None,
+                **conditioning_inputs: Any) -> torch.Tensor:
+        """Plain DiT call: x [B, io, T], t [B] -> velocity [B, io, T] (no guidance, no dropout)."""
+        return self.model(x, t, input_concat_cond=input_concat_cond, **conditioning_inputs)
+
+
+__all__ = ["SagaSRModel"]
