@@ -1,0 +1,157 @@
+"""Audio file I/O: read any libsndfile format into `[C, L]` float32 at the model rate, write atomically.
+
+Every user-caused problem (unreadable, empty, non-finite, silent, too many channels) raises
+`AudioError` with the file name in the message, so a CLI can report it and go on with the next file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from saga_sr.errors import AudioError
+
+# Extensions searched for in folders. An explicitly named file is read whatever its extension.
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64"})
+
+# Peak below which a file counts as digitally silent (about -140 dBFS: below 24-bit dither).
+SILENCE_PEAK = 1e-7
+
+# Default subtype per container when `save_audio(subtype=None)`: lossless for our float32 arrays where
+# the container allows float, 24-bit PCM for FLAC (no float FLAC), libsndfile's default otherwise.
+_DEFAULT_SUBTYPES = {"WAV": "FLOAT", "W64": "FLOAT", "CAF": "FLOAT", "AIFF": "FLOAT", "FLAC": "PCM_24"}
+_FORMAT_BY_EXT = {".aif": "AIFF", ".aifc": "AIFF", ".oga": "OGG", ".opus": "OGG"}
+
+
+def _resample(data: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """soxr high-quality resampling of `[C, L]`; soxr wants `[L, C]`."""
+    if sr_in == sr_out:
+        return data
+    out = soxr.resample(np.ascontiguousarray(data.T), sr_in, sr_out, quality="HQ")
+    return np.ascontiguousarray(out.T, dtype=np.float32)
+
+
+def _fit_channels(data: np.ndarray, channels: int | None, downmix: bool, path: str | os.PathLike) -> np.ndarray:
+    """Mono <-> stereo: duplicate mono when 2 are asked, average when 1 is asked; refuse > 2 unless downmix."""
+    n = data.shape[0]
+    if n > 2:
+        if not downmix:
+            raise AudioError(f"{path}: {n} channels; only mono or stereo is supported (pass downmix=True / --downmix)")
+        data = data.mean(axis=0, keepdims=True)
+        n = 1
+    if channels is None or channels == n:
+        return data
+    if channels == 2:
+        return np.repeat(data, 2, axis=0)
+    if channels == 1:
+        return data.mean(axis=0, keepdims=True)
+    raise ValueError(f"channels must be None, 1 or 2, not {channels!r}")
+
+
+def load_audio(
+    path: str | os.PathLike,
+    *,
+    target_sr: int | None = 44100,
+    channels: int | None = None,
+    downmix: bool = False,
+    allow_silent: bool = False,
+) -> tuple[np.ndarray, int]:
+    """Read `path` as float32 `[C, L]`, resampled (soxr HQ) to `target_sr` (None keeps the file's rate).
+
+    `channels`: None keeps mono/stereo as stored, 2 duplicates mono, 1 averages stereo. More than two
+    channels are refused unless `downmix=True` (then averaged to mono first). Silence is refused unless
+    `allow_silent=True`, because a silent training or test clip is almost always a broken file.
+    """
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
+        raise AudioError(f"{path}: cannot read audio ({exc})") from exc
+    if data.size == 0 or data.shape[0] == 0:
+        raise AudioError(f"{path}: audio has zero length")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: audio contains NaN or infinite samples")
+    if not allow_silent and float(np.max(np.abs(data))) < SILENCE_PEAK:
+        raise AudioError(f"{path}: audio is silent (peak below {SILENCE_PEAK:g})")
+    wav = _fit_channels(np.ascontiguousarray(data.T), channels, downmix, path)
+    if target_sr is not None and target_sr != sr:
+        wav = _resample(wav, int(sr), int(target_sr))
+        sr = int(target_sr)
+    return wav.astype(np.float32, copy=False), int(sr)
+
+
+def _container(path: Path) -> str:
+    ext = path.suffix.lower()
+    fmt = _FORMAT_BY_EXT.get(ext, ext.lstrip(".").upper())
+    if fmt not in sf.available_formats():
+        raise AudioError(f"{path}: cannot write files with extension {ext!r}")
+    return fmt
+
+
+def save_audio(path: str | os.PathLike, wav: np.ndarray, sr: int, *, subtype: str | None = None) -> Path:
+    """Write `wav` (`[C, L]` or `[L]`) to `path` atomically: a temp file in the same folder, then os.replace.
+
+    Integer subtypes clip to [-1, 1] first (libsndfile would otherwise wrap around). The folder is created.
+    A failure leaves neither a partial file nor the temp file behind.
+    """
+    path = Path(path)
+    data = np.asarray(wav, dtype=np.float32)
+    if data.ndim == 1:
+        data = data[None]
+    if data.ndim != 2 or data.shape[1] == 0:
+        raise AudioError(f"{path}: cannot write audio of shape {tuple(np.shape(wav))}; expected [C, L] with L > 0")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: refusing to write NaN or infinite samples")
+    fmt = _container(path)
+    subtype = subtype or _DEFAULT_SUBTYPES.get(fmt)
+    if subtype is not None and subtype.upper().startswith(("PCM", "ULAW", "ALAW", "DPCM")):
+        data = np.clip(data, -1.0, 1.0)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot write audio ({exc})") from exc
+    os.close(fd)
+    try:
+        sf.write(tmp, data.T, int(sr), subtype=subtype, format=fmt)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(exc, (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError)):
+            raise AudioError(f"{path}: cannot write audio ({exc})") from exc
+        raise
+    return path
+
+
+def find_audio_files_relative(paths: Iterable[str | os.PathLike], recursive: bool = True) -> list[tuple[Path, Path]]:
+    """(file, name relative to the argument it came from) for files and folders; a named file keeps its name.
+
+    Folders are searched for AUDIO_EXTENSIONS (hidden files skipped: they include our own temp files),
+    sorted for reproducibility. A path that does not exist is an error.
+    """
+    found: list[tuple[Path, Path]] = []
+    for raw in paths:
+        root = Path(raw)
+        if root.is_file():
+            found.append((root, Path(root.name)))
+        elif root.is_dir():
+            pattern = root.rglob("*") if recursive else root.glob("*")
+            files = [p for p in pattern if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+                     and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+            found.extend((p, p.relative_to(root)) for p in sorted(files))
+        else:
+            raise AudioError(f"{root}: no such file or folder")
+    return found
+
+
+def find_audio_files(paths: Iterable[str | os.PathLike] | str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Audio files named by `paths` (files kept as given, folders searched for AUDIO_EXTENSIONS)."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    return [f for f, _ in find_audio_files_relative(paths, recursive)]

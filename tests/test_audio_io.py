@@ -1,0 +1,123 @@
+"""load_audio / save_audio / find_audio_files: formats, rates, channel rules, clear errors, atomic writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from saga_sr.audio.io import AUDIO_EXTENSIONS, find_audio_files, find_audio_files_relative, load_audio, save_audio
+from saga_sr.errors import AudioError
+
+DATA = Path(__file__).parent / "data"
+
+
+def _tone(sr: int, seconds: float = 0.5, freq: float = 1000.0, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    x = 0.5 * np.sin(2 * np.pi * freq * t)
+    return np.stack([x * (1 + 0.1 * c) for c in range(channels)], axis=1).astype(np.float32)
+
+
+def test_real_recordings_load_as_stereo_and_mono():
+    wav, sr = load_audio(DATA / "guitar_stereo.flac")
+    assert sr == 44100 and wav.dtype == np.float32 and wav.shape == (2, 132300)
+    mono, _ = load_audio(DATA / "guitar_mono.flac")
+    assert mono.shape == (1, 132300)
+    dup, _ = load_audio(DATA / "guitar_mono.flac", channels=2)
+    assert dup.shape == (2, 132300) and np.array_equal(dup[0], dup[1])
+    down, _ = load_audio(DATA / "guitar_stereo.flac", channels=1)
+    np.testing.assert_allclose(down[0], wav.mean(axis=0), atol=1e-6)
+
+
+def test_resampling_keeps_duration_and_pitch(tmp_path):
+    path = tmp_path / "tone16k.wav"
+    sf.write(path, _tone(16000, 1.0, 1000.0), 16000)
+    wav, sr = load_audio(path)
+    assert sr == 44100 and abs(wav.shape[1] - 44100) <= 1
+    spec = np.abs(np.fft.rfft(wav[0]))
+    assert abs(np.argmax(spec) * 44100 / wav.shape[1] - 1000.0) < 2.0
+    native, nsr = load_audio(path, target_sr=None)
+    assert nsr == 16000 and native.shape == (1, 16000)
+
+
+def test_more_than_two_channels_refused_unless_downmix(tmp_path):
+    path = tmp_path / "quad.wav"
+    sf.write(path, _tone(44100, 0.2, channels=4), 44100)
+    with pytest.raises(AudioError, match="quad.wav.*4 channels"):
+        load_audio(path)
+    wav, _ = load_audio(path, downmix=True)
+    assert wav.shape[0] == 1
+    assert load_audio(path, downmix=True, channels=2)[0].shape[0] == 2
+
+
+@pytest.mark.parametrize("kind,message", [("garbage", "cannot read"), ("empty", "cannot read|zero length"),
+                                          ("zero", "zero length"), ("nan", "NaN"), ("silent", "silent"),
+                                          ("missing", "cannot read")])
+def test_bad_inputs_raise_audio_error_naming_the_file(tmp_path, kind, message):
+    path = tmp_path / f"bad_{kind}.wav"
+    if kind == "garbage":
+        path.write_bytes(b"this is not audio" * 10)
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "zero":
+        sf.write(path, np.zeros((0, 1), np.float32), 44100)
+    elif kind == "nan":
+        x = _tone(44100, 0.1)
+        x[10] = np.nan
+        sf.write(path, x, 44100, subtype="FLOAT")
+    elif kind == "silent":
+        sf.write(path, np.zeros((4410, 2), np.float32), 44100)
+    with pytest.raises(AudioError, match=message) as info:
+        load_audio(path)
+    assert f"bad_{kind}.wav" in str(info.value)
+
+
+def test_silent_allowed_when_asked(tmp_path):
+    path = tmp_path / "quiet.wav"
+    sf.write(path, np.zeros((441, 1), np.float32), 44100)
+    wav, _ = load_audio(path, allow_silent=True)
+    assert wav.shape == (1, 441) and not wav.any()
+
+
+@pytest.mark.parametrize("name,subtype,tol", [("a.wav", None, 0.0), ("a.flac", None, 2e-7), ("b.wav", "PCM_16", 4e-5)])
+def test_save_round_trip(tmp_path, name, subtype, tol):
+    x = _tone(44100, 0.2, channels=2).T
+    out = save_audio(tmp_path / "sub" / name, x, 44100, subtype=subtype)
+    y, sr = load_audio(out)
+    assert sr == 44100 and y.shape == x.shape
+    assert np.max(np.abs(y - x)) <= tol
+    assert [p.name for p in out.parent.iterdir()] == [name]  # no temp file left
+
+
+def test_save_clips_integer_subtypes_instead_of_wrapping(tmp_path):
+    x = np.array([[0.5, 1.7, -2.0, 0.1]], np.float32)
+    y, _ = sf.read(save_audio(tmp_path / "c.wav", x, 8000, subtype="PCM_16"), dtype="float32")
+    assert y[1] > 0.99 and y[2] <= -0.99
+
+
+def test_failed_save_leaves_no_partial_file_and_keeps_old(tmp_path):
+    target = tmp_path / "keep.wav"
+    save_audio(target, _tone(8000, 0.1).T, 8000)
+    before = target.read_bytes()
+    with pytest.raises(AudioError, match="keep.wav"):
+        save_audio(target, np.full((1, 10), np.nan, np.float32), 8000)
+    with pytest.raises(AudioError, match="keep.wav"):
+        save_audio(target, _tone(8000, 0.1).T, 8000, subtype="NOT_A_SUBTYPE")
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.wav"]
+
+
+def test_find_audio_files(tmp_path):
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    for rel in ["d/x.wav", "d/e/y.FLAC", "d/notes.txt", "d/.hidden.wav", "z.ogg"]:
+        (tmp_path / rel).write_bytes(b"")
+    found = find_audio_files([tmp_path / "d", tmp_path / "z.ogg"])
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["d/e/y.FLAC", "d/x.wav", "z.ogg"]
+    rels = [r.as_posix() for _, r in find_audio_files_relative([tmp_path / "d"])]
+    assert rels == ["e/y.FLAC", "x.wav"]
+    assert [p.name for p in find_audio_files(tmp_path / "d", recursive=False)] == ["x.wav"]
+    assert ".flac" in AUDIO_EXTENSIONS
+    with pytest.raises(AudioError, match="nope"):
+        find_audio_files([tmp_path / "nope"])
