@@ -1,0 +1,146 @@
+"""`saga-sr upsample INPUT... -o OUT --model DIR`: band-limited audio files -> 44.1 kHz WAV files.
+
+Output names: each input keeps its path relative to the argument it came from (a named file: its own
+name; a folder: the path below it) with the extension replaced by `.wav` (32-bit float, 44.1 kHz, same
+channels and duration). Outputs are written atomically; an output that would replace an input file is
+refused before anything runs. A file that cannot be read or processed fails alone with its reason; the
+exit code is 1 when any file failed, 2 for usage errors (missing model, bad options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from saga_sr.inference.bands import DEFAULT_TARGET_ROLLOFF
+
+DESCRIPTION = __doc__.split("\n\n", 1)[1] if __doc__ else ""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "upsample", help="super-resolve audio files to 44.1 kHz",
+        description="Super-resolve band-limited audio (any libsndfile format, 4-48 kHz input rate) to 44.1 kHz.\n\n"
+                    + DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders (searched recursively)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
+    p.add_argument("--model", required=True, metavar="DIR",
+                   help="exported model folder (config.json + model.safetensors) or a training .ckpt")
+    p.add_argument("--input-cutoff", type=float, metavar="HZ",
+                   help="input band edge in Hz (default: the paper's 98.5%% spectral roll-off of each input)")
+    p.add_argument("--target-rolloff", type=float, default=DEFAULT_TARGET_ROLLOFF, metavar="X",
+                   help="target roll-off: 0-1 normalised (bin/1025) or Hz if > 1 (default %(default)s, ~19.9 kHz)")
+    p.add_argument("--prompt", metavar="TEXT",
+                   help="caption for every input (default: NAME.caption.txt beside each input, else empty)")
+    p.add_argument("--steps", type=int, default=100, help="Euler steps (default %(default)s)")
+    p.add_argument("--schedule", default="linear_quadratic", choices=["linear_quadratic", "logsnr_linear"],
+                   help="time grid (default %(default)s, the paper's)")
+    p.add_argument("--cfg-audio", type=float, default=1.4, help="acoustic (LR) guidance scale s_a (default 1.4)")
+    p.add_argument("--cfg-text", type=float, default=1.2, help="text guidance scale s_t (default 1.2)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default %(default)s)")
+    p.add_argument("--no-lfr", action="store_true", help="skip low-frequency replacement")
+    p.add_argument("--batch-size", type=int, default=4, help="windows per DiT batch (default %(default)s)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda if available)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                   help="DiT autocast precision (default %(default)s; bf16 recommended on GPUs)")
+    p.add_argument("--text-encoder-path", metavar="PATH", help="local T5 folder for pretrained-T5 configs")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _plan_outputs(inputs: list[str], out_dir: Path) -> list[tuple[Path, Path]]:
+    """(input, output) pairs; refuses outputs that would overwrite an input or collide with each other."""
+    from saga_sr.audio.io import find_audio_files_relative
+    from saga_sr.cli import CliError
+    from saga_sr.errors import AudioError
+
+    try:
+        found = find_audio_files_relative(inputs)
+    except AudioError as exc:
+        raise CliError(str(exc)) from exc
+    if not found:
+        raise CliError(f"no audio files found in {', '.join(inputs)}")
+    sources = {src.resolve() for src, _ in found}
+    pairs, seen = [], {}
+    for src, rel in found:
+        dst = out_dir / rel.with_suffix(".wav")
+        key = dst.resolve()
+        if key in sources:
+            raise CliError(f"output {dst} would overwrite the input {key}; choose another -o folder")
+        if key in seen:
+            raise CliError(f"inputs {seen[key]} and {src} would both be written to {dst}")
+        seen[key] = src
+        pairs.append((src, dst))
+    return pairs
+
+
+def _device(name: str) -> str:
+    import torch
+
+    from saga_sr.cli import CliError
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CliError(f"--device {name}: CUDA is not available on this machine")
+    return name
+
+
+def _prompt_for(src: Path, prompt: str | None) -> str:
+    if prompt is not None:
+        return prompt
+    side = src.with_name(src.stem + ".caption.txt")
+    return side.read_text(encoding="utf-8", errors="replace").strip() if side.is_file() else ""
+
+
+def run(args: argparse.Namespace) -> int:
+    from saga_sr.cli import CliError
+
+    if args.steps < 1 or args.batch_size < 1:
+        raise CliError("--steps and --batch-size must be at least 1")
+    if args.input_cutoff is not None and args.input_cutoff <= 0:
+        raise CliError("--input-cutoff must be positive (Hz)")
+    from saga_sr.inference.bands import resolve_target_rolloff
+
+    try:
+        resolve_target_rolloff(args.target_rolloff, 44100)
+    except ValueError as exc:
+        raise CliError(f"--target-rolloff: {exc}") from exc
+    pairs = _plan_outputs(args.inputs, Path(args.output))
+    model_path = Path(args.model)
+    if not model_path.exists():
+        raise CliError(f"--model {model_path}: no such file or folder")
+
+    from saga_sr.audio.io import load_audio, save_audio
+    from saga_sr.inference.pipeline import Upsampler
+    from saga_sr.training.export import load_model
+
+    device = _device(args.device)
+    model = load_model(model_path, device=device, text_encoder_path=args.text_encoder_path)
+    up = Upsampler(model, device, args.precision)
+    ok, failed = 0, []
+    show = not args.quiet and sys.stderr.isatty()
+    for n, (src, dst) in enumerate(pairs, 1):
+        t0 = time.perf_counter()
+        try:
+            wav, sr = load_audio(src, target_sr=None)
+            out = up.upsample(wav, sr, input_cutoff_hz=args.input_cutoff, target_rolloff=args.target_rolloff,
+                              prompt=_prompt_for(src, args.prompt), steps=args.steps, cfg_audio=args.cfg_audio,
+                              cfg_text=args.cfg_text, seed=args.seed, lfr=not args.no_lfr,
+                              batch_size=args.batch_size, progress=show, schedule=args.schedule)
+            save_audio(dst, out, up.sr)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- one bad file must not stop the batch
+            failed.append(src)
+            print(f"[{n}/{len(pairs)}] FAILED {src}: {exc}", file=sys.stderr)
+            continue
+        ok += 1
+        if not args.quiet:
+            secs = time.perf_counter() - t0
+            print(f"[{n}/{len(pairs)}] {src} -> {dst} ({out.shape[1] / up.sr:.1f} s audio in {secs:.1f} s)",
+                  file=sys.stderr)
+    print(f"upsample: {ok} ok, {len(failed)} failed" + (f" ({', '.join(map(str, failed))})" if failed else ""))
+    return 1 if failed else 0

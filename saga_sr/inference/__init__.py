@@ -1,0 +1,2 @@
+"""Inference: time grids (schedules), the Euler sampler, two-scale CFG (guidance), long-audio windows,
+the waveform -> waveform Upsampler (pipeline) and Qwen2-Audio captions (caption)."""

@@ -1,0 +1,73 @@
+"""`saga-sr upsample`: --help, a real run over files and a folder, failures that stay alone, refusals."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from saga_sr.cli import main
+from saga_sr.config import load_config
+from saga_sr.models.build import build_model
+from saga_sr.training.export import export_model
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    cfg = load_config("tiny")
+    cfg["sample_size"] = 8192  # short windows keep the CLI run fast
+    out = tmp_path_factory.mktemp("model") / "model"
+    export_model(build_model(cfg, seed=0), out)
+    return out
+
+
+def write_tone(path, sr, channels, seconds=0.6):
+    t = np.arange(int(sr * seconds)) / sr
+    x = np.stack([0.3 * np.sin(2 * np.pi * 330 * (c + 1) * t) for c in range(channels)], axis=1)
+    sf.write(path, x, sr)
+
+
+def test_help():
+    out = subprocess.run([sys.executable, "-m", "saga_sr", "upsample", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for flag in ("--model", "--input-cutoff", "--target-rolloff", "--cfg-audio", "--no-lfr", "--precision"):
+        assert flag in out.stdout
+
+
+def test_real_run_with_a_bad_file(tmp_path, model_dir, capsys):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    write_tone(src / "a.flac", 8000, 1)
+    write_tone(src / "sub" / "b.wav", 22050, 2)
+    (src / "sub" / "b.caption.txt").write_text("a synth")
+    (src / "broken.wav").write_bytes(b"RIFF not really audio")
+    sf.write(src / "empty.wav", np.zeros((0, 1)), 16000)
+    write_tone(tmp_path / "three.wav", 16000, 3)
+    out = tmp_path / "out"
+    code = main(["upsample", str(src), str(tmp_path / "three.wav"), "-o", str(out), "--model", str(model_dir),
+                 "--steps", "2", "--device", "cpu", "-q"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "2 ok, 3 failed" in captured.out
+    assert "broken.wav" in captured.err and "three.wav" in captured.err and "3 channels" in captured.err
+    assert "empty.wav" in captured.err and "zero length" in captured.err
+    a, sr_a = sf.read(out / "a.wav", always_2d=True)
+    b, sr_b = sf.read(out / "sub" / "b.wav", always_2d=True)
+    assert sr_a == sr_b == 44100
+    assert a.shape == (round(0.6 * 44100), 1) and b.shape == (round(0.6 * 44100), 2)
+    assert not list(out.rglob(".*.tmp"))  # atomic writes leave no temp files
+
+
+def test_refuses_to_overwrite_an_input(tmp_path, model_dir, capsys):
+    write_tone(tmp_path / "x.wav", 16000, 1)
+    code = main(["upsample", str(tmp_path / "x.wav"), "-o", str(tmp_path), "--model", str(model_dir)])
+    assert code == 2 and "overwrite" in capsys.readouterr().err
+    assert sf.info(str(tmp_path / "x.wav")).samplerate == 16000
+
+
+def test_missing_model_is_a_usage_error(tmp_path, capsys):
+    write_tone(tmp_path / "x.wav", 16000, 1)
+    code = main(["upsample", str(tmp_path / "x.wav"), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "nope")])
+    assert code == 2 and "nope" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
