@@ -1,0 +1,19 @@
+"""Training: the Lightning module (SAGA-SR logic only), run wiring and CLI arguments, export and loading.
+
+Heavy imports (torch, lightning) happen in the submodules, so `import saga_sr.training` stays cheap.
+"""
+
+__all__ = ["train", "load_model", "export_model", "SAGASRTrainer"]
+
+
+def __getattr__(name: str):
+    if name == "train":
+        from saga_sr.training.run import train
+        return train
+    if name in ("load_model", "export_model"):
+        from saga_sr.training import export
+        return getattr(export, name)
+    if name == "SAGASRTrainer":
+        from saga_sr.training.module import SAGASRTrainer
+        return SAGASRTrainer
+    raise AttributeError(name)

@@ -1,0 +1,108 @@
+"""The inference folder (config.json + model.safetensors), written atomically, and `load_model`, which reads
+that folder, a bare model.safetensors with config.json beside it, or a Lightning .ckpt of ours
+(torch.load(weights_only=True); the EMA weights when the run kept an EMA)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from saga_sr import __version__
+from saga_sr.errors import ModelLoadError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def export_model(model, out_dir: str | os.PathLike, *, state_dict: dict | None = None) -> Path:
+    """Write `out_dir/{config.json, model.safetensors}` for `model` (a SagaSRModel; `state_dict` overrides its
+    weights, e.g. the EMA ones). The folder is built beside the target and swapped in with renames, so a
+    reader never sees a half-written export."""
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    state = state_dict if state_dict is not None else model.state_dict()
+    # safetensors refuses shared storage: store independent contiguous copies
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "saga_sr_version": __version__})
+        (tmp / CONFIG_NAME).write_text(json.dumps(model.config, indent=2) + "\n", encoding="utf-8")
+        old = None
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _state_from_ckpt(path: Path) -> tuple[dict, dict]:
+    """(config, SagaSRModel state_dict) from one of our Lightning checkpoints; EMA weights preferred."""
+    from saga_sr.training.module import CONFIG_KEY
+
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(ckpt, dict) or CONFIG_KEY not in ckpt or "state_dict" not in ckpt:
+        raise ModelLoadError(f"{path}: not a saga-sr training checkpoint (no '{CONFIG_KEY}'); "
+                             "for SAO checkpoints use --pretrained_ckpt")
+    return ckpt[CONFIG_KEY], model_state_from_module_state(ckpt["state_dict"])
+
+
+def model_state_from_module_state(full: dict) -> dict:
+    """SagaSRModel weights from a SAGASRTrainer state_dict: `diffusion.*`, overlaid with `diffusion_ema.ema_model.*`
+    (the EMA copy of the trainable parts) when present."""
+    state = {k[len("diffusion."):]: v for k, v in full.items() if k.startswith("diffusion.")}
+    ema_prefix = "diffusion_ema.ema_model."
+    state.update({k[len(ema_prefix):]: v for k, v in full.items() if k.startswith(ema_prefix)})
+    return state
+
+
+def _state_from_files(weights: Path, config: Path) -> tuple[dict, dict]:
+    from safetensors.torch import load_file
+
+    if not config.is_file():
+        raise ModelLoadError(f"{weights}: no {CONFIG_NAME} beside it")
+    try:
+        cfg = json.loads(config.read_text(encoding="utf-8"))
+        return cfg, load_file(str(weights))
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"cannot read {weights} / {config}: {type(exc).__name__}: {exc}") from exc
+
+
+def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu",
+               text_encoder_path: str | os.PathLike | None = None):
+    """A SagaSRModel in eval mode from an exported folder, a model.safetensors (config.json beside it) or a
+    saga-sr Lightning .ckpt. Every key must match the config's model (strict)."""
+    from saga_sr.models.build import build_model
+
+    p = Path(path)
+    if p.is_dir():
+        cfg, state = _state_from_files(p / WEIGHTS_NAME, p / CONFIG_NAME)
+    elif p.suffix == ".safetensors" and p.is_file():
+        cfg, state = _state_from_files(p, p.with_name(CONFIG_NAME))
+    elif p.is_file():
+        cfg, state = _state_from_ckpt(p)
+    else:
+        raise ModelLoadError(f"model not found: {p}")
+    model = build_model(cfg, text_encoder_path=text_encoder_path)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelLoadError(f"{p}: weights do not fit the config: {str(exc)[:500]}") from exc
+    return model.to(device).eval()
+
+
+load_exported = load_model  # the name DESIGN.md uses

@@ -1,0 +1,210 @@
+"""SAGASRTrainer: the LightningModule holding only SAGA-SR's training logic.
+
+Training step: frozen pretransform encode of HR and LR (no gradients) -> rectified flow (saga_sr.flow) with the
+config's time sampler -> per-sample dropout of the LR latent (to the authors' constant -5 null) and of the whole
+cross-attention conditioning (zeros) -> masked MSE. The roll-off global / prepend conditioning is never dropped.
+Validation: flow loss at fixed times, then guided sampling (see validation.py).
+
+Shapes: audio [B, C, L]; latents z [B, latent_channels, T]; t [B].
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from saga_sr import __version__
+from saga_sr.errors import DataError, SagaError
+from saga_sr.flow import (VALIDATION_TIMESTEPS, flow_loss, interpolate, latent_mask, sample_timesteps,
+                          velocity_target)
+from saga_sr.inference.guidance import NULL_LR_VALUE  # the authors' null LR latent (a constant -5)
+from saga_sr.models.wrapper import SagaSRModel
+from saga_sr.training.ema import ema_state_dict, make_ema
+from saga_sr.training.optim import build_optimizer
+
+CONFIG_KEY = "saga_sr_config"  # where the resolved model config travels inside Lightning checkpoints
+
+
+class TrainingDivergedError(SagaError):
+    """The training loss became NaN or infinite; the message names the step and the batch's files."""
+
+
+class SAGASRTrainer(L.LightningModule):
+    """Lightning wrapper around a SagaSRModel (attribute `diffusion`, EMA copy `diffusion_ema`, as
+    stable-audio-tools' training wrapper names them, so `saga_sr.models.sao.read_checkpoint` reads our .ckpt)."""
+
+    def __init__(self, model: SagaSRModel, *, learning_rate: float | None = None, use_ema: bool | None = None,
+                 ema_beta: float | None = None, timestep_sampler: str | None = None,
+                 cfg_dropout_prob: float | None = None, lr_dropout_prob: float | None = None,
+                 val_steps: int = 20, lowfreq_replace: bool = True, max_val_items: int = 4,
+                 val_examples: int = 2, val_dir: str | None = None, seed: int = 0) -> None:
+        super().__init__()
+        training = model.config.get("training", {}) or {}
+        self.save_hyperparameters(ignore=["model"])
+        self.diffusion = model
+        self.learning_rate = learning_rate
+        self.timestep_sampler = timestep_sampler or training.get("timestep_sampler", "uniform")
+        self.cfg_dropout_prob = float(cfg_dropout_prob if cfg_dropout_prob is not None
+                                      else training.get("cfg_dropout_prob", 0.1))
+        self.lr_dropout_prob = float(lr_dropout_prob if lr_dropout_prob is not None
+                                     else training.get("lr_dropout_prob", 0.1))
+        _freeze_unused_conditioners(model)
+        use_ema = training.get("use_ema", False) if use_ema is None else use_ema
+        self.diffusion_ema = make_ema(model, beta=ema_beta or training.get("ema_beta", 0.9999)) if use_ema else None
+        self._val_items = 0
+        self.last_val_step = -1
+
+    # ---- conditioning ---------------------------------------------------------------------------------------
+    def _rolloff(self, metadata: list[dict], device) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Normalised (input, target) roll-offs [B] for the Fourier roll-off conditioner, or None without one."""
+        if self.diffusion.rolloff_conditioner is None:
+            return None
+        try:
+            low = [float(m["input_rolloff"]) for m in metadata]
+            high = [float(m["target_rolloff"]) for m in metadata]
+        except KeyError as exc:
+            raise DataError("the model has a roll-off conditioner but the batch has no roll-offs; "
+                            "build the dataset with compute_rolloff=True (--compute_rolloff)") from exc
+        return (torch.tensor(low, device=device), torch.tensor(high, device=device))
+
+    def _build_rolloff_prepend(self, metadata: list[dict], t: torch.Tensor, model: SagaSRModel | None = None):
+        """The seeds' roll-off prepend token [B, 1, embed_dim] (roll-off global + timestep embedding)."""
+        model = model or self.diffusion
+        low, high = self._rolloff(metadata, t.device)
+        return model.build_rolloff_prepend(low, high, t)
+
+    def dit_inputs(self, metadata: list[dict], t: torch.Tensor, model: SagaSRModel | None = None) -> dict:
+        """The DiT's conditioning kwargs for a batch (no dropout)."""
+        model = model or self.diffusion
+        cond = used_conditioner(model)(metadata, t.device)
+        return model.conditioning_inputs(cond, rolloff=self._rolloff(metadata, t.device), timestep=t)
+
+    # ---- the objective --------------------------------------------------------------------------------------
+    def encode_pair(self, audio: torch.Tensor, metadata: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z_hr, z_lr) from the frozen pretransform, without gradients, in float32 (even under autocast)."""
+        lr = torch.stack([m["lr_audio"] for m in metadata]).to(audio)
+        with torch.no_grad():
+            return self.diffusion.encode(audio).float(), self.diffusion.encode(lr).float()
+
+    def flow_step(self, audio: torch.Tensor, metadata: list[dict], generator: torch.Generator, *,
+                  t: torch.Tensor | None = None, dropout: bool = True) -> torch.Tensor:
+        """The masked rectified-flow loss of one batch (random t unless given; dropout for CFG in training)."""
+        z, z_lr = self.encode_pair(audio, metadata)
+        b, device = z.shape[0], z.device
+        if t is None:
+            t = sample_timesteps(b, self.timestep_sampler, generator)
+        t = t.to(device=device, dtype=z.dtype)
+        noise = torch.randn(z.shape, generator=generator, device=generator.device).to(z)
+        inputs = self.dit_inputs(metadata, t)
+        if dropout:
+            drop_lr = (torch.rand(b, generator=generator, device=generator.device) < self.lr_dropout_prob).to(device)
+            z_lr = torch.where(drop_lr[:, None, None], torch.full_like(z_lr, NULL_LR_VALUE), z_lr)
+            drop_text = (torch.rand(b, generator=generator, device=generator.device) < self.cfg_dropout_prob).to(device)
+            if inputs.get("cross_attn_cond") is not None:
+                cross = inputs["cross_attn_cond"]
+                inputs["cross_attn_cond"] = torch.where(drop_text[:, None, None], torch.zeros_like(cross), cross)
+        pred = self.diffusion(interpolate(z, noise, t), t, input_concat_cond=z_lr, **inputs)
+        mask = None
+        if "padding_mask" in metadata[0]:
+            pm = torch.stack([m["padding_mask"] for m in metadata]).to(device)
+            mask = latent_mask(pm, z.shape[-1])
+        return flow_loss(pred, velocity_target(z, noise), mask)
+
+    def _generator(self, *parts: int) -> torch.Generator:
+        """A generator seeded from (seed, rank, parts): the same draws after a resume."""
+        seed = hash((int(self.hparams.seed), int(self.global_rank), *map(int, parts))) % (2 ** 63)
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        audio, metadata = batch
+        loss = self.flow_step(audio, metadata, self._generator(0, self.global_step, batch_idx))
+        finite = bool(torch.isfinite(loss).item())
+        if self._trainer is not None:
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if not finite:
+            files = ", ".join(str(m.get("audio_path", "?")) for m in metadata)
+            raise TrainingDivergedError(f"non-finite training loss ({loss.item()}) at step {self.global_step} "
+                                        f"(batch {batch_idx}: {files}); the last good checkpoint is kept")
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=audio.shape[0])
+        return loss
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        if self.diffusion_ema is not None:  # once per optimiser step, before checkpoints see this step
+            self.diffusion_ema.update()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.trainer.lr_scheduler_configs:
+            self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
+
+    # ---- validation ------------------------------------------------------------------------------------------
+    def on_validation_epoch_start(self) -> None:
+        self._val_items = 0
+
+    def on_validation_epoch_end(self) -> None:
+        self.last_val_step = self.global_step
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        from saga_sr.training.validation import validate_batch
+
+        audio, metadata = batch
+        b = audio.shape[0]
+        t = torch.tensor([VALIDATION_TIMESTEPS[(batch_idx * b + i) % len(VALIDATION_TIMESTEPS)] for i in range(b)])
+        loss = self.flow_step(audio, metadata, self._generator(1, batch_idx), t=t, dropout=False)
+        self.log("val/loss", loss, on_epoch=True, sync_dist=True, batch_size=b)
+        budget = int(self.hparams.max_val_items) - self._val_items
+        if budget > 0:
+            metrics = validate_batch(self, audio[:budget], metadata[:budget], batch_idx, batch_size=b)
+            n = min(budget, b)
+            self._val_items += n
+            for name, value in metrics.items():
+                self.log(f"val/{name}", value, on_epoch=True, sync_dist=True, batch_size=n)
+
+    # ---- weights for inference / export ---------------------------------------------------------------------
+    def inference_model(self) -> SagaSRModel:
+        """The model to sample and export with: the EMA weights when EMA is on, else the live ones."""
+        if self.diffusion_ema is None:
+            return self.diffusion
+        ema = self.diffusion_ema.ema_model
+        m = self.diffusion
+        return SagaSRModel(ema["model"], ema["conditioner"], m.pretransform, config=m.config,
+                           rolloff_conditioner=ema["rolloff_conditioner"] if "rolloff_conditioner" in ema else None)
+
+    def export_state_dict(self) -> dict:
+        return ema_state_dict(self.diffusion, self.diffusion_ema) if self.diffusion_ema else self.diffusion.state_dict()
+
+    # ---- optimiser and checkpoints ---------------------------------------------------------------------------
+    def configure_optimizers(self):
+        params = [p for p in self.diffusion.parameters() if p.requires_grad]
+        optimizer, scheduler = build_optimizer(params, self.diffusion.config.get("training", {}) or {},
+                                               self.learning_rate)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[CONFIG_KEY] = self.diffusion.config
+        checkpoint["saga_sr_version"] = __version__
+        checkpoint["saga_sr_ema"] = self.diffusion_ema is not None
+
+
+def used_conditioner(model: SagaSRModel):
+    """The model's MultiConditioner restricted to the ids the DiT reads, so that e.g. an LR-only config (seed
+    002's F0) never loads the T5 encoder it does not use. Shares the conditioner modules; not registered."""
+    from saga_sr.models.conditioners import MultiConditioner
+
+    full = model.conditioner
+    used = set(model.cross_attn_cond_ids) | set(model.global_cond_ids)
+    if used >= set(full.conditioners):
+        return full
+    return MultiConditioner({k: c for k, c in full.conditioners.items() if k in used},
+                            default_keys=getattr(full, "default_keys", None))
+
+
+def _freeze_unused_conditioners(model: SagaSRModel) -> None:
+    """Conditioners no id refers to get no gradient (DDP would otherwise wait for their grads)."""
+    used = set(model.cross_attn_cond_ids) | set(model.global_cond_ids)
+    for cid, conditioner in model.conditioner.conditioners.items():
+        if cid not in used:
+            conditioner.requires_grad_(False)
+

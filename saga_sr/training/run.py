@@ -1,0 +1,331 @@
+"""A training run: check config and data (before any training), build the model, wire the Lightning Trainer
+(checkpoints, CSV/TensorBoard logs, validation, export), fit, draw the loss curve.
+
+`train(args_namespace_or_kwargs) -> Path` (the output folder) is the Python API; the CLI calls `main(args)`.
+Output layout: OUT/checkpoints/{last.ckpt -> step=N.ckpt, step=N.ckpt}, OUT/metrics.csv, OUT/model/{config.json,
+model.safetensors}, OUT/val/step=N/ (audio + PNG), OUT/loss_curve.png, OUT/skipped_files.txt, OUT/run_config.json,
+OUT/index_cache.json. metrics.csv follows Lightning: `train/loss` rows carry the 0-based index of the optimiser step
+that produced them; a validation after N optimiser steps logs its `val/*` row (loss at fixed t, lsd, lsd_hf, si_sdr)
+as step N - 1 during training (N for the closing validation after fit) and saves examples in OUT/val/step=N/.
+A run with a val set always ends with a validation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import os
+import zipfile
+from pathlib import Path
+
+from saga_sr.errors import DataError, ModelLoadError
+from saga_sr.training.args import namespace
+
+log = logging.getLogger(__name__)
+
+ROLLOFF_NUMBER_IDS = ("input_rolloff", "target_rolloff")
+
+
+# ---- config ------------------------------------------------------------------------------------------------
+def uses_rolloff(cfg: dict) -> bool:
+    """True when the config's conditioners read roll-offs (number ids or the Fourier roll-off conditioner)."""
+    ids = {c.get("id") for c in cfg["model"]["conditioning"]["configs"]}
+    return bool(ids & set(ROLLOFF_NUMBER_IDS)) or bool(cfg["model"]["diffusion"].get("rolloff_conditioner"))
+
+
+def prepare_config(model_config, *, compute_rolloff: bool = False, sample_size: int | None = None) -> dict:
+    """The validated config for this run: `--compute_rolloff` on a config without roll-off conditioning adds
+    the seeds' Fourier roll-off conditioner (prepend width = embed_dim); `sample_size` overrides the segment."""
+    from saga_sr.config import read_config, validated
+
+    cfg = copy.deepcopy(model_config) if isinstance(model_config, dict) else read_config(model_config)
+    source = None if isinstance(model_config, dict) else str(model_config)
+    try:
+        add_rolloff = compute_rolloff and not uses_rolloff(cfg)
+    except (KeyError, TypeError, AttributeError):  # malformed: `validated` below lists the problems
+        add_rolloff = False
+    if add_rolloff:
+        from saga_sr.config.rungs import with_rolloff_conditioner
+
+        cfg = with_rolloff_conditioner(cfg)
+    if sample_size:
+        cfg["sample_size"] = int(sample_size)
+    return validated(cfg, source=source)
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is the (global) rank-0 process; Lightning's launcher sets the rank of the others."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+# ---- data --------------------------------------------------------------------------------------------------
+def _sources(paths, flag: str) -> list[Path]:
+    out = []
+    for raw in paths or []:
+        p = Path(raw).expanduser()
+        if not p.exists():
+            raise DataError(f"{flag} {p}: no such folder or manifest")
+        out.append(p)
+    return out
+
+
+def make_dataset(sources: list[Path], cfg: dict, ns: argparse.Namespace, *, deterministic: bool, title: str,
+                 report: Path):
+    """Index `sources` (writing skipped files to `report`) and build the dataset; DataError when empty."""
+    from saga_sr.data import SAGASRDataset, build_index, write_skipped_report
+
+    index = build_index(sources, cache_path=report.with_name("index_cache.json"), update_cache=is_rank_zero())
+    if is_rank_zero():
+        write_skipped_report(report, index.skipped, title=title)
+    names = ", ".join(map(str, sources))
+    if not index.entries:
+        raise DataError(f"{title} data {names}: no usable audio files"
+                        + (f" ({len(index.skipped)} skipped, see {report})" if index.skipped else ""))
+    log.info("%s: %d audio files, %d skipped%s", title, len(index.entries), len(index.skipped),
+             f" (see {report})" if index.skipped else "")
+    return SAGASRDataset(sources, cfg["sample_size"], cfg["sample_rate"], cfg["audio_channels"],
+                         compute_rolloff=ns.compute_rolloff or uses_rolloff(cfg), use_caption=not ns.disable_caption,
+                         deterministic=deterministic, seed=ns.seed, index=index)
+
+
+def _loader(ds, batch_size: int, num_workers: int, *, train: bool, pin: bool):
+    from torch.utils.data import DataLoader
+
+    from saga_sr.data import collate
+
+    return DataLoader(ds, batch_size=min(batch_size, len(ds)), shuffle=train, drop_last=train,
+                      num_workers=num_workers, collate_fn=collate, pin_memory=pin,
+                      persistent_workers=num_workers > 0)
+
+
+# ---- checkpoints -------------------------------------------------------------------------------------------
+def _valid_checkpoint(path: Path) -> bool:
+    """A torch zip checkpoint whose central directory can be read (a SIGKILL mid-write leaves a truncated one)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return bool(zf.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _step_of(path: Path) -> int:
+    try:
+        return int(path.stem.split("=", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def find_resume_checkpoint(resume: str, out: Path) -> Path:
+    """The checkpoint `--resume` names: a file, or the newest valid one in a run folder (OUT by default)."""
+    target = Path(resume) if resume != "last" else out
+    if target.is_file():
+        if not _valid_checkpoint(target):
+            raise DataError(f"--resume {target}: not a readable checkpoint")
+        return target
+    folder = target / "checkpoints" if (target / "checkpoints").is_dir() else target
+    candidates = []
+    if (folder / "last.ckpt").exists():
+        candidates.append(folder / "last.ckpt")
+    candidates += sorted(folder.glob("step=*.ckpt"), key=_step_of, reverse=True) if folder.is_dir() else []
+    for c in candidates:
+        if _valid_checkpoint(c):
+            return c
+        log.warning("skipping unreadable checkpoint %s", c)
+    raise DataError(f"--resume: no readable checkpoint in {folder}")
+
+
+def checkpoint_step(path: Path) -> int:
+    """The global step a checkpoint was saved at (from its step=N name, else read lazily from the file)."""
+    step = _step_of(path.resolve())
+    if step >= 0:
+        return step
+    import torch
+
+    return int(torch.load(str(path), map_location="cpu", weights_only=True, mmap=True).get("global_step", 0))
+
+
+def _save_final_checkpoint(trainer, ckpt_dir: Path) -> None:
+    """Save step=N.ckpt for the final step (if the periodic saver did not) and point last.ckpt at it."""
+    final = ckpt_dir / f"step={trainer.global_step}.ckpt"
+    if not trainer.strategy.broadcast(final.exists(), src=0):  # every rank takes the same branch
+        trainer.save_checkpoint(final, weights_only=False)
+    if trainer.is_global_zero:
+        last = ckpt_dir / "last.ckpt"
+        if last.is_symlink() or last.exists():
+            last.unlink()
+        os.symlink(final.name, last)
+
+
+# ---- the run -----------------------------------------------------------------------------------------------
+def _precision(ns: argparse.Namespace) -> str:
+    if ns.precision != "auto":
+        return ns.precision
+    import torch
+
+    gpu = torch.cuda.is_available() and ns.accelerator not in ("cpu",)
+    return "bf16-mixed" if gpu else "32-true"
+
+
+def _devices(value):
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    if isinstance(value, str) and "," in value:
+        return [int(v) for v in value.split(",") if v.strip()]
+    return value
+
+
+def _strategy(ns: argparse.Namespace):
+    """DDP that tolerates parameters without gradients (e.g. a prepend projection a config does not feed), also
+    when `auto` would pick plain DDP for several devices or nodes; any other choice goes to Lightning as is."""
+    name = str(ns.strategy)
+    multi = ns.num_nodes > 1
+    if name == "auto" and not multi:
+        import torch
+
+        devices = _devices(ns.devices)
+        count = len(devices) if isinstance(devices, list) else devices
+        gpus = torch.cuda.device_count() if ns.accelerator != "cpu" else 0
+        multi = (count == "auto" and gpus > 1) or (isinstance(count, int) and count > 1)
+    if name == "ddp" or (name == "auto" and multi):
+        from lightning.pytorch.strategies import DDPStrategy
+
+        return DDPStrategy(find_unused_parameters=True)
+    return name
+
+
+def preflight(model, dataset) -> None:
+    """Condition one item before training, so that a missing text encoder fails now, clearly (and a lazily
+    loaded T5 exists before the EMA copy is made, which then shares it)."""
+    import torch
+
+    from saga_sr.data import collate
+    from saga_sr.training.module import used_conditioner
+
+    _, metadata = collate([dataset[0]])
+    with torch.no_grad():
+        used_conditioner(model)(metadata, "cpu")
+
+
+def _build_model(cfg: dict, ns: argparse.Namespace, out: Path):
+    if ns.pretrained_ckpt:
+        from saga_sr.models.sao import build_from_sao, write_report
+
+        model, report = build_from_sao(cfg, ns.pretrained_ckpt, text_encoder_path=ns.text_encoder_path, seed=ns.seed)
+        if is_rank_zero():
+            write_report(report, out / "pretrained_load_report.json")
+        log.info("pretrained weights: %s", report.text().splitlines()[0])
+        return model
+    from saga_sr.models.build import build_model
+
+    return build_model(cfg, text_encoder_path=ns.text_encoder_path, seed=ns.seed)
+
+
+def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
+    """Run one training (fresh or resumed) and return the output folder. Raises SagaError subclasses for
+    problems a user can fix (missing data, empty data set, bad config) before anything is trained."""
+    ns = namespace(args, **kwargs)
+    out = Path(ns.output_dir).expanduser()
+    train_sources = _sources(ns.train_dir, "--train_dir") + _sources(ns.manifest, "--manifest")
+    if not train_sources:
+        raise DataError("no training data: give --train_dir and/or --manifest")
+    val_sources = _sources(ns.val_dir, "--val_dir")
+    cfg = prepare_config(ns.model_config, compute_rolloff=ns.compute_rolloff, sample_size=ns.sample_size)
+    training = cfg.get("training", {}) or {}
+    resume = find_resume_checkpoint(ns.resume, out) if ns.resume else None
+
+    out.mkdir(parents=True, exist_ok=True)
+    report = out / "skipped_files.txt"
+    if is_rank_zero():
+        report.write_text("", encoding="utf-8")
+    train_ds = make_dataset(train_sources, cfg, ns, deterministic=False, title="train", report=report)
+    val_ds = (make_dataset(val_sources, cfg, ns, deterministic=True, title="val", report=report)
+              if val_sources else None)
+
+    import lightning as L
+
+    from saga_sr.training.module import SAGASRTrainer
+
+    L.seed_everything(ns.seed, workers=True, verbose=False)
+    model = _build_model(cfg, ns, out)
+    preflight(model, train_ds)
+    if is_rank_zero():
+        record = {"args": {k: v for k, v in vars(ns).items() if k != "func"}, "model_config": cfg}
+        (out / "run_config.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+    use_ema = ns.ema
+    if "fsdp" in str(ns.strategy) and (use_ema or (use_ema is None and training.get("use_ema"))):
+        log.warning("EMA is not supported with FSDP (the EMA copy would need the full weights); training without it")
+        use_ema = False
+    module = SAGASRTrainer(model, learning_rate=ns.learning_rate, use_ema=use_ema, timestep_sampler=ns.timestep_sampler,
+                           val_steps=ns.val_steps, lowfreq_replace=not ns.disable_val_lowfreq_replace,
+                           max_val_items=ns.max_val_items, val_examples=ns.val_examples, val_dir=str(out / "val"),
+                           seed=ns.seed)
+    trainer = _make_trainer(ns, out, training, validate=val_ds is not None,
+                            resume_step=checkpoint_step(resume) if resume else None)
+    batch = ns.batch_size or training.get("batch_size", 4)
+    pin = _precision(ns) != "32-true"
+    val_loader = _loader(val_ds, batch, ns.num_workers, train=False, pin=pin) if val_ds else None
+    try:
+        trainer.fit(module, _loader(train_ds, batch, ns.num_workers, train=True, pin=pin), val_loader,
+                    ckpt_path=str(resume) if resume else None, weights_only=True)
+    except RuntimeError as exc:
+        if resume and "state_dict" in str(exc):
+            raise ModelLoadError(f"--resume {resume}: the checkpoint does not fit this config: "
+                                 f"{str(exc).splitlines()[0][:300]}") from exc
+        raise
+    if val_loader is not None and module.last_val_step != trainer.global_step:
+        trainer.validate(module, dataloaders=val_loader, verbose=False)  # always end with a validation
+    _save_final_checkpoint(trainer, out / "checkpoints")
+    if trainer.is_global_zero:
+        from saga_sr.training.plots import loss_curve
+
+        loss_curve(out / "metrics.csv", out / "loss_curve.png")
+    return out
+
+
+def _make_trainer(ns: argparse.Namespace, out: Path, training: dict, *, validate: bool, resume_step: int | None):
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from saga_sr.training.callbacks import ExportCallback, StepBanner
+    from saga_sr.training.csvlog import ResumableCSVLogger
+
+    accumulate = ns.accumulate_grad_batches or training.get("accumulate_grad_batches", 1)
+    max_steps = ns.max_steps or training.get("max_steps", 26000)
+    every = ns.checkpoint_every or ns.val_every
+    loggers = [ResumableCSVLogger(str(out), keep_before_step=resume_step)]
+    try:
+        import tensorboard  # noqa: F401
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(save_dir=str(out), name="tensorboard", version=""))
+    except ImportError:
+        pass
+    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="step={step}", auto_insert_metric_name=False,
+                                 every_n_train_steps=every, save_top_k=-1, save_last="link")
+    clip = ns.gradient_clip_val if ns.gradient_clip_val is not None else training.get("gradient_clip_val", 1.0)
+    return L.Trainer(
+        accelerator=ns.accelerator, devices=_devices(ns.devices), num_nodes=ns.num_nodes,
+        strategy=_strategy(ns), precision=_precision(ns), max_steps=max_steps, max_epochs=-1,
+        accumulate_grad_batches=accumulate, gradient_clip_val=clip or None,
+        val_check_interval=ns.val_every * accumulate if validate else None, check_val_every_n_epoch=None,
+        limit_val_batches=1.0 if validate else 0, num_sanity_val_steps=0,
+        callbacks=[checkpoint, ExportCallback(out / "model"), StepBanner()], logger=loggers,
+        log_every_n_steps=ns.log_every, enable_progress_bar=not ns.no_progress_bar, default_root_dir=str(out),
+        use_distributed_sampler=True, enable_model_summary=True)
+
+
+def main(args: argparse.Namespace) -> int:
+    """CLI entry: configure logging for this process, train, print where the run went."""
+    pkg = logging.getLogger("saga_sr")
+    if not pkg.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        pkg.addHandler(handler)
+        pkg.setLevel(logging.INFO)
+    out = train(args)
+    print(f"run folder: {out}  (model: {out / 'model'}, metrics: {out / 'metrics.csv'})")
+    return 0
