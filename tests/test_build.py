@@ -34,7 +34,7 @@ def test_key_layout_and_attributes(tiny):
     assert any(k.startswith("conditioner.conditioners.input_rolloff.embedder.") for k in keys)
     assert "model.model.transformer.project_in.weight" in keys
     assert tiny.rolloff_conditioner is None
-    assert (tiny.latent_channels, tiny.downsampling_ratio, tiny.sample_rate, tiny.audio_channels) == (256, 256, 44100, 1)
+    assert (tiny.latent_channels, tiny.downsampling_ratio, tiny.sample_rate, tiny.audio_channels) == (64, 64, 44100, 1)
     assert tiny.cross_attn_cond_ids == ["prompt", "input_rolloff", "target_rolloff"]
     assert tiny.global_cond_ids == ["input_rolloff", "target_rolloff"]
     assert tiny.config["model"]["diffusion"]["cfg_scales"] == {"audio": 1.4, "text": 1.2}
@@ -54,7 +54,7 @@ def test_seeded_build_is_reproducible_and_leaves_global_rng_alone(tiny):
 def test_encode_decode_roundtrip_is_frozen(tiny):
     audio = torch.randn(2, 1, tiny.sample_size, requires_grad=True)
     z = tiny.encode(audio)
-    assert z.shape == (2, 256, 128) and not z.requires_grad
+    assert z.shape == (2, 64, 256) and not z.requires_grad
     assert torch.equal(tiny.decode(z), audio.detach())
     tiny.train()
     assert not tiny.pretransform.training and tiny.model.training
@@ -77,8 +77,8 @@ def test_conditioning_inputs_shapes_and_order(tiny):
 
 def test_forward_gives_velocity_and_depends_on_conditioning(tiny):
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 256, 128, generator=gen)
-    lr = torch.randn(2, 256, 128, generator=gen)
+    x = torch.randn(2, 64, 256, generator=gen)
+    lr = torch.randn(2, 64, 256, generator=gen)
     t = torch.tensor([0.3, 0.8])
     with torch.no_grad():
         for p in tiny.dit.parameters():  # undo the zero-init so every input matters
@@ -149,3 +149,12 @@ def test_config_switches_reach_the_modules():
     assert model.dit.transformer.use_cross_attn_mask is True and len(model.dit.transformer.layers) == 1
     assert model.diffusion_objective == "rectified_flow"
     assert not build_model("tiny", device="meta").dit.transformer.use_cross_attn_mask
+
+
+def test_patched_scale_divides_the_latent():
+    from saga_sr.models.pretransforms import PatchedPretransform
+
+    audio = torch.randn(1, 1, 128)
+    plain, scaled = PatchedPretransform(1, 64), PatchedPretransform(1, 64, scale=0.125)
+    assert torch.equal(scaled.encode(audio), plain.encode(audio) * 8)
+    assert torch.equal(scaled.decode(scaled.encode(audio)), audio)

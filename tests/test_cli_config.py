@@ -98,7 +98,7 @@ def test_inspect_json_matches_the_seed_manifests(capsys, config, dit_manifest):
 def test_inspect_text_lists_components(capsys):
     assert main(["config", "inspect", "tiny"]) == 0
     out = capsys.readouterr().out
-    assert "dit" in out and "pretransform" in out and "conditioner" in out and "128 latent frames" in out
+    assert "dit" in out and "pretransform" in out and "conditioner" in out and "256 latent frames" in out
 
 
 def test_derive_writes_a_valid_rung(tmp_path, capsys):

@@ -60,8 +60,8 @@ def test_paper_config_facts():
 
 def test_tiny_config_is_cpu_sized_and_offline():
     cfg = load_config("tiny")
-    assert cfg["model"]["pretransform"] == {"type": "patched", "config": {"channels": 1, "patch_size": 256}}
-    assert cfg["sample_size"] // 256 == 128 and cfg["audio_channels"] == 1
+    assert cfg["model"]["pretransform"] == {"type": "patched", "scale": 0.125, "config": {"channels": 1, "patch_size": 64}}
+    assert cfg["sample_size"] // 64 == 256 and cfg["audio_channels"] == 1
     t5 = next(c for c in cfg["model"]["conditioning"]["configs"] if c["type"] == "t5")
     assert t5["config"]["t5_config"] == TINY_T5_CONFIG and "t5_model_name" not in t5["config"]
 
@@ -173,4 +173,11 @@ def test_tiny_ladder_keeps_the_relations_between_rungs(small):
         assert tiny[r]["model"]["pretransform"]["type"] == "patched"
         t5 = next(c for c in tiny[r]["model"]["conditioning"]["configs"] if c["type"] == "t5")
         assert t5["config"]["t5_config"] == TINY_T5_CONFIG
-        assert tiny[r]["sample_size"] == small["sample_size"] // 2
+        assert tiny[r]["sample_size"] == small["sample_size"] // 4
+
+
+def test_pretransform_scale_must_be_positive():
+    cfg = load_config("tiny")
+    cfg["model"]["pretransform"]["scale"] = 0
+    problems = check_config(cfg)
+    assert any(p.startswith("model.pretransform.scale") for p in problems), problems

@@ -26,7 +26,7 @@ def tones(sr: int, seconds: float, channels: int, seed: int = 0) -> np.ndarray:
 
 
 def tiny_model(**overrides) -> torch.nn.Module:
-    """The tiny config with 32-frame windows (fast, and many windows per second of audio) and every DiT
+    """The tiny config with 128-frame windows (fast, and many windows per second of audio) and every DiT
     weight random: the real init zeroes the residual branches, so conditioning would have no effect."""
     cfg = load_config("tiny")
     cfg["sample_size"] = 8192
@@ -99,11 +99,13 @@ def test_explicit_cutoff_target_and_prompt(upsampler):
     x = tones(16000, 1.0, 1)
     y1 = upsampler.upsample(x, 16000, steps=STEPS, input_cutoff_hz=7000, target_rolloff=16000, prompt="a guitar")
     y2 = upsampler.upsample(x, 16000, steps=STEPS, input_cutoff_hz=7000, target_rolloff=0.5, prompt="a guitar")
-    assert y1.shape == y2.shape and np.abs(y1 - y2).max() > 1e-4  # the target roll-off conditions the model
+    # the target roll-off conditions the model (identical conditioning gives bit-identical output; the
+    # random DiT's effect is small after the pretransform's x0.125 decode scale)
+    assert y1.shape == y2.shape and np.abs(y1 - y2).max() > 1e-5
 
 
 def test_long_input_streams_with_progress(upsampler):
-    """60 s through the random DiT with the tiny config's real 128-frame windows (108 windows), 1 step."""
+    """60 s through the random DiT with the tiny config's real 256-frame windows, 1 step."""
     up = Upsampler(upsampler.model, "cpu", "fp32", window_frames=128)
     x = tones(16000, 60.0, 1)
     seen = []
@@ -135,7 +137,7 @@ def test_windows_and_crossfades_are_seamless(oracle_upsampler, channels):
 
 def test_stereo_model_mono_input():
     cfg = load_config("tiny")
-    cfg["model"]["pretransform"]["config"] = {"channels": 2, "patch_size": 128}
+    cfg["model"]["pretransform"]["config"] = {"channels": 2, "patch_size": 32}  # 64 latent channels, as tiny
     up = Upsampler(tiny_model(audio_channels=2, model=cfg["model"]), "cpu", "fp32")
     assert up.model.audio_channels == 2
     x = tones(16000, 1.0, 1)

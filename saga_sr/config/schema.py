@@ -97,6 +97,7 @@ AUTOENCODER_PRETRANSFORM = Obj({
 })
 PATCHED_PRETRANSFORM = Obj({
     "type": req(Scalar("str", ("patched",))),
+    "scale": opt(NUM),
     "config": req(Obj({"channels": req(POS_INT), "patch_size": req(POS_INT)})),
 })
 

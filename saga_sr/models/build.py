@@ -36,7 +36,8 @@ def build_pretransform(cfg: dict) -> nn.Module:
     pt = cfg["model"]["pretransform"]
     inner = pt["config"]
     if pt["type"] == "patched":
-        return pretransforms.PatchedPretransform(channels=inner["channels"], patch_size=inner["patch_size"])
+        return pretransforms.PatchedPretransform(channels=inner["channels"], patch_size=inner["patch_size"],
+                                                 scale=pt.get("scale", 1.0))
     from saga_sr.models import autoencoder
 
     encoder = autoencoder.OobleckEncoder(**inner["encoder"]["config"])
