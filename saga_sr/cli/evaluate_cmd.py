@@ -1,0 +1,75 @@
+"""`saga-sr evaluate`: a test folder -> per-clip CSV, per-domain tables, spectrogram grids, and the WAVs scored.
+
+A thin wrapper over saga_sr.evaluation.evaluate.run_evaluation (the protocol is documented there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+FILTERS = ("cheby1", "butter", "bessel", "ellip")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="score a model and three baselines on a test folder (LSD x2, LSD-HF/LF, SI-SDR, ViSQOL)",
+        description="Simulate LR inputs deterministically from every HR file under TEST_DIR (subfolders are domains) "
+        "at each cutoff, run the model (with and without low-frequency replacement) and three baselines "
+        "(unprocessed LR, pretransform round trip + LFR, DSP bandwidth extension), and write OUT/per_clip.csv, "
+        "OUT/summary.csv, OUT/results.md (tables per domain and cutoff: mean and 95 %% interval), "
+        "OUT/spectrograms_<cutoff>hz.png and every scored signal as a 44.1 kHz float WAV under OUT/audio/ "
+        "(so each number can be recomputed from the files).")
+    p.add_argument("--model", required=True, type=Path, metavar="DIR",
+                   help="exported model folder (config.json + model.safetensors) or a checkpoint")
+    p.add_argument("--test-dir", "--test_dir", required=True, type=Path, metavar="D", dest="test_dir",
+                   help="folder of HR test audio; its subfolders are reported as separate domains")
+    p.add_argument("--cutoffs", type=float, nargs="+", default=[4000.0, 8000.0], metavar="HZ",
+                   help="LR cutoffs in Hz (default 4000 8000, the paper's)")
+    p.add_argument("--filter", choices=FILTERS, default="cheby1", help="LR low-pass filter type (default cheby1)")
+    p.add_argument("--order", type=int, default=8, help="LR filter order (default 8)")
+    p.add_argument("--steps", type=int, default=50, help="sampling steps (default 50)")
+    p.add_argument("--out", type=Path, default=Path("eval_out"), metavar="DIR", help="output folder (default eval_out)")
+    p.add_argument("--max-files", "--max_files", type=int, dest="max_files", metavar="N",
+                   help="at most N files per domain (sorted order)")
+    p.add_argument("--max-seconds", "--max_seconds", type=float, dest="max_seconds", metavar="S",
+                   help="score only the first S seconds of each file (default: whole files)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the LR simulation, DSP noise and sampler (default 0)")
+    p.add_argument("--perceptual", choices=("auto", "visqol", "mel", "none"), default="auto",
+                   help="perceptual metric: ViSQOL audio mode (auto falls back to a labelled log-mel distance if "
+                   "ViSQOL cannot run; visqol makes that an error), mel, or none (default auto)")
+    p.add_argument("--plots", type=int, default=3, metavar="N", help="clips per spectrogram grid (default 3)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--text-encoder-path", "--text_encoder_path", dest="text_encoder_path", default=None,
+                   metavar="DIR", help="local T5 folder for configs that name a T5 model (offline)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="sampling precision")
+    p.add_argument("--batch-size", type=int, default=4, dest="batch_size", help="windows per model call (default 4)")
+    p.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from saga_sr.evaluation.evaluate import EvalSettings, load_systems, run_evaluation
+    from saga_sr.errors import SagaError
+
+    if args.steps < 1 or args.order < 1 or (args.max_files is not None and args.max_files < 1):
+        raise SagaError("--steps, --order and --max-files must be positive")
+    if any(not 0 < c < 22050 for c in args.cutoffs):
+        raise SagaError(f"--cutoffs must lie in (0, 22050) Hz, got {args.cutoffs}")
+    model_fn, roundtrip_fn = load_systems(args.model, steps=args.steps, seed=args.seed, device=args.device,
+                                          precision=args.precision, batch_size=args.batch_size,
+                                          text_encoder_path=args.text_encoder_path)
+    settings = EvalSettings(cutoffs=tuple(args.cutoffs), filter_type=args.filter, order=args.order, seed=args.seed,
+                            max_files=args.max_files, max_seconds=args.max_seconds, perceptual=args.perceptual,
+                            n_plot=args.plots,
+                            extra={"model": str(args.model), "steps": args.steps, "precision": args.precision})
+    result = run_evaluation(args.test_dir, args.out, model_fn=model_fn, roundtrip_fn=roundtrip_fn, settings=settings,
+                            log=lambda m: print(m, file=sys.stderr))
+    for note in result.notes:
+        print(f"note: {note}")
+    print((result.out_dir / "results.md").read_text())
+    print(f"per-clip metrics: {result.out_dir / 'per_clip.csv'}")
+    print(f"tables: {result.out_dir / 'results.md'} (and tables/*.md)")
+    for fig in result.figures:
+        print(f"spectrograms: {fig}")
+    return 0

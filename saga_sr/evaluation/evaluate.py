@@ -1,0 +1,359 @@
+"""Test set -> per-clip metrics, per-domain tables and spectrogram grids, for the model and three baselines.
+
+Protocol (one pass per test file and cutoff):
+1. The HR file is read at 44.1 kHz; its LR version is simulated deterministically with the given filter
+   and order, seeded from (relative path, cutoff, seed) so a rerun or an independent checker gets the same
+   input.
+2. Systems: `unprocessed` (the LR input itself), `ours` (the model through the inference pipeline, then
+   low-frequency replacement at the known cutoff), `ours_no_lfr` (the same sample before LFR: shows what
+   LFR adds),
+   `vae_lfr` (HR encoded and decoded by the model's pretransform, then LFR with the LR: the paper's
+   "VAE" row, an upper bound for anything decoded by that pretransform) and `dsp_bwe`
+   (saga_sr.audio.bwe: noise above the cutoff shaped to continue the top octave below it; a no-learning
+   baseline that LSD alone cannot tell apart from real detail).
+3. Metrics against the HR reference: lsd, lsd_ssr, lsd_hf, lsd_lf, si_sdr (saga_sr.evaluation.metrics)
+   and a perceptual score (ViSQOL, or a labelled log-mel distance; see perceptual.py).
+
+Every array that is scored is first written as a float32 44.1 kHz WAV under OUT/audio/, and scored as
+written, so the numbers can be recomputed from those files alone. Subfolders of the test folder are
+domains: tables are per domain and cutoff (plus "all"), mean ± 95 % t-interval over clips.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from saga_sr.errors import AudioError, DataError
+
+SAMPLE_RATE = 44100
+SYSTEMS = ("unprocessed", "ours", "ours_no_lfr", "vae_lfr", "dsp_bwe")
+SYSTEM_LABELS = {
+    "unprocessed": "Unprocessed (LR input)",
+    "ours": "SAGA-SR (this model, with LFR)",
+    "ours_no_lfr": "SAGA-SR without LFR",
+    "vae_lfr": "Pretransform round trip + LFR (paper's VAE row)",
+    "dsp_bwe": "DSP bandwidth extension (no learning)",
+}
+METRICS = ("lsd", "lsd_ssr", "lsd_hf", "lsd_lf", "si_sdr")
+LOWER_IS_BETTER = {"lsd": True, "lsd_ssr": True, "lsd_hf": True, "lsd_lf": True, "si_sdr": False,
+                   "mel_dist": True, "visqol": False}
+ALL_DOMAINS = "all"
+
+# (lr [C, L], sr, cutoff_hz) -> {"ours": wav, "ours_no_lfr": wav}; (hr, sr) -> round-trip wav
+ModelFn = Callable[[np.ndarray, int, float], Mapping[str, np.ndarray]]
+RoundTripFn = Callable[[np.ndarray, int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Everything that defines the protocol; saved to OUT/eval.json."""
+
+    cutoffs: tuple[float, ...] = (4000.0, 8000.0)
+    filter_type: str = "cheby1"
+    order: int = 8
+    seed: int = 0
+    max_files: int | None = None  # per domain, in sorted order
+    max_seconds: float | None = None  # score only the first seconds of each file (None: all of it)
+    perceptual: str = "auto"
+    n_plot: int = 3
+    extra: dict = field(default_factory=dict)  # e.g. model path, sampling steps (recorded only)
+
+
+@dataclass
+class EvalResult:
+    out_dir: Path
+    rows: list[dict]
+    summary: list[dict]
+    tables: list[Path]
+    figures: list[Path]
+    notes: list[str]
+
+
+def clip_seed(rel_path: str, cutoff_hz: float, seed: int) -> int:
+    """A stable per-(file, cutoff) seed (crc32, not Python's salted hash)."""
+    return zlib.crc32(f"{rel_path}|{float(cutoff_hz):.1f}|{int(seed)}".encode()) & 0x7FFFFFFF
+
+
+def _domain(rel: Path) -> str:
+    return rel.parent.as_posix() if rel.parent.as_posix() not in ("", ".") else ALL_DOMAINS
+
+
+def list_test_files(test_dir: str | Path, max_files: int | None = None) -> list[tuple[Path, Path]]:
+    """(file, path relative to test_dir) sorted, at most `max_files` per domain (subfolder)."""
+    from saga_sr.audio.io import find_audio_files_relative
+
+    test_dir = Path(test_dir)
+    if not test_dir.is_dir():
+        raise DataError(f"{test_dir}: test folder does not exist")
+    files = find_audio_files_relative([test_dir])
+    if not files:
+        raise DataError(f"{test_dir}: no audio files found")
+    if max_files is None:
+        return files
+    kept, per_domain = [], {}
+    for path, rel in files:
+        d = _domain(rel)
+        if per_domain.get(d, 0) < max_files:
+            kept.append((path, rel))
+            per_domain[d] = per_domain.get(d, 0) + 1
+    return kept
+
+
+def _fit(wav: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """`wav` as float32 with `like`'s channel count and length (trim / zero-pad; mono broadcast)."""
+    w = np.asarray(wav, dtype=np.float32)
+    w = w[None] if w.ndim == 1 else w
+    if w.shape[0] != like.shape[0]:
+        w = np.repeat(w[:1] if w.shape[0] == 1 else w.mean(0, keepdims=True), like.shape[0], 0)
+    n = like.shape[-1]
+    w = w[:, :n] if w.shape[-1] >= n else np.pad(w, ((0, 0), (0, n - w.shape[-1])))
+    return np.ascontiguousarray(w)
+
+
+def _score(ref: np.ndarray, est: np.ndarray, cutoff: float, scorer) -> dict[str, float]:
+    from saga_sr.evaluation.metrics import all_metrics
+
+    metrics = all_metrics(ref, est, SAMPLE_RATE, cutoff)
+    values = {k: (float("nan") if v is None else float(v)) for k, v in metrics.items()}
+    if scorer.fn is not None:
+        values[scorer.name] = scorer(ref, est, SAMPLE_RATE)
+    return values
+
+
+def _clip_systems(hr: np.ndarray, lr: np.ndarray, cutoff: float, seed: int, model_fn: ModelFn | None,
+                  roundtrip: tuple[np.ndarray, float] | None) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Every system's output for one clip (fitted to the reference) and the seconds each took."""
+    from saga_sr.audio.bwe import dsp_bandwidth_extension
+    from saga_sr.audio.lfr import low_frequency_replace
+
+    outs: dict[str, np.ndarray] = {"unprocessed": lr}
+    secs: dict[str, float] = {"unprocessed": 0.0}
+    if model_fn is not None:
+        t0 = time.perf_counter()
+        produced = model_fn(lr, SAMPLE_RATE, cutoff)
+        elapsed = time.perf_counter() - t0
+        for name in ("ours", "ours_no_lfr"):
+            if name in produced:
+                outs[name] = _fit(produced[name], hr)
+                secs[name] = elapsed
+    if roundtrip is not None:
+        t0 = time.perf_counter()
+        decoded, roundtrip_seconds = roundtrip
+        outs["vae_lfr"] = _fit(low_frequency_replace(_fit(decoded, hr), lr, SAMPLE_RATE, cutoff_hz=cutoff), hr)
+        secs["vae_lfr"] = roundtrip_seconds + time.perf_counter() - t0
+    t0 = time.perf_counter()
+    outs["dsp_bwe"] = _fit(dsp_bandwidth_extension(lr, SAMPLE_RATE, cutoff, seed), hr)
+    secs["dsp_bwe"] = time.perf_counter() - t0
+    return outs, secs
+
+
+def model_functions(model, *, steps: int = 50, seed: int = 0, device: str = "cpu", precision: str = "fp32",
+                    batch_size: int = 4, cfg_audio: float | None = None,
+                    cfg_text: float | None = None) -> tuple[ModelFn, RoundTripFn]:
+    """The model's two systems: (LR -> {"ours", "ours_no_lfr"}) through the Upsampler, and the pretransform round trip.
+
+    The model is sampled once per clip, without LFR ("ours_no_lfr", empty prompt, the config's CFG scales,
+    `--input-cutoff` = the simulated cutoff); "ours" is that same sample after `low_frequency_replace` with
+    the LR input at the known cutoff. The pipeline applies the same function per decoded chunk, so "ours"
+    matches `saga-sr upsample` up to chunk-seam crossfades, at half the sampling cost of a second pass.
+    """
+    from saga_sr.audio.lfr import low_frequency_replace
+    from saga_sr.inference.pipeline import Upsampler
+
+    up = Upsampler(model, device, precision)
+    scales = getattr(model, "cfg_scales", {}) or {}
+    kwargs = dict(steps=steps, seed=seed, batch_size=batch_size,
+                  cfg_audio=cfg_audio if cfg_audio is not None else scales.get("audio", 1.4),
+                  cfg_text=cfg_text if cfg_text is not None else scales.get("text", 1.2))
+
+    def model_fn(lr: np.ndarray, sr: int, cutoff: float) -> dict[str, np.ndarray]:
+        raw = up.upsample(lr, sr, input_cutoff_hz=cutoff, lfr=False, **kwargs)
+        return {"ours": low_frequency_replace(raw, lr, sr, cutoff_hz=cutoff), "ours_no_lfr": raw}
+
+    def roundtrip_fn(hr: np.ndarray, sr: int) -> np.ndarray:
+        return pretransform_roundtrip(model, hr, sr, device)
+
+    return model_fn, roundtrip_fn
+
+
+def pretransform_roundtrip(model, wav: np.ndarray, sr: int, device: str = "cpu") -> np.ndarray:
+    """decode(encode(wav)) with the model's frozen pretransform, channels handled like the Upsampler does."""
+    import torch
+
+    if sr != model.sample_rate:
+        raise ValueError(f"round trip expects audio at the model rate {model.sample_rate} Hz, got {sr}")
+    x = np.asarray(wav, dtype=np.float32)
+    x = x[None] if x.ndim == 1 else x
+    length, ratio = x.shape[-1], int(model.downsampling_ratio)
+    padded = -(-length // ratio) * ratio
+    x = np.pad(x, ((0, 0), (0, padded - length)))
+    if model.audio_channels == 1:
+        batch = x[:, None, :]  # every channel as its own item
+    else:
+        batch = (np.repeat(x, model.audio_channels, 0) if x.shape[0] == 1 else x)[None]
+    with torch.no_grad():
+        y = model.decode(model.encode(torch.from_numpy(np.ascontiguousarray(batch)).to(device))).float().cpu().numpy()
+    y = y[:, 0] if model.audio_channels == 1 else (y[0].mean(0, keepdims=True) if x.shape[0] == 1 else y[0])
+    return np.ascontiguousarray(y[:, :length], dtype=np.float32)
+
+
+def load_systems(model_path: str | Path, *, device: str = "cpu", text_encoder_path: str | None = None,
+                 **kwargs) -> tuple[ModelFn, RoundTripFn]:
+    """`model_functions` for an exported model folder or checkpoint (ModelLoadError if it is missing)."""
+    from saga_sr.training.export import load_model
+
+    model = load_model(model_path, device=device, text_encoder_path=text_encoder_path)
+    return model_functions(model, device=device, **kwargs)
+
+
+def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: ModelFn | None,
+                   roundtrip_fn: RoundTripFn | None = None, settings: EvalSettings = EvalSettings(),
+                   log: Callable[[str], None] | None = None) -> EvalResult:
+    """Evaluate `model_fn` and the baselines on every file of `test_dir`; write CSV, tables, WAVs and PNGs."""
+    from saga_sr.audio.io import load_audio, save_audio
+    from saga_sr.audio.lr_sim import simulate_lr
+    from saga_sr.evaluation.perceptual import make_scorer
+
+    log = log or (lambda _msg: None)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = list_test_files(test_dir, settings.max_files)
+    scorer = make_scorer(settings.perceptual)
+    notes = [scorer.note]
+    rows: list[dict] = []
+    plot_rows: dict[float, list] = {c: [] for c in settings.cutoffs}
+    lossless = roundtrip_fn is not None
+    for i, (path, rel) in enumerate(files):
+        try:
+            hr, _ = load_audio(path, target_sr=SAMPLE_RATE)
+        except AudioError as exc:  # a bad test file is skipped with its reason; the others are scored
+            notes.append(f"skipped {rel.as_posix()}: {exc}")
+            log(f"[{i + 1}/{len(files)}] {rel.as_posix()}: skipped ({exc})")
+            continue
+        if settings.max_seconds:
+            hr = np.ascontiguousarray(hr[:, : max(1, int(settings.max_seconds * SAMPLE_RATE))])
+        roundtrip = None
+        if roundtrip_fn is not None:
+            t0 = time.perf_counter()
+            roundtrip = (roundtrip_fn(hr, SAMPLE_RATE), time.perf_counter() - t0)
+            lossless = lossless and float(np.max(np.abs(_fit(roundtrip[0], hr) - hr))) < 1e-6
+        for cutoff in settings.cutoffs:
+            cseed = clip_seed(rel.as_posix(), cutoff, settings.seed)
+            lr = simulate_lr(hr, SAMPLE_RATE, seed=cseed, cutoff=float(cutoff), filter_type=settings.filter_type,
+                             order=settings.order).audio
+            outs, secs = _clip_systems(hr, _fit(lr, hr), float(cutoff), cseed, model_fn, roundtrip)
+            clip_dir = out / "audio" / f"{int(cutoff)}hz" / rel.with_suffix("")
+            ref_path = save_audio(clip_dir / "reference.wav", hr, SAMPLE_RATE, subtype="FLOAT")
+            for name, wav in outs.items():
+                wav_path = save_audio(clip_dir / f"{name}.wav", wav, SAMPLE_RATE, subtype="FLOAT")
+                row = {"domain": _domain(rel), "file": rel.as_posix(), "cutoff_hz": float(cutoff),
+                       "system": name, "seed": cseed, "seconds": round(secs.get(name, float("nan")), 4),
+                       **_score(hr, wav, float(cutoff), scorer),
+                       "wav": wav_path.relative_to(out).as_posix(), "reference": ref_path.relative_to(out).as_posix()}
+                rows.append(row)
+            if len(plot_rows[cutoff]) < settings.n_plot:
+                cells = {"input": outs["unprocessed"], "ours": outs.get("ours"), "DSP": outs["dsp_bwe"],
+                         "reference": hr}
+                plot_rows[cutoff].append((rel.stem, {k: v for k, v in cells.items() if v is not None}))
+        log(f"[{i + 1}/{len(files)}] {rel.as_posix()}")
+    if lossless:
+        notes.append("the pretransform round trip is lossless here (patched pretransform), so the "
+                     "'round trip + LFR' row measures what LFR alone costs against the reference")
+    if not rows:
+        raise DataError(f"{test_dir}: no test file could be read ({'; '.join(notes[1:])})")
+    metric_names = [m for m in (*METRICS, scorer.name) if any(m in r for r in rows)]
+    summary = summarize(rows, metric_names)
+    _write_csv(out / "per_clip.csv", rows)
+    _write_csv(out / "summary.csv", summary)
+    tables = write_tables(out, summary, metric_names, scorer.label, notes)
+    figures = _write_figures(out, plot_rows)
+    meta = {"settings": asdict(settings), "sample_rate": SAMPLE_RATE, "systems": SYSTEM_LABELS,
+            "perceptual": {"name": scorer.name, "label": scorer.label, "note": scorer.note},
+            "files": [rel.as_posix() for _, rel in files]}
+    (out / "eval.json").write_text(json.dumps(meta, indent=2, default=str))
+    return EvalResult(out, rows, summary, tables, figures, notes)
+
+
+def summarize(rows: Sequence[dict], metric_names: Sequence[str]) -> list[dict]:
+    """One row per (domain incl. "all", cutoff, system, metric): mean, 95 % half-width, n."""
+    from saga_sr.experiments.stats import mean_ci
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        for domain in {r["domain"], ALL_DOMAINS}:
+            groups.setdefault((domain, r["cutoff_hz"], r["system"]), []).append(r)
+    out = []
+    order = {s: i for i, s in enumerate(SYSTEMS)}
+
+    def key(item):  # "all" first, then domains alphabetically; cutoffs ascending; systems in SYSTEMS order
+        domain, cutoff, system = item[0]
+        return domain != ALL_DOMAINS, domain, cutoff, order.get(system, len(order))
+
+    for (domain, cutoff, system), members in sorted(groups.items(), key=key):
+        for m in metric_names:
+            s = mean_ci(r.get(m) for r in members)
+            out.append({"domain": domain, "cutoff_hz": cutoff, "system": system, "metric": m,
+                        "mean": s.mean, "ci95": s.half_width, "n": s.n})
+    return out
+
+
+def write_tables(out: Path, summary: Sequence[dict], metric_names: Sequence[str], perceptual_label: str,
+                 notes: Sequence[str]) -> list[Path]:
+    """tables/<domain>_<cutoff>hz.md for every group, and results.md holding them all with the notes."""
+    from saga_sr.experiments.stats import Summary
+
+    index: dict[tuple, dict[str, dict[str, Summary]]] = {}
+    for s in summary:
+        index.setdefault((s["domain"], s["cutoff_hz"]), {}).setdefault(s["system"], {})[s["metric"]] = \
+            Summary(s["mean"], s["ci95"], s["n"])
+    arrows = {m: ("↓" if LOWER_IS_BETTER.get(m, True) else "↑") for m in metric_names}
+    paths, blocks = [], []
+    for (domain, cutoff), systems in index.items():
+        n = max((v.n for d in systems.values() for v in d.values()), default=0)
+        head = f"### {domain}, cutoff {int(cutoff)} Hz (n = {n} clips; mean ± 95 % t-interval)\n\n"
+        lines = ["| system | " + " | ".join(f"{m} {arrows[m]}" for m in metric_names) + " |",
+                 "|---|" + "---|" * len(metric_names)]
+        for system, values in systems.items():
+            cells = [values[m].format(2) if m in values else "n/a" for m in metric_names]
+            lines.append(f"| {SYSTEM_LABELS.get(system, system)} | " + " | ".join(cells) + " |")
+        block = head + "\n".join(lines) + "\n"
+        path = out / "tables" / f"{domain.replace('/', '_')}_{int(cutoff)}hz.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(block)
+        paths.append(path)
+        blocks.append(block)
+    legend = ("Metrics: lsd (NU-Wave 2 style, 2048/512 STFT), lsd_ssr (ssr_eval/AudioSR style), lsd_hf / lsd_lf "
+              "(lsd above / below the LR cutoff), si_sdr (dB), and " + perceptual_label + ".")
+    text = "# Evaluation results\n\n" + legend + "\n\n" + "".join(f"- {n}\n" for n in notes) + "\n" + "\n".join(blocks)
+    (out / "results.md").write_text(text)
+    return paths
+
+
+def _write_csv(path: Path, rows: Sequence[dict]) -> None:
+    keys: list[str] = []
+    for r in rows:
+        keys.extend(k for k in r if k not in keys)
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _write_figures(out: Path, plot_rows: Mapping[float, list]) -> list[Path]:
+    from saga_sr.evaluation.plots import spectrogram_grid
+
+    paths = []
+    for cutoff, rows in plot_rows.items():
+        if rows:
+            paths.append(spectrogram_grid(rows, SAMPLE_RATE, out / f"spectrograms_{int(cutoff)}hz.png",
+                                          columns=["input", "ours", "DSP", "reference"],
+                                          title=f"LR cutoff {int(cutoff)} Hz", cutoffs=[cutoff] * len(rows)))
+    return paths

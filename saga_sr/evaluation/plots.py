@@ -1,0 +1,107 @@
+"""Figures for evaluation and the ladder: a spectrogram grid (clips x systems) and loss curves.
+
+Uses matplotlib's object API with the Agg canvas only (no pyplot), so nothing global changes and it
+works without a display.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+_FLOOR_DB = -100.0
+
+
+def log_spectrogram(wav: np.ndarray, sr: int, n_fft: int = 2048,
+                    hop: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(times s, freqs Hz, dB magnitude [freqs, frames]) of the channel mean, Hann window."""
+    from scipy.signal import stft
+
+    x = np.asarray(wav, dtype=np.float64)
+    x = x.mean(axis=0) if x.ndim == 2 else x
+    if x.size < n_fft:
+        x = np.pad(x, (0, n_fft - x.size))
+    freqs, times, spec = stft(x, fs=sr, nperseg=n_fft, noverlap=n_fft - hop, window="hann")
+    db = 20.0 * np.log10(np.maximum(np.abs(spec), 1e-12))
+    return times, freqs, np.maximum(db, _FLOOR_DB)
+
+
+def _save(fig, path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    tmp.replace(path)
+    return path
+
+
+def spectrogram_grid(rows: Sequence[tuple[str, Mapping[str, np.ndarray]]], sr: int, path: str | Path,
+                     *, columns: Sequence[str] | None = None, title: str = "",
+                     cutoffs: Sequence[float] | None = None) -> Path:
+    """One row per clip, one column per system (e.g. input / ours / DSP / reference); writes a PNG.
+
+    `rows` is [(row label, {column name: wav [C, L] or [L]})]; a missing column leaves its cell blank.
+    `cutoffs` (one per row, Hz) draws the LR band edge as a dashed line so the filled band is visible.
+    """
+    from matplotlib.figure import Figure
+
+    if not rows:
+        raise ValueError("spectrogram_grid: no rows to plot")
+    columns = list(columns or rows[0][1].keys())
+    fig = Figure(figsize=(3.2 * len(columns), 2.4 * len(rows) + 0.6), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(rows), len(columns), squeeze=False))
+    image = None
+    for r, (label, wavs) in enumerate(rows):
+        for c, name in enumerate(columns):
+            ax = axes[r, c]
+            if name not in wavs:
+                ax.set_axis_off()
+                continue
+            t, f, db = log_spectrogram(wavs[name], sr)
+            image = ax.pcolormesh(t, f / 1000.0, db - float(db.max()), shading="auto", cmap="magma",
+                                  vmin=-90.0, vmax=0.0)
+            if cutoffs is not None and cutoffs[r]:
+                ax.axhline(cutoffs[r] / 1000.0, color="cyan", lw=0.8, ls="--")
+            if r == 0:
+                ax.set_title(name)
+            if c == 0:
+                ax.set_ylabel(f"{label}\nkHz", fontsize=8)
+            if r == len(rows) - 1:
+                ax.set_xlabel("s")
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.6, label="dB re each cell's peak")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, Path(path))
+
+
+def loss_curves(curves: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], path: str | Path,
+                *, title: str = "training and validation loss") -> Path:
+    """All runs on one plot: `curves[run][kind] = (steps, losses)`, kind "train" (solid) or "val" (dashed)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.subplots()
+    colors = [f"C{i}" for i in range(10)]
+    plotted = 0
+    for i, (run, kinds) in enumerate(curves.items()):
+        for kind, style, marker in (("train", "-", None), ("val", "--", "o")):
+            steps, values = kinds.get(kind, ((), ()))
+            if len(steps):
+                ax.plot(list(steps), list(values), ls=style, marker=marker, ms=3, color=colors[i % 10],
+                        label=f"{run} {kind}")
+                plotted += 1
+    if plotted:
+        ax.legend(fontsize=8, ncols=2)
+    else:
+        ax.text(0.5, 0.5, "no loss values were logged", ha="center", transform=ax.transAxes)
+    ax.set_xlabel("step")
+    ax.set_ylabel("flow loss (MSE on velocity)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return _save(fig, Path(path))

@@ -1,0 +1,1 @@
+"""Experiments built on training and evaluation: the seeds' capacity ladder and its report."""

@@ -1,0 +1,325 @@
+"""The seeds' capacity ladder as one resumable run: check, train and evaluate each rung the same way.
+
+Layout under OUT:
+  ladder.json                       the settings (data, budget, seeds, scale)
+  runs/<rung>/seed<S>/config.json   the resolved config the rung trains
+  runs/<rung>/seed<S>/train/        the training run (metrics.csv, checkpoints/last.ckpt, model/)
+  runs/<rung>/seed<S>/trained.json  written once training reached max_steps (with step time, peak memory)
+  runs/<rung>/seed<S>/eval/         the evaluation (per_clip.csv, tables, WAVs)
+  runs/<rung>/seed<S>/record.json   the finished record the report reads
+  ladder_report.md, ladder_metrics.csv, loss_curves.png
+
+Resume: a run with record.json is skipped; one with trained.json is only evaluated; one with
+train/checkpoints/last.ckpt resumes training from it (same step, same optimizer state). A rung whose
+config violates a dimension rule is recorded as invalid with every violated relation, and the ladder
+goes on with the others.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from saga_sr.errors import ConfigError, SagaError
+from saga_sr.experiments.measure import PeakMemory, benchmark_step, count_parameters
+
+SEEDS_BASES = {"A": "saga_model_config_small", "B": "saga_model_config_small", "F": "saga_model_config"}
+FLAG_NAMES = ("compute_rolloff", "disable_caption", "disable_val_lowfreq_replace")
+
+
+@dataclass
+class RungSpec:
+    """A rung ready to train (`config`), or refused (`problems`: every violated relation)."""
+
+    name: str
+    source: str
+    config: dict | None
+    problems: list[str]
+    flags: dict[str, bool]
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What the ladder asks of training: identical for every rung except `config_path` and `flags`."""
+
+    config_path: Path
+    train_dir: Path
+    val_dir: Path
+    out_dir: Path
+    max_steps: int
+    seed: int
+    batch_size: int
+    flags: dict
+    resume: Path | None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LadderSettings:
+    train_dir: str
+    val_dir: str
+    rungs: tuple[str, ...]
+    max_steps: int = 200
+    seeds: tuple[int, ...] = (0,)
+    scale: str = "full"
+    base: str | None = None  # base config for named rungs (default: the seeds' small / full config)
+    batch_size: int = 2
+    eval_cutoffs: tuple[float, ...] = (4000.0, 8000.0)
+    eval_steps: int = 8
+    eval_max_files: int | None = 4
+    perceptual: str = "mel"
+    val_lowfreq_replace: bool = False  # the seeds' ladder trains with --disable_val_lowfreq_replace
+    device: str = "cpu"
+    bench_steps: int = 3  # timed synthetic training steps per rung (0: skip)
+    text_encoder_path: str | None = None  # local T5 folder for full-scale rungs (offline)
+    train_extra: dict = field(default_factory=dict)
+
+
+TrainFn = Callable[[TrainRequest], Path]
+EvalFn = Callable[[Path, Path, Path, LadderSettings, int], object]
+
+
+def rung_flags(name: str, config: dict | None, settings: LadderSettings) -> dict[str, bool]:
+    """The seeds' CLI flags for a rung: roll-off features iff it has a roll-off conditioner, captions iff text."""
+    from saga_sr.config import RUNGS
+
+    if name in RUNGS:
+        spec = RUNGS[name]
+        rolloff, text = spec.rolloff, "prompt" in spec.cross_attention_cond_ids
+    else:
+        diffusion = (config or {}).get("model", {}).get("diffusion", {})
+        reads = set(diffusion.get("cross_attention_cond_ids", [])) | set(diffusion.get("global_cond_ids", []))
+        rolloff = bool(diffusion.get("rolloff_conditioner")) or bool(reads & {"input_rolloff", "target_rolloff"})
+        text = "prompt" in diffusion.get("cross_attention_cond_ids", [])
+    return {"compute_rolloff": bool(rolloff), "disable_caption": not text,
+            "disable_val_lowfreq_replace": not settings.val_lowfreq_replace}
+
+
+def resolve_rung(name: str, settings: LadderSettings) -> RungSpec:
+    """Derive (named rung) or load (config file) a rung's config and run the dimension checks on it."""
+    from saga_sr.config import RUNGS, check_config, derive_rung, load_config
+
+    try:
+        if name in RUNGS:
+            base_name = settings.base or SEEDS_BASES.get(name[0], "saga_model_config_small")
+            cfg = derive_rung(load_config(base_name), name, scale=settings.scale)
+            source = f"derive_rung({base_name}, {name}, scale={settings.scale})"
+        elif Path(name).is_file() or name.endswith(".json"):
+            cfg, source = load_config(name), str(name)
+        else:
+            raise ConfigError([f"'{name}' is neither a rung ({', '.join(RUNGS)}) nor a config file"])
+        problems = check_config(cfg)
+    except ConfigError as exc:
+        return RungSpec(_rung_id(name), name, None, list(exc.problems), rung_flags(name, None, settings))
+    return RungSpec(_rung_id(name), source, cfg, problems, rung_flags(name, cfg, settings))
+
+
+def _rung_id(name: str) -> str:
+    return Path(name).stem if name.endswith(".json") else name
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(path)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+# ---- one run ----------------------------------------------------------------------------------------------
+def _run_dir(out: Path, rung: str, seed: int) -> Path:
+    return out / "runs" / rung / f"seed{seed}"
+
+
+def run_one(spec: RungSpec, seed: int, out: Path, settings: LadderSettings, train_fn: TrainFn, eval_fn: EvalFn,
+            log: Callable[[str], None]) -> dict:
+    """Check, train (or resume) and evaluate one rung at one seed; returns (and saves) its record."""
+    run_dir = _run_dir(out, spec.name, seed)
+    record_path = run_dir / "record.json"
+    done = _read_json(record_path)
+    if done and done.get("max_steps") == settings.max_steps and done.get("status") in ("done", "invalid"):
+        log(f"{spec.name} seed {seed}: already done, skipped")
+        return done
+    record = {"rung": spec.name, "seed": seed, "source": spec.source, "flags": spec.flags,
+              "max_steps": settings.max_steps, "problems": spec.problems}
+    spec = _config_of_started_run(spec, run_dir, record, log)
+    if spec.config is None or spec.problems:
+        record["status"] = "invalid"
+        log(f"{spec.name}: refused before training:\n  - " + "\n  - ".join(spec.problems))
+        _write_json(record_path, record)
+        return record
+    try:
+        record.update(count_parameters(spec.config))
+    except Exception as exc:  # a config that passes the checks but does not build is a finding, not a crash
+        record.update(status="invalid", problems=[f"build_model failed: {type(exc).__name__}: {exc}"])
+        log(f"{spec.name}: {record['problems'][0]}")
+        _write_json(record_path, record)
+        return record
+    record["bench_step_s"] = _bench(spec, settings, seed, log)
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        _write_json(config_path, spec.config)
+    train_dir = run_dir / "train"
+    trained = _read_json(run_dir / "trained.json")
+    if not trained or trained.get("max_steps") != settings.max_steps:
+        last = train_dir / "checkpoints" / "last.ckpt"
+        resume = last if last.is_file() else None
+        log(f"{spec.name} seed {seed}: training {settings.max_steps} steps"
+            + (f" (resuming {resume})" if resume else ""))
+        extra = dict(settings.train_extra)
+        if settings.text_encoder_path:
+            extra.setdefault("text_encoder_path", settings.text_encoder_path)
+        request = TrainRequest(config_path, Path(settings.train_dir), Path(settings.val_dir), train_dir,
+                               settings.max_steps, seed, settings.batch_size, dict(spec.flags), resume, extra)
+        first = start_step(train_dir, resume is not None)
+        with PeakMemory(settings.device) as mem:
+            t0 = time.perf_counter()
+            try:
+                train_fn(request)
+            except Exception as exc:  # one rung crashing (OOM, data) must not end the ladder; rerun retries it
+                record.update(status="failed", problems=[f"training failed: {type(exc).__name__}: {exc}"])
+                log(f"{spec.name} seed {seed}: {record['problems'][0]}")
+                _write_json(record_path, record)
+                return record
+            wall = time.perf_counter() - t0
+        trained = {"max_steps": settings.max_steps, "wall_s": wall, "resumed_from": str(resume) if resume else None,
+                   "start_step": first, "step_time_s": wall / max(1, settings.max_steps - first),
+                   "step_time_kind": "wall time of the training call / its steps (includes setup and validation)",
+                   "peak_memory_mb": mem.peak_mb, "peak_memory_kind": mem.kind}
+        _write_json(run_dir / "trained.json", trained)
+    record.update(trained=trained, **_training_log_facts(train_dir, trained))
+    log(f"{spec.name} seed {seed}: evaluating")
+    eval_dir = run_dir / "eval"
+    try:
+        eval_fn(train_dir / "model", Path(settings.val_dir), eval_dir, settings, seed)
+    except Exception as exc:  # recorded like a training failure; a rerun evaluates again without retraining
+        record.update(status="failed", problems=[f"evaluation failed: {type(exc).__name__}: {exc}"])
+        log(f"{spec.name} seed {seed}: {record['problems'][0]}")
+        _write_json(record_path, record)
+        return record
+    record.update(status="done", eval_dir=str(eval_dir.relative_to(out)))
+    _write_json(record_path, record)
+    return record
+
+
+def _config_of_started_run(spec: RungSpec, run_dir: Path, record: dict, log: Callable[[str], None]) -> RungSpec:
+    """A run that has started (checkpoint or trained.json) continues with the config it started with, even if
+    the rung's definition changed since; a run that has not started takes the current definition."""
+    saved = _read_json(run_dir / "config.json")
+    started = (run_dir / "trained.json").is_file() or any((run_dir / "train" / "checkpoints").glob("*.ckpt"))
+    if saved is None or not started or saved == spec.config:
+        if saved is not None and not started:
+            (run_dir / "config.json").unlink()
+        return spec
+    record["config_note"] = ("the rung's current definition differs from the config this run started with; "
+                             "continuing with the saved runs/.../config.json (use a new --out for the new one)")
+    log(f"{spec.name}: {record['config_note']}")
+    return RungSpec(spec.name, spec.source + " (as saved when the run started)", saved, [], spec.flags)
+
+
+def _bench(spec: RungSpec, settings: LadderSettings, seed: int, log: Callable[[str], None]) -> float | None:
+    """benchmark_step for the rung, or None (skipped for full-scale rungs on CPU, or when it fails)."""
+    if settings.bench_steps < 1 or (settings.scale == "full" and not settings.device.startswith("cuda")):
+        return None
+    try:
+        return benchmark_step(spec.config, settings.batch_size, settings.device, steps=settings.bench_steps, seed=seed)
+    except Exception as exc:  # a benchmark failure must not stop the ladder; training will show the real problem
+        log(f"{spec.name}: step benchmark failed ({type(exc).__name__}: {exc})")
+        return None
+
+
+def _training_log_facts(train_dir: Path, trained: dict) -> dict:
+    """Step time (from trained.json) and the last logged values of the run's metrics.csv."""
+    from saga_sr.experiments.report import read_metrics_csv
+
+    table = read_metrics_csv(train_dir / "metrics.csv")
+    facts: dict = {"metrics_csv": str(train_dir / "metrics.csv"), "step_time_s": trained.get("step_time_s"),
+                   "step_time_kind": trained.get("step_time_kind")}
+    for key in ("val/lsd", "val/si_sdr", "val/loss", "train/loss"):
+        values = [r[key] for r in table if isinstance(r.get(key), float)]
+        if values:
+            facts[f"last_{key}"] = values[-1]
+    return facts
+
+
+# ---- the ladder -------------------------------------------------------------------------------------------
+def run_ladder(settings: LadderSettings, out_dir: str | Path, *, train_fn: TrainFn | None = None,
+               eval_fn: EvalFn | None = None, log: Callable[[str], None] | None = None) -> Path:
+    """Run every rung x seed (resuming what is there), then write the report; returns the report path."""
+    from saga_sr.experiments.report import write_report
+
+    log = log or (lambda _m: None)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    previous = _read_json(out / "ladder.json")
+    current = json.loads(json.dumps(asdict(settings), default=str))
+    if previous and {k: previous.get(k) for k in ("train_dir", "val_dir", "scale", "batch_size")} != \
+            {k: current.get(k) for k in ("train_dir", "val_dir", "scale", "batch_size")}:
+        raise SagaError(f"{out}: holds a ladder with other data/scale/batch settings ({out / 'ladder.json'}); "
+                        "use another --out to start a new ladder")
+    _write_json(out / "ladder.json", current)
+    specs = [resolve_rung(name, settings) for name in settings.rungs]
+    for spec in specs:
+        state = "ok" if not spec.problems and spec.config is not None else f"{len(spec.problems)} problem(s)"
+        log(f"check {spec.name} ({spec.source}): {state}")
+    records = []
+    for seed in settings.seeds:
+        for spec in specs:
+            records.append(run_one(spec, seed, out, settings, train_fn or train_with_api,
+                                   eval_fn or evaluate_with_api, log))
+    return write_report(out, records, settings)
+
+
+# ---- default training / evaluation through the package's APIs --------------------------------------------
+def train_with_api(req: TrainRequest) -> Path:
+    """Train one rung through saga_sr.training.run.train with the seeds' flags (validation every fifth of the run)."""
+    from saga_sr.training.run import train
+
+    kwargs = dict(train_dir=[str(req.train_dir)], val_dir=[str(req.val_dir)], model_config=str(req.config_path),
+                  output_dir=str(req.out_dir), max_steps=req.max_steps, seed=req.seed, batch_size=req.batch_size,
+                  # the run folder, not last.ckpt itself: training then takes its newest *readable* checkpoint
+                  resume=str(req.out_dir) if req.resume else None, no_progress_bar=True,
+                  val_every=max(1, req.max_steps // 5), val_steps=8, max_val_items=2, val_examples=0, num_workers=0,
+                  log_every=max(1, min(10, req.max_steps // 20)))
+    kwargs.update({name: bool(req.flags.get(name)) for name in FLAG_NAMES})
+    kwargs.update(req.extra)
+    return Path(train(**kwargs))
+
+
+def start_step(train_dir: Path, resuming: bool) -> int:
+    """The optimiser step a resumed run starts from: its newest readable checkpoint's (0 if fresh or unreadable)."""
+    if not resuming:
+        return 0
+    from saga_sr.training.run import checkpoint_step, find_resume_checkpoint
+
+    try:
+        return int(checkpoint_step(find_resume_checkpoint("last", train_dir)))
+    except Exception:  # unreadable: training decides what to do; the step time is then a lower bound
+        return 0
+
+
+def evaluate_with_api(model_dir: Path, val_dir: Path, out_dir: Path, settings: LadderSettings, seed: int):
+    """The same evaluation protocol for every rung: LR at each cutoff, model + baselines, per-clip CSV."""
+    from saga_sr.evaluation.evaluate import EvalSettings, load_systems, run_evaluation
+
+    model_fn, roundtrip_fn = load_systems(model_dir, steps=settings.eval_steps, seed=seed, device=settings.device,
+                                          text_encoder_path=settings.text_encoder_path)
+    # the LR inputs (seed 0) are the same clips for every rung and seed; only the sampler seed follows the run
+    eval_settings = EvalSettings(cutoffs=tuple(settings.eval_cutoffs), seed=0, max_files=settings.eval_max_files,
+                                 perceptual=settings.perceptual, n_plot=2,
+                                 extra={"model": str(model_dir), "steps": settings.eval_steps})
+    return run_evaluation(val_dir, out_dir, model_fn=model_fn, roundtrip_fn=roundtrip_fn, settings=eval_settings)
+
+
+def parse_list(text: str) -> list[str]:
+    """"A0,A1, B1" -> ["A0", "A1", "B1"] (empty items dropped)."""
+    return [item.strip() for item in text.split(",") if item.strip()]

@@ -1,0 +1,359 @@
+"""The ladder report: one loss plot, one metrics table, and the seeds' questions answered from the numbers.
+
+Every number comes from the per-run files (train/metrics.csv, eval/per_clip.csv, trained.json), so the
+report can be checked against them; ladder_metrics.csv holds the same numbers at full precision.
+Differences are called only when they exceed the noise: with several seeds, the t-interval of the
+per-seed paired differences must exclude zero; with one seed the seed noise is unknown and the verdict
+says so ("not enough evidence"), quoting the clip-level interval for what it is worth.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Sequence
+
+from saga_sr.experiments.stats import mean_ci, paired_difference, std
+
+TRAIN_LOSS_KEYS = ("train/loss", "train/loss_step", "train_loss", "loss")
+VAL_LOSS_KEYS = ("val/loss", "val/loss_epoch", "val_loss")
+EVAL_METRICS = ("lsd", "lsd_hf", "lsd_lf", "si_sdr")
+NOT_ENOUGH = "**not enough evidence**"
+FLAGS = ("compute_rolloff", "disable_caption", "disable_val_lowfreq_replace")
+
+
+def _run_dir(out: Path, rec: dict) -> Path:
+    return out / "runs" / rec["rung"] / f"seed{rec['seed']}"
+
+
+# ---- reading the per-run files ----------------------------------------------------------------------------
+def read_metrics_csv(path: str | Path) -> list[dict]:
+    """Rows of a Lightning CSVLogger file with numbers parsed (empty cells -> None); [] if missing."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path, newline="") as fh:
+        for raw in csv.DictReader(fh):
+            row = {}
+            for key, value in raw.items():
+                try:
+                    row[key] = float(value) if value not in ("", None) else None
+                except ValueError:
+                    row[key] = value
+            if row.get("step") is not None:
+                row["step"] = int(row["step"])
+            rows.append(row)
+    return rows
+
+
+def _series(rows: Sequence[dict], keys: Sequence[str]) -> tuple[list[int], list[float]]:
+    for key in keys:
+        pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None and r.get("step") is not None
+               and isinstance(r[key], float) and math.isfinite(r[key])]
+        if pts:
+            return [p[0] for p in pts], [p[1] for p in pts]
+    return [], []
+
+
+def read_curves(path: str | Path) -> dict[str, tuple[list[int], list[float]]]:
+    """{"train": (steps, losses), "val": (steps, losses)} from a run's metrics.csv."""
+    rows = read_metrics_csv(path)
+    return {"train": _series(rows, TRAIN_LOSS_KEYS), "val": _series(rows, VAL_LOSS_KEYS)}
+
+
+def read_per_clip(path: str | Path) -> list[dict]:
+    """An evaluation's per_clip.csv with metric columns as floats ([] if missing)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    out = []
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            for key in (*EVAL_METRICS, "cutoff_hz", "visqol", "mel_dist"):
+                if key in r:
+                    r[key] = float(r[key]) if r[key] not in ("", "nan") else float("nan")
+            out.append(r)
+    return out
+
+
+def clip_values(per_clip: Sequence[dict], system: str, metric: str, cutoff: float | None = None) -> dict[tuple, float]:
+    """(file, cutoff) -> value for one system and metric."""
+    return {(r["file"], r["cutoff_hz"]): r[metric] for r in per_clip
+            if r["system"] == system and metric in r and (cutoff is None or r["cutoff_hz"] == cutoff)}
+
+
+def loss_facts(curves: dict) -> dict:
+    """Start / end train loss (means of the first 10 % / last 20 % of logged steps), plateau, last val loss."""
+    steps, train = curves["train"]
+    facts: dict = {}
+    if len(train) >= 2:
+        n = len(train)
+        head = train[: max(1, n // 10)]
+        tail = train[n - max(1, n // 5):]
+        before = train[max(0, n - 2 * max(1, n // 5)): n - max(1, n // 5)] or head
+        facts.update(train_start=sum(head) / len(head), train_end=sum(tail) / len(tail),
+                     train_before_end=sum(before) / len(before),
+                     train_end_sd=std(tail) if len(tail) > 1 else float("nan"))
+        # fewer than 10 logged losses cannot show a plateau: None = "cannot tell"
+        facts["plateau"] = (abs(facts["train_end"] - facts["train_before_end"]) <= 0.05 * abs(facts["train_before_end"])
+                            if n >= 10 else None)
+    vsteps, val = curves["val"]
+    if val:
+        facts["val_end"] = val[-1]
+        if "train_end" in facts:
+            facts["val_gap"] = val[-1] - facts["train_end"]
+    return facts
+
+
+# ---- collecting --------------------------------------------------------------------------------------------
+def collect(out: Path, records: Sequence[dict], cutoffs: Sequence[float]) -> list[dict]:
+    """One flat row per run (rung x seed): the table numbers, recomputed from the run's files."""
+    rows = []
+    for rec in records:
+        row = {"rung": rec["rung"], "seed": rec["seed"], "status": rec.get("status"),
+               "problems": " | ".join(rec.get("problems") or []),
+               "params_total": rec.get("params_total"), "params_dit": rec.get("params_dit"),
+               "bench_step_s": rec.get("bench_step_s"), "step_time_s": rec.get("step_time_s"),
+               "peak_memory_mb": (rec.get("trained") or {}).get("peak_memory_mb"),
+               **{f: rec.get("flags", {}).get(f) for f in FLAGS},
+               "last_val/lsd": rec.get("last_val/lsd"), "last_val/si_sdr": rec.get("last_val/si_sdr")}
+        if rec.get("status") == "done":
+            run_dir = out / "runs" / rec["rung"] / f"seed{rec['seed']}"
+            row.update(loss_facts(read_curves(run_dir / "train" / "metrics.csv")))
+            per_clip = read_per_clip(out / rec["eval_dir"] / "per_clip.csv")
+            for cutoff in cutoffs:
+                for system in ("ours", "ours_no_lfr"):
+                    for metric in EVAL_METRICS:
+                        vals = list(clip_values(per_clip, system, metric, cutoff).values())
+                        row[f"{system}_{metric}_{int(cutoff)}"] = mean_ci(vals).mean if vals else None
+        rows.append(row)
+    return rows
+
+
+# ---- comparisons -------------------------------------------------------------------------------------------
+def _fmt(x, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int) and abs(x) >= 10_000:
+        return f"{x / 1e6:.2f} M"
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def compare_runs(out: Path, rows: Sequence[dict], rung_a: str, rung_b: str, metric: str, cutoff: float,
+                 lower_is_better: bool = True) -> str:
+    """A sentence comparing rung_b with rung_a on the model's eval metric, with its noise and verdict."""
+    a = {r["seed"]: r for r in rows if r["rung"] == rung_a and r.get("status") == "done"}
+    b = {r["seed"]: r for r in rows if r["rung"] == rung_b and r.get("status") == "done"}
+    seeds = sorted(set(a) & set(b))
+    key = f"ours_{metric}_{int(cutoff)}"
+    pairs = [(a[s].get(key), b[s].get(key)) for s in seeds if a[s].get(key) is not None and b[s].get(key) is not None]
+    if not pairs:
+        return f"{rung_b} vs {rung_a} ({metric} @ {int(cutoff)} Hz): no finished runs of both; cannot compare."
+    ma = sum(p[0] for p in pairs) / len(pairs)
+    mb = sum(p[1] for p in pairs) / len(pairs)
+    head = (f"{metric} @ {int(cutoff)} Hz: {rung_a} {ma:.3f} -> {rung_b} {mb:.3f} "
+            f"(Δ {mb - ma:+.3f}, {len(pairs)} seed(s))")
+    better = "better" if (mb < ma) == lower_is_better else "worse"
+    if round(mb, 3) == round(ma, 3):
+        return f"{head}: no difference at this precision ({NOT_ENOUGH} of any effect)."
+    if len(pairs) >= 2:
+        diff = paired_difference([p[1] for p in pairs], [p[0] for p in pairs])
+        interval = f"seed-paired 95 % interval [{diff.low:+.3f}, {diff.high:+.3f}]"
+        if diff.low <= 0 <= diff.high:
+            return f"{head}; {interval} contains 0: {NOT_ENOUGH}."
+        return f"{head}; {interval} excludes 0: {rung_b} is {better}."
+    seed = seeds[0]
+    clips_a, clips_b = (clip_values(read_per_clip(out / "runs" / g / f"seed{seed}" / "eval" / "per_clip.csv"),
+                                    "ours", metric, cutoff) for g in (rung_a, rung_b))
+    common = sorted(set(clips_a) & set(clips_b))
+    diff = paired_difference([clips_b[k] for k in common], [clips_a[k] for k in common])
+    return (f"{head}; one seed, so seed-to-seed noise is unmeasured (clip-paired 95 % interval "
+            f"[{diff.low:+.3f}, {diff.high:+.3f}] over {diff.n} clips covers only the test-set noise): {NOT_ENOUGH} "
+            f"that {rung_b} is {better}; rerun with --seeds 0,1,2.")
+
+
+def lfr_effect(out: Path, rows: Sequence[dict], rung: str, cutoffs: Sequence[float]) -> str:
+    """Where low-frequency replacement helped or hurt one rung: clip-paired with-vs-without differences."""
+    parts = []
+    for metric, lower in (("lsd", True), ("lsd_lf", True), ("si_sdr", False)):
+        for cutoff in cutoffs:
+            with_lfr, without = [], []
+            for r in rows:
+                if r["rung"] != rung or r.get("status") != "done":
+                    continue
+                per_clip = read_per_clip(out / "runs" / rung / f"seed{r['seed']}" / "eval" / "per_clip.csv")
+                w = clip_values(per_clip, "ours", metric, cutoff)
+                n = clip_values(per_clip, "ours_no_lfr", metric, cutoff)
+                for k in sorted(set(w) & set(n)):
+                    with_lfr.append(w[k])
+                    without.append(n[k])
+            if not with_lfr:
+                continue
+            d = paired_difference(with_lfr, without)
+            if d.n < 2:
+                parts.append(f"{metric} @ {int(cutoff)} Hz Δ(with − without) {d.mean:+.3f} on one clip: "
+                             f"{NOT_ENOUGH}")
+                continue
+            verdict = NOT_ENOUGH if d.low <= 0 <= d.high else ("helped" if (d.mean < 0) == lower else "hurt")
+            parts.append(f"{metric} @ {int(cutoff)} Hz Δ(with − without) {d.mean:+.3f} "
+                         f"[{d.low:+.3f}, {d.high:+.3f}], n={d.n}: {verdict}")
+    return f"- {rung}: " + ("; ".join(parts) if parts else "no finished evaluation") + "."
+
+
+# ---- the report --------------------------------------------------------------------------------------------
+def _aggregate(rows: Sequence[dict], rung: str, key: str) -> str:
+    vals = [r.get(key) for r in rows if r["rung"] == rung and isinstance(r.get(key), (int, float))
+            and not isinstance(r.get(key), bool)]
+    if not vals:
+        return "n/a"
+    if len(set(vals)) == 1:
+        return _fmt(vals[0])
+    s = mean_ci(vals)
+    return f"{_fmt(s.mean)} (sd {std(vals):.3f})"
+
+
+def write_report(out: Path, records: Sequence[dict], settings) -> Path:
+    """ladder_report.md + ladder_metrics.csv + loss_curves.png from the finished records."""
+    from saga_sr.evaluation.plots import loss_curves
+
+    out = Path(out)
+    cutoffs = list(settings.eval_cutoffs)
+    rows = collect(out, records, cutoffs)
+    _write_rows(out / "ladder_metrics.csv", rows)
+    curves = {f"{r['rung']} s{r['seed']}": read_curves(_run_dir(out, r) / "train" / "metrics.csv")
+              for r in records if r.get("status") == "done"}
+    png = loss_curves(curves, out / "loss_curves.png", title="ladder: train (solid) and val (dashed) loss")
+    rungs = list(dict.fromkeys(r["rung"] for r in rows))
+    done = [g for g in rungs if any(r["rung"] == g and r.get("status") == "done" for r in rows)]
+    seeds = sorted({r["seed"] for r in rows})
+    lines = [f"# Capacity ladder report\n",
+             f"Rungs {', '.join(rungs)}; seeds {', '.join(map(str, seeds))}; {settings.max_steps} steps each, batch "
+             f"{settings.batch_size}, scale {settings.scale}; train {settings.train_dir}, val {settings.val_dir}. "
+             f"Evaluation: LR at {', '.join(str(int(c)) for c in cutoffs)} Hz (cheby1 order 8, same clips for every "
+             f"run), {settings.eval_steps} sampling steps. Loss curves: `{png.name}`; every number below is in "
+             f"`ladder_metrics.csv` and the per-run files under `runs/`.\n"]
+    if len(seeds) < 2:
+        lines.append("**One seed only**: seed-to-seed noise is unmeasured, so no rung difference can be called "
+                     "(run with `--seeds 0,1,2`).\n")
+    lines += _table(rows, rungs, cutoffs)
+    invalid = [r for r in rows if r.get("status") == "invalid"]
+    if invalid:
+        lines.append("\n## Rungs refused by the dimension checks\n")
+        lines += [f"- {r['rung']}: {r['problems']}" for r in {r['rung']: r for r in invalid}.values()]
+    failed = [r for r in rows if r.get("status") == "failed"]
+    if failed:
+        lines.append("\n## Runs that failed while training (rerun the command to retry them)\n")
+        lines += [f"- {r['rung']} seed {r['seed']}: {r['problems']}" for r in failed]
+    lines.append("\n## The seeds' questions\n")
+    lines += _memorisation(rows, done)
+    lines += _enough(out, rows, done, cutoffs)
+    for a, b, what in (("F0", "F1", "text (F1 vs F0)"), ("F1", "F2", "roll-off (F2 vs F1)")):
+        lines.append(f"\n### What did {what} do?\n")
+        if a == "F0" and a in done and b in done:
+            lines.append("Prompts come from caption / transcript sidecars (NAME.caption.txt, NAME.txt); clips without "
+                         "them get an empty prompt" + (", and at --scale tiny the T5 is a random tiny one, so this "
+                         "measures the cross-attention path, not language" if settings.scale == "tiny" else "") + ".\n")
+        if a in done and b in done:
+            lines += [f"- {compare_runs(out, rows, a, b, m, c, m != 'si_sdr')}"
+                      for m in ("lsd", "si_sdr") for c in cutoffs]
+            lines.append(f"- val loss: {a} {_aggregate(rows, a, 'val_end')} vs {b} {_aggregate(rows, b, 'val_end')}.")
+        else:
+            lines.append(f"- {a} and {b} were not both trained in this ladder: no answer.")
+    lines.append("\n### Where did low-frequency replacement help or hurt?\n")
+    lines.append("Same sample with and without LFR, so the clip-paired interval is the right noise here.\n")
+    lines += [lfr_effect(out, rows, g, cutoffs) for g in done] or ["- no finished runs."]
+    path = out / "ladder_report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _table(rows: Sequence[dict], rungs: Sequence[str], cutoffs: Sequence[float]) -> list[str]:
+    cols = [("params (DiT)", "params_dit"), ("s/step bench", "bench_step_s"), ("s/step wall", "step_time_s"),
+            ("peak MB", "peak_memory_mb"),
+            ("train loss end", "train_end"), ("val loss end", "val_end"), ("val − train", "val_gap"),
+            ("val/lsd", "last_val/lsd"), ("val/si_sdr", "last_val/si_sdr")]
+    cols += [(f"LSD {int(c)}", f"ours_lsd_{int(c)}") for c in cutoffs]
+    cols += [(f"SI-SDR {int(c)}", f"ours_si_sdr_{int(c)}") for c in cutoffs]
+    out = ["## Metrics (mean over seeds; sd when several)\n",
+           "| rung | status | flags | " + " | ".join(c[0] for c in cols) + " |",
+           "|---|---|---|" + "---|" * len(cols)]
+    for g in rungs:
+        mine = [r for r in rows if r["rung"] == g]
+        flags = ", ".join(f for f in FLAGS if mine[0].get(f)) or "-"
+        status = "/".join(sorted({str(r.get("status")) for r in mine}))
+        out.append(f"| {g} | {status} | {flags} | " + " | ".join(_aggregate(rows, g, k) for _, k in cols) + " |")
+    out.append("\nLSD / SI-SDR: this model with LFR on the evaluation clips; val/* : the last values training logged. "
+               "s/step bench: median of timed synthetic training steps (encode, conditioning, DiT forward + backward, "
+               "AdamW) on the evaluation device; s/step wall: the training call's wall time / its steps (includes "
+               "setup and validation, and any load from other processes); peak MB: the training call's peak "
+               "resident memory (CPU) or CUDA allocator peak.")
+    return out
+
+
+def _memorisation(rows: Sequence[dict], done: Sequence[str]) -> list[str]:
+    out = ["### Does each rung memorise the small set?\n",
+           "Rule: it memorises when its train loss has plateaued (last fifth within 5 % of the fifth before) "
+           "at no more than half its starting value, and its val loss sits above the train loss.\n"]
+    for g in done:
+        for r in (r for r in rows if r["rung"] == g and r.get("status") == "done"):
+            if "train_end" not in r:
+                out.append(f"- {g} seed {r['seed']}: no train loss logged.")
+                continue
+            ratio = r["train_end"] / r["train_start"] if r["train_start"] else float("nan")
+            plateau = r["plateau"]
+            gap = r.get("val_gap")
+            if plateau is None or gap is None:
+                verdict = f"{NOT_ENOUGH} (fewer than 10 logged train losses or no val loss)"
+            else:
+                verdict = "memorises" if plateau and ratio <= 0.5 and gap > 0 else "does not memorise yet"
+            noise = r.get("train_end_sd", float("nan"))
+            out.append(f"- {g} seed {r['seed']}: train loss {r['train_start']:.4f} -> {r['train_end']:.4f} "
+                       f"(×{ratio:.2f}; sd within the last fifth {_fmt(noise, 4)}), plateau {_fmt(plateau)} "
+                       f"(fifth before: {r['train_before_end']:.4f}); val loss {_fmt(r.get('val_end'), 4)}, gap "
+                       f"{_fmt(gap, 4)} -> {verdict}.")
+    return out
+
+
+def _enough(out: Path, rows: Sequence[dict], done: Sequence[str], cutoffs: Sequence[float]) -> list[str]:
+    lines = ["\n### The first rung that is \"enough\"\n",
+             "Rule: in the order given, the first rung whose LSD is not reliably worse than the best rung's at "
+             "every cutoff.\n"]
+    capacity = [g for g in done if not g.startswith("F")] or list(done)
+    if len(capacity) < 2:
+        return lines + [f"- only {capacity or 'no rung'} finished: nothing to compare."]
+    answer = None
+    for g in capacity:
+        sentences, worse = [], False
+        for c in cutoffs:
+            best = min(capacity, key=lambda h: _mean(rows, h, f"ours_lsd_{int(c)}"))
+            if best == g:
+                sentences.append(f"{g} is the best at {int(c)} Hz")
+                continue
+            s = compare_runs(out, rows, best, g, "lsd", c)
+            sentences.append(s)
+            worse = worse or (NOT_ENOUGH not in s and "is worse" in s)
+        lines += [f"- {g}: " + " / ".join(sentences)]
+        if answer is None and not worse:
+            answer = g
+    lines.append(f"- Answer: **{answer}** (the remaining differences are inside the noise)" if answer
+                 else "- Answer: none of the rungs (each is reliably worse than another at some cutoff).")
+    return lines
+
+
+def _mean(rows: Sequence[dict], rung: str, key: str) -> float:
+    vals = [r[key] for r in rows if r["rung"] == rung and isinstance(r.get(key), float)]
+    return sum(vals) / len(vals) if vals else float("inf")
+
+
+def _write_rows(path: Path, rows: Sequence[dict]) -> None:
+    keys: list[str] = []
+    for r in rows:
+        keys.extend(k for k in r if k not in keys)
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
