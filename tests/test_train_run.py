@@ -104,7 +104,7 @@ def test_resume_skips_a_truncated_checkpoint(run: Path, tmp_path: Path):
     assert find_resume_checkpoint("last", tmp_path).name == "step=4.ckpt"
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "bad_config"])
+@pytest.mark.parametrize("case", ["missing", "empty", "bad_config", "bad_max_time"])
 def test_bad_inputs_stop_before_training(case, data_dir, tmp_path: Path, capsys):
     out = tmp_path / "out"
     train_dir, config = str(data_dir), "tiny"
@@ -114,14 +114,16 @@ def test_bad_inputs_stop_before_training(case, data_dir, tmp_path: Path, capsys)
         (tmp_path / "empty").mkdir()
         (tmp_path / "empty" / "silent.txt").write_text("no audio here")
         train_dir = str(tmp_path / "empty")
-    else:
+    elif case == "bad_config":
         bad = (ROOT / "saga_sr" / "configs" / "tiny.json").read_text().replace('"num_heads": 4', '"num_heads": 5')
         config = str(tmp_path / "bad.json")
         Path(config).write_text(bad)
-    rc = cli_main(["train", "--train_dir", train_dir, "--model_config", config, "--output_dir", str(out)])
+    extra = ["--max_time", "1:30"] if case == "bad_max_time" else []
+    rc = cli_main(["train", "--train_dir", train_dir, "--model_config", config, "--output_dir", str(out)] + extra)
     err = capsys.readouterr().err
     assert rc == 2 and "saga-sr train: error:" in err
-    assert {"missing": "no such folder", "empty": "no usable audio", "bad_config": "num_heads"}[case] in err
+    assert {"missing": "no such folder", "empty": "no usable audio", "bad_config": "num_heads",
+            "bad_max_time": "--max_time"}[case] in err
     assert not (out / "checkpoints").exists()
 
 
@@ -212,3 +214,14 @@ def test_pretrained_ckpt_initialises_from_a_checkpoint(run: Path, data_dir: Path
           pretrained_ckpt=str(run / "model" / "model.safetensors"), **FAST)
     report = json.loads((out / "pretrained_load_report.json").read_text())
     assert len(report["loaded"]) > 50 and not report["not_loaded"]
+
+
+def test_parse_max_time():
+    from saga_sr.training.run import parse_max_time
+
+    assert parse_max_time(None) is None
+    assert parse_max_time("2.5") == {"seconds": 150.0}
+    assert parse_max_time("00:12:00:00") == "00:12:00:00"
+    for bad in ("0", "-1", "soon", "12:00"):
+        with pytest.raises(SagaError, match="--max_time"):
+            parse_max_time(bad)

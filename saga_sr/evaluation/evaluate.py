@@ -271,8 +271,8 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
         raise DataError(f"{test_dir}: no test file could be read ({'; '.join(notes[1:])})")
     metric_names = [m for m in (*METRICS, scorer.name) if any(m in r for r in rows)]
     summary = summarize(rows, metric_names)
-    _write_csv(out / "per_clip.csv", rows)
-    _write_csv(out / "summary.csv", summary)
+    write_csv(out / "per_clip.csv", rows)
+    write_csv(out / "summary.csv", summary)
     tables = write_tables(out, summary, metric_names, scorer.label, notes)
     figures = _write_figures(out, plot_rows)
     meta = {"settings": asdict(settings), "sample_rate": SAMPLE_RATE, "systems": SYSTEM_LABELS,
@@ -337,7 +337,8 @@ def write_tables(out: Path, summary: Sequence[dict], metric_names: Sequence[str]
     return paths
 
 
-def _write_csv(path: Path, rows: Sequence[dict]) -> None:
+def write_csv(path: Path, rows: Sequence[dict]) -> None:
+    """Rows of dicts as CSV; the columns are every key in first-seen order (missing cells empty)."""
     keys: list[str] = []
     for r in rows:
         keys.extend(k for k in r if k not in keys)

@@ -1,7 +1,6 @@
 """`saga-sr demo`: the main job end to end on a fresh machine, with the CC0 clips shipped in saga_sr/assets.
 
-1. trains tiny.json on assets/demo/train for a time budget on CPU (a short calibration run measures the
-   step time, then the run is resumed from its last.ckpt up to the number of steps that fills the budget);
+1. trains tiny.json on assets/demo/train for a wall-time budget on CPU (the trainer's max_time);
 2. evaluates on the held-out assets/demo/test/<domain>/ clips at 4 and 8 kHz cutoffs (saga_sr.evaluation:
    the model, the unprocessed input, the pretransform round trip + LFR and the DSP extension);
 3. upsamples one held-out clip from an 8 kHz-band input (a 16 kHz file, as a user would have it) and
@@ -40,35 +39,17 @@ class DemoResult:
     notes: list[str]
 
 
-def _train(out: Path, steps: int, seed: int, resume: bool, quick: bool) -> None:
-    from saga_sr.training.run import train
+def train_for(out: Path, seconds: float, *, seed: int = 0, quick: bool = False) -> tuple[int, float]:
+    """Train tiny.json for about `seconds` of wall time (Lightning's max_time; quick: 2 steps); returns
+    (steps, wall s)."""
+    from saga_sr.training.run import checkpoint_step, find_resume_checkpoint, train
 
-    train(train_dir=[str(assets_dir() / "train")], model_config="tiny", output_dir=str(out), max_steps=steps,
-          seed=seed, batch_size=2 if quick else 4, num_workers=0, no_progress_bar=True,
-          resume="last" if resume else None,
-          log_every=1 if quick else 10, checkpoint_every=steps if quick else 50)
-
-
-def train_for(out: Path, seconds: float, *, seed: int = 0, calibration_steps: int = 10, quick: bool = False,
-              log: Callable[[str], None] = print, max_calls: int = 3) -> tuple[int, float]:
-    """Train tiny.json for about `seconds`; returns (steps, wall s).
-
-    A short first call measures the step time (setup included, so it overestimates); each further call
-    resumes from last.ckpt with as many steps as the remaining time allows at the latest call's rate.
-    """
     t0 = time.perf_counter()
-    steps, added = calibration_steps, calibration_steps
-    for call in range(max_calls):
-        t_call = time.perf_counter()
-        _train(out, steps, seed, resume=call > 0, quick=quick)
-        per_step = (time.perf_counter() - t_call) / added
-        remaining = seconds - (time.perf_counter() - t0)
-        added = int(0.9 * remaining / per_step)
-        if added < calibration_steps or call == max_calls - 1:
-            break
-        log(f"      {steps} steps so far ({per_step:.2f} s/step incl. setup); resuming to {steps + added}")
-        steps += added
-    return steps, time.perf_counter() - t0
+    train(train_dir=[str(assets_dir() / "train")], model_config="tiny", output_dir=str(out),
+          max_steps=2 if quick else 10 ** 6, max_time=None if quick else seconds / 60.0, seed=seed,
+          batch_size=2 if quick else 4, num_workers=0, no_progress_bar=True, log_every=1 if quick else 10,
+          checkpoint_every=10 ** 6)
+    return checkpoint_step(find_resume_checkpoint("last", out)), time.perf_counter() - t0
 
 
 def showcase(model, out: Path, *, steps: int, seed: int, max_seconds: float | None = None) -> dict[str, Path]:
@@ -111,7 +92,7 @@ def run_demo(out_dir: str | Path = "saga_sr_demo", *, minutes: float = 3.0, quic
         shutil.rmtree(run)
     budget = 1.0 if quick else minutes * 60.0
     log(f"[1/3] training tiny.json on {assets_dir() / 'train'} for ~{budget:.0f} s on CPU -> {run}")
-    steps, wall = train_for(run, budget, seed=seed, calibration_steps=2 if quick else 10, quick=quick, log=log)
+    steps, wall = train_for(run, budget, seed=seed, quick=quick)
     log(f"      {steps} steps in {wall:.0f} s")
     model = load_model(run / "model")
     n_steps = eval_steps or (2 if quick else 8)

@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+from saga_sr.evaluation.evaluate import write_csv
 from saga_sr.experiments.stats import mean_ci, paired_difference, std
 
 TRAIN_LOSS_KEYS = ("train/loss", "train/loss_step", "train_loss", "loss")
@@ -223,7 +224,7 @@ def write_report(out: Path, records: Sequence[dict], settings) -> Path:
     out = Path(out)
     cutoffs = list(settings.eval_cutoffs)
     rows = collect(out, records, cutoffs)
-    _write_rows(out / "ladder_metrics.csv", rows)
+    write_csv(out / "ladder_metrics.csv", rows)
     curves = {f"{r['rung']} s{r['seed']}": read_curves(_run_dir(out, r) / "train" / "metrics.csv")
               for r in records if r.get("status") == "done"}
     png = loss_curves(curves, out / "loss_curves.png", title="ladder: train (solid) and val (dashed) loss")
@@ -347,13 +348,3 @@ def _enough(out: Path, rows: Sequence[dict], done: Sequence[str], cutoffs: Seque
 def _mean(rows: Sequence[dict], rung: str, key: str) -> float:
     vals = [r[key] for r in rows if r["rung"] == rung and isinstance(r.get(key), float)]
     return sum(vals) / len(vals) if vals else float("inf")
-
-
-def _write_rows(path: Path, rows: Sequence[dict]) -> None:
-    keys: list[str] = []
-    for r in rows:
-        keys.extend(k for k in r if k not in keys)
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)

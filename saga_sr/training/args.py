@@ -39,6 +39,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     opt.add_argument("--batch_size", type=int, default=None, help="per-device batch (default: config, else 4)")
     opt.add_argument("--learning_rate", type=float, default=None, help="peak learning rate (default: config)")
     opt.add_argument("--max_steps", type=int, default=None, help="optimiser steps (default: config, else 26000)")
+    opt.add_argument("--max_time", default=None, metavar="MINUTES|DD:HH:MM:SS",
+                     help="also stop after this wall time (minutes, or Lightning's DD:HH:MM:SS); the run ends with "
+                          "a checkpoint and an export as at max_steps")
     opt.add_argument("--accumulate_grad_batches", type=int, default=None, help="gradient accumulation (default 1)")
     opt.add_argument("--gradient_clip_val", type=float, default=None, help="gradient norm clip (default: config, else 1.0)")
     opt.add_argument("--ema", action=argparse.BooleanOptionalAction, default=None,

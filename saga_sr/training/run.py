@@ -228,6 +228,7 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
     """Run one training (fresh or resumed) and return the output folder. Raises SagaError subclasses for
     problems a user can fix (missing data, empty data set, bad config) before anything is trained."""
     ns = namespace(args, **kwargs)
+    parse_max_time(ns.max_time)  # a bad value stops here, before any indexing
     out = Path(ns.output_dir).expanduser()
     train_sources = _sources(ns.train_dir, "--train_dir") + _sources(ns.manifest, "--manifest")
     if not train_sources:
@@ -286,6 +287,25 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
     return out
 
 
+def parse_max_time(value: str | float | None) -> dict | str | None:
+    """`--max_time`: minutes (a number) or Lightning's "DD:HH:MM:SS"; None = no time limit."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if ":" in text:
+        parts = text.split(":")
+        if len(parts) != 4 or not all(p.isdigit() for p in parts):
+            raise DataError(f"--max_time {value!r}: expected minutes or DD:HH:MM:SS")
+        return text
+    try:
+        minutes = float(text)
+    except ValueError:
+        raise DataError(f"--max_time {value!r}: expected minutes or DD:HH:MM:SS") from None
+    if not minutes > 0:
+        raise DataError(f"--max_time {value!r}: must be > 0")
+    return {"seconds": minutes * 60.0}
+
+
 def _make_trainer(ns: argparse.Namespace, out: Path, training: dict, *, validate: bool, resume_step: int | None):
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -310,6 +330,7 @@ def _make_trainer(ns: argparse.Namespace, out: Path, training: dict, *, validate
     return L.Trainer(
         accelerator=ns.accelerator, devices=_devices(ns.devices), num_nodes=ns.num_nodes,
         strategy=_strategy(ns), precision=_precision(ns), max_steps=max_steps, max_epochs=-1,
+        max_time=parse_max_time(ns.max_time),
         accumulate_grad_batches=accumulate, gradient_clip_val=clip or None,
         val_check_interval=ns.val_every * accumulate if validate else None, check_val_every_n_epoch=None,
         limit_val_batches=1.0 if validate else 0, num_sanity_val_steps=0,
