@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = Path("/work/shared/data/freesound_cc0")
+DEFAULT_DATA = ROOT / "saga_sr" / "assets" / "demo" / "train"  # the shipped CC0 clips; --data for your own
 
 
 def _audio_files(data: Path, n: int) -> list[Path]:
