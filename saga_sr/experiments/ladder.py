@@ -239,15 +239,14 @@ def _bench(spec: RungSpec, settings: LadderSettings, seed: int, log: Callable[[s
 
 def _training_log_facts(train_dir: Path, trained: dict) -> dict:
     """Step time (from trained.json) and the last logged values of the run's metrics.csv."""
-    from saga_sr.experiments.report import read_metrics_csv
+    from saga_sr.training.plots import read_metrics
 
-    table = read_metrics_csv(train_dir / "metrics.csv")
+    table = read_metrics(train_dir / "metrics.csv", finite_only=False)
     facts: dict = {"metrics_csv": str(train_dir / "metrics.csv"), "step_time_s": trained.get("step_time_s"),
                    "step_time_kind": trained.get("step_time_kind")}
     for key in ("val/lsd", "val/si_sdr", "val/loss", "train/loss"):
-        values = [r[key] for r in table if isinstance(r.get(key), float)]
-        if values:
-            facts[f"last_{key}"] = values[-1]
+        if table.get(key, ([], []))[1]:
+            facts[f"last_{key}"] = table[key][1][-1]
     return facts
 
 

@@ -29,39 +29,16 @@ def _run_dir(out: Path, rec: dict) -> Path:
 
 
 # ---- reading the per-run files ----------------------------------------------------------------------------
-def read_metrics_csv(path: str | Path) -> list[dict]:
-    """Rows of a Lightning CSVLogger file with numbers parsed (empty cells -> None); [] if missing."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    rows = []
-    with open(path, newline="") as fh:
-        for raw in csv.DictReader(fh):
-            row = {}
-            for key, value in raw.items():
-                try:
-                    row[key] = float(value) if value not in ("", None) else None
-                except ValueError:
-                    row[key] = value
-            if row.get("step") is not None:
-                row["step"] = int(row["step"])
-            rows.append(row)
-    return rows
-
-
-def _series(rows: Sequence[dict], keys: Sequence[str]) -> tuple[list[int], list[float]]:
-    for key in keys:
-        pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None and r.get("step") is not None
-               and isinstance(r[key], float) and math.isfinite(r[key])]
-        if pts:
-            return [p[0] for p in pts], [p[1] for p in pts]
-    return [], []
-
-
 def read_curves(path: str | Path) -> dict[str, tuple[list[int], list[float]]]:
-    """{"train": (steps, losses), "val": (steps, losses)} from a run's metrics.csv."""
-    rows = read_metrics_csv(path)
-    return {"train": _series(rows, TRAIN_LOSS_KEYS), "val": _series(rows, VAL_LOSS_KEYS)}
+    """{"train": (steps, losses), "val": (steps, losses)} from a run's metrics.csv (finite values only)."""
+    from saga_sr.training.plots import read_metrics
+
+    metrics = read_metrics(path)
+
+    def first(keys: Sequence[str]) -> tuple[list[int], list[float]]:
+        return next((metrics[k] for k in keys if k in metrics), ([], []))
+
+    return {"train": first(TRAIN_LOSS_KEYS), "val": first(VAL_LOSS_KEYS)}
 
 
 def read_per_clip(path: str | Path) -> list[dict]:

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 
-def read_metrics(csv_path: str | Path) -> dict[str, tuple[list[int], list[float]]]:
-    """{column: (steps, values)} for every metric column, skipping empty cells (Lightning writes sparse rows)."""
+def read_metrics(csv_path: str | Path, *, finite_only: bool = True) -> dict[str, tuple[list[int], list[float]]]:
+    """{column: (steps, values)} for every metric column, skipping empty cells (Lightning writes sparse rows)
+    and, with `finite_only`, NaN / inf values."""
     out: dict[str, tuple[list[int], list[float]]] = {}
     path = Path(csv_path)
     if not path.is_file():
@@ -25,7 +26,7 @@ def read_metrics(csv_path: str | Path) -> dict[str, tuple[list[int], list[float]
                     value = float(cell)
                 except ValueError:
                     continue
-                if math.isfinite(value):
+                if math.isfinite(value) or not finite_only:
                     steps, values = out.setdefault(key, ([], []))
                     steps.append(step)
                     values.append(value)
