@@ -75,3 +75,11 @@ def test_stereo_is_averaged_to_mono():
 def test_bin_of_hz():
     assert bin_of_hz(4000, SR) == int(4000 * 2048 / SR)
     assert bin_of_hz(1e9, SR) == 1024 and bin_of_hz(-5, SR) == 0
+
+
+def test_hz_normalized_conversions_match_the_rolloff_definition():
+    from saga_sr.audio.spectral import hz_of_bin, hz_to_normalized, normalized_to_hz
+
+    for k in (0, 1, 463, 1024):
+        assert hz_to_normalized(hz_of_bin(k, 44100), 44100) == pytest.approx(k / 1025)
+        assert normalized_to_hz(k / 1025, 44100) == pytest.approx(hz_of_bin(k, 44100))

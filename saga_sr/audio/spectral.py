@@ -81,6 +81,15 @@ def hz_of_bin(k: int | float, sr: int, n_fft: int = N_FFT) -> float:
     return float(k) * sr / n_fft
 
 
+def hz_to_normalized(hz: float, sr: int, n_fft: int = N_FFT) -> float:
+    """A roll-off in Hz as the normalised conditioning value bin / (n_fft // 2 + 1) (fractional bins kept)."""
+    return float(hz) * n_fft / (sr * (n_fft // 2 + 1))
+
+
+def normalized_to_hz(value: float, sr: int, n_fft: int = N_FFT) -> float:
+    return float(value) * (n_fft // 2 + 1) * sr / n_fft
+
+
 @dataclass(frozen=True)
 class Rolloff:
     """One clip's spectral roll-off: `normalized` = bin / 1025 (the conditioning value), `hz`, `bin`."""

@@ -8,22 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from saga_sr.audio.spectral import HOP, N_FFT, ROLLOFF_PERCENT, hann, hz_of_bin, rolloff_bin_from_spectrum
+from saga_sr.audio.spectral import (HOP, N_FFT, ROLLOFF_PERCENT, hann, hz_of_bin, hz_to_normalized, normalized_to_hz,
+                                    rolloff_bin_from_spectrum)
 
-__all__ = ["DEFAULT_TARGET_ROLLOFF", "hz_to_normalized", "normalized_to_hz", "streaming_rolloff_hz",
-           "resolve_target_rolloff"]
+__all__ = ["DEFAULT_TARGET_ROLLOFF", "streaming_rolloff_hz", "resolve_target_rolloff"]
 
 # The authors' training logger conditions on output_cutoff_ratio 0.9 (saga_sr.yaml); we use it as default.
 DEFAULT_TARGET_ROLLOFF = 0.9
 _BINS = N_FFT // 2 + 1
-
-
-def hz_to_normalized(hz: float, sr: int) -> float:
-    return float(hz) * N_FFT / (sr * _BINS)
-
-
-def normalized_to_hz(value: float, sr: int) -> float:
-    return float(value) * _BINS * sr / N_FFT
 
 
 def streaming_rolloff_hz(wav: np.ndarray, sr: int, *, block_frames: int = 512,

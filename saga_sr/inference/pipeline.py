@@ -27,8 +27,9 @@ import soxr
 import torch
 
 from saga_sr.audio.lfr import low_frequency_replace
+from saga_sr.audio.spectral import hz_to_normalized
 from saga_sr.errors import AudioError, SagaError
-from saga_sr.inference.bands import hz_to_normalized, resolve_target_rolloff, streaming_rolloff_hz
+from saga_sr.inference.bands import resolve_target_rolloff, streaming_rolloff_hz
 from saga_sr.inference.guidance import TwoScaleCFG
 from saga_sr.inference.kv_cache import cached_cross_attention
 from saga_sr.inference.samplers import euler

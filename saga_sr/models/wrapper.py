@@ -14,6 +14,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from saga_sr.audio.spectral import hz_to_normalized
+
 Cond = dict[str, tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -71,7 +73,7 @@ class SagaSRModel(nn.Module):
 
     def rolloff_from_hz(self, hz: torch.Tensor | Sequence[float]) -> torch.Tensor:
         """Roll-off in Hz -> the normalised value bin / 1025 the roll-off conditioners take (Hz = bin * sr / 2048)."""
-        return torch.as_tensor(hz, dtype=torch.float32) * 2048.0 / (self.sample_rate * 1025.0)
+        return torch.as_tensor(hz, dtype=torch.float32) * hz_to_normalized(1.0, self.sample_rate)
 
     def build_rolloff_prepend(self, rolloff_low: torch.Tensor, rolloff_high: torch.Tensor,
                               t: torch.Tensor) -> torch.Tensor:
