@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from saga_sr.audio.io import find_audio_files
 from saga_sr.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -47,13 +48,6 @@ class AudioEntry:
 class IndexResult:
     entries: list[AudioEntry] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
-
-
-def find_audio_files(folder: Path) -> list[Path]:
-    """Audio files under `folder`, recursively, sorted (hidden files skipped), as the audio layer finds them."""
-    from saga_sr.audio.io import find_audio_files as _find
-
-    return _find([folder], recursive=True)
 
 
 def read_sidecar(audio_path: Path, kind: str) -> str:
@@ -135,7 +129,7 @@ def _candidates(source: str | Path | list) -> list[dict]:
     for src in sources:
         p = Path(src).expanduser()
         if p.is_dir():
-            rows.extend({"path": f} for f in find_audio_files(p))
+            rows.extend({"path": f} for f in find_audio_files([p], recursive=True))
         elif p.is_file() and p.suffix.lower() in MANIFEST_SUFFIXES:
             rows.extend(read_manifest(p))
         elif p.is_file():
