@@ -62,7 +62,7 @@ def test_visqol_runs_offline_and_ranks_a_lowpass_lower():
     assert degraded < same - 0.2
 
 
-def _fake_model(lr, sr, cutoff):
+def _fake_model(lr, sr, cutoff, target_rolloff=None):
     from saga_sr.audio.lfr import low_frequency_replace
 
     raw = 0.8 * lr + 0.01
@@ -108,6 +108,67 @@ def test_run_evaluation_numbers_recompute_from_saved_wavs(tmp_path):
     assert all(p.stat().st_size > 10_000 for p in res.figures)
 
 
+def _lowpassed(x: np.ndarray, sr: int, hz: float) -> np.ndarray:
+    """Everything above `hz` removed exactly (FFT mask), length kept."""
+    spec = np.fft.rfft(x, axis=-1)
+    spec[..., np.fft.rfftfreq(x.shape[-1], 1 / sr) > hz] = 0
+    return np.fft.irfft(spec, n=x.shape[-1], axis=-1).astype(np.float32)
+
+
+def _noise_filler(lr, sr, cutoff, target_rolloff=None):
+    """A stand-in model: the DSP noise fill above the cutoff, stopped at whatever target roll-off it is given."""
+    from saga_sr.audio.bwe import dsp_bandwidth_extension
+    from saga_sr.inference.bands import resolve_target_rolloff
+
+    _, target_hz = resolve_target_rolloff(target_rolloff, sr)
+    filled = _lowpassed(dsp_bandwidth_extension(lr, sr, cutoff, 0), sr, target_hz)
+    return {"ours": filled, "ours_no_lfr": filled}
+
+
+def test_reference_target_beats_default_on_a_band_limited_reference(tmp_path):
+    from saga_sr.evaluation.evaluate import EvalSettings, run_evaluation
+    from saga_sr.inference.bands import DEFAULT_TARGET_ROLLOFF, resolve_target_rolloff
+
+    x, sr = sf.read(DATA / "guitar_mono.flac", dtype="float32")
+    (tmp_path / "t").mkdir()
+    sf.write(tmp_path / "t" / "dull.wav", _lowpassed(x[: sr], sr, 9000.0), sr)  # nothing above 9 kHz
+    settings = EvalSettings(cutoffs=(4000.0,), perceptual="none", n_plot=1, target_rolloffs=("default", "reference"))
+    res = run_evaluation(tmp_path / "t", tmp_path / "o", model_fn=_noise_filler, settings=settings)
+    by = {(r["system"], r["target_setting"]): r for r in res.rows}
+    ref_hz = by[("ours", "reference")]["reference_rolloff_hz"]
+    assert 4000 < ref_hz < 9000
+    assert by[("ours", "reference")]["target_rolloff_hz"] == pytest.approx(ref_hz, abs=0.1)  # the oracle value given
+    assert by[("ours", "default")]["target_rolloff"] == DEFAULT_TARGET_ROLLOFF
+    assert by[("ours", "default")]["target_rolloff_hz"] == pytest.approx(resolve_target_rolloff(None, 44100)[1], abs=0.1)
+    # noise filled only up to the reference's roll-off scores much better above the cutoff than noise to 19.9 kHz
+    assert by[("ours", "reference")]["lsd_hf"] < by[("ours", "default")]["lsd_hf"] - 0.5
+    assert by[("ours", "reference")]["lsd"] < by[("ours", "default")]["lsd"]
+    # the baselines take no target roll-off: one row each, marked n/a, sharing the clip's reference roll-off
+    baselines = [r for r in res.rows if r["system"] in ("unprocessed", "dsp_bwe")]
+    assert len(baselines) == 2 and all(r["target_setting"] == "n/a" and r["target_rolloff"] is None for r in baselines)
+    assert all(r["reference_rolloff_hz"] == ref_hz for r in res.rows)
+    table = (tmp_path / "o" / "tables" / "all_4000hz.md").read_text()
+    assert "| target roll-off |" in table and "reference (oracle" in table and "default (0.900 = 19.9 kHz)" in table
+    assert table.count("DSP bandwidth extension") == 1 and table.count("SAGA-SR (this model, with LFR)") == 2
+    summary = list(csv.DictReader(open(tmp_path / "o" / "summary.csv")))
+    assert {r["target_setting"] for r in summary if r["system"] == "ours"} == {"default", "reference"}
+
+
+def test_target_settings_parse_like_upsample():
+    from saga_sr.evaluation.targets import parse_target_setting, unique_settings
+
+    assert parse_target_setting("Default").resolve(5000.0, 44100) == pytest.approx((0.9, 0.9 * 1025 * 44100 / 2048))
+    assert parse_target_setting("0.5").resolve(5000.0, 44100)[0] == 0.5
+    assert parse_target_setting("16000").resolve(5000.0, 44100)[1] == 16000.0
+    assert parse_target_setting("reference").resolve(5000.0, 44100)[1] == pytest.approx(5000.0)
+    assert parse_target_setting("reference").resolve(0.0, 44100)[0] > 0  # a silent reference: one bin, not an error
+    for bad in ("loud", "0", "-3", "30000", "nan"):
+        with pytest.raises(ValueError):
+            parse_target_setting(bad)
+    assert [s.name for s in unique_settings(["reference", "default", "reference"])] == ["reference", "default"]
+    assert [s.name for s in unique_settings(())] == ["default"]
+
+
 def test_vae_row_beats_unprocessed_and_bad_files_are_skipped(tmp_path):
     from saga_sr.evaluation.evaluate import EvalSettings, run_evaluation
 
@@ -134,7 +195,11 @@ def tiny_model_dir(tmp_path_factory):
 
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("model") / "model"
-    export_model(build_model(load_config("tiny")), out)
+    model = build_model(load_config("tiny"))
+    with torch.no_grad():  # off the zero-initialised output layer, so the conditioning changes the output
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    export_model(model, out)
     return out
 
 
@@ -144,7 +209,8 @@ def test_evaluate_cli_help(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["evaluate", "--help"])
     assert exc.value.code == 0
-    assert "--test-dir" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "--test-dir" in text and "--target-rolloff" in text and "reference" in text
 
 
 def test_evaluate_cli_runs_the_model(tmp_path, tiny_model_dir, capsys):
@@ -163,6 +229,40 @@ def test_evaluate_cli_runs_the_model(tmp_path, tiny_model_dir, capsys):
     wav, sr = sf.read(out / ours[0]["wav"])
     ref, _ = sf.read(out / ours[0]["reference"])
     assert sr == 44100 and wav.shape == ref.shape
+
+
+def test_evaluate_cli_scores_two_target_settings(tmp_path, tiny_model_dir, capsys):
+    from saga_sr.cli import main
+
+    test_dir = _clips(tmp_path / "test", 0.5)
+    out = tmp_path / "eval"
+    code = main(["evaluate", "--model", str(tiny_model_dir), "--test-dir", str(test_dir), "--cutoffs", "4000",
+                 "--steps", "1", "--out", str(out), "--perceptual", "none", "--max-files", "1", "--plots", "1",
+                 "--target-rolloff", "default", "--target-rolloff", "12000"])
+    assert code == 0
+    assert "target roll-off" in capsys.readouterr().out
+    rows = list(csv.DictReader(open(out / "per_clip.csv")))
+    ours = {(r["file"], r["target_setting"]): r for r in rows if r["system"] == "ours"}
+    assert len(ours) == 2 * 2  # files x settings
+    for (_, setting), r in ours.items():
+        assert float(r["target_rolloff_hz"]) == pytest.approx({"default": 19864.4, "12000": 12000.0}[setting], abs=0.1)
+        assert float(r["reference_rolloff_hz"]) > 0
+    assert len({r["wav"] for r in rows}) == len(rows)  # every scored signal has its own file
+    assert sum(r["system"] == "dsp_bwe" for r in rows) == 2  # baselines once per clip, not once per setting
+    for f in ("music/guitar_mono.flac", "drums/drums_stereo.flac"):  # the value given reaches the model
+        a, b = (sf.read(out / ours[(f, s)]["wav"])[0] for s in ("default", "12000"))
+        assert np.abs(a - b).max() > 1e-4
+    table = (out / "tables" / "all_4000hz.md").read_text()
+    assert "default (0.900 = 19.9 kHz)" in table and "12000 (0.544 = 12.0 kHz)" in table
+
+
+def test_evaluate_cli_rejects_a_bad_target_rolloff(tmp_path, capsys):
+    from saga_sr.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--model", str(tmp_path), "--test-dir", str(tmp_path), "--target-rolloff", "loud"])
+    assert exc.value.code == 2
+    assert "--target-rolloff" in capsys.readouterr().err
 
 
 def test_evaluate_cli_missing_model_is_a_clear_error(tmp_path, capsys):

@@ -12,13 +12,24 @@ from pathlib import Path
 FILTERS = ("cheby1", "butter", "bessel", "ellip")
 
 
+def _target_setting(text: str):
+    """argparse type for --target-rolloff (a usage error, exit 2, names the bad value)."""
+    from saga_sr.evaluation.targets import parse_target_setting
+
+    try:
+        return parse_target_setting(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "evaluate", help="score a model and three baselines on a test folder (LSD x2, LSD-HF/LF, SI-SDR, ViSQOL)",
         description="Simulate LR inputs deterministically from every HR file under TEST_DIR (subfolders are domains) "
         "at each cutoff, run the model (with and without low-frequency replacement) and three baselines "
         "(unprocessed LR, pretransform round trip + LFR, DSP bandwidth extension), and write OUT/per_clip.csv, "
-        "OUT/summary.csv, OUT/results.md (tables per domain and cutoff: mean and 95 %% interval), "
+        "OUT/summary.csv, OUT/results.md (tables per domain and cutoff: mean and 95 %% interval, one model row per "
+        "--target-rolloff setting), "
         "OUT/spectrograms_<cutoff>hz.png and every scored signal as a 44.1 kHz float WAV under OUT/audio/ "
         "(so each number can be recomputed from the files).")
     p.add_argument("--model", required=True, type=Path, metavar="DIR",
@@ -29,6 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="LR cutoffs in Hz (default 4000 8000, the paper's)")
     p.add_argument("--filter", choices=FILTERS, default="cheby1", help="LR low-pass filter type (default cheby1)")
     p.add_argument("--order", type=int, default=8, help="LR filter order (default 8)")
+    p.add_argument("--target-rolloff", "--target_rolloff", type=_target_setting, action="append",
+                   dest="target_rolloffs", metavar="{default,reference,VALUE}",
+                   help="target roll-off given to the model; repeat to score several settings in one run (the "
+                   "baselines, which take none, are computed once). default: what upsample uses (0.9, ~19.9 kHz); "
+                   "reference: each clip's own HR roll-off (an oracle, reported as such); a number: the same for "
+                   "every clip, 0-1 normalised or Hz if > 1 (default: default)")
     p.add_argument("--steps", type=int, default=50, help="sampling steps (default 50)")
     p.add_argument("--out", type=Path, default=Path("eval_out"), metavar="DIR", help="output folder (default eval_out)")
     p.add_argument("--max-files", "--max_files", type=int, dest="max_files", metavar="N",
@@ -61,7 +78,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                                           text_encoder_path=args.text_encoder_path)
     settings = EvalSettings(cutoffs=tuple(args.cutoffs), filter_type=args.filter, order=args.order, seed=args.seed,
                             max_files=args.max_files, max_seconds=args.max_seconds, perceptual=args.perceptual,
-                            n_plot=args.plots,
+                            n_plot=args.plots, target_rolloffs=tuple(args.target_rolloffs or ("default",)),
                             extra={"model": str(args.model), "steps": args.steps, "precision": args.precision})
     result = run_evaluation(args.test_dir, args.out, model_fn=model_fn, roundtrip_fn=roundtrip_fn, settings=settings,
                             log=lambda m: print(m, file=sys.stderr))

@@ -11,7 +11,10 @@ Protocol (one pass per test file and cutoff):
    "VAE" row, an upper bound for anything decoded by that pretransform) and `dsp_bwe`
    (saga_sr.audio.bwe: noise above the cutoff shaped to continue the top octave below it; a no-learning
    baseline that LSD alone cannot tell apart from real detail).
-3. Metrics against the HR reference: lsd, lsd_ssr, lsd_hf, lsd_lf, si_sdr (saga_sr.evaluation.metrics)
+3. The model systems run once per target roll-off setting (saga_sr.evaluation.targets: `default`, `reference`
+   = each clip's own HR roll-off, an oracle, or a fixed value); the baselines take no target roll-off and
+   run once per clip and cutoff (their rows say "n/a" in the target column).
+4. Metrics against the HR reference: lsd, lsd_ssr, lsd_hf, lsd_lf, si_sdr (saga_sr.evaluation.metrics)
    and a perceptual score (ViSQOL, or a labelled log-mel distance; see perceptual.py).
 
 Every array that is scored is first written as a float32 44.1 kHz WAV under OUT/audio/, and scored as
@@ -32,6 +35,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from saga_sr.errors import AudioError, DataError
+from saga_sr.evaluation.targets import NOT_USED, TargetSetting, unique_settings
 
 SAMPLE_RATE = 44100
 SYSTEMS = ("unprocessed", "ours", "ours_no_lfr", "vae_lfr", "dsp_bwe")
@@ -47,7 +51,7 @@ LOWER_IS_BETTER = {"lsd": True, "lsd_ssr": True, "lsd_hf": True, "lsd_lf": True,
                    "mel_dist": True, "visqol": False}
 ALL_DOMAINS = "all"
 
-# (lr [C, L], sr, cutoff_hz) -> {"ours": wav, "ours_no_lfr": wav}; (hr, sr) -> round-trip wav
+# (lr [C, L], sr, cutoff_hz, target_rolloff=normalised) -> {"ours": wav, "ours_no_lfr": wav}; (hr, sr) -> wav
 ModelFn = Callable[[np.ndarray, int, float], Mapping[str, np.ndarray]]
 RoundTripFn = Callable[[np.ndarray, int], np.ndarray]
 
@@ -64,6 +68,7 @@ class EvalSettings:
     max_seconds: float | None = None  # score only the first seconds of each file (None: all of it)
     perceptual: str = "auto"
     n_plot: int = 3
+    target_rolloffs: tuple = ("default",)  # TargetSetting or its text (saga_sr.evaluation.targets)
     extra: dict = field(default_factory=dict)  # e.g. model path, sampling steps (recorded only)
 
 
@@ -128,30 +133,38 @@ def _score(ref: np.ndarray, est: np.ndarray, cutoff: float, scorer) -> dict[str,
     return values
 
 
+SystemKey = tuple[str, str]  # (system, target setting name; NOT_USED for the baselines)
+
+
 def _clip_systems(hr: np.ndarray, lr: np.ndarray, cutoff: float, seed: int, model_fn: ModelFn | None,
-                  roundtrip: tuple[np.ndarray, float] | None) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Every system's output for one clip (fitted to the reference) and the seconds each took."""
+                  roundtrip: tuple[np.ndarray, float] | None,
+                  targets: Mapping[str, float] | None = None) -> tuple[dict[SystemKey, np.ndarray], dict[SystemKey, float]]:
+    """Every system's output for one clip (fitted to the reference) and the seconds each took.
+
+    The model runs once per entry of `targets` (setting name -> normalised target roll-off given); the
+    baselines, which take no target roll-off, run once."""
     from saga_sr.audio.bwe import dsp_bandwidth_extension
     from saga_sr.audio.lfr import low_frequency_replace
 
-    outs: dict[str, np.ndarray] = {"unprocessed": lr}
-    secs: dict[str, float] = {"unprocessed": 0.0}
-    if model_fn is not None:
+    outs: dict[SystemKey, np.ndarray] = {("unprocessed", NOT_USED): lr}
+    secs: dict[SystemKey, float] = {("unprocessed", NOT_USED): 0.0}
+    for setting, target in (targets or {}).items() if model_fn is not None else ():
         t0 = time.perf_counter()
-        produced = model_fn(lr, SAMPLE_RATE, cutoff)
+        produced = model_fn(lr, SAMPLE_RATE, cutoff, target_rolloff=target)
         elapsed = time.perf_counter() - t0
         for name in ("ours", "ours_no_lfr"):
             if name in produced:
-                outs[name] = _fit(produced[name], hr)
-                secs[name] = elapsed
+                outs[(name, setting)] = _fit(produced[name], hr)
+                secs[(name, setting)] = elapsed
     if roundtrip is not None:
         t0 = time.perf_counter()
         decoded, roundtrip_seconds = roundtrip
-        outs["vae_lfr"] = _fit(low_frequency_replace(_fit(decoded, hr), lr, SAMPLE_RATE, cutoff_hz=cutoff), hr)
-        secs["vae_lfr"] = roundtrip_seconds + time.perf_counter() - t0
+        outs[("vae_lfr", NOT_USED)] = _fit(low_frequency_replace(_fit(decoded, hr), lr, SAMPLE_RATE,
+                                                                 cutoff_hz=cutoff), hr)
+        secs[("vae_lfr", NOT_USED)] = roundtrip_seconds + time.perf_counter() - t0
     t0 = time.perf_counter()
-    outs["dsp_bwe"] = _fit(dsp_bandwidth_extension(lr, SAMPLE_RATE, cutoff, seed), hr)
-    secs["dsp_bwe"] = time.perf_counter() - t0
+    outs[("dsp_bwe", NOT_USED)] = _fit(dsp_bandwidth_extension(lr, SAMPLE_RATE, cutoff, seed), hr)
+    secs[("dsp_bwe", NOT_USED)] = time.perf_counter() - t0
     return outs, secs
 
 
@@ -160,12 +173,14 @@ def model_functions(model, *, steps: int = 50, seed: int = 0, device: str = "cpu
                     cfg_text: float | None = None) -> tuple[ModelFn, RoundTripFn]:
     """The model's two systems: (LR -> {"ours", "ours_no_lfr"}) through the Upsampler, and the pretransform round trip.
 
-    The model is sampled once per clip, without LFR ("ours_no_lfr", empty prompt, the config's CFG scales,
-    `--input-cutoff` = the simulated cutoff); "ours" is that same sample after `low_frequency_replace` with
+    The model is sampled once per clip and target roll-off, without LFR ("ours_no_lfr", empty prompt, the
+    config's CFG scales, `--input-cutoff` = the simulated cutoff, `--target-rolloff` = the value given, None =
+    upsample's default); "ours" is that same sample after `low_frequency_replace` with
     the LR input at the known cutoff. The pipeline applies the same function per decoded chunk, so "ours"
     matches `saga-sr upsample` up to chunk-seam crossfades, at half the sampling cost of a second pass.
     """
     from saga_sr.audio.lfr import low_frequency_replace
+    from saga_sr.evaluation.targets import takes_target_rolloff
     from saga_sr.inference.pipeline import Upsampler
 
     up = Upsampler(model, device, precision)
@@ -174,9 +189,11 @@ def model_functions(model, *, steps: int = 50, seed: int = 0, device: str = "cpu
                   cfg_audio=cfg_audio if cfg_audio is not None else scales.get("audio", 1.4),
                   cfg_text=cfg_text if cfg_text is not None else scales.get("text", 1.2))
 
-    def model_fn(lr: np.ndarray, sr: int, cutoff: float) -> dict[str, np.ndarray]:
-        raw = up.upsample(lr, sr, input_cutoff_hz=cutoff, lfr=False, **kwargs)
+    def model_fn(lr: np.ndarray, sr: int, cutoff: float, target_rolloff: float | None = None) -> dict[str, np.ndarray]:
+        raw = up.upsample(lr, sr, input_cutoff_hz=cutoff, target_rolloff=target_rolloff, lfr=False, **kwargs)
         return {"ours": low_frequency_replace(raw, lr, sr, cutoff_hz=cutoff), "ours_no_lfr": raw}
+
+    model_fn.takes_target_rolloff = takes_target_rolloff(model)  # read by run_evaluation for its notes
 
     def roundtrip_fn(hr: np.ndarray, sr: int) -> np.ndarray:
         return pretransform_roundtrip(model, hr, sr, device)
@@ -220,14 +237,16 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
     """Evaluate `model_fn` and the baselines on every file of `test_dir`; write CSV, tables, WAVs and PNGs."""
     from saga_sr.audio.io import load_audio, save_audio
     from saga_sr.audio.lr_sim import simulate_lr
+    from saga_sr.audio.spectral import rolloff
     from saga_sr.evaluation.perceptual import make_scorer
 
     log = log or (lambda _msg: None)
+    targets = unique_settings(settings.target_rolloffs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = list_test_files(test_dir, settings.max_files)
     scorer = make_scorer(settings.perceptual)
-    notes = [scorer.note]
+    notes = [scorer.note, target_note(targets, model_fn)]
     rows: list[dict] = []
     plot_rows: dict[float, list] = {c: [] for c in settings.cutoffs}
     lossless = roundtrip_fn is not None
@@ -245,22 +264,32 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
             t0 = time.perf_counter()
             roundtrip = (roundtrip_fn(hr, SAMPLE_RATE), time.perf_counter() - t0)
             lossless = lossless and float(np.max(np.abs(_fit(roundtrip[0], hr) - hr))) < 1e-6
+        ref_hz = rolloff(hr, SAMPLE_RATE).hz
+        given = {t.name: t.resolve(ref_hz, SAMPLE_RATE) for t in targets}  # name -> (normalised, Hz)
         for cutoff in settings.cutoffs:
             cseed = clip_seed(rel.as_posix(), cutoff, settings.seed)
             lr = simulate_lr(hr, SAMPLE_RATE, seed=cseed, cutoff=float(cutoff), filter_type=settings.filter_type,
                              order=settings.order).audio
-            outs, secs = _clip_systems(hr, _fit(lr, hr), float(cutoff), cseed, model_fn, roundtrip)
+            outs, secs = _clip_systems(hr, _fit(lr, hr), float(cutoff), cseed, model_fn, roundtrip,
+                                       {name: norm for name, (norm, _) in given.items()})
             clip_dir = out / "audio" / f"{int(cutoff)}hz" / rel.with_suffix("")
             ref_path = save_audio(clip_dir / "reference.wav", hr, SAMPLE_RATE, subtype="FLOAT")
-            for name, wav in outs.items():
-                wav_path = save_audio(clip_dir / f"{name}.wav", wav, SAMPLE_RATE, subtype="FLOAT")
+            for (name, setting), wav in outs.items():
+                stem = name if setting == NOT_USED else f"{name}.target_{setting}"
+                wav_path = save_audio(clip_dir / f"{stem}.wav", wav, SAMPLE_RATE, subtype="FLOAT")
+                norm, hz = given.get(setting, (None, None))
                 row = {"domain": _domain(rel), "file": rel.as_posix(), "cutoff_hz": float(cutoff),
-                       "system": name, "seed": cseed, "seconds": round(secs.get(name, float("nan")), 4),
+                       "system": name, "target_setting": setting, "target_rolloff": norm,
+                       "target_rolloff_hz": None if hz is None else round(hz, 1),
+                       "reference_rolloff_hz": round(ref_hz, 1), "seed": cseed,
+                       "seconds": round(secs.get((name, setting), float("nan")), 4),
                        **_score(hr, wav, float(cutoff), scorer),
                        "wav": wav_path.relative_to(out).as_posix(), "reference": ref_path.relative_to(out).as_posix()}
                 rows.append(row)
             if len(plot_rows[cutoff]) < settings.n_plot:
-                cells = {"input": outs["unprocessed"], "ours": outs.get("ours"), "DSP": outs["dsp_bwe"],
+                ours = {("ours" if len(targets) == 1 else f"ours ({t.name})"): outs.get(("ours", t.name))
+                        for t in targets}
+                cells = {"input": outs[("unprocessed", NOT_USED)], **ours, "DSP": outs[("dsp_bwe", NOT_USED)],
                          "reference": hr}
                 plot_rows[cutoff].append((rel.stem, {k: v for k, v in cells.items() if v is not None}))
         log(f"[{i + 1}/{len(files)}] {rel.as_posix()}")
@@ -273,9 +302,10 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
     summary = summarize(rows, metric_names)
     write_csv(out / "per_clip.csv", rows)
     write_csv(out / "summary.csv", summary)
-    tables = write_tables(out, summary, metric_names, scorer.label, notes)
+    tables = write_tables(out, summary, metric_names, scorer.label, notes, targets)
     figures = _write_figures(out, plot_rows)
-    meta = {"settings": asdict(settings), "sample_rate": SAMPLE_RATE, "systems": SYSTEM_LABELS,
+    meta = {"settings": {**asdict(settings), "target_rolloffs": [asdict(t) for t in targets]},
+            "sample_rate": SAMPLE_RATE, "systems": SYSTEM_LABELS,
             "perceptual": {"name": scorer.name, "label": scorer.label, "note": scorer.note},
             "files": [rel.as_posix() for _, rel in files]}
     (out / "eval.json").write_text(json.dumps(meta, indent=2, default=str))
@@ -283,47 +313,65 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
 
 
 def summarize(rows: Sequence[dict], metric_names: Sequence[str]) -> list[dict]:
-    """One row per (domain incl. "all", cutoff, system, metric): mean, 95 % half-width, n."""
+    """One row per (domain incl. "all", cutoff, system, target setting, metric): mean, 95 % half-width, n."""
     from saga_sr.experiments.stats import mean_ci
 
     groups: dict[tuple, list[dict]] = {}
+    settings: dict[str, int] = {}  # target settings in first-seen order
     for r in rows:
+        setting = r.get("target_setting", NOT_USED)
+        settings.setdefault(setting, len(settings))
         for domain in {r["domain"], ALL_DOMAINS}:
-            groups.setdefault((domain, r["cutoff_hz"], r["system"]), []).append(r)
+            groups.setdefault((domain, r["cutoff_hz"], r["system"], setting), []).append(r)
     out = []
     order = {s: i for i, s in enumerate(SYSTEMS)}
 
-    def key(item):  # "all" first, then domains alphabetically; cutoffs ascending; systems in SYSTEMS order
-        domain, cutoff, system = item[0]
-        return domain != ALL_DOMAINS, domain, cutoff, order.get(system, len(order))
+    def key(item):  # "all" first, then domains alphabetically; cutoffs ascending; SYSTEMS order; settings as given
+        domain, cutoff, system, setting = item[0]
+        return domain != ALL_DOMAINS, domain, cutoff, order.get(system, len(order)), settings[setting]
 
-    for (domain, cutoff, system), members in sorted(groups.items(), key=key):
+    for (domain, cutoff, system, setting), members in sorted(groups.items(), key=key):
         for m in metric_names:
             s = mean_ci(r.get(m) for r in members)
-            out.append({"domain": domain, "cutoff_hz": cutoff, "system": system, "metric": m,
-                        "mean": s.mean, "ci95": s.half_width, "n": s.n})
+            out.append({"domain": domain, "cutoff_hz": cutoff, "system": system, "target_setting": setting,
+                        "metric": m, "mean": s.mean, "ci95": s.half_width, "n": s.n})
     return out
 
 
+def target_note(targets: Sequence[TargetSetting], model_fn=None) -> str:
+    """The results' line saying which target roll-off the model was given, and that baselines take none."""
+    text = ("target roll-off given to the model: " + "; ".join(t.describe(SAMPLE_RATE) for t in targets)
+            + ". The model rows are one per setting; the baselines take no target roll-off, so they are computed "
+              "once per clip and listed once, with n/a in the target column")
+    if model_fn is not None and not getattr(model_fn, "takes_target_rolloff", True):
+        text += ". This model does not condition on a target roll-off: every setting gives the same output"
+    return text
+
+
 def write_tables(out: Path, summary: Sequence[dict], metric_names: Sequence[str], perceptual_label: str,
-                 notes: Sequence[str]) -> list[Path]:
-    """tables/<domain>_<cutoff>hz.md for every group, and results.md holding them all with the notes."""
+                 notes: Sequence[str], targets: Sequence[TargetSetting] = ()) -> list[Path]:
+    """tables/<domain>_<cutoff>hz.md for every group, and results.md holding them all with the notes.
+
+    Each table has a "target roll-off" column: the setting a model row used, "n/a" for the baselines."""
     from saga_sr.experiments.stats import Summary
 
-    index: dict[tuple, dict[str, dict[str, Summary]]] = {}
+    described = {t.name: t.describe(SAMPLE_RATE) for t in targets}
+    index: dict[tuple, dict[tuple, dict[str, Summary]]] = {}
     for s in summary:
-        index.setdefault((s["domain"], s["cutoff_hz"]), {}).setdefault(s["system"], {})[s["metric"]] = \
+        system = (s["system"], s.get("target_setting", NOT_USED))
+        index.setdefault((s["domain"], s["cutoff_hz"]), {}).setdefault(system, {})[s["metric"]] = \
             Summary(s["mean"], s["ci95"], s["n"])
     arrows = {m: ("↓" if LOWER_IS_BETTER.get(m, True) else "↑") for m in metric_names}
     paths, blocks = [], []
     for (domain, cutoff), systems in index.items():
         n = max((v.n for d in systems.values() for v in d.values()), default=0)
         head = f"### {domain}, cutoff {int(cutoff)} Hz (n = {n} clips; mean ± 95 % t-interval)\n\n"
-        lines = ["| system | " + " | ".join(f"{m} {arrows[m]}" for m in metric_names) + " |",
-                 "|---|" + "---|" * len(metric_names)]
-        for system, values in systems.items():
+        lines = ["| system | target roll-off | " + " | ".join(f"{m} {arrows[m]}" for m in metric_names) + " |",
+                 "|---|---|" + "---|" * len(metric_names)]
+        for (system, setting), values in systems.items():
             cells = [values[m].format(2) if m in values else "n/a" for m in metric_names]
-            lines.append(f"| {SYSTEM_LABELS.get(system, system)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {SYSTEM_LABELS.get(system, system)} | {described.get(setting, setting)} | "
+                         + " | ".join(cells) + " |")
         block = head + "\n".join(lines) + "\n"
         path = out / "tables" / f"{domain.replace('/', '_')}_{int(cutoff)}hz.md"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -354,7 +402,8 @@ def _write_figures(out: Path, plot_rows: Mapping[float, list]) -> list[Path]:
     paths = []
     for cutoff, rows in plot_rows.items():
         if rows:
+            columns = list(dict.fromkeys(name for _, cells in rows for name in cells))
             paths.append(spectrogram_grid(rows, SAMPLE_RATE, out / f"spectrograms_{int(cutoff)}hz.png",
-                                          columns=["input", "ours", "DSP", "reference"],
+                                          columns=columns,
                                           title=f"LR cutoff {int(cutoff)} Hz", cutoffs=[cutoff] * len(rows)))
     return paths
