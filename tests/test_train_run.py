@@ -4,6 +4,7 @@ a non-finite loss, and a run killed with SIGKILL that resumes from its last chec
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import signal
@@ -69,6 +70,11 @@ def test_run_writes_metrics_checkpoints_export_and_plots(run: Path):
     assert (run / "model" / "config.json").is_file() and (run / "model" / "model.safetensors").is_file()
     assert (run / "loss_curve.png").stat().st_size > 5000
     assert list((run / "val" / "step=2").glob("*.png")) and list((run / "val" / "step=2").glob("*_pred.wav"))
+    # validation says which target roll-off it gave the model: each item's own HR roll-off (tiny.json takes one)
+    assert all(0 < float(r["val/target_rolloff_hz"]) <= 22050 for r in val)
+    sidecar = json.loads(next((run / "val" / "step=2").glob("*.json")).read_text())
+    assert sidecar["target_setting"] == "reference"
+    assert sidecar["target_rolloff_hz"] == sidecar["reference_rolloff_hz"] > 0
     assert "broken.wav\tunreadable" in (run / "skipped_files.txt").read_text()
 
 

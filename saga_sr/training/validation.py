@@ -1,9 +1,16 @@
 """Validation sampling: Euler on the linear-quadratic schedule with two-scale CFG (saga_sr.inference),
 decode, low-frequency replacement (cutoff: rolloff_low when present, else lr_cutoff_hz, as seed 001 says),
-metrics (LSD, LSD-HF, SI-SDR) and a few saved examples (audio + spectrogram PNG) under OUT/val/step=N/."""
+metrics (LSD, LSD-HF, SI-SDR) and a few saved examples (audio + spectrogram PNG + a JSON sidecar) under
+OUT/val/step=N/.
+
+Target roll-off: validation conditions on the batch's `target_rolloff`, which the dataset measures on each HR
+segment, i.e. the `reference` setting of `saga-sr evaluate` (an oracle; `upsample` defaults to 0.9). The
+setting is logged (once per validation), its mean value goes to metrics.csv as val/target_rolloff_hz, and each
+example's sidecar and spectrogram title name it; a model without roll-off conditioning takes none ("n/a")."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -12,6 +19,16 @@ import numpy as np
 import torch
 
 log = logging.getLogger(__name__)
+
+
+def target_setting(model, metadata: dict) -> tuple[str, float | None]:
+    """(setting name, Hz given) of the target roll-off validation gives the model for one item."""
+    from saga_sr.evaluation.targets import NOT_USED, REFERENCE, takes_target_rolloff
+
+    if not takes_target_rolloff(model):
+        return NOT_USED, None
+    hz = metadata.get("rolloff_high")
+    return REFERENCE, (float(hz) if hz is not None else None)
 
 
 def lfr_cutoff(metadata: dict) -> float | None:
@@ -63,8 +80,12 @@ def validate_batch(module, audio: torch.Tensor, metadata: list[dict], batch_idx:
     finally:
         module.train(was_training)
     sr = module.diffusion.sample_rate
-    scores: dict[str, list[float]] = {"lsd": [], "lsd_hf": [], "si_sdr": []}
+    scores: dict[str, list[float]] = {"lsd": [], "lsd_hf": [], "si_sdr": [], "target_rolloff_hz": []}
+    setting = "n/a"
     for i, md in enumerate(metadata):
+        setting, target_hz = target_setting(module.diffusion, md)
+        if target_hz is not None:
+            scores["target_rolloff_hz"].append(target_hz)
         valid = int(md["padding_mask"].sum()) if "padding_mask" in md else audio.shape[-1]
         hr = audio[i, :, :valid].float().cpu().numpy()
         lr = md["lr_audio"][:, :valid].float().cpu().numpy()
@@ -77,12 +98,16 @@ def validate_batch(module, audio: torch.Tensor, metadata: list[dict], batch_idx:
         scores["si_sdr"].append(si_sdr(hr, est))
         example = batch_idx * (batch_size or audio.shape[0]) + i
         if hp.val_dir and module.global_rank == 0 and example < int(hp.val_examples):
-            _save_example(Path(hp.val_dir) / f"step={module.global_step}", example, md, hr, lr, est, sr, cutoff)
+            _save_example(Path(hp.val_dir) / f"step={module.global_step}", example, md, hr, lr, est, sr, cutoff,
+                          {"target_setting": setting, "target_rolloff_hz": target_hz})
+    if batch_idx == 0:
+        log.info("validation target roll-off: %s", "reference (each item's own HR roll-off, an oracle)"
+                 if setting != "n/a" else "n/a (the model takes no target roll-off)")
     return {k: float(np.mean(v)) for k, v in scores.items() if v}
 
 
 def _save_example(folder: Path, index: int, md: dict, hr: np.ndarray, lr: np.ndarray, est: np.ndarray,
-                  sr: int, cutoff: float | None) -> None:
+                  sr: int, cutoff: float | None, target: dict) -> None:
     from saga_sr.audio.io import save_audio
     from saga_sr.evaluation.plots import spectrogram_grid
 
@@ -92,7 +117,12 @@ def _save_example(folder: Path, index: int, md: dict, hr: np.ndarray, lr: np.nda
         peak = max(1.0, float(np.abs(est).max()))
         for tag, wav in (("hr", hr), ("lr", lr), ("pred", est / peak)):
             save_audio(folder / f"{name}_{tag}.wav", wav, sr)
+        hz = target["target_rolloff_hz"]
+        title = f"target roll-off: {target['target_setting']}" + (f" ({hz / 1000:.1f} kHz)" if hz else "")
         spectrogram_grid([(name, {"LR input": lr, "SAGA-SR": est, "HR target": hr})], sr,
-                         folder / f"{name}.png", cutoffs=[cutoff or 0.0])
+                         folder / f"{name}.png", cutoffs=[cutoff or 0.0], title=title)
+        sidecar = {"audio_path": str(md.get("audio_path", "")), "lr_cutoff_hz": md.get("lr_cutoff_hz"),
+                   "lfr_cutoff_hz": cutoff, "reference_rolloff_hz": md.get("rolloff_high"), **target}
+        (folder / f"{name}.json").write_text(json.dumps(sidecar, indent=2, default=float))
     except Exception as exc:  # noqa: BLE001 -- an example that cannot be written must not stop training
         log.warning("could not save validation example %s: %s", name, exc)
