@@ -34,7 +34,8 @@ def test_demo_cli_help(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["demo", "--help"])
     assert exc.value.code == 0
-    assert "--minutes" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "--minutes" in text and "--target-rolloff" in text
 
 
 def test_demo_quick_runs_end_to_end(tmp_path, capsys):
@@ -45,9 +46,11 @@ def test_demo_quick_runs_end_to_end(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "all, cutoff 4000 Hz" in text and "all, cutoff 8000 Hz" in text
     assert "DSP bandwidth extension" in text and str(out / "showcase") in text
+    assert "target roll-off given to the model: default (0.900 = 19.9 kHz)" in text  # the setting is stated
     rows = list(csv.DictReader(open(out / "eval" / "per_clip.csv")))
     assert {r["cutoff_hz"] for r in rows} == {"4000.0", "8000.0"}
     assert {r["domain"] for r in rows} == {"music", "drums", "ambience", "vocal"}
+    assert {r["target_setting"] for r in rows if r["system"] == "ours"} == {"default"}
     up, sr = sf.read(out / "showcase" / "upsampled_44k.wav")
     ref, _ = sf.read(out / "showcase" / "reference.wav")
     low, low_sr = sf.read(out / "showcase" / "input_16k.wav")

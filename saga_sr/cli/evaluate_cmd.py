@@ -12,7 +12,7 @@ from pathlib import Path
 FILTERS = ("cheby1", "butter", "bessel", "ellip")
 
 
-def _target_setting(text: str):
+def target_setting_arg(text: str):
     """argparse type for --target-rolloff (a usage error, exit 2, names the bad value)."""
     from saga_sr.evaluation.targets import parse_target_setting
 
@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="LR cutoffs in Hz (default 4000 8000, the paper's)")
     p.add_argument("--filter", choices=FILTERS, default="cheby1", help="LR low-pass filter type (default cheby1)")
     p.add_argument("--order", type=int, default=8, help="LR filter order (default 8)")
-    p.add_argument("--target-rolloff", "--target_rolloff", type=_target_setting, action="append",
+    p.add_argument("--target-rolloff", "--target_rolloff", type=target_setting_arg, action="append",
                    dest="target_rolloffs", metavar="{default,reference,VALUE}",
                    help="target roll-off given to the model; repeat to score several settings in one run (the "
                    "baselines, which take none, are computed once). default: what upsample uses (0.9, ~19.9 kHz); "
