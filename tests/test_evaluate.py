@@ -132,14 +132,16 @@ def test_reference_target_beats_default_on_a_band_limited_reference(tmp_path):
     x, sr = sf.read(DATA / "guitar_mono.flac", dtype="float32")
     (tmp_path / "t").mkdir()
     sf.write(tmp_path / "t" / "dull.wav", _lowpassed(x[: sr], sr, 9000.0), sr)  # nothing above 9 kHz
-    settings = EvalSettings(cutoffs=(4000.0,), perceptual="none", n_plot=1, target_rolloffs=("default", "reference"))
+    settings = EvalSettings(cutoffs=(4000.0,), perceptual="none", n_plot=1,
+                            target_rolloffs=("default", "reference"))
     res = run_evaluation(tmp_path / "t", tmp_path / "o", model_fn=_noise_filler, settings=settings)
     by = {(r["system"], r["target_setting"]): r for r in res.rows}
     ref_hz = by[("ours", "reference")]["reference_rolloff_hz"]
     assert 4000 < ref_hz < 9000
     assert by[("ours", "reference")]["target_rolloff_hz"] == pytest.approx(ref_hz, abs=0.1)  # the oracle value given
     assert by[("ours", "default")]["target_rolloff"] == DEFAULT_TARGET_ROLLOFF
-    assert by[("ours", "default")]["target_rolloff_hz"] == pytest.approx(resolve_target_rolloff(None, 44100)[1], abs=0.1)
+    default_hz = resolve_target_rolloff(None, 44100)[1]
+    assert by[("ours", "default")]["target_rolloff_hz"] == pytest.approx(default_hz, abs=0.1)
     # noise filled only up to the reference's roll-off scores much better above the cutoff than noise to 19.9 kHz
     assert by[("ours", "reference")]["lsd_hf"] < by[("ours", "default")]["lsd_hf"] - 0.5
     assert by[("ours", "reference")]["lsd"] < by[("ours", "default")]["lsd"]
@@ -167,6 +169,24 @@ def test_target_settings_parse_like_upsample():
             parse_target_setting(bad)
     assert [s.name for s in unique_settings(["reference", "default", "reference"])] == ["reference", "default"]
     assert [s.name for s in unique_settings(())] == ["default"]
+
+
+def test_a_model_without_target_conditioning_is_named_in_the_notes():
+    from types import SimpleNamespace
+
+    from saga_sr.evaluation.evaluate import target_note
+    from saga_sr.evaluation.targets import takes_target_rolloff, unique_settings
+
+    plain = SimpleNamespace(cross_attn_cond_ids=["prompt"], global_cond_ids=[], rolloff_conditioner=None)
+    paper = SimpleNamespace(cross_attn_cond_ids=["prompt", "target_rolloff"], global_cond_ids=[],
+                            rolloff_conditioner=None)
+    assert not takes_target_rolloff(plain) and takes_target_rolloff(paper)
+
+    def model_fn(lr, sr, cutoff, target_rolloff=None):
+        return {}
+
+    model_fn.takes_target_rolloff = False
+    assert "every setting gives the same output" in target_note(unique_settings(("default", "reference")), model_fn)
 
 
 def test_vae_row_beats_unprocessed_and_bad_files_are_skipped(tmp_path):

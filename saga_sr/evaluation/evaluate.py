@@ -52,7 +52,7 @@ LOWER_IS_BETTER = {"lsd": True, "lsd_ssr": True, "lsd_hf": True, "lsd_lf": True,
 ALL_DOMAINS = "all"
 
 # (lr [C, L], sr, cutoff_hz, target_rolloff=normalised) -> {"ours": wav, "ours_no_lfr": wav}; (hr, sr) -> wav
-ModelFn = Callable[[np.ndarray, int, float], Mapping[str, np.ndarray]]
+ModelFn = Callable[..., Mapping[str, np.ndarray]]
 RoundTripFn = Callable[[np.ndarray, int], np.ndarray]
 
 
@@ -138,7 +138,8 @@ SystemKey = tuple[str, str]  # (system, target setting name; NOT_USED for the ba
 
 def _clip_systems(hr: np.ndarray, lr: np.ndarray, cutoff: float, seed: int, model_fn: ModelFn | None,
                   roundtrip: tuple[np.ndarray, float] | None,
-                  targets: Mapping[str, float] | None = None) -> tuple[dict[SystemKey, np.ndarray], dict[SystemKey, float]]:
+                  targets: Mapping[str, float] | None = None
+                  ) -> tuple[dict[SystemKey, np.ndarray], dict[SystemKey, float]]:
     """Every system's output for one clip (fitted to the reference) and the seconds each took.
 
     The model runs once per entry of `targets` (setting name -> normalised target roll-off given); the
@@ -246,7 +247,7 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
     out.mkdir(parents=True, exist_ok=True)
     files = list_test_files(test_dir, settings.max_files)
     scorer = make_scorer(settings.perceptual)
-    notes = [scorer.note, target_note(targets, model_fn)]
+    notes = [scorer.note] + ([target_note(targets, model_fn)] if model_fn is not None else [])
     rows: list[dict] = []
     plot_rows: dict[float, list] = {c: [] for c in settings.cutoffs}
     lossless = roundtrip_fn is not None
@@ -297,7 +298,8 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
         notes.append("the pretransform round trip is lossless here (patched pretransform), so the "
                      "'round trip + LFR' row measures what LFR alone costs against the reference")
     if not rows:
-        raise DataError(f"{test_dir}: no test file could be read ({'; '.join(notes[1:])})")
+        skipped = "; ".join(n for n in notes if n.startswith("skipped"))
+        raise DataError(f"{test_dir}: no test file could be read ({skipped})")
     metric_names = [m for m in (*METRICS, scorer.name) if any(m in r for r in rows)]
     summary = summarize(rows, metric_names)
     write_csv(out / "per_clip.csv", rows)
