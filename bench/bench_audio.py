@@ -49,7 +49,7 @@ def main() -> None:
     from saga_sr.audio.lfr import low_frequency_replace
     from saga_sr.audio.lr_sim import simulate_lr
     from saga_sr.audio.spectral import rolloff
-    from saga_sr.evaluation.metrics import lsd, lsd_ssr
+    from saga_sr.audio.metrics import lsd, lsd_ssr
 
     rng = np.random.default_rng(0)
     hr = (0.1 * rng.standard_normal((2, CLIP))).astype(np.float32)

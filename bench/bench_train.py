@@ -35,7 +35,7 @@ def bench_speed(threads: int, steps: int, data: Path) -> dict:
     from saga_sr.data import SAGASRDataset, collate
     from saga_sr.models.build import build_model
     from saga_sr.training.module import SAGASRTrainer
-    from saga_sr.training.run import prepare_config
+    from saga_sr.config import prepare_config
 
     torch.set_num_threads(threads)
     cfg = prepare_config("tiny")
@@ -64,7 +64,7 @@ def bench_memorise(steps: int, data: Path, out: Path, threads: int) -> dict:
     import torch
 
     from saga_sr.audio.io import load_audio
-    from saga_sr.training.plots import read_metrics
+    from saga_sr.training.metrics_csv import read_metrics
     from saga_sr.training.run import train
 
     torch.set_num_threads(threads)

@@ -2,6 +2,7 @@
 
 stable-audio-tools' time convention: ``x_t = (1 - t) * x0 + t * noise``; t = 1 is pure noise,
 the network predicts the velocity ``noise - x0`` and sampling integrates t from 1 down to 0.
+The null LR latent (LR dropout in training = the unconditional branch of guidance) is part of this contract.
 
 Shapes: x0 / noise / pred / target ``[B, C, T]`` latents; t ``[B]``; mask ``[B, T]`` (True = real frames).
 """
@@ -12,6 +13,10 @@ import torch
 import torch.nn.functional as F
 
 TIMESTEP_SAMPLERS = ("uniform", "logit_normal")
+
+# the authors' null LR latent (a constant -5): what LR dropout feeds in training and the unconditional
+# classifier-free-guidance branch feeds at inference, so both sides must read this one value
+NULL_LR_VALUE = -5.0
 
 # the fixed times at which validation measures the flow loss (stable-audio-tools uses the same five)
 VALIDATION_TIMESTEPS = (0.1, 0.3, 0.5, 0.7, 0.9)

@@ -9,7 +9,7 @@ import soundfile as sf
 
 from saga_sr.cli import main
 from saga_sr.errors import ModelLoadError
-from saga_sr.inference.caption import CAPTION_PROMPT, Captioner, sidecar_path
+from saga_sr.data.caption import CAPTION_PROMPT, Captioner, sidecar_path
 
 SPECIALS = ["<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]
 

@@ -13,7 +13,7 @@ import soundfile as sf
 from saga_sr.audio.io import load_audio
 from saga_sr.audio.spectral import magnitude, rolloff
 from saga_sr.cli import main
-from saga_sr.evaluation.metrics import all_metrics
+from saga_sr.audio.metrics import all_metrics
 
 DATA = Path(__file__).parent / "data"
 

@@ -1,4 +1,4 @@
-"""saga_sr.evaluation.evaluate / perceptual / plots and saga_sr.experiments.stats, and `saga-sr evaluate`."""
+"""saga_sr.evaluation.evaluate / perceptual / plots and saga_sr.evaluation.stats, and `saga-sr evaluate`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from saga_sr.experiments.stats import mean_ci, paired_difference
+from saga_sr.evaluation.stats import mean_ci, paired_difference
 
 DATA = Path(__file__).parent / "data"
 
@@ -72,7 +72,7 @@ def _fake_model(lr, sr, cutoff, target_rolloff=None):
 def test_run_evaluation_numbers_recompute_from_saved_wavs(tmp_path):
     from saga_sr.audio.lr_sim import simulate_lr
     from saga_sr.evaluation.evaluate import EvalSettings, clip_seed, run_evaluation
-    from saga_sr.evaluation.metrics import all_metrics
+    from saga_sr.audio.metrics import all_metrics
 
     test_dir = _clips(tmp_path / "test")
     out = tmp_path / "out"
@@ -211,7 +211,7 @@ def tiny_model_dir(tmp_path_factory):
 
     from saga_sr.config import load_config
     from saga_sr.models.build import build_model
-    from saga_sr.training.export import export_model
+    from saga_sr.models.checkpoint import export_model
 
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("model") / "model"

@@ -8,7 +8,7 @@ import torch
 
 from saga_sr.config import load_config
 from saga_sr.config.rungs import with_rolloff_conditioner
-from saga_sr.inference.guidance import NULL_LR_VALUE
+from saga_sr.flow import NULL_LR_VALUE
 from saga_sr.inference.kv_cache import cached_cross_attention
 from saga_sr.inference.pipeline import Upsampler
 from saga_sr.models.build import build_model

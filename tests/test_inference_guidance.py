@@ -4,7 +4,8 @@ conditioning projected once, cross-attention keys/values reused across steps."""
 import pytest
 import torch
 
-from saga_sr.inference.guidance import NULL_LR_VALUE, TwoScaleCFG, cfg_weights, two_scale_cfg
+from saga_sr.flow import NULL_LR_VALUE
+from saga_sr.inference.guidance import TwoScaleCFG, cfg_weights, two_scale_cfg
 from saga_sr.inference.kv_cache import cached_cross_attention
 from saga_sr.inference.samplers import euler
 from saga_sr.inference.schedules import linear_quadratic

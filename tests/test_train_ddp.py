@@ -24,7 +24,7 @@ def test_ddp_two_processes_keep_identical_weights(tmp_path: Path):
     assert ckpt["global_step"] == 3
     # the weights moved away from the (seeded) initial model, and stayed finite
     from saga_sr.models.build import build_model
-    from saga_sr.training.run import prepare_config
+    from saga_sr.config import prepare_config
 
     init = build_model(prepare_config("tiny", compute_rolloff=True, sample_size=4096), seed=1).state_dict()
     key = "model.model.transformer.project_in.weight"

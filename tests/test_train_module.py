@@ -8,7 +8,7 @@ import torch
 
 from saga_sr.config import read_config
 from saga_sr.training.optim import build_optimizer, inverse_lr_factor
-from saga_sr.training.run import prepare_config
+from saga_sr.config import prepare_config
 
 
 def _text_only_tiny() -> dict:
@@ -126,7 +126,7 @@ def test_lr_only_config_never_needs_its_unused_text_encoder():
 
 def test_export_is_atomic_and_loads_back(tmp_path):
     from saga_sr.models.build import build_model
-    from saga_sr.training.export import export_model, load_model
+    from saga_sr.models.checkpoint import export_model, load_model
 
     model = build_model(prepare_config("tiny", sample_size=2048), seed=0)
     out = tmp_path / "model"

@@ -18,7 +18,7 @@ import torch
 
 from saga_sr.cli import main as cli_main
 from saga_sr.errors import SagaError
-from saga_sr.training.export import load_model
+from saga_sr.models.checkpoint import load_model
 from saga_sr.training.run import find_resume_checkpoint, train
 
 ROOT = Path(__file__).resolve().parent.parent

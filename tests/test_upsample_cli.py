@@ -10,7 +10,7 @@ import soundfile as sf
 from saga_sr.cli import main
 from saga_sr.config import load_config
 from saga_sr.models.build import build_model
-from saga_sr.training.export import export_model
+from saga_sr.models.checkpoint import export_model
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Figures for evaluation and the ladder: a spectrogram grid (clips x systems) and loss curves.
+"""Spectrogram figures (validation, evaluation, demo): a grid of clips x systems.
 
 Uses matplotlib's object API with the Agg canvas only (no pyplot), so nothing global changes and it
 works without a display.
@@ -28,7 +28,8 @@ def log_spectrogram(wav: np.ndarray, sr: int, n_fft: int = 2048,
     return times, freqs, np.maximum(db, _FLOOR_DB)
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Render `fig` on the Agg canvas to `path` (PNG), atomically (a temp file renamed in place)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     path = Path(path)
@@ -77,31 +78,4 @@ def spectrogram_grid(rows: Sequence[tuple[str, Mapping[str, np.ndarray]]], sr: i
         fig.colorbar(image, ax=axes, shrink=0.6, label="dB re each cell's peak")
     if title:
         fig.suptitle(title)
-    return _save(fig, Path(path))
-
-
-def loss_curves(curves: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], path: str | Path,
-                *, title: str = "training and validation loss") -> Path:
-    """All runs on one plot: `curves[run][kind] = (steps, losses)`, kind "train" (solid) or "val" (dashed)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 5), layout="constrained")
-    ax = fig.subplots()
-    colors = [f"C{i}" for i in range(10)]
-    plotted = 0
-    for i, (run, kinds) in enumerate(curves.items()):
-        for kind, style, marker in (("train", "-", None), ("val", "--", "o")):
-            steps, values = kinds.get(kind, ((), ()))
-            if len(steps):
-                ax.plot(list(steps), list(values), ls=style, marker=marker, ms=3, color=colors[i % 10],
-                        label=f"{run} {kind}")
-                plotted += 1
-    if plotted:
-        ax.legend(fontsize=8, ncols=2)
-    else:
-        ax.text(0.5, 0.5, "no loss values were logged", ha="center", transform=ax.transAxes)
-    ax.set_xlabel("step")
-    ax.set_ylabel("flow loss (MSE on velocity)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))

@@ -135,7 +135,7 @@ def run_rolloff(args: argparse.Namespace) -> int:
 
 def _pair_metrics(ref: Path, est: Path, cutoff: float | None) -> dict:
     from saga_sr.audio.io import load_audio
-    from saga_sr.evaluation.metrics import all_metrics
+    from saga_sr.audio.metrics import all_metrics
 
     r, sr = load_audio(ref, target_sr=44100, allow_silent=True)
     e, _ = load_audio(est, target_sr=44100, allow_silent=True)

@@ -1,6 +1,6 @@
 """`saga-sr caption AUDIO... --model PATH [--overwrite]`: Qwen2-Audio captions as NAME.caption.txt sidecars.
 
-Uses the SAGA-SR authors' prompt and settings (see saga_sr.inference.caption). Each caption is written
+Uses the SAGA-SR authors' prompt and settings (see saga_sr.data.caption). Each caption is written
 atomically beside its audio file; existing sidecars are kept unless --overwrite. A file that cannot be
 read fails alone with its reason; the exit code is 1 when any file failed, 2 for usage errors.
 """
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from saga_sr.audio.io import find_audio_files
     from saga_sr.cli import CliError
     from saga_sr.errors import AudioError
-    from saga_sr.inference.caption import CAPTION_SR, Captioner, sidecar_path
+    from saga_sr.data.caption import CAPTION_SR, Captioner, sidecar_path
 
     if args.batch_size < 1:
         raise CliError("--batch-size must be at least 1")

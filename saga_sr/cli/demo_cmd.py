@@ -6,10 +6,9 @@ A thin wrapper over saga_sr.experiments.demo.run_demo (what it does is documente
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
-import warnings
 from pathlib import Path
+
+from saga_sr.cli.common import quiet_lightning
 
 
 from saga_sr.cli.evaluate_cmd import target_setting_arg
@@ -42,23 +41,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(default: default, 0.9 = ~19.9 kHz, what upsample uses; reference = each clip's own HR roll-off, "
                    "an oracle; each extra setting adds one more model pass per clip)")
     p.set_defaults(func=run_demo_cmd)
-
-
-@contextlib.contextmanager
-def quiet_lightning():
-    """Hide Lightning's banners, model summaries and library warnings (the demo and the ladder print their own
-    progress lines); the logger level is restored afterwards."""
-    import lightning.pytorch  # noqa: F401  (its import sets the logger to INFO: import first, then quieten)
-
-    logger = logging.getLogger("lightning.pytorch")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
 
 
 def run_demo_cmd(args: argparse.Namespace) -> int:

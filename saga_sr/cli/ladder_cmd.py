@@ -84,7 +84,7 @@ def run_ladder_cmd(args: argparse.Namespace) -> int:
                               eval_max_files=args.eval_max_files, perceptual=args.perceptual,
                               val_lowfreq_replace=args.val_lowfreq_replace, device=device,
                               bench_steps=args.bench_steps, text_encoder_path=args.text_encoder_path)
-    from saga_sr.cli.demo_cmd import quiet_lightning
+    from saga_sr.cli.common import quiet_lightning
 
     with quiet_lightning():  # the ladder prints its own progress lines
         report = run_ladder(settings, args.out, log=lambda m: print(m, file=sys.stderr, flush=True))

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
     from saga_sr.audio.io import load_audio, save_audio
     from saga_sr.inference.pipeline import Upsampler
-    from saga_sr.training.export import load_model
+    from saga_sr.models.checkpoint import load_model
 
     device = _device(args.device)
     model = load_model(model_path, device=device, text_encoder_path=args.text_encoder_path)

@@ -1,7 +1,8 @@
 """Model configs: stable-audio-tools' JSON format plus our documented keys, validated before use.
 
 `load_config(path_or_name)` reads a file (or a config shipped in saga_sr/configs by name) and raises
-ConfigError listing every problem; `check_config(cfg)` returns them; `derive_rung` makes the seeds' ladder.
+ConfigError listing every problem; `check_config(cfg)` returns them; `derive_rung` makes the seeds' ladder;
+`prepare_config` is the config a training run uses (roll-off conditioner added on request, segment override).
 """
 
 from __future__ import annotations
@@ -66,6 +67,31 @@ def load_config(path_or_name: str | Path | dict[str, Any]) -> dict:
     return validated(cfg, source=str(path_or_name))
 
 
+ROLLOFF_NUMBER_IDS = ("input_rolloff", "target_rolloff")
+
+
+def uses_rolloff(cfg: dict) -> bool:
+    """True when the config's conditioners read roll-offs (number ids or the Fourier roll-off conditioner)."""
+    ids = {c.get("id") for c in cfg["model"]["conditioning"]["configs"]}
+    return bool(ids & set(ROLLOFF_NUMBER_IDS)) or bool(cfg["model"]["diffusion"].get("rolloff_conditioner"))
+
+
+def prepare_config(model_config, *, compute_rolloff: bool = False, sample_size: int | None = None) -> dict:
+    """The validated config for this run: `--compute_rolloff` on a config without roll-off conditioning adds
+    the seeds' Fourier roll-off conditioner (prepend width = embed_dim); `sample_size` overrides the segment."""
+    cfg = copy.deepcopy(model_config) if isinstance(model_config, dict) else read_config(model_config)
+    source = None if isinstance(model_config, dict) else str(model_config)
+    try:
+        add_rolloff = compute_rolloff and not uses_rolloff(cfg)
+    except (KeyError, TypeError, AttributeError):  # malformed: `validated` below lists the problems
+        add_rolloff = False
+    if add_rolloff:
+        cfg = with_rolloff_conditioner(cfg)
+    if sample_size:
+        cfg["sample_size"] = int(sample_size)
+    return validated(cfg, source=source)
+
+
 __all__ = ["CONFIG_DIR", "RUNGS", "TINY_T5_CONFIG", "check_config", "conditioner_types", "config_path",
-           "derive_rung", "load_config", "pretransform_facts", "read_config", "shipped_configs", "validated",
-           "with_rolloff_conditioner"]
+           "derive_rung", "load_config", "prepare_config", "pretransform_facts", "read_config", "shipped_configs",
+           "uses_rolloff", "validated", "with_rolloff_conditioner"]

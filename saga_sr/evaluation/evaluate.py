@@ -14,7 +14,7 @@ Protocol (one pass per test file and cutoff):
 3. The model systems run once per target roll-off setting (saga_sr.evaluation.targets: `default`, `reference`
    = each clip's own HR roll-off, an oracle, or a fixed value); the baselines take no target roll-off and
    run once per clip and cutoff (their rows say "n/a" in the target column).
-4. Metrics against the HR reference: lsd, lsd_ssr, lsd_hf, lsd_lf, si_sdr (saga_sr.evaluation.metrics)
+4. Metrics against the HR reference: lsd, lsd_ssr, lsd_hf, lsd_lf, si_sdr (saga_sr.audio.metrics)
    and a perceptual score (ViSQOL, or a labelled log-mel distance; see perceptual.py).
 
 Every array that is scored is first written as a float32 44.1 kHz WAV under OUT/audio/, and scored as
@@ -36,6 +36,7 @@ import numpy as np
 
 from saga_sr.errors import AudioError, DataError
 from saga_sr.evaluation.targets import NOT_USED, TargetSetting, unique_settings
+from saga_sr.inference.adapters import ModelFn, RoundTripFn, model_functions
 
 SAMPLE_RATE = 44100
 SYSTEMS = ("unprocessed", "ours", "ours_no_lfr", "vae_lfr", "dsp_bwe")
@@ -51,9 +52,6 @@ LOWER_IS_BETTER = {"lsd": True, "lsd_ssr": True, "lsd_hf": True, "lsd_lf": True,
                    "mel_dist": True, "visqol": False}
 ALL_DOMAINS = "all"
 
-# (lr [C, L], sr, cutoff_hz, target_rolloff=normalised) -> {"ours": wav, "ours_no_lfr": wav}; (hr, sr) -> wav
-ModelFn = Callable[..., Mapping[str, np.ndarray]]
-RoundTripFn = Callable[[np.ndarray, int], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,7 @@ def _fit(wav: np.ndarray, like: np.ndarray) -> np.ndarray:
 
 
 def _score(ref: np.ndarray, est: np.ndarray, cutoff: float, scorer) -> dict[str, float]:
-    from saga_sr.evaluation.metrics import all_metrics
+    from saga_sr.audio.metrics import all_metrics
 
     metrics = all_metrics(ref, est, SAMPLE_RATE, cutoff)
     values = {k: (float("nan") if v is None else float(v)) for k, v in metrics.items()}
@@ -169,64 +167,10 @@ def _clip_systems(hr: np.ndarray, lr: np.ndarray, cutoff: float, seed: int, mode
     return outs, secs
 
 
-def model_functions(model, *, steps: int = 50, seed: int = 0, device: str = "cpu", precision: str = "fp32",
-                    batch_size: int = 4, cfg_audio: float | None = None,
-                    cfg_text: float | None = None) -> tuple[ModelFn, RoundTripFn]:
-    """The model's two systems: (LR -> {"ours", "ours_no_lfr"}) through the Upsampler, and the pretransform round trip.
-
-    The model is sampled once per clip and target roll-off, without LFR ("ours_no_lfr", empty prompt, the
-    config's CFG scales, `--input-cutoff` = the simulated cutoff, `--target-rolloff` = the value given, None =
-    upsample's default); "ours" is that same sample after `low_frequency_replace` with
-    the LR input at the known cutoff. The pipeline applies the same function per decoded chunk, so "ours"
-    matches `saga-sr upsample` up to chunk-seam crossfades, at half the sampling cost of a second pass.
-    """
-    from saga_sr.audio.lfr import low_frequency_replace
-    from saga_sr.evaluation.targets import takes_target_rolloff
-    from saga_sr.inference.pipeline import Upsampler
-
-    up = Upsampler(model, device, precision)
-    scales = getattr(model, "cfg_scales", {}) or {}
-    kwargs = dict(steps=steps, seed=seed, batch_size=batch_size,
-                  cfg_audio=cfg_audio if cfg_audio is not None else scales.get("audio", 1.4),
-                  cfg_text=cfg_text if cfg_text is not None else scales.get("text", 1.2))
-
-    def model_fn(lr: np.ndarray, sr: int, cutoff: float, target_rolloff: float | None = None) -> dict[str, np.ndarray]:
-        raw = up.upsample(lr, sr, input_cutoff_hz=cutoff, target_rolloff=target_rolloff, lfr=False, **kwargs)
-        return {"ours": low_frequency_replace(raw, lr, sr, cutoff_hz=cutoff), "ours_no_lfr": raw}
-
-    model_fn.takes_target_rolloff = takes_target_rolloff(model)  # read by run_evaluation for its notes
-
-    def roundtrip_fn(hr: np.ndarray, sr: int) -> np.ndarray:
-        return pretransform_roundtrip(model, hr, sr, device)
-
-    return model_fn, roundtrip_fn
-
-
-def pretransform_roundtrip(model, wav: np.ndarray, sr: int, device: str = "cpu") -> np.ndarray:
-    """decode(encode(wav)) with the model's frozen pretransform, channels handled like the Upsampler does."""
-    import torch
-
-    if sr != model.sample_rate:
-        raise ValueError(f"round trip expects audio at the model rate {model.sample_rate} Hz, got {sr}")
-    x = np.asarray(wav, dtype=np.float32)
-    x = x[None] if x.ndim == 1 else x
-    length, ratio = x.shape[-1], int(model.downsampling_ratio)
-    padded = -(-length // ratio) * ratio
-    x = np.pad(x, ((0, 0), (0, padded - length)))
-    if model.audio_channels == 1:
-        batch = x[:, None, :]  # every channel as its own item
-    else:
-        batch = (np.repeat(x, model.audio_channels, 0) if x.shape[0] == 1 else x)[None]
-    with torch.no_grad():
-        y = model.decode(model.encode(torch.from_numpy(np.ascontiguousarray(batch)).to(device))).float().cpu().numpy()
-    y = y[:, 0] if model.audio_channels == 1 else (y[0].mean(0, keepdims=True) if x.shape[0] == 1 else y[0])
-    return np.ascontiguousarray(y[:, :length], dtype=np.float32)
-
-
 def load_systems(model_path: str | Path, *, device: str = "cpu", text_encoder_path: str | None = None,
                  **kwargs) -> tuple[ModelFn, RoundTripFn]:
     """`model_functions` for an exported model folder or checkpoint (ModelLoadError if it is missing)."""
-    from saga_sr.training.export import load_model
+    from saga_sr.models.checkpoint import load_model
 
     model = load_model(model_path, device=device, text_encoder_path=text_encoder_path)
     return model_functions(model, device=device, **kwargs)
@@ -316,7 +260,7 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
 
 def summarize(rows: Sequence[dict], metric_names: Sequence[str]) -> list[dict]:
     """One row per (domain incl. "all", cutoff, system, target setting, metric): mean, 95 % half-width, n."""
-    from saga_sr.experiments.stats import mean_ci
+    from saga_sr.evaluation.stats import mean_ci
 
     groups: dict[tuple, list[dict]] = {}
     settings: dict[str, int] = {}  # target settings in first-seen order
@@ -355,7 +299,7 @@ def write_tables(out: Path, summary: Sequence[dict], metric_names: Sequence[str]
     """tables/<domain>_<cutoff>hz.md for every group, and results.md holding them all with the notes.
 
     Each table has a "target roll-off" column: the setting a model row used, "n/a" for the baselines."""
-    from saga_sr.experiments.stats import Summary
+    from saga_sr.evaluation.stats import Summary
 
     described = {t.name: t.describe(SAMPLE_RATE) for t in targets}
     index: dict[tuple, dict[tuple, dict[str, Summary]]] = {}
@@ -399,7 +343,7 @@ def write_csv(path: Path, rows: Sequence[dict]) -> None:
 
 
 def _write_figures(out: Path, plot_rows: Mapping[float, list]) -> list[Path]:
-    from saga_sr.evaluation.plots import spectrogram_grid
+    from saga_sr.audio.plots import spectrogram_grid
 
     paths = []
     for cutoff, rows in plot_rows.items():

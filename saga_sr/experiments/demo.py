@@ -60,7 +60,7 @@ def showcase(model, out: Path, *, steps: int, seed: int, max_seconds: float | No
 
     from saga_sr.audio.io import load_audio, save_audio
     from saga_sr.audio.lr_sim import simulate_lr
-    from saga_sr.evaluation.plots import spectrogram_grid
+    from saga_sr.audio.plots import spectrogram_grid
     from saga_sr.inference.pipeline import Upsampler
 
     hr, sr = load_audio(assets_dir() / "test" / SHOWCASE, target_sr=44100)
@@ -84,7 +84,7 @@ def run_demo(out_dir: str | Path = "saga_sr_demo", *, minutes: float = 3.0, quic
              log: Callable[[str], None] = print) -> DemoResult:
     """Train, evaluate, showcase; returns where everything went (see the module docstring)."""
     from saga_sr.evaluation.evaluate import EvalSettings, model_functions, run_evaluation
-    from saga_sr.training.export import load_model
+    from saga_sr.models.checkpoint import load_model
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

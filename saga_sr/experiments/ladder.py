@@ -239,7 +239,7 @@ def _bench(spec: RungSpec, settings: LadderSettings, seed: int, log: Callable[[s
 
 def _training_log_facts(train_dir: Path, trained: dict) -> dict:
     """Step time (from trained.json) and the last logged values of the run's metrics.csv."""
-    from saga_sr.training.plots import read_metrics
+    from saga_sr.training.metrics_csv import read_metrics
 
     table = read_metrics(train_dir / "metrics.csv", finite_only=False)
     facts: dict = {"metrics_csv": str(train_dir / "metrics.csv"), "step_time_s": trained.get("step_time_s"),

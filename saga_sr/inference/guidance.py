@@ -24,9 +24,10 @@ from typing import Callable, Mapping
 
 import torch
 
+from saga_sr.flow import NULL_LR_VALUE
+
 __all__ = ["NULL_LR_VALUE", "BRANCHES", "cfg_weights", "TwoScaleCFG", "two_scale_cfg"]
 
-NULL_LR_VALUE = -5.0
 # (name, uses the LR latent, uses the text / cross-attention tokens)
 BRANCHES = (("uncond", False, False), ("audio", True, False), ("full", True, True))
 

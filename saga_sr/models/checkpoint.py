@@ -1,6 +1,6 @@
-"""The inference folder (config.json + model.safetensors), written atomically, and `load_model`, which reads
-that folder, a bare model.safetensors with config.json beside it, or a Lightning .ckpt of ours
-(torch.load(weights_only=True); the EMA weights when the run kept an EMA)."""
+"""Model checkpoints, without Lightning: the inference folder (config.json + model.safetensors), written
+atomically, and `load_model`, which reads that folder, a bare model.safetensors with config.json beside it, or a
+Lightning .ckpt of ours (torch.load(weights_only=True); the EMA weights when the run kept an EMA)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from saga_sr.errors import ModelLoadError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+CONFIG_KEY = "saga_sr_config"  # where the resolved model config travels inside our Lightning checkpoints
 
 
 def export_model(model, out_dir: str | os.PathLike, *, state_dict: dict | None = None) -> Path:
@@ -49,8 +50,6 @@ def export_model(model, out_dir: str | os.PathLike, *, state_dict: dict | None =
 
 def _state_from_ckpt(path: Path) -> tuple[dict, dict]:
     """(config, SagaSRModel state_dict) from one of our Lightning checkpoints; EMA weights preferred."""
-    from saga_sr.training.module import CONFIG_KEY
-
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001

@@ -1,4 +1,5 @@
-"""Training: the Lightning module (SAGA-SR logic only), run wiring and CLI arguments, export and loading.
+"""Training: the Lightning module (SAGA-SR logic only), run wiring and CLI arguments (model export and loading
+live in saga_sr.models.checkpoint; `load_model` / `export_model` are re-exported here for existing callers).
 
 Heavy imports (torch, lightning) happen in the submodules, so `import saga_sr.training` stays cheap.
 """
@@ -11,8 +12,8 @@ def __getattr__(name: str):
         from saga_sr.training.run import train
         return train
     if name in ("load_model", "export_model"):
-        from saga_sr.training import export
-        return getattr(export, name)
+        from saga_sr.models import checkpoint
+        return getattr(checkpoint, name)
     if name == "SAGASRTrainer":
         from saga_sr.training.module import SAGASRTrainer
         return SAGASRTrainer

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import lightning as L
 
-from saga_sr.training.export import export_model, model_state_from_module_state
+from saga_sr.models.checkpoint import export_model, model_state_from_module_state
 
 log = logging.getLogger(__name__)
 

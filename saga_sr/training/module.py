@@ -15,15 +15,12 @@ import torch
 
 from saga_sr import __version__
 from saga_sr.errors import DataError, SagaError
-from saga_sr.flow import (VALIDATION_TIMESTEPS, flow_loss, interpolate, latent_mask, sample_timesteps,
-                          velocity_target)
-from saga_sr.inference.guidance import NULL_LR_VALUE  # the authors' null LR latent (a constant -5)
+from saga_sr.flow import (NULL_LR_VALUE, VALIDATION_TIMESTEPS, flow_loss, interpolate, latent_mask,
+                          sample_timesteps, velocity_target)
+from saga_sr.models.checkpoint import CONFIG_KEY
 from saga_sr.models.wrapper import SagaSRModel
 from saga_sr.training.ema import ema_state_dict, make_ema
 from saga_sr.training.optim import build_optimizer
-
-CONFIG_KEY = "saga_sr_config"  # where the resolved model config travels inside Lightning checkpoints
-
 
 class TrainingDivergedError(SagaError):
     """The training loss became NaN or infinite; the message names the step and the batch's files."""

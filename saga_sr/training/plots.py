@@ -1,36 +1,14 @@
-"""Reading OUT/metrics.csv (Lightning's CSVLogger) and drawing the loss curve PNG."""
+"""Loss-curve PNGs: one run's OUT/metrics.csv (train + val) and several runs side by side (the ladder)."""
 
 from __future__ import annotations
 
-import csv
-import math
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 
-
-def read_metrics(csv_path: str | Path, *, finite_only: bool = True) -> dict[str, tuple[list[int], list[float]]]:
-    """{column: (steps, values)} for every metric column, skipping empty cells (Lightning writes sparse rows)
-    and, with `finite_only`, NaN / inf values."""
-    out: dict[str, tuple[list[int], list[float]]] = {}
-    path = Path(csv_path)
-    if not path.is_file():
-        return out
-    with path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            step = int(float(row.get("step") or 0))
-            for key, cell in row.items():
-                if key in ("step", "epoch") or cell in (None, ""):
-                    continue
-                try:
-                    value = float(cell)
-                except ValueError:
-                    continue
-                if math.isfinite(value) or not finite_only:
-                    steps, values = out.setdefault(key, ([], []))
-                    steps.append(step)
-                    values.append(value)
-    return out
+from saga_sr.audio.plots import save_figure
+from saga_sr.training.metrics_csv import read_metrics
 
 
 def smooth(values: list[float], window: int) -> np.ndarray:
@@ -73,3 +51,30 @@ def loss_curve(csv_path: str | Path, png_path: str | Path, *, title: str = "SAGA
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)
     return png
+
+
+def loss_curves(curves: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], path: str | Path,
+                *, title: str = "training and validation loss") -> Path:
+    """All runs on one plot: `curves[run][kind] = (steps, losses)`, kind "train" (solid) or "val" (dashed)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.subplots()
+    colors = [f"C{i}" for i in range(10)]
+    plotted = 0
+    for i, (run, kinds) in enumerate(curves.items()):
+        for kind, style, marker in (("train", "-", None), ("val", "--", "o")):
+            steps, values = kinds.get(kind, ((), ()))
+            if len(steps):
+                ax.plot(list(steps), list(values), ls=style, marker=marker, ms=3, color=colors[i % 10],
+                        label=f"{run} {kind}")
+                plotted += 1
+    if plotted:
+        ax.legend(fontsize=8, ncols=2)
+    else:
+        ax.text(0.5, 0.5, "no loss values were logged", ha="center", transform=ax.transAxes)
+    ax.set_xlabel("step")
+    ax.set_ylabel("flow loss (MSE on velocity)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, Path(path))

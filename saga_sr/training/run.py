@@ -13,47 +13,17 @@ A run with a val set always ends with a validation.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import os
 import zipfile
 from pathlib import Path
 
+from saga_sr.config import prepare_config, uses_rolloff
 from saga_sr.errors import DataError, ModelLoadError
 from saga_sr.training.args import namespace
 
 log = logging.getLogger(__name__)
-
-ROLLOFF_NUMBER_IDS = ("input_rolloff", "target_rolloff")
-
-
-# ---- config ------------------------------------------------------------------------------------------------
-def uses_rolloff(cfg: dict) -> bool:
-    """True when the config's conditioners read roll-offs (number ids or the Fourier roll-off conditioner)."""
-    ids = {c.get("id") for c in cfg["model"]["conditioning"]["configs"]}
-    return bool(ids & set(ROLLOFF_NUMBER_IDS)) or bool(cfg["model"]["diffusion"].get("rolloff_conditioner"))
-
-
-def prepare_config(model_config, *, compute_rolloff: bool = False, sample_size: int | None = None) -> dict:
-    """The validated config for this run: `--compute_rolloff` on a config without roll-off conditioning adds
-    the seeds' Fourier roll-off conditioner (prepend width = embed_dim); `sample_size` overrides the segment."""
-    from saga_sr.config import read_config, validated
-
-    cfg = copy.deepcopy(model_config) if isinstance(model_config, dict) else read_config(model_config)
-    source = None if isinstance(model_config, dict) else str(model_config)
-    try:
-        add_rolloff = compute_rolloff and not uses_rolloff(cfg)
-    except (KeyError, TypeError, AttributeError):  # malformed: `validated` below lists the problems
-        add_rolloff = False
-    if add_rolloff:
-        from saga_sr.config.rungs import with_rolloff_conditioner
-
-        cfg = with_rolloff_conditioner(cfg)
-    if sample_size:
-        cfg["sample_size"] = int(sample_size)
-    return validated(cfg, source=source)
-
 
 def is_rank_zero() -> bool:
     """Whether this process is the (global) rank-0 process; Lightning's launcher sets the rank of the others."""

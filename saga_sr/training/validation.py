@@ -68,7 +68,7 @@ def validate_batch(module, audio: torch.Tensor, metadata: list[dict], batch_idx:
                    batch_size: int | None = None) -> dict[str, float]:
     """Sample, decode, LFR and score the batch; save the first examples on rank 0. Returns metric means."""
     from saga_sr.audio.lfr import low_frequency_replace
-    from saga_sr.evaluation.metrics import lsd, lsd_bands, si_sdr
+    from saga_sr.audio.metrics import lsd, lsd_bands, si_sdr
 
     hp = module.hparams
     _, z_lr = module.encode_pair(audio, metadata)
@@ -109,7 +109,7 @@ def validate_batch(module, audio: torch.Tensor, metadata: list[dict], batch_idx:
 def _save_example(folder: Path, index: int, md: dict, hr: np.ndarray, lr: np.ndarray, est: np.ndarray,
                   sr: int, cutoff: float | None, target: dict) -> None:
     from saga_sr.audio.io import save_audio
-    from saga_sr.evaluation.plots import spectrogram_grid
+    from saga_sr.audio.plots import spectrogram_grid
 
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(md.get("audio_path", "item"))).stem)[:60]
     name = f"{index:02d}_{stem}"

@@ -1,0 +1,148 @@
+"""The package layering (README "Layout") holds: a module imports only from its own layer or lower ones, and
+no two packages import each other. Imports are read with `ast` from every module, including the ones inside
+functions, so a lazy import cannot hide an upward dependency."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import saga_sr
+
+# lowest first; `saga_sr/__init__.py` (the version string) sits below all of them
+LAYERS = ("errors", "audio", "config", "models", "flow", "data", "inference", "training", "evaluation",
+          "experiments", "cli")
+PACKAGE_DIR = Path(saga_sr.__file__).resolve().parent
+# files that are not layers of their own: the `python -m saga_sr` entry point is part of the CLI
+FILE_LAYER = {"__main__": "cli"}
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE_DIR.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def layer_of(module: str) -> str | None:
+    """The layer of a `saga_sr...` module name; None for the package root and for other libraries."""
+    parts = module.split(".")
+    if parts[0] != "saga_sr" or len(parts) == 1:
+        return None
+    return FILE_LAYER.get(parts[1], parts[1])
+
+
+def saga_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, imported saga_sr module) for every import in the file, at any depth; relative imports resolved."""
+    me = module_name(path)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            # `from saga_sr import audio` names a package; `from saga_sr import __version__` names the root
+            out += [(node.lineno, f"{target}.{a.name}" if target == "saga_sr" and not a.name.startswith("__")
+                     else target) for a in node.names]
+    return [(line, name) for line, name in out if name == "saga_sr" or name.startswith("saga_sr.")]
+
+
+def package_modules() -> list[Path]:
+    return sorted(PACKAGE_DIR.rglob("*.py"))
+
+
+def upward_imports(files: list[Path]) -> list[str]:
+    bad = []
+    for path in files:
+        mine = layer_of(module_name(path))
+        for line, target in saga_imports(path):
+            theirs = layer_of(target)
+            if mine is None and target != "saga_sr":
+                bad.append(f"{path.name}:{line}: the package root imports {target}")
+            elif mine is not None and theirs is not None and LAYERS.index(theirs) > LAYERS.index(mine):
+                bad.append(f"{path.relative_to(PACKAGE_DIR)}:{line}: {mine} imports {target} ({theirs} is higher)")
+    return bad
+
+
+def package_cycles(files: list[Path]) -> list[list[str]]:
+    """Every cycle in the graph of layer -> imported layer (self-imports left out), as its list of layers."""
+    edges: dict[str, set[str]] = {}
+    for path in files:
+        mine = layer_of(module_name(path))
+        for _, target in saga_imports(path):
+            theirs = layer_of(target)
+            if mine and theirs and theirs != mine:
+                edges.setdefault(mine, set()).add(theirs)
+    cycles, seen = [], set()
+
+    def walk(node: str, stack: list[str]) -> None:
+        for nxt in sorted(edges.get(node, ())):
+            if nxt in stack:
+                cycle = stack[stack.index(nxt):]
+                key = frozenset(cycle)
+                if key not in seen:
+                    seen.add(key)
+                    cycles.append(cycle + [nxt])
+            else:
+                walk(nxt, stack + [nxt])
+
+    for start in sorted(edges):
+        walk(start, [start])
+    return cycles
+
+
+def test_every_module_belongs_to_a_layer():
+    unknown = sorted({layer_of(module_name(p)) for p in package_modules()} - set(LAYERS) - {None})
+    assert not unknown, f"packages/modules outside the layer order {LAYERS}: {unknown} (add them to README and here)"
+
+
+def test_no_module_imports_a_higher_layer():
+    bad = upward_imports(package_modules())
+    assert not bad, "upward imports:\n" + "\n".join(bad)
+
+
+def test_no_import_cycle_between_packages():
+    cycles = package_cycles(package_modules())
+    assert not cycles, "import cycles between packages: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def _write(root: Path, rel: str, text: str) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def fake_package(tmp_path, monkeypatch):
+    """A throwaway `saga_sr` tree, so the checkers are shown to catch what they claim to."""
+    root = tmp_path / "saga_sr"
+    monkeypatch.setattr(f"{__name__}.PACKAGE_DIR", root)
+    _write(root, "__init__.py", "")
+    return root
+
+
+def test_checker_catches_a_function_level_upward_import(fake_package):
+    ok = _write(fake_package, "models/build.py", "from saga_sr.audio.io import load_audio\nfrom ..errors import X\n")
+    bad = _write(fake_package, "audio/io.py", "def f():\n    from saga_sr.training import run\n")
+    rel = _write(fake_package, "models/sao.py", "def f():\n    from ..inference import pipeline\n")
+    assert upward_imports([ok]) == []
+    assert upward_imports([bad]) == ["audio/io.py:2: audio imports saga_sr.training (training is higher)"]
+    assert upward_imports([rel]) == ["models/sao.py:2: models imports saga_sr.inference (inference is higher)"]
+
+
+def test_checker_catches_a_cycle(fake_package):
+    a = _write(fake_package, "evaluation/evaluate.py", "from saga_sr.experiments import stats\n")
+    b = _write(fake_package, "experiments/report.py", "import saga_sr.evaluation.evaluate\n")
+    c = _write(fake_package, "experiments/ladder.py", "from saga_sr import evaluation\n")
+    assert package_cycles([a, b]) == [["evaluation", "experiments", "evaluation"]]
+    assert package_cycles([a, c]) == [["evaluation", "experiments", "evaluation"]]
+    assert package_cycles([b, c]) == []
