@@ -38,6 +38,7 @@ def test_demo_cli_help(capsys):
     assert "--minutes" in text and "--target-rolloff" in text
 
 
+@pytest.mark.slow
 def test_demo_quick_runs_end_to_end(tmp_path, capsys):
     from saga_sr.cli import main
 

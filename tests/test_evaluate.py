@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import math
 from pathlib import Path
 
@@ -47,13 +48,17 @@ def test_log_mel_distance_orders_degradations():
 
 
 def test_visqol_runs_offline_and_ranks_a_lowpass_lower():
+    """Skipped only when visqol-python is not installed; installed but unable to run (CI installs it) fails."""
     from scipy.signal import butter, sosfiltfilt
 
     from saga_sr.evaluation.perceptual import make_scorer
 
-    scorer = make_scorer("auto")
-    if scorer.name != "visqol":
-        pytest.skip(f"ViSQOL not usable here: {scorer.note}")
+    try:
+        importlib.metadata.version("visqol-python")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("visqol-python is not installed (pip install -e '.[eval]')")
+    scorer = make_scorer("visqol")  # SagaError (a failure) when the installed package cannot score
+    assert scorer.name == "visqol"
     x, sr = sf.read(DATA / "guitar_mono.flac", dtype="float32")
     x = x[:sr]
     low = sosfiltfilt(butter(8, 3000, fs=sr, output="sos"), x).astype(np.float32)
@@ -69,6 +74,7 @@ def _fake_model(lr, sr, cutoff, target_rolloff=None):
     return {"ours": low_frequency_replace(raw, lr, sr, cutoff_hz=cutoff), "ours_no_lfr": raw}
 
 
+@pytest.mark.slow
 def test_run_evaluation_numbers_recompute_from_saved_wavs(tmp_path):
     from saga_sr.audio.lr_sim import simulate_lr
     from saga_sr.evaluation.evaluate import EvalSettings, clip_seed, run_evaluation

@@ -41,7 +41,7 @@ def reference_velocity(model, metadata, z_lr, x, t, s_a, s_t):
     return u00 + s_a * (ul0 - u00) + s_t * (ulc - ul0)
 
 
-@pytest.mark.parametrize("variant", ["paper", "seeds_rolloff"])
+@pytest.mark.parametrize("variant", ["paper", pytest.param("seeds_rolloff", marks=pytest.mark.slow)])
 def test_fast_guided_velocity_matches_plain(variant):
     cfg = load_config("tiny")
     cfg["sample_size"] = 4096

@@ -136,6 +136,7 @@ def test_ladder_cli_help(capsys):
     assert "--rungs" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_tiny_ladder_smoke(tmp_path, capsys):
     """CI smoke test: the tiny ladder on three short clips with a few steps, then a rerun that resumes."""
     from saga_sr.cli import main

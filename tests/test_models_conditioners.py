@@ -22,19 +22,24 @@ def tiny_t5():
     return T5Conditioner(48, max_length=16, t5_config=TINY_T5)
 
 
-def test_number_conditioner_matches_fixture_exactly():
+def test_number_conditioner_matches_fixture():
     spec = json.loads((FIX / "number_conditioner_768.json").read_text())
     io = load_file(FIX / "number_conditioner_768.io.safetensors")
     reference = load_file(FIX / "number_conditioner_768.state_dict.safetensors")
     torch.manual_seed(0)
     cond = NumberConditioner(**spec["kwargs"])
     assert {k: list(v.shape) for k, v in cond.state_dict().items()} == spec["state_dict_keys"]
-    assert all(torch.equal(v, reference[k]) for k, v in cond.state_dict().items())  # same seeded init as SAT
+    # float results (seeded init, normalisation, sin/cos, matmul) are compared at 1e-6: the fixture was written on
+    # another CPU, whose kernels round differently (6e-7 seen); the boolean mask is exact
+    for k, v in cond.state_dict().items():  # same seeded init as SAT
+        torch.testing.assert_close(v, reference[k], rtol=1e-6, atol=1e-6, msg=k)
     with torch.no_grad():
         emb, mask = cond(io["values"].tolist(), "cpu")
-        assert torch.equal(cond.normalize(io["values"], "cpu"), io["normalized"])
-        assert torch.equal(cond.embedder.embedding[0](io["normalized"]), io["fourier_features"])
-    assert torch.equal(emb, io["embeds"]) and torch.equal(mask, io["mask"])
+        torch.testing.assert_close(cond.normalize(io["values"], "cpu"), io["normalized"], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(cond.embedder.embedding[0](io["normalized"]), io["fourier_features"],
+                                   rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(emb, io["embeds"], rtol=1e-6, atol=1e-6)
+    assert torch.equal(mask, io["mask"])
 
 
 def test_t5_tiny_offline_registered_frozen_and_masked(tiny_t5):

@@ -95,8 +95,8 @@ def test_seeded_init_equals_stable_audio_tools_init():
     reference = load_file(FIX / "dit_tiny_init.state_dict.safetensors")
     torch.manual_seed(0)
     model = DiffusionTransformer(**meta["kwargs"])
-    for key, value in model.state_dict().items():
-        assert torch.equal(value, reference[key]), key
+    for key, value in model.state_dict().items():  # float init from another CPU's kernels: 1e-6
+        torch.testing.assert_close(value, reference[key], rtol=1e-6, atol=1e-6, msg=key)
 
 
 @torch.no_grad()

@@ -6,11 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_keep_identical_weights(tmp_path: Path):
     out = tmp_path / "out"
     out.mkdir()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+from scipy.signal import stft
 
 _FLOOR_DB = -100.0
 
@@ -17,8 +18,6 @@ _FLOOR_DB = -100.0
 def log_spectrogram(wav: np.ndarray, sr: int, n_fft: int = 2048,
                     hop: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(times s, freqs Hz, dB magnitude [freqs, frames]) of the channel mean, Hann window."""
-    from scipy.signal import stft
-
     x = np.asarray(wav, dtype=np.float64)
     x = x.mean(axis=0) if x.ndim == 2 else x
     if x.size < n_fft:
@@ -30,6 +29,7 @@ def log_spectrogram(wav: np.ndarray, sr: int, n_fft: int = 2048,
 
 def save_figure(fig, path: Path) -> Path:
     """Render `fig` on the Agg canvas to `path` (PNG), atomically (a temp file renamed in place)."""
+    # lazy: matplotlib is slow to import and only drawing needs it
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     path = Path(path)
@@ -49,7 +49,7 @@ def spectrogram_grid(rows: Sequence[tuple[str, Mapping[str, np.ndarray]]], sr: i
     `rows` is [(row label, {column name: wav [C, L] or [L]})]; a missing column leaves its cell blank.
     `cutoffs` (one per row, Hz) draws the LR band edge as a dashed line so the filled band is visible.
     """
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: matplotlib is slow to import and only drawing needs it
 
     if not rows:
         raise ValueError("spectrogram_grid: no rows to plot")

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from saga_sr import __version__
 from saga_sr.errors import SagaError
 
 # subcommand module -> the subcommands it registers (for the help listing order)
@@ -31,8 +32,6 @@ class CliError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from saga_sr import __version__
-
     parser = argparse.ArgumentParser(
         prog="saga-sr",
         description="SAGA-SR audio super-resolution: band-limited audio at any input rate from 4 to 48 kHz (input band 2-16 kHz and up) to 44.1 kHz.",

@@ -13,6 +13,9 @@ import sys
 import zlib
 from pathlib import Path
 
+from saga_sr.cli import CliError
+from saga_sr.errors import AudioError
+
 FILTERS = ("cheby1", "butter", "bessel", "ellip")
 
 
@@ -61,12 +64,10 @@ def _file_seed(seed: int, rel: Path) -> list[int]:
 
 
 def run_degrade(args: argparse.Namespace) -> int:
-    import numpy as np
+    import numpy as np  # lazy: keeps `saga-sr --help` fast
 
     from saga_sr.audio.io import find_audio_files_relative, load_audio, save_audio
     from saga_sr.audio.lr_sim import simulate_lr
-    from saga_sr.cli import CliError
-    from saga_sr.errors import AudioError
 
     if args.order is not None and not 2 <= args.order <= 10:
         raise CliError(f"--order must be 2..10, not {args.order}")
@@ -114,9 +115,8 @@ def run_degrade(args: argparse.Namespace) -> int:
 
 
 def run_rolloff(args: argparse.Namespace) -> int:
-    from saga_sr.audio.io import find_audio_files, load_audio
+    from saga_sr.audio.io import find_audio_files, load_audio  # lazy: keeps `saga-sr --help` fast
     from saga_sr.audio.spectral import rolloff
-    from saga_sr.errors import AudioError
 
     failed = 0
     files = find_audio_files(args.files)
@@ -134,7 +134,7 @@ def run_rolloff(args: argparse.Namespace) -> int:
 
 
 def _pair_metrics(ref: Path, est: Path, cutoff: float | None) -> dict:
-    from saga_sr.audio.io import load_audio
+    from saga_sr.audio.io import load_audio  # lazy: keeps `saga-sr --help` fast
     from saga_sr.audio.metrics import all_metrics
 
     r, sr = load_audio(ref, target_sr=44100, allow_silent=True)
@@ -144,7 +144,7 @@ def _pair_metrics(ref: Path, est: Path, cutoff: float | None) -> dict:
 
 def _match(ref_dir: Path, est_dir: Path) -> tuple[list[tuple[Path, Path]], list[Path], list[Path]]:
     """Pairs matched by relative path without extension; refs without estimate; estimates without ref."""
-    from saga_sr.audio.io import find_audio_files_relative
+    from saga_sr.audio.io import find_audio_files_relative  # lazy: keeps `saga-sr --help` fast
 
     def index(root: Path) -> dict[str, Path]:
         return {rel.with_suffix("").as_posix(): f for f, rel in find_audio_files_relative([root])}
@@ -155,9 +155,6 @@ def _match(ref_dir: Path, est_dir: Path) -> tuple[list[tuple[Path, Path]], list[
 
 
 def run_metrics(args: argparse.Namespace) -> int:
-    from saga_sr.cli import CliError
-    from saga_sr.errors import AudioError
-
     if args.ref.is_file() and args.est.is_file():
         print(json.dumps(_pair_metrics(args.ref, args.est, args.cutoff)))
         return 0

@@ -13,6 +13,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from saga_sr.cli import CliError
+from saga_sr.errors import AudioError
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -43,9 +46,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from saga_sr.audio.io import find_audio_files
-    from saga_sr.cli import CliError
-    from saga_sr.errors import AudioError
+    from saga_sr.audio.io import find_audio_files  # lazy: keeps `saga-sr --help` fast
     from saga_sr.data.caption import CAPTION_SR, Captioner, sidecar_path
 
     if args.batch_size < 1:
@@ -60,11 +61,11 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"no audio files found in {', '.join(args.inputs)}")
     device = args.device
     if device == "auto":
-        import torch
+        import torch  # lazy: keeps `saga-sr --help` fast
         device = "cuda" if torch.cuda.is_available() else "cpu"
     captioner = Captioner(args.model, device, args.dtype, max_new_tokens=args.max_new_tokens) if todo else None
 
-    from saga_sr.audio.io import load_audio
+    from saga_sr.audio.io import load_audio  # lazy: keeps `saga-sr --help` fast
 
     ok, failed = 0, []
     for start in range(0, len(todo), args.batch_size):

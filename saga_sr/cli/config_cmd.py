@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from saga_sr.errors import ConfigError
+
 RUNG_HELP = ("A0 small baseline (512/8/8); A1 depth 16; B1 768/16/12 with 768-wide conditions; "
              "F0 full without cross-attention; F1 full + text; F2 F1 + roll-off conditioning")
 
@@ -47,8 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from saga_sr.config import check_config, read_config
-    from saga_sr.errors import ConfigError
+    from saga_sr.config import check_config, read_config  # lazy: keeps `saga-sr --help` fast
 
     failed = 0
     for name in args.files:
@@ -71,7 +72,7 @@ def _format_count(n: int) -> str:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from saga_sr.models.build import build_model, model_summary
+    from saga_sr.models.build import build_model, model_summary  # lazy: keeps `saga-sr --help` fast
 
     model = build_model(args.file, device="meta")
     summary = model_summary(model)
@@ -88,7 +89,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _derive(args: argparse.Namespace) -> int:
-    from saga_sr.config import derive_rung, read_config, validated
+    from saga_sr.config import derive_rung, read_config, validated  # lazy: keeps `saga-sr --help` fast
 
     cfg = validated(derive_rung(read_config(args.base), args.rung, scale=args.scale),
                     source=f"{args.base} -> {args.rung}")

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from saga_sr.cli.common import quiet_lightning
+from saga_sr.errors import SagaError
 
 
 from saga_sr.cli.evaluate_cmd import target_setting_arg
@@ -44,8 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_demo_cmd(args: argparse.Namespace) -> int:
-    from saga_sr.errors import SagaError
-    from saga_sr.experiments.demo import run_demo
+    from saga_sr.experiments.demo import run_demo  # lazy: keeps `saga-sr --help` fast
 
     if args.minutes <= 0:
         raise SagaError(f"--minutes must be positive, got {args.minutes}")

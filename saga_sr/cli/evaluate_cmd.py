@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from saga_sr.errors import SagaError
+
 FILTERS = ("cheby1", "butter", "bessel", "ellip")
 
 
@@ -66,8 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    # lazy: keeps `saga-sr --help` fast
     from saga_sr.evaluation.evaluate import EvalSettings, load_systems, run_evaluation
-    from saga_sr.errors import SagaError
 
     if args.steps < 1 or args.order < 1 or (args.max_files is not None and args.max_files < 1):
         raise SagaError("--steps, --order and --max-files must be positive")

@@ -9,6 +9,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from saga_sr.cli.common import quiet_lightning
+from saga_sr.errors import SagaError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -58,8 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_ladder_cmd(args: argparse.Namespace) -> int:
-    from saga_sr.errors import SagaError
-    from saga_sr.experiments.ladder import LadderSettings, parse_list, run_ladder
+    from saga_sr.experiments.ladder import LadderSettings, parse_list, run_ladder  # lazy: keeps `saga-sr --help` fast
 
     rungs = parse_list(args.rungs)
     try:
@@ -75,7 +77,7 @@ def run_ladder_cmd(args: argparse.Namespace) -> int:
             raise SagaError(f"{d}: no such folder")
     device = args.device
     if device == "auto":
-        import torch
+        import torch  # lazy: keeps `saga-sr --help` fast
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     settings = LadderSettings(train_dir=str(args.train_dir), val_dir=str(args.val_dir), rungs=tuple(rungs),
@@ -84,8 +86,6 @@ def run_ladder_cmd(args: argparse.Namespace) -> int:
                               eval_max_files=args.eval_max_files, perceptual=args.perceptual,
                               val_lowfreq_replace=args.val_lowfreq_replace, device=device,
                               bench_steps=args.bench_steps, text_encoder_path=args.text_encoder_path)
-    from saga_sr.cli.common import quiet_lightning
-
     with quiet_lightning():  # the ladder prints its own progress lines
         report = run_ladder(settings, args.out, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(report.read_text())

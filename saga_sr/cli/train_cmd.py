@@ -6,7 +6,7 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from saga_sr.training.args import add_train_arguments
+    from saga_sr.training.args import add_train_arguments  # lazy: keeps `saga-sr --help` fast
 
     parser = subparsers.add_parser(
         "train", help="train SAGA-SR (the seeds' train_saga_sr.py)",
@@ -18,6 +18,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from saga_sr.training.run import main
+    from saga_sr.training.run import main  # lazy: keeps `saga-sr --help` fast
 
     return main(args)

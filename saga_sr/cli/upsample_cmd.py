@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from saga_sr.cli import CliError
+from saga_sr.errors import AudioError
 from saga_sr.inference.bands import DEFAULT_TARGET_ROLLOFF
 
 DESCRIPTION = __doc__.split("\n\n", 1)[1] if __doc__ else ""
@@ -52,9 +54,7 @@ def register(subparsers) -> None:
 
 def _plan_outputs(inputs: list[str], out_dir: Path) -> list[tuple[Path, Path]]:
     """(input, output) pairs; refuses outputs that would overwrite an input or collide with each other."""
-    from saga_sr.audio.io import find_audio_files_relative
-    from saga_sr.cli import CliError
-    from saga_sr.errors import AudioError
+    from saga_sr.audio.io import find_audio_files_relative  # lazy: keeps `saga-sr --help` fast
 
     try:
         found = find_audio_files_relative(inputs)
@@ -77,9 +77,7 @@ def _plan_outputs(inputs: list[str], out_dir: Path) -> list[tuple[Path, Path]]:
 
 
 def _device(name: str) -> str:
-    import torch
-
-    from saga_sr.cli import CliError
+    import torch  # lazy: keeps `saga-sr --help` fast
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -96,13 +94,11 @@ def _prompt_for(src: Path, prompt: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from saga_sr.cli import CliError
-
     if args.steps < 1 or args.batch_size < 1:
         raise CliError("--steps and --batch-size must be at least 1")
     if args.input_cutoff is not None and args.input_cutoff <= 0:
         raise CliError("--input-cutoff must be positive (Hz)")
-    from saga_sr.inference.bands import resolve_target_rolloff
+    from saga_sr.inference.bands import resolve_target_rolloff  # lazy: keeps `saga-sr --help` fast
 
     try:
         resolve_target_rolloff(args.target_rolloff, 44100)
@@ -113,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if not model_path.exists():
         raise CliError(f"--model {model_path}: no such file or folder")
 
-    from saga_sr.audio.io import load_audio, save_audio
+    from saga_sr.audio.io import load_audio, save_audio  # lazy: keeps `saga-sr --help` fast
     from saga_sr.inference.pipeline import Upsampler
     from saga_sr.models.checkpoint import load_model
 

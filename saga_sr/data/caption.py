@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 
 from saga_sr.errors import ModelLoadError
 
@@ -46,7 +47,7 @@ class Captioner:
         if not path.is_dir() or not (path / "config.json").is_file():
             raise ModelLoadError(f"{path}: not a local Qwen2-Audio folder (needs config.json, weights and the "
                                  "processor files; nothing is downloaded)")
-        import torch
+        # lazy: heavy, and only needed when this model is built
         from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
 
         torch_dtype = {"auto": "auto", "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
@@ -64,8 +65,6 @@ class Captioner:
 
     def caption(self, waves: Sequence[np.ndarray]) -> list[str]:
         """16 kHz mono float arrays [L] -> one caption each (greedy, deterministic)."""
-        import torch
-
         clips = [np.asarray(w, dtype=np.float32).reshape(-1)[: int(MAX_SECONDS * CAPTION_SR)] for w in waves]
         inputs = self.processor(text=[CAPTION_PROMPT] * len(clips), audio=clips, sampling_rate=CAPTION_SR,
                                 return_tensors="pt", padding=True)

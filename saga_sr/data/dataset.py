@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from saga_sr.audio.lr_sim import simulate_lr
+from saga_sr.audio.spectral import rolloff
 from saga_sr.data.index import AudioEntry, IndexResult, build_index
 from saga_sr.data.segment import Segment, read_segment
 from saga_sr.errors import DataError, SagaError
@@ -35,8 +37,6 @@ def compose_prompt(caption: str, transcript: str, use_caption: bool) -> str:
 
 def _rolloff(wav: np.ndarray, sr: int):
     """(normalised, Hz) spectral roll-off of `wav`; (0, 0) for an all-zero segment."""
-    from saga_sr.audio.spectral import rolloff
-
     if not np.any(wav):
         return 0.0, 0.0
     r = rolloff(wav, sr)
@@ -99,8 +99,6 @@ class SAGASRDataset(Dataset):
         raise DataError(f"{_RETRIES + 1} consecutive files failed to load; last error: {last}")
 
     def _item(self, i: int, rng: np.random.Generator):
-        from saga_sr.audio.lr_sim import simulate_lr
-
         entry = self.entries[i]
         seg: Segment = read_segment(entry, self.sample_size, self.sample_rate, self.audio_channels, rng)
         hr = seg.audio[:, :seg.valid]

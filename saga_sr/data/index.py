@@ -10,6 +10,7 @@ import csv
 import json
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,8 +161,6 @@ def build_index(source: str | Path | list, *, cache_path: str | Path | None = No
     """Check every candidate file (in `workers` threads; results cached in `cache_path` by size and mtime,
     which is rewritten unless `update_cache` is False); usable ones become AudioEntry (manifest text wins over
     sidecars)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     cache: dict = {}
     if cache_path is not None and Path(cache_path).is_file():
         try:

@@ -34,9 +34,19 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from saga_sr.audio.bwe import dsp_bandwidth_extension
+from saga_sr.audio.io import find_audio_files_relative, load_audio, save_audio
+from saga_sr.audio.lfr import low_frequency_replace
+from saga_sr.audio.lr_sim import simulate_lr
+from saga_sr.audio.metrics import all_metrics
+from saga_sr.audio.plots import spectrogram_grid
+from saga_sr.audio.spectral import rolloff
 from saga_sr.errors import AudioError, DataError
+from saga_sr.evaluation.perceptual import make_scorer
+from saga_sr.evaluation.stats import Summary, mean_ci
 from saga_sr.evaluation.targets import NOT_USED, TargetSetting, unique_settings
 from saga_sr.inference.adapters import ModelFn, RoundTripFn, model_functions
+from saga_sr.models.checkpoint import load_model
 
 SAMPLE_RATE = 44100
 SYSTEMS = ("unprocessed", "ours", "ours_no_lfr", "vae_lfr", "dsp_bwe")
@@ -91,8 +101,6 @@ def _domain(rel: Path) -> str:
 
 def list_test_files(test_dir: str | Path, max_files: int | None = None) -> list[tuple[Path, Path]]:
     """(file, path relative to test_dir) sorted, at most `max_files` per domain (subfolder)."""
-    from saga_sr.audio.io import find_audio_files_relative
-
     test_dir = Path(test_dir)
     if not test_dir.is_dir():
         raise DataError(f"{test_dir}: test folder does not exist")
@@ -122,8 +130,6 @@ def _fit(wav: np.ndarray, like: np.ndarray) -> np.ndarray:
 
 
 def _score(ref: np.ndarray, est: np.ndarray, cutoff: float, scorer) -> dict[str, float]:
-    from saga_sr.audio.metrics import all_metrics
-
     metrics = all_metrics(ref, est, SAMPLE_RATE, cutoff)
     values = {k: (float("nan") if v is None else float(v)) for k, v in metrics.items()}
     if scorer.fn is not None:
@@ -142,9 +148,6 @@ def _clip_systems(hr: np.ndarray, lr: np.ndarray, cutoff: float, seed: int, mode
 
     The model runs once per entry of `targets` (setting name -> normalised target roll-off given); the
     baselines, which take no target roll-off, run once."""
-    from saga_sr.audio.bwe import dsp_bandwidth_extension
-    from saga_sr.audio.lfr import low_frequency_replace
-
     outs: dict[SystemKey, np.ndarray] = {("unprocessed", NOT_USED): lr}
     secs: dict[SystemKey, float] = {("unprocessed", NOT_USED): 0.0}
     for setting, target in (targets or {}).items() if model_fn is not None else ():
@@ -170,8 +173,6 @@ def _clip_systems(hr: np.ndarray, lr: np.ndarray, cutoff: float, seed: int, mode
 def load_systems(model_path: str | Path, *, device: str = "cpu", text_encoder_path: str | None = None,
                  **kwargs) -> tuple[ModelFn, RoundTripFn]:
     """`model_functions` for an exported model folder or checkpoint (ModelLoadError if it is missing)."""
-    from saga_sr.models.checkpoint import load_model
-
     model = load_model(model_path, device=device, text_encoder_path=text_encoder_path)
     return model_functions(model, device=device, **kwargs)
 
@@ -180,11 +181,6 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
                    roundtrip_fn: RoundTripFn | None = None, settings: EvalSettings = EvalSettings(),
                    log: Callable[[str], None] | None = None) -> EvalResult:
     """Evaluate `model_fn` and the baselines on every file of `test_dir`; write CSV, tables, WAVs and PNGs."""
-    from saga_sr.audio.io import load_audio, save_audio
-    from saga_sr.audio.lr_sim import simulate_lr
-    from saga_sr.audio.spectral import rolloff
-    from saga_sr.evaluation.perceptual import make_scorer
-
     log = log or (lambda _msg: None)
     targets = unique_settings(settings.target_rolloffs)
     out = Path(out_dir)
@@ -260,8 +256,6 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
 
 def summarize(rows: Sequence[dict], metric_names: Sequence[str]) -> list[dict]:
     """One row per (domain incl. "all", cutoff, system, target setting, metric): mean, 95 % half-width, n."""
-    from saga_sr.evaluation.stats import mean_ci
-
     groups: dict[tuple, list[dict]] = {}
     settings: dict[str, int] = {}  # target settings in first-seen order
     for r in rows:
@@ -299,8 +293,6 @@ def write_tables(out: Path, summary: Sequence[dict], metric_names: Sequence[str]
     """tables/<domain>_<cutoff>hz.md for every group, and results.md holding them all with the notes.
 
     Each table has a "target roll-off" column: the setting a model row used, "n/a" for the baselines."""
-    from saga_sr.evaluation.stats import Summary
-
     described = {t.name: t.describe(SAMPLE_RATE) for t in targets}
     index: dict[tuple, dict[tuple, dict[str, Summary]]] = {}
     for s in summary:
@@ -343,8 +335,6 @@ def write_csv(path: Path, rows: Sequence[dict]) -> None:
 
 
 def _write_figures(out: Path, plot_rows: Mapping[float, list]) -> list[Path]:
-    from saga_sr.audio.plots import spectrogram_grid
-
     paths = []
     for cutoff, rows in plot_rows.items():
         if rows:

@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+import soxr
+from scipy.signal import stft
+
+from saga_sr.errors import SagaError
 
 VISQOL_RATE = 48000
 METHODS = ("auto", "visqol", "mel", "none")
@@ -46,8 +50,6 @@ def _same_length(ref: np.ndarray, est: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def log_mel_distance(ref: np.ndarray, est: np.ndarray, sr: int, n_mels: int = 128) -> float:
     """RMS over frames and mel bands of the dB difference of mel energies (2048/512 STFT); lower is better."""
-    from scipy.signal import stft
-
     ref, est = _same_length(_mono(ref), _mono(est))
     n_fft = 2048
     if ref.shape[-1] < n_fft:
@@ -84,8 +86,7 @@ def _mel_filterbank(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
 
 def _visqol_fn() -> Callable[[np.ndarray, np.ndarray, int], float]:
     """A ViSQOL audio-mode scorer; raises if the package is missing or cannot score a probe signal."""
-    import soxr
-    from visqol import VisqolApi
+    from visqol import VisqolApi  # lazy: optional dependency (visqol-python)
 
     api = VisqolApi()
     api.create(mode="audio")
@@ -128,8 +129,6 @@ def make_scorer(method: str = "auto") -> Scorer:
         fn = _visqol_fn()
     except Exception as exc:  # any failure of the optional package means: fall back, and say why
         if method == "visqol":
-            from saga_sr.errors import SagaError
-
             raise SagaError(f"ViSQOL (visqol-python) is not usable here: {type(exc).__name__}: {exc}") from exc
         reason = f"ViSQOL unavailable ({type(exc).__name__}: {exc}); using the log-mel distance instead"
         return Scorer(MEL_SCORER.name, MEL_SCORER.label, False, reason, log_mel_distance)

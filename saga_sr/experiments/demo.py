@@ -20,6 +20,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
+import soxr
+
+from saga_sr.audio.io import load_audio, save_audio
+from saga_sr.audio.lr_sim import simulate_lr
+from saga_sr.audio.plots import spectrogram_grid
+from saga_sr.evaluation.evaluate import EvalSettings, model_functions, run_evaluation
+from saga_sr.inference.pipeline import Upsampler
+from saga_sr.models.checkpoint import load_model
+from saga_sr.training.run import checkpoint_step, find_resume_checkpoint, train
+
 SHOWCASE = "music/loop_mika.flac"
 SHOWCASE_RATE = 16000  # an 8 kHz band: what `saga-sr upsample` gets from a 16 kHz recording
 
@@ -44,8 +54,6 @@ class DemoResult:
 def train_for(out: Path, seconds: float, *, seed: int = 0, quick: bool = False) -> tuple[int, float]:
     """Train tiny.json for about `seconds` of wall time (Lightning's max_time; quick: 2 steps); returns
     (steps, wall s)."""
-    from saga_sr.training.run import checkpoint_step, find_resume_checkpoint, train
-
     t0 = time.perf_counter()
     train(train_dir=[str(assets_dir() / "train")], model_config="tiny", output_dir=str(out),
           max_steps=2 if quick else 10 ** 6, max_time=None if quick else seconds / 60.0, seed=seed,
@@ -56,13 +64,6 @@ def train_for(out: Path, seconds: float, *, seed: int = 0, quick: bool = False) 
 
 def showcase(model, out: Path, *, steps: int, seed: int, max_seconds: float | None = None) -> dict[str, Path]:
     """Upsample the held-out showcase clip from a 16 kHz (8 kHz-band) file; WAVs + a 3-panel spectrogram."""
-    import soxr
-
-    from saga_sr.audio.io import load_audio, save_audio
-    from saga_sr.audio.lr_sim import simulate_lr
-    from saga_sr.audio.plots import spectrogram_grid
-    from saga_sr.inference.pipeline import Upsampler
-
     hr, sr = load_audio(assets_dir() / "test" / SHOWCASE, target_sr=44100)
     hr = hr[:, : int(max_seconds * sr)] if max_seconds else hr
     band = simulate_lr(hr, sr, seed=seed, cutoff=SHOWCASE_RATE / 2 * 0.98, filter_type="cheby1", order=8).audio
@@ -83,9 +84,6 @@ def run_demo(out_dir: str | Path = "saga_sr_demo", *, minutes: float = 3.0, quic
              perceptual: str = "auto", eval_steps: int | None = None, target_rolloffs: tuple = ("default",),
              log: Callable[[str], None] = print) -> DemoResult:
     """Train, evaluate, showcase; returns where everything went (see the module docstring)."""
-    from saga_sr.evaluation.evaluate import EvalSettings, model_functions, run_evaluation
-    from saga_sr.models.checkpoint import load_model
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     run = out / "train"

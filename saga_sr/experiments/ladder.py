@@ -23,8 +23,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from saga_sr.config import RUNGS, check_config, derive_rung, load_config
 from saga_sr.errors import ConfigError, SagaError
+from saga_sr.evaluation.evaluate import EvalSettings, load_systems, run_evaluation
 from saga_sr.experiments.measure import PeakMemory, benchmark_step, count_parameters
+from saga_sr.experiments.report import write_report
+from saga_sr.training.metrics_csv import read_metrics
+from saga_sr.training.run import checkpoint_step, find_resume_checkpoint, train
 
 SEEDS_BASES = {"A": "saga_model_config_small", "B": "saga_model_config_small", "F": "saga_model_config"}
 FLAG_NAMES = ("compute_rolloff", "disable_caption", "disable_val_lowfreq_replace")
@@ -84,8 +89,6 @@ EvalFn = Callable[[Path, Path, Path, LadderSettings, int], object]
 
 def rung_flags(name: str, config: dict | None, settings: LadderSettings) -> dict[str, bool]:
     """The seeds' CLI flags for a rung: roll-off features iff it has a roll-off conditioner, captions iff text."""
-    from saga_sr.config import RUNGS
-
     if name in RUNGS:
         spec = RUNGS[name]
         rolloff, text = spec.rolloff, "prompt" in spec.cross_attention_cond_ids
@@ -100,8 +103,6 @@ def rung_flags(name: str, config: dict | None, settings: LadderSettings) -> dict
 
 def resolve_rung(name: str, settings: LadderSettings) -> RungSpec:
     """Derive (named rung) or load (config file) a rung's config and run the dimension checks on it."""
-    from saga_sr.config import RUNGS, check_config, derive_rung, load_config
-
     try:
         if name in RUNGS:
             base_name = settings.base or SEEDS_BASES.get(name[0], "saga_model_config_small")
@@ -239,8 +240,6 @@ def _bench(spec: RungSpec, settings: LadderSettings, seed: int, log: Callable[[s
 
 def _training_log_facts(train_dir: Path, trained: dict) -> dict:
     """Step time (from trained.json) and the last logged values of the run's metrics.csv."""
-    from saga_sr.training.metrics_csv import read_metrics
-
     table = read_metrics(train_dir / "metrics.csv", finite_only=False)
     facts: dict = {"metrics_csv": str(train_dir / "metrics.csv"), "step_time_s": trained.get("step_time_s"),
                    "step_time_kind": trained.get("step_time_kind")}
@@ -254,8 +253,6 @@ def _training_log_facts(train_dir: Path, trained: dict) -> dict:
 def run_ladder(settings: LadderSettings, out_dir: str | Path, *, train_fn: TrainFn | None = None,
                eval_fn: EvalFn | None = None, log: Callable[[str], None] | None = None) -> Path:
     """Run every rung x seed (resuming what is there), then write the report; returns the report path."""
-    from saga_sr.experiments.report import write_report
-
     log = log or (lambda _m: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -281,8 +278,6 @@ def run_ladder(settings: LadderSettings, out_dir: str | Path, *, train_fn: Train
 # ---- default training / evaluation through the package's APIs --------------------------------------------
 def train_with_api(req: TrainRequest) -> Path:
     """Train one rung through saga_sr.training.run.train with the seeds' flags (validation every fifth of the run)."""
-    from saga_sr.training.run import train
-
     kwargs = dict(train_dir=[str(req.train_dir)], val_dir=[str(req.val_dir)], model_config=str(req.config_path),
                   output_dir=str(req.out_dir), max_steps=req.max_steps, seed=req.seed, batch_size=req.batch_size,
                   # the run folder, not last.ckpt itself: training then takes its newest *readable* checkpoint
@@ -298,7 +293,6 @@ def start_step(train_dir: Path, resuming: bool) -> int:
     """The optimiser step a resumed run starts from: its newest readable checkpoint's (0 if fresh or unreadable)."""
     if not resuming:
         return 0
-    from saga_sr.training.run import checkpoint_step, find_resume_checkpoint
 
     try:
         return int(checkpoint_step(find_resume_checkpoint("last", train_dir)))
@@ -308,8 +302,6 @@ def start_step(train_dir: Path, resuming: bool) -> int:
 
 def evaluate_with_api(model_dir: Path, val_dir: Path, out_dir: Path, settings: LadderSettings, seed: int):
     """The same evaluation protocol for every rung: LR at each cutoff, model + baselines, per-clip CSV."""
-    from saga_sr.evaluation.evaluate import EvalSettings, load_systems, run_evaluation
-
     model_fn, roundtrip_fn = load_systems(model_dir, steps=settings.eval_steps, seed=seed, device=settings.device,
                                           text_encoder_path=settings.text_encoder_path)
     # the LR inputs (seed 0) are the same clips for every rung and seed; only the sampler seed follows the run

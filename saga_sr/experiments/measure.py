@@ -7,14 +7,19 @@ peak resident memory (reset at entry through /proc/self/clear_refs) or the CUDA 
 
 from __future__ import annotations
 
+import resource
+import statistics
 import time
 from pathlib import Path
+
+import torch
+
+from saga_sr.models.build import build_model
+from saga_sr.training.module import SAGASRTrainer
 
 
 def count_parameters(cfg: dict) -> dict[str, int]:
     """Total and DiT parameter counts of a config, built on the meta device (no memory, no weights)."""
-    from saga_sr.models.build import build_model
-
     model = build_model(cfg, device="meta")
     total = sum(p.numel() for p in model.parameters())
     dit = sum(p.numel() for p in model.model.parameters())
@@ -24,13 +29,6 @@ def count_parameters(cfg: dict) -> dict[str, int]:
 def benchmark_step(cfg: dict, batch_size: int, device: str, *, steps: int = 3, seed: int = 0) -> float:
     """Median seconds of one training step (pretransform encode, conditioning, DiT forward + backward, AdamW)
     on synthetic audio, after one warm-up step: the rung's compute cost without data loading or validation."""
-    import statistics
-
-    import torch
-
-    from saga_sr.models.build import build_model
-    from saga_sr.training.module import SAGASRTrainer
-
     model = build_model(cfg, seed=seed).to(device).train()
     module = SAGASRTrainer(model, use_ema=False, seed=seed)
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -65,8 +63,6 @@ class PeakMemory:
 
     def __enter__(self) -> "PeakMemory":
         if self.device.startswith("cuda"):
-            import torch
-
             torch.cuda.reset_peak_memory_stats()
         else:
             try:  # "5" resets the peak RSS counter (Linux >= 4.0); without it the peak covers the whole process
@@ -77,8 +73,6 @@ class PeakMemory:
 
     def __exit__(self, *exc) -> None:
         if self.device.startswith("cuda"):
-            import torch
-
             self.peak_mb = torch.cuda.max_memory_allocated() / 2**20
             return
         try:
@@ -86,6 +80,4 @@ class PeakMemory:
                 if line.startswith("VmHWM:"):
                     self.peak_mb = int(line.split()[1]) / 1024.0
         except OSError:
-            import resource
-
             self.peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -16,6 +16,8 @@ from typing import Sequence
 
 from saga_sr.evaluation.evaluate import write_csv
 from saga_sr.evaluation.stats import mean_ci, paired_difference, std
+from saga_sr.training.metrics_csv import read_metrics
+from saga_sr.training.plots import loss_curves
 
 TRAIN_LOSS_KEYS = ("train/loss", "train/loss_step", "train_loss", "loss")
 VAL_LOSS_KEYS = ("val/loss", "val/loss_epoch", "val_loss")
@@ -31,8 +33,6 @@ def _run_dir(out: Path, rec: dict) -> Path:
 # ---- reading the per-run files ----------------------------------------------------------------------------
 def read_curves(path: str | Path) -> dict[str, tuple[list[int], list[float]]]:
     """{"train": (steps, losses), "val": (steps, losses)} from a run's metrics.csv (finite values only)."""
-    from saga_sr.training.metrics_csv import read_metrics
-
     metrics = read_metrics(path)
 
     def first(keys: Sequence[str]) -> tuple[list[int], list[float]]:
@@ -196,8 +196,6 @@ def _aggregate(rows: Sequence[dict], rung: str, key: str) -> str:
 
 def write_report(out: Path, records: Sequence[dict], settings) -> Path:
     """ladder_report.md + ladder_metrics.csv + loss_curves.png from the finished records."""
-    from saga_sr.training.plots import loss_curves
-
     out = Path(out)
     cutoffs = list(settings.eval_cutoffs)
     rows = collect(out, records, cutoffs)

@@ -305,7 +305,7 @@ def _progress(progress: bool | ProgressFn, total: int) -> tuple[Callable[[int], 
             progress(done[0], total)
         return tick, lambda: None
     if progress:
-        from tqdm import tqdm
+        from tqdm import tqdm  # lazy: only when a progress bar is asked for
         bar = tqdm(total=total, unit="step", leave=False)
         return bar.update, bar.close
     return (lambda n: None), (lambda: None)

@@ -18,6 +18,10 @@ import torch
 from torch import nn
 
 from saga_sr.config import load_config
+from saga_sr.models import autoencoder, pretransforms
+from saga_sr.models.conditioners import MultiConditioner, NumberConditioner, T5Conditioner
+from saga_sr.models.dit import DiTWrapper
+from saga_sr.models.rolloff import RolloffFourierConditioner
 from saga_sr.models.wrapper import SagaSRModel
 
 # component -> state_dict prefix in a SagaSRModel (= in a SAO checkpoint)
@@ -31,14 +35,11 @@ COMPONENT_PREFIXES = {
 
 def build_pretransform(cfg: dict) -> nn.Module:
     """AutoencoderPretransform (Oobleck VAE) or PatchedPretransform from `model.pretransform`."""
-    from saga_sr.models import pretransforms
-
     pt = cfg["model"]["pretransform"]
     inner = pt["config"]
     if pt["type"] == "patched":
         return pretransforms.PatchedPretransform(channels=inner["channels"], patch_size=inner["patch_size"],
                                                  scale=pt.get("scale", 1.0))
-    from saga_sr.models import autoencoder
 
     encoder = autoencoder.OobleckEncoder(**inner["encoder"]["config"])
     decoder = autoencoder.OobleckDecoder(**inner["decoder"]["config"])
@@ -53,8 +54,6 @@ def build_pretransform(cfg: dict) -> nn.Module:
 
 def build_conditioner(cfg: dict, text_encoder_path: str | os.PathLike | None = None) -> nn.Module:
     """MultiConditioner with every conditioner emitting cond_dim-wide features (stable-audio-tools' rule)."""
-    from saga_sr.models.conditioners import MultiConditioner, NumberConditioner, T5Conditioner
-
     conditioning = cfg["model"]["conditioning"]
     cond_dim = conditioning["cond_dim"]
     conditioners: dict[str, nn.Module] = {}
@@ -69,8 +68,6 @@ def build_conditioner(cfg: dict, text_encoder_path: str | os.PathLike | None = N
 
 def build_dit(cfg: dict) -> nn.Module:
     """DiTWrapper around a DiffusionTransformer with the config's kwargs (keys `model.*`)."""
-    from saga_sr.models.dit import DiTWrapper
-
     diffusion = cfg["model"]["diffusion"]
     kwargs = copy.deepcopy(diffusion["config"])
     kwargs["diffusion_objective"] = diffusion.get("diffusion_objective", "v")
@@ -84,7 +81,6 @@ def build_rolloff_conditioner(cfg: dict) -> nn.Module | None:
     spec = cfg["model"]["diffusion"].get("rolloff_conditioner")
     if spec is None:
         return None
-    from saga_sr.models.rolloff import RolloffFourierConditioner
 
     dit = cfg["model"]["diffusion"]["config"]
     return RolloffFourierConditioner(embedding_dim_cross=dit["cond_token_dim"], embedding_dim_global=dit["embed_dim"],

@@ -11,9 +11,11 @@ import tempfile
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from saga_sr import __version__
 from saga_sr.errors import ModelLoadError
+from saga_sr.models.build import build_model
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -24,8 +26,6 @@ def export_model(model, out_dir: str | os.PathLike, *, state_dict: dict | None =
     """Write `out_dir/{config.json, model.safetensors}` for `model` (a SagaSRModel; `state_dict` overrides its
     weights, e.g. the EMA ones). The folder is built beside the target and swapped in with renames, so a
     reader never sees a half-written export."""
-    from safetensors.torch import save_file
-
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     state = state_dict if state_dict is not None else model.state_dict()
@@ -70,8 +70,6 @@ def model_state_from_module_state(full: dict) -> dict:
 
 
 def _state_from_files(weights: Path, config: Path) -> tuple[dict, dict]:
-    from safetensors.torch import load_file
-
     if not config.is_file():
         raise ModelLoadError(f"{weights}: no {CONFIG_NAME} beside it")
     try:
@@ -85,8 +83,6 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu",
                text_encoder_path: str | os.PathLike | None = None):
     """A SagaSRModel in eval mode from an exported folder, a model.safetensors (config.json beside it) or a
     saga-sr Lightning .ckpt. Every key must match the config's model (strict)."""
-    from saga_sr.models.build import build_model
-
     p = Path(path)
     if p.is_dir():
         cfg, state = _state_from_files(p / WEIGHTS_NAME, p / CONFIG_NAME)

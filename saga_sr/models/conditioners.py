@@ -99,7 +99,7 @@ def resolve_t5_source(t5_model_name: str, text_encoder_path: str | os.PathLike |
 
 
 def _load_pretrained_t5(t5_model_name: str, text_encoder_path: str | os.PathLike | None) -> tuple[Any, nn.Module]:
-    from transformers import AutoTokenizer, T5EncoderModel
+    from transformers import AutoTokenizer, T5EncoderModel  # lazy: heavy, and only needed when this model is built
 
     source = resolve_t5_source(t5_model_name, text_encoder_path)
     candidates = [source] if source != t5_model_name else [t5_model_name, f"google-t5/{t5_model_name}"]
@@ -147,6 +147,7 @@ class T5Conditioner(Conditioner):
             self._build_offline(t5_config, seed)
 
     def _build_offline(self, t5_config: dict, seed: int) -> None:
+        # lazy: heavy, and only needed when this model is built
         from transformers import ByT5Tokenizer, T5Config, T5EncoderModel
 
         config = T5Config(**{"dropout_rate": 0.0, **t5_config})

@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
+from saga_sr.config import load_config
 from saga_sr.errors import ModelLoadError
+from saga_sr.models.build import build_model
 from saga_sr.models.wrapper import SagaSRModel
 
 # DiT keys whose input dimension includes the concatenated LR-latent channels
@@ -51,8 +54,6 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise ModelLoadError(f"SAO checkpoint not found: {path}")
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             state = load_file(str(path))
         else:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -114,9 +115,6 @@ def build_from_sao(cfg: dict | str | os.PathLike, checkpoint: str | os.PathLike,
                    seed: int | None = 0) -> tuple[SagaSRModel, LoadReport]:
     """A SAGA-SR model for `cfg` initialised from a SAO checkpoint (and its model_config.json, looked up
     next to the checkpoint when not given), plus the report of what was not loaded and why."""
-    from saga_sr.config import load_config
-    from saga_sr.models.build import build_model
-
     cfg = load_config(cfg)
     report_notes = []
     if sao_config is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+from ema_pytorch import EMA
 from torch import nn
 
 from saga_sr.models.wrapper import SagaSRModel
@@ -36,8 +37,6 @@ def _shared_memo(root: nn.Module) -> dict:
 
 def make_ema(model: SagaSRModel, beta: float = 0.9999):
     """ema_pytorch.EMA over `trainable_view(model)` (power 3/4, every step, after step 1, as stable-audio-tools)."""
-    from ema_pytorch import EMA
-
     view = trainable_view(model)
     ema_copy = copy.deepcopy(view, memo=_shared_memo(view))
     return EMA(view, ema_model=ema_copy, beta=beta, power=3 / 4, update_every=1, update_after_step=1,

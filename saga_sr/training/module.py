@@ -15,12 +15,14 @@ import torch
 
 from saga_sr import __version__
 from saga_sr.errors import DataError, SagaError
-from saga_sr.flow import (NULL_LR_VALUE, VALIDATION_TIMESTEPS, flow_loss, interpolate, latent_mask,
-                          sample_timesteps, velocity_target)
+from saga_sr.flow import (NULL_LR_VALUE, VALIDATION_TIMESTEPS, flow_loss, interpolate, latent_mask, sample_timesteps,
+                          velocity_target)
 from saga_sr.models.checkpoint import CONFIG_KEY
+from saga_sr.models.conditioners import MultiConditioner
 from saga_sr.models.wrapper import SagaSRModel
 from saga_sr.training.ema import ema_state_dict, make_ema
 from saga_sr.training.optim import build_optimizer
+from saga_sr.training.validation import validate_batch
 
 class TrainingDivergedError(SagaError):
     """The training loss became NaN or infinite; the message names the step and the batch's files."""
@@ -142,8 +144,6 @@ class SAGASRTrainer(L.LightningModule):
         self.last_val_step = self.global_step
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        from saga_sr.training.validation import validate_batch
-
         audio, metadata = batch
         b = audio.shape[0]
         t = torch.tensor([VALIDATION_TIMESTEPS[(batch_idx * b + i) % len(VALIDATION_TIMESTEPS)] for i in range(b)])
@@ -188,8 +188,6 @@ class SAGASRTrainer(L.LightningModule):
 def used_conditioner(model: SagaSRModel):
     """The model's MultiConditioner restricted to the ids the DiT reads, so that e.g. an LR-only config (seed
     002's F0) never loads the T5 encoder it does not use. Shares the conditioner modules; not registered."""
-    from saga_sr.models.conditioners import MultiConditioner
-
     full = model.conditioner
     used = set(model.cross_attn_cond_ids) | set(model.global_cond_ids)
     if used >= set(full.conditioners):

@@ -24,7 +24,7 @@ def smooth(values: list[float], window: int) -> np.ndarray:
 
 def loss_curve(csv_path: str | Path, png_path: str | Path, *, title: str = "SAGA-SR training") -> Path:
     """Train loss (raw and smoothed) and val loss against step, log-scaled, as a PNG."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: matplotlib is slow to import and only drawing needs it
 
     metrics = read_metrics(csv_path)
     fig = Figure(figsize=(8, 4.5), layout="constrained")
@@ -56,7 +56,7 @@ def loss_curve(csv_path: str | Path, png_path: str | Path, *, title: str = "SAGA
 def loss_curves(curves: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], path: str | Path,
                 *, title: str = "training and validation loss") -> Path:
     """All runs on one plot: `curves[run][kind] = (steps, losses)`, kind "train" (solid) or "val" (dashed)."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: matplotlib is slow to import and only drawing needs it
 
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax = fig.subplots()

@@ -19,16 +19,28 @@ import os
 import zipfile
 from pathlib import Path
 
+import lightning as L
+import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.strategies import DDPStrategy
+from torch.utils.data import DataLoader
+
 from saga_sr.config import prepare_config, uses_rolloff
+from saga_sr.data import SAGASRDataset, build_index, collate, write_skipped_report
 from saga_sr.errors import DataError, ModelLoadError
+from saga_sr.models.build import build_model
+from saga_sr.models.sao import build_from_sao, write_report
 from saga_sr.training.args import namespace
+from saga_sr.training.callbacks import ExportCallback, StepBanner
+from saga_sr.training.csvlog import ResumableCSVLogger
+from saga_sr.training.module import SAGASRTrainer, used_conditioner
+from saga_sr.training.plots import loss_curve
 
 log = logging.getLogger(__name__)
 
 def is_rank_zero() -> bool:
     """Whether this process is the (global) rank-0 process; Lightning's launcher sets the rank of the others."""
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
     return getattr(rank_zero_only, "rank", 0) == 0
 
 
@@ -46,8 +58,6 @@ def _sources(paths, flag: str) -> list[Path]:
 def make_dataset(sources: list[Path], cfg: dict, ns: argparse.Namespace, *, deterministic: bool, title: str,
                  report: Path):
     """Index `sources` (writing skipped files to `report`) and build the dataset; DataError when empty."""
-    from saga_sr.data import SAGASRDataset, build_index, write_skipped_report
-
     index = build_index(sources, cache_path=report.with_name("index_cache.json"), update_cache=is_rank_zero())
     if is_rank_zero():
         write_skipped_report(report, index.skipped, title=title)
@@ -63,10 +73,6 @@ def make_dataset(sources: list[Path], cfg: dict, ns: argparse.Namespace, *, dete
 
 
 def _loader(ds, batch_size: int, num_workers: int, *, train: bool, pin: bool):
-    from torch.utils.data import DataLoader
-
-    from saga_sr.data import collate
-
     return DataLoader(ds, batch_size=min(batch_size, len(ds)), shuffle=train, drop_last=train,
                       num_workers=num_workers, collate_fn=collate, pin_memory=pin,
                       persistent_workers=num_workers > 0)
@@ -113,7 +119,6 @@ def checkpoint_step(path: Path) -> int:
     step = _step_of(path.resolve())
     if step >= 0:
         return step
-    import torch
 
     return int(torch.load(str(path), map_location="cpu", weights_only=True, mmap=True).get("global_step", 0))
 
@@ -134,7 +139,6 @@ def _save_final_checkpoint(trainer, ckpt_dir: Path) -> None:
 def _precision(ns: argparse.Namespace) -> str:
     if ns.precision != "auto":
         return ns.precision
-    import torch
 
     gpu = torch.cuda.is_available() and ns.accelerator not in ("cpu",)
     return "bf16-mixed" if gpu else "32-true"
@@ -154,15 +158,11 @@ def _strategy(ns: argparse.Namespace):
     name = str(ns.strategy)
     multi = ns.num_nodes > 1
     if name == "auto" and not multi:
-        import torch
-
         devices = _devices(ns.devices)
         count = len(devices) if isinstance(devices, list) else devices
         gpus = torch.cuda.device_count() if ns.accelerator != "cpu" else 0
         multi = (count == "auto" and gpus > 1) or (isinstance(count, int) and count > 1)
     if name == "ddp" or (name == "auto" and multi):
-        from lightning.pytorch.strategies import DDPStrategy
-
         return DDPStrategy(find_unused_parameters=True)
     return name
 
@@ -170,11 +170,6 @@ def _strategy(ns: argparse.Namespace):
 def preflight(model, dataset) -> None:
     """Condition one item before training, so that a missing text encoder fails now, clearly (and a lazily
     loaded T5 exists before the EMA copy is made, which then shares it)."""
-    import torch
-
-    from saga_sr.data import collate
-    from saga_sr.training.module import used_conditioner
-
     _, metadata = collate([dataset[0]])
     with torch.no_grad():
         used_conditioner(model)(metadata, "cpu")
@@ -182,14 +177,11 @@ def preflight(model, dataset) -> None:
 
 def _build_model(cfg: dict, ns: argparse.Namespace, out: Path):
     if ns.pretrained_ckpt:
-        from saga_sr.models.sao import build_from_sao, write_report
-
         model, report = build_from_sao(cfg, ns.pretrained_ckpt, text_encoder_path=ns.text_encoder_path, seed=ns.seed)
         if is_rank_zero():
             write_report(report, out / "pretrained_load_report.json")
         log.info("pretrained weights: %s", report.text().splitlines()[0])
         return model
-    from saga_sr.models.build import build_model
 
     return build_model(cfg, text_encoder_path=ns.text_encoder_path, seed=ns.seed)
 
@@ -215,10 +207,6 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
     train_ds = make_dataset(train_sources, cfg, ns, deterministic=False, title="train", report=report)
     val_ds = (make_dataset(val_sources, cfg, ns, deterministic=True, title="val", report=report)
               if val_sources else None)
-
-    import lightning as L
-
-    from saga_sr.training.module import SAGASRTrainer
 
     L.seed_everything(ns.seed, workers=True, verbose=False)
     model = _build_model(cfg, ns, out)
@@ -251,8 +239,6 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
         trainer.validate(module, dataloaders=val_loader, verbose=False)  # always end with a validation
     _save_final_checkpoint(trainer, out / "checkpoints")
     if trainer.is_global_zero:
-        from saga_sr.training.plots import loss_curve
-
         loss_curve(out / "metrics.csv", out / "loss_curve.png")
     return out
 
@@ -277,18 +263,12 @@ def parse_max_time(value: str | float | None) -> dict | str | None:
 
 
 def _make_trainer(ns: argparse.Namespace, out: Path, training: dict, *, validate: bool, resume_step: int | None):
-    import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
-    from saga_sr.training.callbacks import ExportCallback, StepBanner
-    from saga_sr.training.csvlog import ResumableCSVLogger
-
     accumulate = ns.accumulate_grad_batches or training.get("accumulate_grad_batches", 1)
     max_steps = ns.max_steps or training.get("max_steps", 26000)
     every = ns.checkpoint_every or ns.val_every
     loggers = [ResumableCSVLogger(str(out), keep_before_step=resume_step)]
     try:
-        import tensorboard  # noqa: F401
+        import tensorboard  # noqa: F401  (lazy: optional; without it there is no TensorBoard logger)
         from lightning.pytorch.loggers import TensorBoardLogger
 
         loggers.append(TensorBoardLogger(save_dir=str(out), name="tensorboard", version=""))

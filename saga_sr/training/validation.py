@@ -18,13 +18,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from saga_sr.audio.io import save_audio
+from saga_sr.audio.lfr import low_frequency_replace
+from saga_sr.audio.metrics import lsd, lsd_bands, si_sdr
+from saga_sr.audio.plots import spectrogram_grid
+from saga_sr.evaluation.targets import NOT_USED, REFERENCE, takes_target_rolloff
+from saga_sr.inference.guidance import TwoScaleCFG
+from saga_sr.inference.samplers import euler
+from saga_sr.inference.schedules import linear_quadratic
+
 log = logging.getLogger(__name__)
 
 
 def target_setting(model, metadata: dict) -> tuple[str, float | None]:
     """(setting name, Hz given) of the target roll-off validation gives the model for one item."""
-    from saga_sr.evaluation.targets import NOT_USED, REFERENCE, takes_target_rolloff
-
     if not takes_target_rolloff(model):
         return NOT_USED, None
     hz = metadata.get("rolloff_high")
@@ -43,10 +50,6 @@ def lfr_cutoff(metadata: dict) -> float | None:
 def sample_latents(module, z_lr: torch.Tensor, metadata: list[dict], generator: torch.Generator,
                    steps: int) -> torch.Tensor:
     """Guided Euler sampling from noise to a latent [B, C, T] conditioned on z_lr and the metadata."""
-    from saga_sr.inference.guidance import TwoScaleCFG
-    from saga_sr.inference.samplers import euler
-    from saga_sr.inference.schedules import linear_quadratic
-
     model = module.inference_model()
     b = z_lr.shape[0]
     t1 = torch.ones(b, device=z_lr.device, dtype=z_lr.dtype)
@@ -67,9 +70,6 @@ def sample_latents(module, z_lr: torch.Tensor, metadata: list[dict], generator: 
 def validate_batch(module, audio: torch.Tensor, metadata: list[dict], batch_idx: int,
                    batch_size: int | None = None) -> dict[str, float]:
     """Sample, decode, LFR and score the batch; save the first examples on rank 0. Returns metric means."""
-    from saga_sr.audio.lfr import low_frequency_replace
-    from saga_sr.audio.metrics import lsd, lsd_bands, si_sdr
-
     hp = module.hparams
     _, z_lr = module.encode_pair(audio, metadata)
     was_training = module.training
@@ -108,9 +108,6 @@ def validate_batch(module, audio: torch.Tensor, metadata: list[dict], batch_idx:
 
 def _save_example(folder: Path, index: int, md: dict, hr: np.ndarray, lr: np.ndarray, est: np.ndarray,
                   sr: int, cutoff: float | None, target: dict) -> None:
-    from saga_sr.audio.io import save_audio
-    from saga_sr.audio.plots import spectrogram_grid
-
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(md.get("audio_path", "item"))).stem)[:60]
     name = f"{index:02d}_{stem}"
     try:
