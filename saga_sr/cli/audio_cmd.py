@@ -1,4 +1,4 @@
-"""`saga-sr degrade`, `saga-sr rolloff`, `saga-sr metrics`: thin CLIs over saga_sr.audio and evaluation.metrics.
+"""`saga-sr degrade`, `saga-sr rolloff`, `saga-sr metrics`: thin CLIs over saga_sr.audio (metrics included).
 
 Batch behaviour (all three): a bad file is reported on stderr with its name, gets no output, and the
 others are still processed; the exit code is 1 when any file failed (2 for usage errors).

@@ -1,2 +1,2 @@
 """Inference: time grids (schedules), the Euler sampler, two-scale CFG (guidance), long-audio windows,
-the waveform -> waveform Upsampler (pipeline) and Qwen2-Audio captions (caption)."""
+the waveform -> waveform Upsampler (pipeline) and a model as plain array functions (adapters)."""
