@@ -5,6 +5,9 @@ functions, so a lazy import cannot hide an upward dependency."""
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -146,3 +149,15 @@ def test_checker_catches_a_cycle(fake_package):
     assert package_cycles([a, b]) == [["evaluation", "experiments", "evaluation"]]
     assert package_cycles([a, c]) == [["evaluation", "experiments", "evaluation"]]
     assert package_cycles([b, c]) == []
+
+
+def test_loading_a_model_does_not_import_lightning_and_help_does_not_import_torch():
+    code = ("import sys\n"
+            "from saga_sr.cli import build_parser\n"
+            "build_parser()\n"
+            "assert 'torch' not in sys.modules, 'saga-sr --help imports torch'\n"
+            "from saga_sr.models.checkpoint import load_model\n"
+            "assert 'lightning' not in sys.modules, 'saga_sr.models.checkpoint imports lightning'\n")
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE_DIR.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
