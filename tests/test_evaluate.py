@@ -163,7 +163,7 @@ def test_reference_target_beats_default_on_a_band_limited_reference(tmp_path):
 
 
 def test_target_settings_parse_like_upsample():
-    from saga_sr.evaluation.targets import parse_target_setting, unique_settings
+    from saga_sr.inference.targets import parse_target_setting, unique_settings
 
     assert parse_target_setting("Default").resolve(5000.0, 44100) == pytest.approx((0.9, 0.9 * 1025 * 44100 / 2048))
     assert parse_target_setting("0.5").resolve(5000.0, 44100)[0] == 0.5
@@ -181,7 +181,7 @@ def test_a_model_without_target_conditioning_is_named_in_the_notes():
     from types import SimpleNamespace
 
     from saga_sr.evaluation.evaluate import target_note
-    from saga_sr.evaluation.targets import takes_target_rolloff, unique_settings
+    from saga_sr.inference.targets import takes_target_rolloff, unique_settings
 
     plain = SimpleNamespace(cross_attn_cond_ids=["prompt"], global_cond_ids=[], rolloff_conditioner=None)
     paper = SimpleNamespace(cross_attn_cond_ids=["prompt", "target_rolloff"], global_cond_ids=[],

@@ -16,7 +16,7 @@ FILTERS = ("cheby1", "butter", "bessel", "ellip")
 
 def target_setting_arg(text: str):
     """argparse type for --target-rolloff (a usage error, exit 2, names the bad value)."""
-    from saga_sr.evaluation.targets import parse_target_setting
+    from saga_sr.inference.targets import parse_target_setting
 
     try:
         return parse_target_setting(text)

@@ -11,7 +11,7 @@ Protocol (one pass per test file and cutoff):
    "VAE" row, an upper bound for anything decoded by that pretransform) and `dsp_bwe`
    (saga_sr.audio.bwe: noise above the cutoff shaped to continue the top octave below it; a no-learning
    baseline that LSD alone cannot tell apart from real detail).
-3. The model systems run once per target roll-off setting (saga_sr.evaluation.targets: `default`, `reference`
+3. The model systems run once per target roll-off setting (saga_sr.inference.targets: `default`, `reference`
    = each clip's own HR roll-off, an oracle, or a fixed value); the baselines take no target roll-off and
    run once per clip and cutoff (their rows say "n/a" in the target column).
 4. Metrics against the HR reference: lsd, lsd_ssr, lsd_hf, lsd_lf, si_sdr (saga_sr.audio.metrics)
@@ -44,8 +44,8 @@ from saga_sr.audio.spectral import rolloff
 from saga_sr.errors import AudioError, DataError
 from saga_sr.evaluation.perceptual import make_scorer
 from saga_sr.evaluation.stats import Summary, mean_ci
-from saga_sr.evaluation.targets import NOT_USED, TargetSetting, unique_settings
 from saga_sr.inference.adapters import ModelFn, RoundTripFn, model_functions
+from saga_sr.inference.targets import NOT_USED, TargetSetting, unique_settings
 from saga_sr.models.checkpoint import load_model
 
 SAMPLE_RATE = 44100
@@ -76,7 +76,7 @@ class EvalSettings:
     max_seconds: float | None = None  # score only the first seconds of each file (None: all of it)
     perceptual: str = "auto"
     n_plot: int = 3
-    target_rolloffs: tuple = ("default",)  # TargetSetting or its text (saga_sr.evaluation.targets)
+    target_rolloffs: tuple = ("default",)  # TargetSetting or its text (saga_sr.inference.targets)
     extra: dict = field(default_factory=dict)  # e.g. model path, sampling steps (recorded only)
 
 

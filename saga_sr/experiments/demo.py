@@ -4,7 +4,7 @@
 2. evaluates on the held-out assets/demo/test/<domain>/ clips at 4 and 8 kHz cutoffs (saga_sr.evaluation:
    the model, the unprocessed input, the pretransform round trip + LFR and the DSP extension), giving the model
    the `default` target roll-off (0.9, about 19.9 kHz: what `saga-sr upsample` uses) unless other settings are
-   asked for (saga_sr.evaluation.targets; the table's target column and notes say which);
+   asked for (saga_sr.inference.targets; the table's target column and notes say which);
 3. upsamples one held-out clip from an 8 kHz-band input (a 16 kHz file, as a user would have it) with
    upsample's default target roll-off and saves input / output / reference WAVs and their spectrograms.
 The numbers are whatever the run gives: minutes of CPU training on under a minute of audio do not make

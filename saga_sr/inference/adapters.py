@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from saga_sr.audio.lfr import low_frequency_replace
-from saga_sr.evaluation.targets import takes_target_rolloff
 from saga_sr.inference.pipeline import Upsampler
+from saga_sr.inference.targets import takes_target_rolloff
 
 # (lr [C, L], sr, cutoff_hz, target_rolloff=normalised) -> {"ours": wav, "ours_no_lfr": wav}; (hr, sr) -> wav
 ModelFn = Callable[..., Mapping[str, np.ndarray]]

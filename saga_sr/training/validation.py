@@ -22,10 +22,10 @@ from saga_sr.audio.io import save_audio
 from saga_sr.audio.lfr import low_frequency_replace
 from saga_sr.audio.metrics import lsd, lsd_bands, si_sdr
 from saga_sr.audio.plots import spectrogram_grid
-from saga_sr.evaluation.targets import NOT_USED, REFERENCE, takes_target_rolloff
 from saga_sr.inference.guidance import TwoScaleCFG
 from saga_sr.inference.samplers import euler
 from saga_sr.inference.schedules import linear_quadratic
+from saga_sr.inference.targets import NOT_USED, REFERENCE, takes_target_rolloff
 
 log = logging.getLogger(__name__)
 
