@@ -7,7 +7,8 @@
 - Every output folder is checked writable before any work starts, and nothing is created by the check.
 - Writes are atomic: a temporary beside the target, renamed over it. Temporaries are created here and only
   here, with the permissions of an ordinary file or folder (0666 / 0777 less the umask, e.g. 0644 / 0755;
-  `tempfile.mkstemp` / `mkdtemp` would give 0600 / 0700). Their names are recognisable,
+  `tempfile.mkstemp` / `mkdtemp` would give 0600 / 0700; `make_ordinary` fixes a file a library wrote
+  0600, as safetensors does). Their names are recognisable,
   `.NAME.PID-TOKEN.saga-partial`, so a run into a folder removes those a killed run (SIGKILL) left behind.
 """
 
@@ -55,6 +56,24 @@ def new_temp_dir(path: str | os.PathLike) -> Path:
             return tmp
         except FileExistsError:
             continue
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (/proc), else set-and-restore."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_ordinary(path: str | os.PathLike) -> None:
+    """Give a file written by a library that forces 0600 (safetensors) the mode of an ordinary file."""
+    os.chmod(path, 0o666 & ~current_umask())
 
 
 def remove_temp(tmp: Path) -> None:

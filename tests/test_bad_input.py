@@ -166,6 +166,7 @@ def test_config_check_refuses_what_training_refuses(workdir, capsys):
         assert not (workdir / "run").exists()
 
 
+@pytest.mark.slow
 def test_three_channel_input_suggests_downmix_which_upsample_has(workdir, model_dir, capsys):
     sf.write(workdir / "three.wav", tone(channels=3), SR)
     assert main(["upsample", "three.wav", "-o", "o", "--model", str(model_dir), "--steps", "1", "-q"]) == 1

@@ -13,7 +13,7 @@ import torch
 
 from saga_sr import __version__
 from saga_sr.errors import ModelLoadError
-from saga_sr.outputs import clean_stale_temps, new_temp_dir, remove_temp, temp_name
+from saga_sr.outputs import clean_stale_temps, make_ordinary, new_temp_dir, remove_temp, temp_name
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -34,6 +34,7 @@ def export_model(model, out_dir: str | os.PathLike, *, state_dict: dict | None =
     tmp = new_temp_dir(out)
     try:
         save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "saga_sr_version": __version__})
+        make_ordinary(tmp / WEIGHTS_NAME)  # safetensors writes 0600
         (tmp / CONFIG_NAME).write_text(json.dumps(model.config, indent=2) + "\n", encoding="utf-8")
         old = None
         if out.exists():
