@@ -75,9 +75,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise SagaError("--steps, --order and --max-files must be positive")
     if any(not 0 < c < 22050 for c in args.cutoffs):
         raise SagaError(f"--cutoffs must lie in (0, 22050) Hz, got {args.cutoffs}")
+    from saga_sr.outputs import check_writable
     from saga_sr.training.export import check_model_path
 
     check_model_path(args.model, "--model")
+    check_writable([args.out / "results.md"])  # before the model loads
     model_fn, roundtrip_fn = load_systems(args.model, steps=args.steps, seed=args.seed, device=args.device,
                                           precision=args.precision, batch_size=args.batch_size,
                                           text_encoder_path=args.text_encoder_path)
