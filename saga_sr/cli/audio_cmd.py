@@ -137,7 +137,7 @@ def run_degrade(args: argparse.Namespace) -> int:
     if args.cutoff_range[0] > args.cutoff_range[1]:
         raise CliError(f"--cutoff-range {args.cutoff_range[0]:g} {args.cutoff_range[1]:g}: LO is above HI")
     todo, kept, one_file = _degrade_plan(args)
-    prepare_folders(dst for _, _, dst in todo)
+    prepare_folders([dst for _, _, dst in todo] + kept)
     failed = 0
     records = []
     for src, rel, dst in todo:

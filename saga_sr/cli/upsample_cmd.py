@@ -96,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
 
     model_path = check_model_path(args.model, "--model")
     device = torch_device(args.device)
+    if not pairs:
+        print(f"upsample: 0 ok, 0 failed, {len(kept)} kept (existing)")
+        return 0
 
     from saga_sr.audio.io import load_audio, save_audio
     from saga_sr.inference.pipeline import Upsampler
@@ -104,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(model_path, device=device, text_encoder_path=args.text_encoder_path)
     up = Upsampler(model, device, args.precision)
-    prepare_folders(dst for _, dst in pairs)
+    prepare_folders([dst for _, dst in pairs] + kept)
     if kept:
         print(f"upsample: {len(kept)} existing output(s) kept (--skip-existing)", file=sys.stderr)
     ok, failed = 0, []

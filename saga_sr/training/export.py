@@ -101,7 +101,7 @@ def check_model_path(path: str | os.PathLike, option: str = "model") -> Path:
         if not zipfile.is_zipfile(p):
             raise ModelLoadError(f"{option} {p}: not a model; {what}")
     else:
-        raise ModelLoadError(f"{option} {p}: no such file or folder")
+        raise ModelLoadError(f"{option} {p}: not found (no such file or folder)")
     return p
 
 
