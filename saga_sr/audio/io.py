@@ -42,7 +42,8 @@ def _fit_channels(data: np.ndarray, channels: int | None, downmix: bool, path: s
     n = data.shape[0]
     if n > 2:
         if not downmix:
-            raise AudioError(f"{path}: {n} channels; only mono or stereo is supported (pass downmix=True / --downmix)")
+            raise AudioError(f"{path}: {n} channels; only mono or stereo is supported "
+                             "(--downmix in upsample / degrade, downmix=True here, averages them to mono)")
         data = data.mean(axis=0, keepdims=True)
         n = 1
     if channels is None or channels == n:
