@@ -26,3 +26,7 @@ class DataError(SagaError):
 
 class ModelLoadError(SagaError):
     """Weights or a text encoder cannot be found or do not fit the config."""
+
+
+class OutputError(SagaError):
+    """An output cannot be written as asked: it exists, it would replace an input, or its folder is not writable."""

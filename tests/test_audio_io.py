@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from saga_sr.audio.io import AUDIO_EXTENSIONS, find_audio_files, find_audio_files_relative, load_audio, save_audio
+from saga_sr.audio.io import (AUDIO_EXTENSIONS, find_audio_files, find_audio_files_relative, fit_gain, load_audio,
+                              save_audio)
 from saga_sr.errors import AudioError
 
 DATA = Path(__file__).parent / "data"
@@ -54,7 +57,7 @@ def test_more_than_two_channels_refused_unless_downmix(tmp_path):
 
 @pytest.mark.parametrize("kind,message", [("garbage", "cannot read"), ("empty", "cannot read|zero length"),
                                           ("zero", "zero length"), ("nan", "NaN"), ("silent", "silent"),
-                                          ("missing", "cannot read")])
+                                          ("missing", "no such file")])
 def test_bad_inputs_raise_audio_error_naming_the_file(tmp_path, kind, message):
     path = tmp_path / f"bad_{kind}.wav"
     if kind == "garbage":
@@ -91,10 +94,27 @@ def test_save_round_trip(tmp_path, name, subtype, tol):
     assert [p.name for p in out.parent.iterdir()] == [name]  # no temp file left
 
 
-def test_save_clips_integer_subtypes_instead_of_wrapping(tmp_path):
+def test_save_never_clips_silently(tmp_path):
     x = np.array([[0.5, 1.7, -2.0, 0.1]], np.float32)
-    y, _ = sf.read(save_audio(tmp_path / "c.wav", x, 8000, subtype="PCM_16"), dtype="float32")
-    assert y[1] > 0.99 and y[2] <= -0.99
+    for name, subtype in (("c.wav", "PCM_16"), ("c.flac", None)):
+        with pytest.raises(AudioError, match="peak 2.000 is above full scale"):
+            save_audio(tmp_path / name, x, 8000, subtype=subtype)
+        assert not (tmp_path / name).exists()
+        gain = fit_gain(x, tmp_path / name, subtype)
+        assert gain == pytest.approx(0.5)
+        y, _ = sf.read(save_audio(tmp_path / name, x * gain, 8000, subtype=subtype), dtype="float32")
+        assert y.tolist() == pytest.approx((x[0] * gain).tolist(), abs=1e-4)  # scaled, not clipped
+    y, _ = sf.read(save_audio(tmp_path / "f.wav", x, 8000), dtype="float32")  # float WAV keeps > 1
+    assert fit_gain(x, tmp_path / "f.wav") == 1.0 and y.tolist() == x[0].tolist()
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        out = save_audio(tmp_path / "new" / "p.wav", _tone(8000, 0.1).T, 8000)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644 and stat.S_IMODE(out.parent.stat().st_mode) == 0o755
 
 
 def test_failed_save_leaves_no_partial_file_and_keeps_old(tmp_path):

@@ -47,12 +47,13 @@ def test_degrade_band_limits_as_asked_and_skips_bad_files(inputs, tmp_path, caps
     assert rc == 1 and "broken.wav" in captured.err
     assert not (out / "broken.wav").exists()
     records = _json_lines(captured.out)
-    assert [Path(r["output"]).relative_to(out).as_posix() for r in records] == ["guitar.flac", "sub/drums.flac"]
+    assert [Path(r["output"]).relative_to(out).as_posix() for r in records] == ["guitar.wav", "sub/drums.wav"]
     assert all(r["cutoff_hz"] == 4000.0 and r["filter"] == "cheby1" and r["order"] == 8 for r in records)
     assert _json_lines((out / "degrade.jsonl").read_text()) == records
     for rel in ["guitar.flac", "sub/drums.flac"]:
+        assert sf.info(out / Path(rel).with_suffix(".wav")).subtype == "FLOAT"  # the default never clips
         hr, _ = load_audio(inputs / rel)
-        lr, sr = load_audio(out / rel)
+        lr, sr = load_audio(out / Path(rel).with_suffix(".wav"))
         assert sr == 44100 and lr.shape == hr.shape
         assert rolloff(lr, sr).hz <= 4000.0
         k = int(4000 * 2048 / sr) + 2
@@ -71,22 +72,25 @@ def test_degrade_draws_per_file_deterministically_and_resamples(tmp_path, capsys
     assert main(["degrade", str(src), "-o", str(tmp_path / "b"), "--seed", "5"]) == 0
     second = _json_lines(capsys.readouterr().out)
     assert [(r["cutoff_hz"], r["filter"], r["order"]) for r in first] == [(r["cutoff_hz"], r["filter"], r["order"]) for r in second]
-    assert (tmp_path / "a" / "g.flac").read_bytes() == (tmp_path / "b" / "g.flac").read_bytes()
+    assert (tmp_path / "a" / "g.wav").read_bytes() == (tmp_path / "b" / "g.wav").read_bytes()
     for r in first:
         assert 2000.0 <= r["cutoff_hz"] <= 16000.0
     assert sf.info(tmp_path / "a" / "low_rate.wav").samplerate == 44100
 
 
 def test_degrade_refuses_to_overwrite_inputs(inputs, capsys):
-    before = (inputs / "guitar.flac").read_bytes()
+    before = sorted(p.name for p in inputs.rglob("*"))
     rc = main(["degrade", str(inputs), "-o", str(inputs), "--cutoff", "4000"])
-    assert rc == 1 and "overwrite" in capsys.readouterr().err
-    assert (inputs / "guitar.flac").read_bytes() == before
+    assert rc == 2 and "input folder" in capsys.readouterr().err
+    rc = main(["degrade", str(inputs / "guitar.flac"), "-o", str(inputs / "guitar.flac"), "--cutoff", "4000"])
+    assert rc == 2 and "would replace the input" in capsys.readouterr().err
+    assert sorted(p.name for p in inputs.rglob("*")) == before
     # OUT inside the input folder: a second run does not degrade its own earlier outputs again
-    for _ in range(2):
-        assert main(["degrade", str(inputs), "-o", str(inputs / "lr"), "--cutoff", "4000"]) == 0
+    assert main(["degrade", str(inputs), "-o", str(inputs / "lr"), "--cutoff", "4000"]) == 0
+    assert main(["degrade", str(inputs), "-o", str(inputs / "lr"), "--cutoff", "4000", "--overwrite"]) == 0
     records = _json_lines(capsys.readouterr().out)
     assert len(records) == 4 and not (inputs / "lr" / "lr").exists()
+    assert len(_json_lines((inputs / "lr" / "degrade.jsonl").read_text())) == 2
 
 
 def test_rolloff_json_lines(tmp_path, capsys):
@@ -95,11 +99,11 @@ def test_rolloff_json_lines(tmp_path, capsys):
     capsys.readouterr()
     bad = tmp_path / "bad.flac"
     bad.write_bytes(b"\x00" * 100)
-    rc = main(["rolloff", str(tmp_path / "guitar_stereo.flac"), str(DATA / "guitar_mono.flac"), str(bad)])
+    rc = main(["rolloff", str(tmp_path / "guitar_stereo.wav"), str(DATA / "guitar_mono.flac"), str(bad)])
     captured = capsys.readouterr()
     assert rc != 0 and "bad.flac" in captured.err
     rows = _json_lines(captured.out)
-    assert [Path(r["path"]).name for r in rows] == ["guitar_stereo.flac", "guitar_mono.flac"]
+    assert [Path(r["path"]).name for r in rows] == ["guitar_stereo.wav", "guitar_mono.flac"]
     assert set(rows[0]) == {"path", "rolloff_hz", "rolloff_normalized", "bin", "sample_rate"}
     wav, sr = load_audio(DATA / "guitar_mono.flac")
     expected = rolloff(wav, sr)

@@ -15,7 +15,7 @@ import pytest
 import saga_sr
 
 # lowest first; `saga_sr/__init__.py` (the version string) sits below all of them
-LAYERS = ("errors", "audio", "config", "models", "flow", "data", "inference", "training", "evaluation",
+LAYERS = ("errors", "outputs", "audio", "config", "models", "flow", "data", "inference", "training", "evaluation",
           "experiments", "cli")
 PACKAGE_DIR = Path(saga_sr.__file__).resolve().parent
 # files that are not layers of their own: the `python -m saga_sr` entry point is part of the CLI

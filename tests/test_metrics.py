@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from saga_sr.audio.metrics import all_metrics, lsd, lsd_bands, lsd_hf, lsd_lf, lsd_ssr, si_sdr
+from saga_sr.audio.metrics import (LENGTH_TOLERANCE, align, all_metrics, lsd, lsd_bands, lsd_hf, lsd_lf, lsd_ssr,
+                                  si_sdr)
 
 SR = 44100
 LOG10_4 = 2 * np.log10(2.0)
@@ -80,13 +81,33 @@ def test_si_sdr_known_answers():
     assert np.isfinite(si_sdr(np.zeros(100), np.zeros(100)))
 
 
-def test_channels_averaged_and_lengths_trimmed():
+def test_channels_averaged_and_lengths_trimmed_within_one_hop():
     est = np.stack([X[0], 0.5 * X[1]])
     assert lsd(X, est, SR) == pytest.approx(LOG10_4 / 2, abs=1e-6)
     assert lsd(X, np.pad(0.5 * X, ((0, 0), (0, 300))), SR) == pytest.approx(LOG10_4, abs=1e-6)
-    assert lsd(X[:1], np.repeat(0.5 * X[:1], 2, axis=0), SR) == pytest.approx(LOG10_4, abs=1e-6)
     with pytest.raises(ValueError, match="channel"):
         lsd(np.zeros((2, 100)), np.zeros((3, 100)), SR)
+
+
+def test_mismatched_pairs_are_errors_unless_aligned_on_purpose():
+    """An estimate equal to the reference plus 10 s of loud noise must not score a perfect LSD / SI-SDR."""
+    noisy = np.concatenate([X, np.random.default_rng(1).normal(0, 0.5, (2, 10 * SR))], axis=1)
+    for metric in (lambda r, e: lsd(r, e, SR), lambda r, e: lsd_ssr(r, e, SR), si_sdr):
+        with pytest.raises(ValueError, match="length mismatch"):
+            metric(X, noisy)
+        with pytest.raises(ValueError, match="channel mismatch"):
+            metric(X[:1], X)
+    with pytest.raises(ValueError, match="length mismatch"):
+        lsd(X, X[:, : X.shape[1] - LENGTH_TOLERANCE - 1], SR)
+    assert lsd(X, X[:, : X.shape[1] - LENGTH_TOLERANCE], SR) == 0.0  # within one hop: trimmed
+    assert lsd(*align(X[:1], np.repeat(0.5 * X[:1], 2, axis=0)), SR) == pytest.approx(LOG10_4, abs=1e-6)
+    assert lsd(*align(X, noisy), SR) == 0.0  # aligning is explicit: the noise is cut away
+
+
+@pytest.mark.parametrize("cutoff", [0.0, -1.0, SR / 2, 30000.0])
+def test_band_cutoff_must_lie_inside_the_band(cutoff):
+    with pytest.raises(ValueError, match="must lie in"):
+        lsd_bands(X, X, SR, cutoff)
 
 
 def test_all_metrics_keys():

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from saga_sr.cli import main as cli_main
-from saga_sr.errors import SagaError
+from saga_sr.config import load_config
+from saga_sr.errors import DataError, SagaError
 from saga_sr.models.checkpoint import load_model
 from saga_sr.training.run import find_resume_checkpoint, train
 
@@ -108,6 +109,18 @@ def test_resume_skips_a_truncated_checkpoint(run: Path, tmp_path: Path):
     (d / "step=6.ckpt").write_bytes((run / "checkpoints" / "step=6.ckpt").read_bytes()[:1000])
     os.symlink("step=6.ckpt", d / "last.ckpt")
     assert find_resume_checkpoint("last", tmp_path).name == "step=4.ckpt"
+
+
+def test_resume_with_a_different_config_is_refused_before_anything_is_written(run: Path, data_dir, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(run / "checkpoints", out / "checkpoints", symlinks=True)
+    shutil.copy(run / "run_config.json", out / "run_config.json")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    cfg = load_config("tiny")
+    cfg["model"]["diffusion"]["config"]["depth"] += 1
+    with pytest.raises(DataError, match=r"different model config; first difference at model\.diffusion\.config\.depth"):
+        train(**dict(FAST, model_config=cfg, train_dir=[str(data_dir)], output_dir=str(out), resume="last"))
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "bad_config", "bad_max_time"])

@@ -7,7 +7,6 @@ Every user-caused problem (unreadable, empty, non-finite, silent, too many chann
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import soundfile as sf
 import soxr
 
 from saga_sr.errors import AudioError
+from saga_sr.outputs import atomic_path
 
 # Extensions searched for in folders. An explicitly named file is read whatever its extension.
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64"})
@@ -42,7 +42,8 @@ def _fit_channels(data: np.ndarray, channels: int | None, downmix: bool, path: s
     n = data.shape[0]
     if n > 2:
         if not downmix:
-            raise AudioError(f"{path}: {n} channels; only mono or stereo is supported (pass downmix=True / --downmix)")
+            raise AudioError(f"{path}: {n} channels; only mono or stereo is supported "
+                             "(--downmix in upsample / degrade, downmix=True here, averages them to mono)")
         data = data.mean(axis=0, keepdims=True)
         n = 1
     if channels is None or channels == n:
@@ -68,6 +69,8 @@ def load_audio(
     channels are refused unless `downmix=True` (then averaged to mono first). Silence is refused unless
     `allow_silent=True`, because a silent training or test clip is almost always a broken file.
     """
+    if not Path(path).exists():
+        raise AudioError(f"{path}: no such file")
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
@@ -85,6 +88,16 @@ def load_audio(
     return wav.astype(np.float32, copy=False), int(sr)
 
 
+def audio_rate(path: str | os.PathLike) -> int:
+    """The sample rate in the file's header (AudioError naming the file when it is missing or unreadable)."""
+    if not Path(path).exists():
+        raise AudioError(f"{path}: no such file")
+    try:
+        return int(sf.info(str(path)).samplerate)
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
+        raise AudioError(f"{path}: cannot read audio ({exc})") from exc
+
+
 def _container(path: Path) -> str:
     ext = path.suffix.lower()
     fmt = _FORMAT_BY_EXT.get(ext, ext.lstrip(".").upper())
@@ -93,11 +106,29 @@ def _container(path: Path) -> str:
     return fmt
 
 
-def save_audio(path: str | os.PathLike, wav: np.ndarray, sr: int, *, subtype: str | None = None) -> Path:
-    """Write `wav` (`[C, L]` or `[L]`) to `path` atomically: a temp file in the same folder, then os.replace.
+def output_subtype(path: str | os.PathLike, subtype: str | None = None) -> str | None:
+    """The soundfile subtype `save_audio` writes `path` with (`subtype`, else the container's default)."""
+    return subtype or _DEFAULT_SUBTYPES.get(_container(Path(path)))
 
-    Integer subtypes clip to [-1, 1] first (libsndfile would otherwise wrap around). The folder is created.
-    A failure leaves neither a partial file nor the temp file behind.
+
+def is_integer_subtype(subtype: str | None) -> bool:
+    """Whether samples are stored as integers (full scale +-1; anything beyond would clip)."""
+    return subtype is not None and subtype.upper().startswith(("PCM", "ULAW", "ALAW", "DPCM"))
+
+
+def fit_gain(wav: np.ndarray, path: str | os.PathLike, subtype: str | None = None) -> float:
+    """The gain (<= 1) that makes `wav` fit an integer format's full scale; 1.0 when it fits or the format is float."""
+    peak = float(np.max(np.abs(wav))) if np.size(wav) else 0.0
+    return 1.0 / peak if peak > 1.0 and is_integer_subtype(output_subtype(path, subtype)) else 1.0
+
+
+def save_audio(path: str | os.PathLike, wav: np.ndarray, sr: int, *, subtype: str | None = None) -> Path:
+    """Write `wav` (`[C, L]` or `[L]`) to `path` atomically (saga_sr.outputs: a temp file in the same folder,
+    ordinary permissions, then os.replace). The folder is created.
+
+    Never clips silently: a peak above full scale (1.0) in an integer format (PCM, FLAC) is an AudioError
+    naming the peak; write a float format, or scale by `fit_gain` first. A failure leaves neither a partial
+    file nor the temp file behind.
     """
     path = Path(path)
     data = np.asarray(wav, dtype=np.float32)
@@ -108,24 +139,16 @@ def save_audio(path: str | os.PathLike, wav: np.ndarray, sr: int, *, subtype: st
     if not np.isfinite(data).all():
         raise AudioError(f"{path}: refusing to write NaN or infinite samples")
     fmt = _container(path)
-    subtype = subtype or _DEFAULT_SUBTYPES.get(fmt)
-    if subtype is not None and subtype.upper().startswith(("PCM", "ULAW", "ALAW", "DPCM")):
-        data = np.clip(data, -1.0, 1.0)
+    subtype = output_subtype(path, subtype)
+    peak = float(np.max(np.abs(data)))
+    if is_integer_subtype(subtype) and peak > 1.0:
+        raise AudioError(f"{path}: peak {peak:.3f} is above full scale and {subtype} would clip it; "
+                         "write a float format (.wav) or scale it down")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
+        with atomic_path(path) as tmp:
+            sf.write(tmp, data.T, int(sr), subtype=subtype, format=fmt)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as exc:
         raise AudioError(f"{path}: cannot write audio ({exc})") from exc
-    os.close(fd)
-    try:
-        sf.write(tmp, data.T, int(sr), subtype=subtype, format=fmt)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError)):
-            raise AudioError(f"{path}: cannot write audio ({exc})") from exc
-        raise
     return path
 
 

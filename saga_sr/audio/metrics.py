@@ -1,8 +1,10 @@
 """Objective metrics for super-resolution: log-spectral distance (two published variants), LSD-HF/LF, SI-SDR.
 
-All take `[C, L]` or `[L]` float arrays at the same rate; the longer signal is trimmed to the shorter;
-a mono signal is compared with every channel of a stereo one. Multi-channel results are the mean of the
-per-channel values (the convention of ssr_eval and AudioSR, which score each channel on its own).
+All take `[C, L]` or `[L]` float arrays at the same rate with the same channel count and the same length
+give or take one hop (LENGTH_TOLERANCE samples, trimmed to the shorter); anything else is a ValueError, so
+a score never silently ignores part of a signal. `align(ref, est)` makes a pair comparable on purpose
+(trim to the shorter, a mono signal compared with every channel of the other). Multi-channel results are
+the mean of the per-channel values (the convention of ssr_eval and AudioSR, which score each channel alone).
 
 LSD, per channel, is mean over frames t of sqrt(mean over bins f of D(f, t)^2), with
 - `lsd` (NU-Wave 2 / AERO): centred STFT n_fft 2048, hop 512, Hann;
@@ -38,23 +40,42 @@ LSD_HOP = 512
 LSD_POWER_FLOOR = 1e-8
 SSR_EPS = 1e-12
 SILENT_FRAME_POWER = 1e-10
+LENGTH_TOLERANCE = LSD_HOP  # samples two signals may differ by (resampling rounding) and still be scored
 
 
-def _pair(ref: np.ndarray, est: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """As `[C, L]` float64 pairs with the same channels (mono broadcast) and length (shorter kept)."""
+def _as_2d(ref: np.ndarray, est: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r = np.asarray(ref, dtype=np.float64)
     e = np.asarray(est, dtype=np.float64)
     r = r[None] if r.ndim == 1 else r
     e = e[None] if e.ndim == 1 else e
     if r.ndim != 2 or e.ndim != 2:
         raise ValueError(f"expected [C, L] or [L] audio, got {np.shape(ref)} and {np.shape(est)}")
+    return r, e
+
+
+def align(ref: np.ndarray, est: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An explicitly aligned pair: both trimmed to the shorter; a mono signal repeated to the other's channels."""
+    r, e = _as_2d(ref, est)
     if r.shape[0] != e.shape[0]:
         if r.shape[0] == 1:
             r = np.repeat(r, e.shape[0], axis=0)
         elif e.shape[0] == 1:
             e = np.repeat(e, r.shape[0], axis=0)
         else:
-            raise ValueError(f"channel mismatch: reference has {r.shape[0]}, estimate {e.shape[0]}")
+            raise ValueError(f"channel mismatch: reference has {r.shape[0]}, estimate {e.shape[0]}; "
+                             "only a mono signal can be aligned to a multi-channel one")
+    n = min(r.shape[-1], e.shape[-1])
+    return r[:, :n], e[:, :n]
+
+
+def _pair(ref: np.ndarray, est: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """As `[C, L]` float64 pairs; same channels required, lengths within LENGTH_TOLERANCE (shorter kept)."""
+    r, e = _as_2d(ref, est)
+    if r.shape[0] != e.shape[0]:
+        raise ValueError(f"channel mismatch: reference has {r.shape[0]}, estimate {e.shape[0]}")
+    if abs(r.shape[-1] - e.shape[-1]) > LENGTH_TOLERANCE:
+        raise ValueError(f"length mismatch: reference has {r.shape[-1]} samples, estimate {e.shape[-1]} "
+                         f"(more than one hop, {LENGTH_TOLERANCE}, apart)")
     n = min(r.shape[-1], e.shape[-1])
     if n == 0:
         raise ValueError("cannot score empty audio")
@@ -111,7 +132,10 @@ class LSDBands(NamedTuple):
 
 def lsd_bands(ref: np.ndarray, est: np.ndarray, sr: int, cutoff_hz: float, *, n_fft: int = LSD_N_FFT,
               hop: int = LSD_HOP) -> LSDBands:
-    """LSDBands(hf, lf): the NU-Wave-style LSD over bins at/above and below the cutoff bin."""
+    """LSDBands(hf, lf): the NU-Wave-style LSD over bins at/above and below the cutoff bin; the cutoff must
+    lie in (0, sr / 2), where both bands exist."""
+    if not 0 < cutoff_hz < sr / 2:
+        raise ValueError(f"cutoff {cutoff_hz} Hz must lie in (0, {sr / 2:g}) Hz, the Nyquist frequency at {sr} Hz")
     pr, pe, _ = _powers(ref, est, n_fft, hop)
     d2 = _nuwave_d2(pr, pe)
     keep = np.ones(pr.shape[::2], bool)

@@ -1,6 +1,7 @@
 """`saga-sr` command line: a thin dispatcher over one module per subcommand.
 
-Each module in COMMANDS exposes `register(subparsers)`, which adds its parser and sets
+Usage errors and user-caused errors (SagaError, CliError) are one line on stderr and exit code 2; a
+refused run has changed nothing. Each module in COMMANDS exposes `register(subparsers)`, which adds its parser and sets
 `func` (called with the parsed namespace, returning an exit code). Modules import torch
 and friends inside their functions so that `saga-sr --help` stays fast.
 """
@@ -12,6 +13,7 @@ import importlib
 import sys
 
 from saga_sr import __version__
+from saga_sr.cli.options import OneLineParser  # options imports nothing from this package
 from saga_sr.errors import SagaError
 
 # subcommand module -> the subcommands it registers (for the help listing order)
@@ -32,7 +34,7 @@ class CliError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="saga-sr",
         description="SAGA-SR audio super-resolution: band-limited audio at any input rate from 4 to 48 kHz (input band 2-16 kHz and up) to 44.1 kHz.",
     )

@@ -8,13 +8,11 @@ read fails alone with its reason; the exit code is 1 when any file failed, 2 for
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
-from pathlib import Path
 
 from saga_sr.cli import CliError
 from saga_sr.errors import AudioError
+from saga_sr.outputs import write_text_atomic
 
 
 def register(subparsers) -> None:
@@ -31,18 +29,6 @@ def register(subparsers) -> None:
     p.add_argument("--max-new-tokens", type=int, metavar="N",
                    help="generation budget (default: 256 minus the prompt's tokens, the authors' max_length 256)")
     p.set_defaults(func=run)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"FAILED {', '.join(map(str, batch))}: {exc}", file=sys.stderr)
             continue
         for f, text in zip(batch, texts):
-            write_text_atomic(sidecar_path(f), text)
+            write_text_atomic(sidecar_path(f), text + "\n")
             ok += 1
             print(f"{sidecar_path(f)}: {text[:80]}", file=sys.stderr)
     print(f"caption: {ok} ok, {len(failed)} failed, {skipped} kept (existing sidecars)")

@@ -93,10 +93,9 @@ def _derive(args: argparse.Namespace) -> int:
 
     cfg = validated(derive_rung(read_config(args.base), args.rung, scale=args.scale),
                     source=f"{args.base} -> {args.rung}")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.output.with_name(args.output.name + ".tmp")
-    tmp.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(args.output)
+    from saga_sr.outputs import write_text_atomic
+
+    write_text_atomic(args.output, json.dumps(cfg, indent=2) + "\n")
     dit = cfg["model"]["diffusion"]["config"]
     print(f"{args.output}: rung {args.rung} ({args.scale}) of {args.base}: embed {dit['embed_dim']}, "
           f"depth {dit['depth']}, heads {dit['num_heads']}, cond {cfg['model']['conditioning']['cond_dim']}, "

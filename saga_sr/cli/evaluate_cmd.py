@@ -9,7 +9,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from saga_sr.cli.options import filter_order
 from saga_sr.errors import SagaError
+from saga_sr.outputs import check_writable
 
 FILTERS = ("cheby1", "butter", "bessel", "ellip")
 
@@ -41,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cutoffs", type=float, nargs="+", default=[4000.0, 8000.0], metavar="HZ",
                    help="LR cutoffs in Hz (default 4000 8000, the paper's)")
     p.add_argument("--filter", choices=FILTERS, default="cheby1", help="LR low-pass filter type (default cheby1)")
-    p.add_argument("--order", type=int, default=8, help="LR filter order (default 8)")
+    p.add_argument("--order", type=filter_order, default=8, help="LR filter order 2-10 (default 8)")
     p.add_argument("--target-rolloff", "--target_rolloff", type=target_setting_arg, action="append",
                    dest="target_rolloffs", metavar="{default,reference,VALUE}",
                    help="target roll-off given to the model; repeat to score several settings in one run (the "
@@ -75,6 +77,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise SagaError("--steps, --order and --max-files must be positive")
     if any(not 0 < c < 22050 for c in args.cutoffs):
         raise SagaError(f"--cutoffs must lie in (0, 22050) Hz, got {args.cutoffs}")
+    from saga_sr.models.checkpoint import check_model_path
+
+    check_model_path(args.model, "--model")
+    check_writable([args.out / "results.md"])  # before the model loads
     model_fn, roundtrip_fn = load_systems(args.model, steps=args.steps, seed=args.seed, device=args.device,
                                           precision=args.precision, batch_size=args.batch_size,
                                           text_encoder_path=args.text_encoder_path)

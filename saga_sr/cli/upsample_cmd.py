@@ -1,10 +1,14 @@
 """`saga-sr upsample INPUT... -o OUT --model DIR`: band-limited audio files -> 44.1 kHz WAV files.
 
-Output names: each input keeps its path relative to the argument it came from (a named file: its own
-name; a folder: the path below it) with the extension replaced by `.wav` (32-bit float, 44.1 kHz, same
-channels and duration). Outputs are written atomically; an output that would replace an input file is
-refused before anything runs. A file that cannot be read or processed fails alone with its reason; the
-exit code is 1 when any file failed, 2 for usage errors (missing model, bad options).
+Outputs: `-o NAME.wav` with one input file writes exactly that file (another audio extension such as
+.flac writes that format; an integer format fails a file whose output peaks above full scale); otherwise -o is a folder and each
+input keeps its path relative to the argument it came from (a named file: its own name; a folder: the path
+below it) with the extension replaced by `.wav` (32-bit float, 44.1 kHz, same channels and duration).
+Existing outputs are refused unless --overwrite (replace) or --skip-existing (keep: resume a batch); an
+output that would replace an input is refused; every output folder is checked writable before the model
+loads. Outputs are written atomically with ordinary permissions. A file that cannot be read or processed
+fails alone with its reason; the exit code is 1 when any file failed, 2 for usage errors (nothing is
+written then).
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import time
 from pathlib import Path
 
 from saga_sr.cli import CliError
+from saga_sr.cli.options import add_output_policy, finite_float, positive_float, positive_int, torch_device
 from saga_sr.errors import AudioError
 from saga_sr.inference.bands import DEFAULT_TARGET_ROLLOFF
+from saga_sr.outputs import apply_existing_policy, check_writable, plan_outputs, prepare_folders
 
 DESCRIPTION = __doc__.split("\n\n", 1)[1] if __doc__ else ""
 
@@ -27,63 +33,47 @@ def register(subparsers) -> None:
         description="Super-resolve band-limited audio (any libsndfile format, 4-48 kHz input rate) to 44.1 kHz.\n\n"
                     + DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders (searched recursively)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="output folder, or the output file (NAME.wav) when there is one input file")
     p.add_argument("--model", required=True, metavar="DIR",
                    help="exported model folder (config.json + model.safetensors) or a training .ckpt")
-    p.add_argument("--input-cutoff", type=float, metavar="HZ",
+    p.add_argument("--input-cutoff", type=positive_float, metavar="HZ",
                    help="input band edge in Hz (default: the paper's 98.5%% spectral roll-off of each input)")
-    p.add_argument("--target-rolloff", type=float, default=DEFAULT_TARGET_ROLLOFF, metavar="X",
+    p.add_argument("--target-rolloff", type=positive_float, default=DEFAULT_TARGET_ROLLOFF, metavar="X",
                    help="target roll-off: 0-1 normalised (bin/1025) or Hz if > 1 (default %(default)s, ~19.9 kHz)")
     p.add_argument("--prompt", metavar="TEXT",
                    help="caption for every input (default: NAME.caption.txt beside each input, else empty)")
-    p.add_argument("--steps", type=int, default=100, help="Euler steps (default %(default)s)")
+    p.add_argument("--steps", type=positive_int, default=100, help="Euler steps (default %(default)s)")
     p.add_argument("--schedule", default="linear_quadratic", choices=["linear_quadratic", "logsnr_linear"],
                    help="time grid (default %(default)s, the paper's)")
-    p.add_argument("--cfg-audio", type=float, default=1.4, help="acoustic (LR) guidance scale s_a (default 1.4)")
-    p.add_argument("--cfg-text", type=float, default=1.2, help="text guidance scale s_t (default 1.2)")
+    p.add_argument("--cfg-audio", type=finite_float, default=1.4, help="acoustic (LR) guidance scale s_a (default 1.4)")
+    p.add_argument("--cfg-text", type=finite_float, default=1.2, help="text guidance scale s_t (default 1.2)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default %(default)s)")
     p.add_argument("--no-lfr", action="store_true", help="skip low-frequency replacement")
-    p.add_argument("--batch-size", type=int, default=4, help="windows per DiT batch (default %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=4, help="windows per DiT batch (default %(default)s)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda if available)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                    help="DiT autocast precision (default %(default)s; bf16 recommended on GPUs)")
     p.add_argument("--text-encoder-path", metavar="PATH", help="local T5 folder for pretrained-T5 configs")
+    p.add_argument("--downmix", action="store_true", help="average inputs with more than 2 channels to mono")
+    add_output_policy(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
-def _plan_outputs(inputs: list[str], out_dir: Path) -> list[tuple[Path, Path]]:
-    """(input, output) pairs; refuses outputs that would overwrite an input or collide with each other."""
-    from saga_sr.audio.io import find_audio_files_relative  # lazy: keeps `saga-sr --help` fast
+def _plan_outputs(args: argparse.Namespace) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """(input, output) pairs to run and existing outputs kept, under saga_sr.outputs' contract (OutputError)."""
+    from saga_sr.audio.io import AUDIO_EXTENSIONS, find_audio_files_relative, output_subtype  # lazy: --help
 
-    try:
-        found = find_audio_files_relative(inputs)
-    except AudioError as exc:
-        raise CliError(str(exc)) from exc
+    found = find_audio_files_relative(args.inputs)
     if not found:
-        raise CliError(f"no audio files found in {', '.join(inputs)}")
-    sources = {src.resolve() for src, _ in found}
-    pairs, seen = [], {}
-    for src, rel in found:
-        dst = out_dir / rel.with_suffix(".wav")
-        key = dst.resolve()
-        if key in sources:
-            raise CliError(f"output {dst} would overwrite the input {key}; choose another -o folder")
-        if key in seen:
-            raise CliError(f"inputs {seen[key]} and {src} would both be written to {dst}")
-        seen[key] = src
-        pairs.append((src, dst))
-    return pairs
-
-
-def _device(name: str) -> str:
-    import torch  # lazy: keeps `saga-sr --help` fast
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise CliError(f"--device {name}: CUDA is not available on this machine")
-    return name
+        raise CliError(f"no audio files found in {', '.join(args.inputs)}")
+    single = len(args.inputs) == 1 and Path(args.inputs[0]).is_file()
+    pairs = plan_outputs(found, args.output, suffix=".wav", file_extensions=AUDIO_EXTENSIONS, single_input_file=single)
+    output_subtype(pairs[0][1])  # a format libsndfile cannot write fails now, not after inference
+    todo, kept = apply_existing_policy(pairs, overwrite=args.overwrite, skip_existing=args.skip_existing)
+    check_writable(dst for _, dst in todo)
+    return todo, kept
 
 
 def _prompt_for(src: Path, prompt: str | None) -> str:
@@ -94,34 +84,36 @@ def _prompt_for(src: Path, prompt: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.steps < 1 or args.batch_size < 1:
-        raise CliError("--steps and --batch-size must be at least 1")
-    if args.input_cutoff is not None and args.input_cutoff <= 0:
-        raise CliError("--input-cutoff must be positive (Hz)")
     from saga_sr.inference.bands import resolve_target_rolloff  # lazy: keeps `saga-sr --help` fast
 
     try:
         resolve_target_rolloff(args.target_rolloff, 44100)
     except ValueError as exc:
         raise CliError(f"--target-rolloff: {exc}") from exc
-    pairs = _plan_outputs(args.inputs, Path(args.output))
-    model_path = Path(args.model)
-    if not model_path.exists():
-        raise CliError(f"--model {model_path}: no such file or folder")
+    pairs, kept = _plan_outputs(args)
+    from saga_sr.models.checkpoint import check_model_path  # lazy: imports torch
+
+    model_path = check_model_path(args.model, "--model")
+    device = torch_device(args.device)
+    if not pairs:
+        print(f"upsample: 0 ok, 0 failed, {len(kept)} kept (existing)")
+        return 0
 
     from saga_sr.audio.io import load_audio, save_audio  # lazy: keeps `saga-sr --help` fast
     from saga_sr.inference.pipeline import Upsampler
     from saga_sr.models.checkpoint import load_model
 
-    device = _device(args.device)
     model = load_model(model_path, device=device, text_encoder_path=args.text_encoder_path)
     up = Upsampler(model, device, args.precision)
+    prepare_folders([dst for _, dst in pairs] + kept)
+    if kept:
+        print(f"upsample: {len(kept)} existing output(s) kept (--skip-existing)", file=sys.stderr)
     ok, failed = 0, []
     show = not args.quiet and sys.stderr.isatty()
     for n, (src, dst) in enumerate(pairs, 1):
         t0 = time.perf_counter()
         try:
-            wav, sr = load_audio(src, target_sr=None)
+            wav, sr = load_audio(src, target_sr=None, downmix=args.downmix)
             out = up.upsample(wav, sr, input_cutoff_hz=args.input_cutoff, target_rolloff=args.target_rolloff,
                               prompt=_prompt_for(src, args.prompt), steps=args.steps, cfg_audio=args.cfg_audio,
                               cfg_text=args.cfg_text, seed=args.seed, lfr=not args.no_lfr,
@@ -138,5 +130,6 @@ def run(args: argparse.Namespace) -> int:
             secs = time.perf_counter() - t0
             print(f"[{n}/{len(pairs)}] {src} -> {dst} ({out.shape[1] / up.sr:.1f} s audio in {secs:.1f} s)",
                   file=sys.stderr)
-    print(f"upsample: {ok} ok, {len(failed)} failed" + (f" ({', '.join(map(str, failed))})" if failed else ""))
+    print(f"upsample: {ok} ok, {len(failed)} failed, {len(kept)} kept (existing)"
+          + (f" ({', '.join(map(str, failed))})" if failed else ""))
     return 1 if failed else 0

@@ -57,9 +57,6 @@ def _check_pretransform(cfg: dict) -> list[str]:
     pt_type = _get(cfg, "model.pretransform.type")
     audio_channels = _int(cfg.get("audio_channels"))
     facts = pretransform_facts(cfg)
-    scale = _get(cfg, "model.pretransform.scale")
-    if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale <= 0:
-        problems.append(f"model.pretransform.scale: must be > 0 (latents are divided by it), got {scale}")
     if facts["io_channels"] and audio_channels and facts["io_channels"] != audio_channels:
         key = "channels" if pt_type == "patched" else "io_channels"
         problems.append(f"{base}.{key}: {facts['io_channels']} audio channels but audio_channels is {audio_channels}")

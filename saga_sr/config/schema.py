@@ -8,25 +8,31 @@ an unknown key is an error with a "did you mean" hint. Keys starting with "_" ar
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-# scalar type names -> predicate (bool is not an int here: `true` for a width is a mistake)
+# scalar type names -> predicate (bool is not an int here: `true` for a width is a mistake). Python's json
+# module reads NaN, Infinity and -Infinity: a "number" is finite, and no other value may hold a non-finite one.
 _SCALARS = {
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
     "bool": lambda v: isinstance(v, bool),
     "str": lambda v: isinstance(v, str),
     "any": lambda v: True,
 }
-_TYPE_WORDS = {"int": "an integer", "number": "a number", "bool": "true/false", "str": "a string", "any": "any value"}
+_TYPE_WORDS = {"int": "an integer", "number": "a finite number", "bool": "true/false", "str": "a string", "any": "any value"}
 
 
 @dataclass(frozen=True)
 class Scalar:
+    """A JSON scalar of `kind`; numbers may be bounded: minimum <= v <= maximum, v > above."""
+
     kind: str
     choices: tuple = ()
     minimum: float | None = None
+    maximum: float | None = None
+    above: float | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,9 @@ def opt(spec: Spec) -> tuple:
 INT, NUM, BOOL, STR, ANY = (Scalar(k) for k in ("int", "number", "bool", "str", "any"))
 POS_INT = Scalar("int", minimum=1)
 NONNEG_INT = Scalar("int", minimum=0)
-PROB = Scalar("number", minimum=0)
+PROB = Scalar("number", minimum=0, maximum=1)
+POS_NUM = Scalar("number", above=0)  # learning rates, scales
+NONNEG_NUM = Scalar("number", minimum=0)
 ANY_OBJ = Obj(open=True)
 IDS = Arr(STR)
 
@@ -86,7 +94,7 @@ OOBLECK_DECODER = Obj({
 AUTOENCODER_PRETRANSFORM = Obj({
     "type": req(Scalar("str", ("autoencoder",))),
     "iterate_batch": opt(BOOL), "chunked": opt(BOOL), "model_half": opt(BOOL), "enable_grad": opt(BOOL),
-    "scale": opt(NUM),
+    "scale": opt(POS_NUM),
     "config": req(Obj({
         "encoder": req(Tagged("type", {"oobleck": Obj({"type": req(STR), "config": req(OOBLECK_ENCODER)})})),
         "decoder": req(Tagged("type", {"oobleck": Obj({"type": req(STR), "config": req(OOBLECK_DECODER)})})),
@@ -97,7 +105,7 @@ AUTOENCODER_PRETRANSFORM = Obj({
 })
 PATCHED_PRETRANSFORM = Obj({
     "type": req(Scalar("str", ("patched",))),
-    "scale": opt(NUM),
+    "scale": opt(POS_NUM),  # latents are divided by it
     "config": req(Obj({"channels": req(POS_INT), "patch_size": req(POS_INT)})),
 })
 
@@ -138,13 +146,13 @@ DIFFUSION = Obj({
     "config": req(DIT_CONFIG),
     # ours
     "rolloff_conditioner": opt(Tagged("type", {"fourier": Obj({"type": req(STR), "dropout_rate": opt(PROB)})})),
-    "cfg_scales": opt(Obj({"audio": opt(NUM), "text": opt(NUM)})),
+    "cfg_scales": opt(Obj({"audio": opt(NONNEG_NUM), "text": opt(NONNEG_NUM)})),
     "use_cross_attn_mask": opt(BOOL),
 })
 
 TRAINING = Obj({
-    "learning_rate": opt(NUM), "batch_size": opt(POS_INT), "accumulate_grad_batches": opt(POS_INT),
-    "max_steps": opt(POS_INT), "use_ema": opt(BOOL), "ema_beta": opt(NUM), "gradient_clip_val": opt(NUM),
+    "learning_rate": opt(POS_NUM), "batch_size": opt(POS_INT), "accumulate_grad_batches": opt(POS_INT),
+    "max_steps": opt(POS_INT), "use_ema": opt(BOOL), "ema_beta": opt(PROB), "gradient_clip_val": opt(NONNEG_NUM),
     "optimizer_configs": opt(ANY_OBJ), "demo": opt(ANY_OBJ), "pre_encoded": opt(BOOL),
     "mask_padding": opt(BOOL),
     # ours
@@ -183,6 +191,17 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _non_finite(value: Any, path: str) -> list[str]:
+    """Every NaN / infinity inside a free-form value (open objects, `any` fields)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{path}: {value} is not a finite number"]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _non_finite(v, _join(path, str(k)))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _non_finite(v, f"{path}[{i}]")]
+    return []
+
+
 def validate(value: Any, spec: Spec, path: str) -> list[str]:
     """Every structural problem of `value` against `spec`, each as 'json.path: message'."""
     if isinstance(spec, Tagged):
@@ -202,19 +221,28 @@ def validate(value: Any, spec: Spec, path: str) -> list[str]:
                 problems += validate(value[key], sub, _join(path, key))
             elif required:
                 problems.append(f"{_join(path, key)}: required key is missing")
-        if not spec.open:
-            for key in value:
-                if key not in spec.fields and not key.startswith("_"):
-                    problems.append(f"{_join(path, key)}: unknown key{_hint(key, spec.fields)}")
+        for key in value:
+            if key in spec.fields:
+                continue
+            if spec.open or key.startswith("_"):
+                problems += _non_finite(value[key], _join(path, key))
+            else:
+                problems.append(f"{_join(path, key)}: unknown key{_hint(key, spec.fields)}")
         return problems
     if isinstance(spec, Arr):
         if not isinstance(value, list):
             return [f"{path}: expected a list, got {_describe(value)}"]
         return [p for i, item in enumerate(value) for p in validate(item, spec.item, f"{path}[{i}]")]
+    if spec.kind == "any":
+        return _non_finite(value, path)
     if not _SCALARS[spec.kind](value):
         return [f"{path}: expected {_TYPE_WORDS[spec.kind]}, got {_describe(value)}"]
     if spec.choices and value not in spec.choices:
         return [f"{path}: {_describe(value)} is not one of {', '.join(repr(c) for c in spec.choices)}"]
     if spec.minimum is not None and value < spec.minimum:
         return [f"{path}: {value} is below the minimum {spec.minimum}"]
+    if spec.maximum is not None and value > spec.maximum:
+        return [f"{path}: {value} is above the maximum {spec.maximum}"]
+    if spec.above is not None and not value > spec.above:
+        return [f"{path}: must be > {spec.above}, got {value}"]
     return []

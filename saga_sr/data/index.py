@@ -107,10 +107,19 @@ def read_manifest(path: Path) -> list[dict]:
             if suffix == ".json" and text.lstrip().startswith("["):
                 rows = json.loads(text)
             else:
-                rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+                rows = []
+                for number, line in enumerate(text.splitlines(), 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise DataError(f"{path}:{number}: malformed JSON line: {exc.msg} at column {exc.colno}") from None
         else:
             raise DataError(f"{path}: manifest must be .csv, .jsonl or .json")
-    except (json.JSONDecodeError, csv.Error, UnicodeDecodeError) as exc:
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: malformed manifest: {exc.msg} at column {exc.colno}") from None
+    except (csv.Error, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: malformed manifest: {exc}") from exc
     out = []
     for i, row in enumerate(rows):

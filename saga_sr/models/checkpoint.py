@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -16,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from saga_sr import __version__
 from saga_sr.errors import ModelLoadError
 from saga_sr.models.build import build_model
+from saga_sr.outputs import clean_stale_temps, make_ordinary, new_temp_dir, remove_temp, temp_name
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -25,25 +25,27 @@ CONFIG_KEY = "saga_sr_config"  # where the resolved model config travels inside 
 def export_model(model, out_dir: str | os.PathLike, *, state_dict: dict | None = None) -> Path:
     """Write `out_dir/{config.json, model.safetensors}` for `model` (a SagaSRModel; `state_dict` overrides its
     weights, e.g. the EMA ones). The folder is built beside the target and swapped in with renames, so a
-    reader never sees a half-written export."""
+    reader never sees a half-written export; files and folders get ordinary permissions (saga_sr.outputs)."""
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     state = state_dict if state_dict is not None else model.state_dict()
     # safetensors refuses shared storage: store independent contiguous copies
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    clean_stale_temps(out.parent)
+    tmp = new_temp_dir(out)
     try:
         save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "saga_sr_version": __version__})
+        make_ordinary(tmp / WEIGHTS_NAME)  # safetensors writes 0600
         (tmp / CONFIG_NAME).write_text(json.dumps(model.config, indent=2) + "\n", encoding="utf-8")
         old = None
         if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            old = temp_name(out)
             os.replace(out, old)
         os.replace(tmp, out)
         if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            remove_temp(old)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_temp(tmp)
         raise
     return out
 
@@ -79,19 +81,38 @@ def _state_from_files(weights: Path, config: Path) -> tuple[dict, dict]:
         raise ModelLoadError(f"cannot read {weights} / {config}: {type(exc).__name__}: {exc}") from exc
 
 
+def check_model_path(path: str | os.PathLike, option: str = "model") -> Path:
+    """`path` if it looks like a model `load_model` reads (a folder with config.json + model.safetensors, a
+    .safetensors with config.json beside it, or a torch zip checkpoint), else a one-line ModelLoadError.
+    Cheap (no weights are read), so commands call it before any other work."""
+    p = Path(path)
+    what = "expected an exported model folder (config.json + model.safetensors), a model.safetensors or a saga-sr .ckpt"
+    if p.is_dir():
+        missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME) if not (p / n).is_file()]
+        if missing:
+            raise ModelLoadError(f"{option} {p}: no {' or '.join(missing)} in this folder; {what}")
+    elif p.is_file() and p.suffix == ".safetensors":
+        if not p.with_name(CONFIG_NAME).is_file():
+            raise ModelLoadError(f"{option} {p}: no {CONFIG_NAME} beside it")
+    elif p.is_file():
+        if not zipfile.is_zipfile(p):
+            raise ModelLoadError(f"{option} {p}: not a model; {what}")
+    else:
+        raise ModelLoadError(f"{option} {p}: not found (no such file or folder)")
+    return p
+
+
 def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu",
                text_encoder_path: str | os.PathLike | None = None):
     """A SagaSRModel in eval mode from an exported folder, a model.safetensors (config.json beside it) or a
     saga-sr Lightning .ckpt. Every key must match the config's model (strict)."""
-    p = Path(path)
+    p = check_model_path(path)
     if p.is_dir():
         cfg, state = _state_from_files(p / WEIGHTS_NAME, p / CONFIG_NAME)
     elif p.suffix == ".safetensors" and p.is_file():
         cfg, state = _state_from_files(p, p.with_name(CONFIG_NAME))
-    elif p.is_file():
-        cfg, state = _state_from_ckpt(p)
     else:
-        raise ModelLoadError(f"model not found: {p}")
+        cfg, state = _state_from_ckpt(p)
     model = build_model(cfg, text_encoder_path=text_encoder_path)
     try:
         model.load_state_dict(state, strict=True)

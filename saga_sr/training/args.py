@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from saga_sr.config.schema import NONNEG_INT, POS_INT, TRAINING, validate
+from saga_sr.errors import ConfigError
+
 
 def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add every training flag to `p` (shared by the CLI, the root script and `run.train(**kwargs)` defaults)."""
@@ -74,6 +77,20 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     run.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, fsdp, deepspeed ...")
     run.add_argument("--no_progress_bar", action="store_true", help="disable the progress bar")
     return p
+
+
+def check_train_args(ns: argparse.Namespace) -> None:
+    """ConfigError listing every bad numeric flag, by the same rules (saga_sr.config.schema) that `config check`
+    applies to the config's `training` section: finite, learning rate > 0, counts >= 1."""
+    own = {"val_every": POS_INT, "val_steps": POS_INT, "max_val_items": POS_INT, "val_examples": NONNEG_INT,
+           "checkpoint_every": POS_INT, "log_every": POS_INT, "num_workers": NONNEG_INT, "sample_size": POS_INT,
+           "num_nodes": POS_INT}
+    specs = {k: TRAINING.fields[k][0] for k in ("learning_rate", "batch_size", "max_steps",
+                                                  "accumulate_grad_batches", "gradient_clip_val")} | own
+    problems = [p for key, spec in specs.items() if getattr(ns, key, None) is not None
+                for p in validate(getattr(ns, key), spec, f"--{key}")]
+    if problems:
+        raise ConfigError(problems)
 
 
 def build_parser(prog: str = "train_saga_sr.py") -> argparse.ArgumentParser:

@@ -28,10 +28,13 @@ from torch.utils.data import DataLoader
 
 from saga_sr.config import prepare_config, uses_rolloff
 from saga_sr.data import SAGASRDataset, build_index, collate, write_skipped_report
+from saga_sr.data.index import MANIFEST_SUFFIXES, read_manifest
 from saga_sr.errors import DataError, ModelLoadError
 from saga_sr.models.build import build_model
+from saga_sr.models.checkpoint import CONFIG_KEY
 from saga_sr.models.sao import build_from_sao, write_report
-from saga_sr.training.args import namespace
+from saga_sr.outputs import check_writable
+from saga_sr.training.args import check_train_args, namespace
 from saga_sr.training.callbacks import ExportCallback, StepBanner
 from saga_sr.training.csvlog import ResumableCSVLogger
 from saga_sr.training.module import SAGASRTrainer, used_conditioner
@@ -46,11 +49,14 @@ def is_rank_zero() -> bool:
 
 # ---- data --------------------------------------------------------------------------------------------------
 def _sources(paths, flag: str) -> list[Path]:
+    """The data paths of `flag`; a missing one or a malformed manifest is a DataError before anything is written."""
     out = []
     for raw in paths or []:
         p = Path(raw).expanduser()
         if not p.exists():
             raise DataError(f"{flag} {p}: no such folder or manifest")
+        if p.is_file() and p.suffix.lower() in MANIFEST_SUFFIXES:
+            read_manifest(p)
         out.append(p)
     return out
 
@@ -112,6 +118,38 @@ def find_resume_checkpoint(resume: str, out: Path) -> Path:
             return c
         log.warning("skipping unreadable checkpoint %s", c)
     raise DataError(f"--resume: no readable checkpoint in {folder}")
+
+
+def _first_difference(a, b, path: str = "") -> str | None:
+    """The first JSON path where `a` and `b` differ, with both values (None when equal)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in a or key not in b:
+                return f"{sub} ({'missing' if key not in a else a[key]!r} vs {'missing' if key not in b else b[key]!r})"
+            found = _first_difference(a[key], b[key], sub)
+            if found:
+                return found
+        return None
+    return None if a == b else f"{path} ({a!r} vs {b!r})"
+
+
+def check_resume_fits(path: Path, cfg: dict) -> None:
+    """DataError unless `path` is a saga-sr training checkpoint (read with weights_only=True) of this run's model
+    (same `model` section, rate and channels), checked before the run writes anything."""
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # noqa: BLE001 -- any unpickling failure: not a checkpoint we can trust
+        raise DataError(f"--resume {path}: not a saga-sr training checkpoint ({type(exc).__name__}: "
+                        f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''})") from None
+    saved = ckpt.get(CONFIG_KEY) if isinstance(ckpt, dict) else None
+    if not isinstance(saved, dict) or "state_dict" not in ckpt:
+        raise DataError(f"--resume {path}: not a saga-sr training checkpoint (no '{CONFIG_KEY}')")
+    keys = ("model", "sample_rate", "audio_channels")
+    diff = _first_difference({k: saved.get(k) for k in keys}, {k: cfg.get(k) for k in keys})
+    if diff:
+        raise DataError(f"--resume {path}: the checkpoint was trained with a different model config; first "
+                        f"difference at {diff} (checkpoint vs --model_config); nothing was changed")
 
 
 def checkpoint_step(path: Path) -> int:
@@ -190,8 +228,12 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
     """Run one training (fresh or resumed) and return the output folder. Raises SagaError subclasses for
     problems a user can fix (missing data, empty data set, bad config) before anything is trained."""
     ns = namespace(args, **kwargs)
-    parse_max_time(ns.max_time)  # a bad value stops here, before any indexing
+    check_train_args(ns)  # bad values stop here, before any indexing or writing
+    parse_max_time(ns.max_time)
     out = Path(ns.output_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--output_dir {out}: exists and is not a folder")
+    check_writable([out / "run_config.json"])
     train_sources = _sources(ns.train_dir, "--train_dir") + _sources(ns.manifest, "--manifest")
     if not train_sources:
         raise DataError("no training data: give --train_dir and/or --manifest")
@@ -199,6 +241,8 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
     cfg = prepare_config(ns.model_config, compute_rolloff=ns.compute_rolloff, sample_size=ns.sample_size)
     training = cfg.get("training", {}) or {}
     resume = find_resume_checkpoint(ns.resume, out) if ns.resume else None
+    if resume is not None:
+        check_resume_fits(resume, cfg)
 
     out.mkdir(parents=True, exist_ok=True)
     report = out / "skipped_files.txt"
@@ -257,8 +301,8 @@ def parse_max_time(value: str | float | None) -> dict | str | None:
         minutes = float(text)
     except ValueError:
         raise DataError(f"--max_time {value!r}: expected minutes or DD:HH:MM:SS") from None
-    if not minutes > 0:
-        raise DataError(f"--max_time {value!r}: must be > 0")
+    if not 0 < minutes < float("inf"):
+        raise DataError(f"--max_time {value!r}: must be a finite number of minutes > 0")
     return {"seconds": minutes * 60.0}
 
 

@@ -1,0 +1,93 @@
+"""Option types and option groups the subcommands share, so a bad value is refused the same way everywhere.
+
+Argument types raise argparse.ArgumentTypeError: argparse then names the option, and `OneLineParser` prints
+that as one line (`saga-sr CMD: error: argument --x: ...`) with exit code 2 before anything runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (the usage itself is under --help), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind, text: str, test, words: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    if not test(value):
+        raise argparse.ArgumentTypeError(f"must be {words}, got {text!r}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    return _number(float, text, lambda v: True, "finite")
+
+
+def positive_float(text: str) -> float:
+    return _number(float, text, lambda v: v > 0, "> 0")
+
+
+def nonnegative_float(text: str) -> float:
+    return _number(float, text, lambda v: v >= 0, ">= 0")
+
+
+def positive_int(text: str) -> int:
+    return _number(int, text, lambda v: v > 0, "a positive integer")
+
+
+def nonnegative_int(text: str) -> int:
+    return _number(int, text, lambda v: v >= 0, "an integer >= 0")
+
+
+def probability(text: str) -> float:
+    return _number(float, text, lambda v: 0 <= v <= 1, "in [0, 1]")
+
+
+def filter_order(text: str) -> int:
+    from saga_sr.audio.filters import ORDER_RANGE  # lazy: scipy, kept out of `saga-sr --help`
+
+    lo, hi = ORDER_RANGE
+    return _number(int, text, lambda v: lo <= v <= hi, f"a filter order from {lo} to {hi}")
+
+
+def add_output_policy(p: argparse.ArgumentParser) -> None:
+    """--overwrite / --skip-existing (saga_sr.outputs.apply_existing_policy); existing outputs are refused otherwise."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    g.add_argument("--skip-existing", action="store_true",
+                   help="keep outputs that already exist and process only the others (resume a batch)")
+
+
+def torch_device(name: str, option: str = "--device") -> str:
+    """`name` ('auto', 'cpu', 'cuda', 'cuda:N', 'mps') checked against this machine; CliError otherwise."""
+    import torch  # lazy: kept out of `saga-sr --help`
+
+    from saga_sr.cli import CliError  # lazy: saga_sr.cli imports this module
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise CliError(f"{option} {name}: not a device; use cpu, cuda, cuda:N, mps or auto") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CliError(f"{option} {name}: CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise CliError(f"{option} {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise CliError(f"{option} {name}: MPS is not available on this machine")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise CliError(f"{option} {name}: not supported; use cpu, cuda, cuda:N, mps or auto")
+    return name
+
