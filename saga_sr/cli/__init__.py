@@ -20,6 +20,7 @@ from saga_sr.errors import SagaError
 COMMANDS = [
     "saga_sr.cli.config_cmd",  # config check / inspect / derive
     "saga_sr.cli.audio_cmd",  # degrade / rolloff / metrics
+    "saga_sr.cli.prepare_cmd",  # prepare (latent shards)
     "saga_sr.cli.train_cmd",  # train
     "saga_sr.cli.upsample_cmd",  # upsample
     "saga_sr.cli.caption_cmd",  # caption

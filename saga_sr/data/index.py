@@ -132,7 +132,7 @@ def read_manifest(path: Path) -> list[dict]:
     return out
 
 
-def _candidates(source: str | Path | list) -> list[dict]:
+def list_candidates(source: str | Path | list) -> list[dict]:
     """Normalise folders / files / manifests into rows {path, caption?, transcript?, domain?}."""
     sources = source if isinstance(source, (list, tuple)) else [source]
     rows: list[dict] = []
@@ -147,6 +147,26 @@ def _candidates(source: str | Path | list) -> list[dict]:
         else:
             raise DataError(f"{p}: no such folder or manifest")
     return rows
+
+
+def entry_from_row(row: dict, frames: int, sample_rate: int, channels: int) -> AudioEntry:
+    """An AudioEntry for a checked candidate row (manifest text wins over sidecars)."""
+    path = Path(row["path"])
+    return AudioEntry(path=path, frames=int(frames), sample_rate=int(sample_rate), channels=int(channels),
+                      caption=row.get("caption") or read_sidecar(path, "caption"),
+                      transcript=row.get("transcript") or read_sidecar(path, "transcript"),
+                      domain=row.get("domain", ""))
+
+
+def checked_entry(row: dict, cache: dict | None = None) -> tuple[AudioEntry | None, str]:
+    """(entry, '') for a usable candidate row, else (None, reason) -- the reasons of the skipped-files report."""
+    path = Path(row["path"])
+    info, reason = _checked(path, {} if cache is None else cache)
+    if info is None:
+        if reason.startswith("unreadable") and not path.exists():
+            reason = "missing: listed but not found"
+        return None, reason
+    return entry_from_row(row, *info), ""
 
 
 def _checked(path: Path, cache: dict) -> tuple[tuple[int, int, int] | None, str]:
@@ -176,23 +196,15 @@ def build_index(source: str | Path | list, *, cache_path: str | Path | None = No
             cache = json.loads(Path(cache_path).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             cache = {}
-    rows = _candidates(source)
+    rows = list_candidates(source)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        checks = list(pool.map(lambda r: _checked(Path(r["path"]), cache), rows))
+        checks = list(pool.map(lambda r: checked_entry(r, cache), rows))
     result = IndexResult()
-    for row, (info, reason) in zip(rows, checks):
-        path = Path(row["path"])
-        if info is None:
-            if reason.startswith("unreadable") and not path.exists():
-                reason = "missing: listed but not found"
-            result.skipped.append((path, reason))
-            continue
-        frames, sr, channels = info
-        result.entries.append(AudioEntry(
-            path=path, frames=frames, sample_rate=sr, channels=channels,
-            caption=row.get("caption") or read_sidecar(path, "caption"),
-            transcript=row.get("transcript") or read_sidecar(path, "transcript"),
-            domain=row.get("domain", "")))
+    for row, (entry, reason) in zip(rows, checks):
+        if entry is None:
+            result.skipped.append((Path(row["path"]), reason))
+        else:
+            result.entries.append(entry)
     if cache_path is not None and update_cache:
         tmp = Path(cache_path).with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(cache), encoding="utf-8")

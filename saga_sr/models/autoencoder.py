@@ -174,10 +174,15 @@ class VAEBottleneck(nn.Module):
         super().__init__()
         self.sample = sample
 
+    @staticmethod
+    def posterior(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, std) of the Gaussian posterior from the encoder output [B,2Z,T]."""
+        mean, scale = x.chunk(2, dim=1)
+        return mean, F.softplus(scale) + 1e-4
+
     def encode(self, x: torch.Tensor, return_info: bool = False, *, sample: bool | None = None,
                noise: torch.Tensor | None = None, generator: torch.Generator | None = None):
-        mean, scale = x.chunk(2, dim=1)
-        std = F.softplus(scale) + 1e-4
+        mean, std = self.posterior(x)
         var = std * std
         sample = self.sample if sample is None else sample
         if sample:

@@ -17,7 +17,7 @@ from .autoencoder import AudioAutoencoder
 
 
 class Pretransform(nn.Module):
-    """Common interface; subclasses set the three sizes and implement encode / decode."""
+    """Common interface; subclasses set the three sizes and implement encode / decode / posterior."""
 
     io_channels: int
     encoded_channels: int
@@ -65,6 +65,16 @@ class AutoencoderPretransform(Pretransform):
         kwargs = {} if self.model.bottleneck is None else {"sample": sample, "generator": generator}
         return self._per_item(lambda a: self.model.encode(a, **kwargs), x) / self.scale
 
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(mean, std) of the latent posterior in the scaled latent space, so that `mean + std * eps` is what
+        `encode(x, sample=True)` returns for noise eps; std is None without a VAE bottleneck (deterministic)."""
+        self._check_length(x)
+        pre = self._per_item(self.model.encoder, x)
+        if self.model.bottleneck is None:
+            return pre / self.scale, None
+        mean, std = self.model.bottleneck.posterior(pre)
+        return mean / self.scale, std / self.scale
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self._per_item(self.model.decode, z * self.scale)
 
@@ -93,6 +103,10 @@ class PatchedPretransform(Pretransform):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return rearrange(z * self.scale, "b (c h) l -> b c (l h)", h=self.patch_size)
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """(latent, None): the patched transform is deterministic."""
+        return self.encode(x), None
 
 
 __all__ = ["Pretransform", "AutoencoderPretransform", "PatchedPretransform"]

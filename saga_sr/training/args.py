@@ -14,6 +14,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     data.add_argument("--train_dir", nargs="+", default=None, metavar="PATH",
                       help="HR training audio: folder(s) searched recursively, or manifest(s) (.csv/.jsonl with "
                            "path[,caption,transcript,domain]). Sidecars: NAME.txt transcript, NAME.caption.txt caption")
+    data.add_argument("--train_latents", default=None, metavar="DIR_OR_URL",
+                      help="train on latent shards written by `saga-sr prepare` (a folder or an s3:// URL) instead "
+                           "of audio: the VAE is not run in the training step; --val_dir stays audio")
     data.add_argument("--manifest", nargs="+", default=None, metavar="FILE",
                       help="training manifest(s), in addition to (or instead of) --train_dir")
     data.add_argument("--val_dir", nargs="+", default=None, metavar="PATH",
@@ -75,6 +78,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     run.add_argument("--devices", default="auto", help="devices per node: auto, N or a list such as 0,1")
     run.add_argument("--num_nodes", type=int, default=1, help="nodes (default 1)")
     run.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, fsdp, deepspeed ...")
+    run.add_argument("--compile", action="store_true",
+                     help="torch.compile the DiT (faster steps on GPU after a compilation at the start)")
+    run.add_argument("--activation_checkpointing", action="store_true",
+                     help="recompute DiT block activations in the backward pass (less memory, ~30%% more compute; "
+                          "for the full model)")
     run.add_argument("--no_progress_bar", action="store_true", help="disable the progress bar")
     return p
 

@@ -1,6 +1,7 @@
 """SAGASRTrainer: the LightningModule holding only SAGA-SR's training logic.
 
-Training step: frozen pretransform encode of HR and LR (no gradients) -> rectified flow (saga_sr.flow) with the
+Training step: HR and LR latent posteriors (from the frozen pretransform without gradients, or pre-encoded by
+`saga-sr prepare`), sampled with the step's generator -> rectified flow (saga_sr.flow) with the
 config's time sampler -> per-sample dropout of the LR latent (to the authors' constant -5 null) and of the whole
 cross-attention conditioning (zeros) -> masked MSE. The roll-off global / prepend conditioning is never dropped.
 Validation: flow loss at fixed times, then guided sampling (see validation.py).
@@ -14,6 +15,7 @@ import lightning as L
 import torch
 
 from saga_sr import __version__
+from saga_sr.data.latents import LatentPair
 from saga_sr.errors import DataError, SagaError
 from saga_sr.flow import (NULL_LR_VALUE, VALIDATION_TIMESTEPS, flow_loss, interpolate, latent_mask, sample_timesteps,
                           velocity_target)
@@ -85,14 +87,29 @@ class SAGASRTrainer(L.LightningModule):
         with torch.no_grad():
             return self.diffusion.encode(audio).float(), self.diffusion.encode(lr).float()
 
-    def flow_step(self, audio: torch.Tensor, metadata: list[dict], generator: torch.Generator, *,
+    def posteriors(self, x: torch.Tensor | LatentPair, metadata: list[dict]) -> LatentPair:
+        """The batch's HR and LR latent posteriors in float32: given (pre-encoded shards), or from the frozen
+        pretransform run on the HR audio and the metadata's `lr_audio` without gradients (on the fly)."""
+        if isinstance(x, LatentPair):
+            return x.float()
+        lr = torch.stack([m["lr_audio"] for m in metadata]).to(x)
+        with torch.no_grad():
+            return LatentPair(*self.diffusion.pretransform.posterior(x), *self.diffusion.pretransform.posterior(lr)
+                              ).float()
+
+    def flow_step(self, x: torch.Tensor | LatentPair, metadata: list[dict], generator: torch.Generator, *,
                   t: torch.Tensor | None = None, dropout: bool = True) -> torch.Tensor:
-        """The masked rectified-flow loss of one batch (random t unless given; dropout for CFG in training)."""
-        z, z_lr = self.encode_pair(audio, metadata)
-        b, device = z.shape[0], z.device
+        """The masked rectified-flow loss of one batch (random t unless given; dropout for CFG in training).
+
+        `x` is HR audio [B, C, L] (LR audio in the metadata; encoded here) or pre-encoded posteriors
+        (`LatentPair`, with `latent_mask` in the metadata). Draw order from `generator`: t, the HR and LR
+        posterior samples, the flow noise, the dropouts -- so both inputs give the same loss for the same batch."""
+        post = self.posteriors(x, metadata)
+        b, device = post.shape[0], post.hr_mean.device
         if t is None:
             t = sample_timesteps(b, self.timestep_sampler, generator)
-        t = t.to(device=device, dtype=z.dtype)
+        t = t.to(device=device, dtype=torch.float32)
+        z, z_lr = post.sample(generator)
         noise = torch.randn(z.shape, generator=generator, device=generator.device).to(z)
         inputs = self.dit_inputs(metadata, t)
         if dropout:
@@ -104,7 +121,9 @@ class SAGASRTrainer(L.LightningModule):
                 inputs["cross_attn_cond"] = torch.where(drop_text[:, None, None], torch.zeros_like(cross), cross)
         pred = self.diffusion(interpolate(z, noise, t), t, input_concat_cond=z_lr, **inputs)
         mask = None
-        if "padding_mask" in metadata[0]:
+        if "latent_mask" in metadata[0]:
+            mask = torch.stack([m["latent_mask"] for m in metadata]).to(device)
+        elif "padding_mask" in metadata[0]:
             pm = torch.stack([m["padding_mask"] for m in metadata]).to(device)
             mask = latent_mask(pm, z.shape[-1])
         return flow_loss(pred, velocity_target(z, noise), mask)
@@ -115,8 +134,8 @@ class SAGASRTrainer(L.LightningModule):
         return torch.Generator(device=self.device).manual_seed(seed)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        audio, metadata = batch
-        loss = self.flow_step(audio, metadata, self._generator(0, self.global_step, batch_idx))
+        x, metadata = batch
+        loss = self.flow_step(x, metadata, self._generator(0, self.global_step, batch_idx))
         finite = bool(torch.isfinite(loss).item())
         if self._trainer is not None:
             finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
@@ -124,7 +143,7 @@ class SAGASRTrainer(L.LightningModule):
             files = ", ".join(str(m.get("audio_path", "?")) for m in metadata)
             raise TrainingDivergedError(f"non-finite training loss ({loss.item()}) at step {self.global_step} "
                                         f"(batch {batch_idx}: {files}); the last good checkpoint is kept")
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=audio.shape[0])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(metadata))
         return loss
 
     def optimizer_step(self, *args, **kwargs) -> None:
@@ -183,6 +202,10 @@ class SAGASRTrainer(L.LightningModule):
         checkpoint[CONFIG_KEY] = self.diffusion.config
         checkpoint["saga_sr_version"] = __version__
         checkpoint["saga_sr_ema"] = self.diffusion_ema is not None
+        if self._trainer is not None and getattr(self.trainer, "datamodule", None) is not None \
+                and hasattr(self.trainer.datamodule, "fix_loader_state"):
+            progress = self.trainer.fit_loop.epoch_loop.batch_progress.current
+            self.trainer.datamodule.fix_loader_state(checkpoint, int(progress.processed))
 
 
 def used_conditioner(model: SagaSRModel):

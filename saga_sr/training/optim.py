@@ -35,6 +35,9 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], training_cfg: dict, le
     opt_cls = getattr(torch.optim, opt_type, None)
     if opt_cls is None or not isinstance(opt_cls, type):
         raise ConfigError([f"training.optimizer_configs.diffusion.optimizer.type: unknown optimizer '{opt_type}'"])
+    params = list(params)
+    if opt_type in ("AdamW", "Adam") and "fused" not in kwargs and params and params[0].is_cuda:
+        kwargs["fused"] = True  # one kernel for the whole update on GPU
     optimizer = opt_cls(params, **kwargs)
     sched_cfg = block.get("scheduler", DEFAULT_SCHEDULER if "optimizer" not in block else None)
     if not sched_cfg:

@@ -208,9 +208,18 @@ def _strategy(ns: argparse.Namespace):
 def preflight(model, dataset) -> None:
     """Condition one item before training, so that a missing text encoder fails now, clearly (and a lazily
     loaded T5 exists before the EMA copy is made, which then shares it)."""
-    _, metadata = collate([dataset[0]])
+    metadata = [dataset[0][1]]
     with torch.no_grad():
         used_conditioner(model)(metadata, "cpu")
+
+
+def apply_speed_flags(model, ns: argparse.Namespace) -> None:
+    """--activation_checkpointing (recompute DiT block activations in the backward pass) and --compile
+    (torch.compile of the DiT's forward; the first steps pay the compilation)."""
+    if ns.activation_checkpointing:
+        model.dit.transformer.use_checkpointing = True
+    if ns.compile:
+        model.dit.compile()  # in place: parameter names (checkpoints, export) stay the same
 
 
 def _build_model(cfg: dict, ns: argparse.Namespace, out: Path):
@@ -235,8 +244,15 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
         raise DataError(f"--output_dir {out}: exists and is not a folder")
     check_writable([out / "run_config.json"])
     train_sources = _sources(ns.train_dir, "--train_dir") + _sources(ns.manifest, "--manifest")
-    if not train_sources:
-        raise DataError("no training data: give --train_dir and/or --manifest")
+    latents = None
+    if ns.train_latents:
+        from saga_sr.training.latent_data import shard_source
+
+        if train_sources:
+            raise DataError("give either --train_latents or --train_dir / --manifest, not both")
+        latents = shard_source(ns.train_latents)
+    elif not train_sources:
+        raise DataError("no training data: give --train_dir and/or --manifest (or --train_latents)")
     val_sources = _sources(ns.val_dir, "--val_dir")
     cfg = prepare_config(ns.model_config, compute_rolloff=ns.compute_rolloff, sample_size=ns.sample_size)
     training = cfg.get("training", {}) or {}
@@ -248,13 +264,25 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
     report = out / "skipped_files.txt"
     if is_rank_zero():
         report.write_text("", encoding="utf-8")
-    train_ds = make_dataset(train_sources, cfg, ns, deterministic=False, title="train", report=report)
+    train_ds = (make_dataset(train_sources, cfg, ns, deterministic=False, title="train", report=report)
+                if not latents else None)
     val_ds = (make_dataset(val_sources, cfg, ns, deterministic=True, title="val", report=report)
               if val_sources else None)
 
     L.seed_everything(ns.seed, workers=True, verbose=False)
     model = _build_model(cfg, ns, out)
+    batch = ns.batch_size or training.get("batch_size", 4)
+    pin = _precision(ns) != "32-true"
+    data = None
+    if latents:
+        from saga_sr.training.latent_data import LatentDataModule, check_shards
+
+        check_shards(latents, cfg, model)
+        data = LatentDataModule(latents, cfg, batch_size=batch, num_workers=ns.num_workers,
+                                use_caption=not ns.disable_caption, seed=ns.seed, pin_memory=pin)
+        train_ds = data.dataset(shuffle=False)
     preflight(model, train_ds)
+    apply_speed_flags(model, ns)
     if is_rank_zero():
         record = {"args": {k: v for k, v in vars(ns).items() if k != "func"}, "model_config": cfg}
         (out / "run_config.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
@@ -268,12 +296,15 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
                            seed=ns.seed)
     trainer = _make_trainer(ns, out, training, validate=val_ds is not None,
                             resume_step=checkpoint_step(resume) if resume else None)
-    batch = ns.batch_size or training.get("batch_size", 4)
-    pin = _precision(ns) != "32-true"
     val_loader = _loader(val_ds, batch, ns.num_workers, train=False, pin=pin) if val_ds else None
+    if data is not None:
+        data.val_loader = val_loader
+        loaders = {"datamodule": data}
+    else:
+        loaders = {"train_dataloaders": _loader(train_ds, batch, ns.num_workers, train=True, pin=pin),
+                   "val_dataloaders": val_loader}
     try:
-        trainer.fit(module, _loader(train_ds, batch, ns.num_workers, train=True, pin=pin), val_loader,
-                    ckpt_path=str(resume) if resume else None, weights_only=True)
+        trainer.fit(module, **loaders, ckpt_path=str(resume) if resume else None, weights_only=True)
     except RuntimeError as exc:
         if resume and "state_dict" in str(exc):
             raise ModelLoadError(f"--resume {resume}: the checkpoint does not fit this config: "

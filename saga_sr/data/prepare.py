@@ -1,0 +1,262 @@
+"""`saga-sr prepare`: one pass over a training set that writes litdata shards of pre-encoded latents.
+
+Per usable recording (whole file, resampled and channel-matched exactly as training reads it, zero-padded to at
+least one training segment and to a whole number of latent frames) one record with:
+- `hr_mean`, `hr_std` [Z, T]: the HR latent posterior (std absent for a deterministic pretransform), so training
+  still samples z = mean + std * eps as the on-the-fly path does;
+- K LR versions drawn with the paper's degradation (`audio.lr_sim.simulate_lr`: cutoff 2-16 kHz capped at
+  0.94 x the HR roll-off, cheby1 / butter / bessel / ellip of order 2-10, resampled to 2 x cutoff and back):
+  `lr_mean`, `lr_std` [K, Z, T], `lr_cutoff_hz`, `lr_rolloff_hz`, `lr_order` [K], `lr_filter` ("a,b,...");
+- `hr_rolloff_hz`, `frames` (real latent frames), `samples`, `seconds_total`, `path`, `caption`, `transcript`,
+  `domain`.
+Randomness: file i's LR versions come from `default_rng([seed, i])`, whatever rank or resume processes it.
+
+Work is split into parts of `files_per_part` consecutive candidates; part p belongs to rank p % world_size, so
+ranks (processes, GPUs, nodes) write disjoint parts. A part is written to a temporary folder and becomes
+final when its marker `.parts/part-PPPPP.json` is written (after its chunks are renamed into place); a killed
+run redoes only unfinished parts. When every marker exists, the rank that notices writes `index.json`
+(litdata's), `prepare_info.json` and `skipped_files.txt` (files skipped, with the training skip reasons, or
+failing to encode). Writes are atomic, so concurrent mergers produce the same files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from saga_sr.data.dataset import _rolloff
+from saga_sr.data.index import AudioEntry, checked_entry, list_candidates, write_skipped_report
+from saga_sr.data.latents import FORMAT_VERSION, INFO_FILE
+from saga_sr.data.segment import read_segment
+from saga_sr.errors import DataError, SagaError
+
+log = logging.getLogger(__name__)
+
+PARTS = ".parts"
+PLAN_FILE = "prepare_plan.json"
+LATENT_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class PrepareResult:
+    """What one call did: files written and skipped by this rank, and whether the set is complete (merged)."""
+
+    written: int = 0
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    parts_done: int = 0
+    parts_total: int = 0
+    merged: bool = False
+
+
+def pretransform_fingerprint(pretransform: torch.nn.Module) -> str:
+    """A hash of the pretransform's weights, so training refuses shards encoded by another VAE."""
+    h = hashlib.blake2b(digest_size=16)
+    for key, value in sorted(pretransform.state_dict().items()):
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _atomic_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def encode_record(entry: AudioEntry, pretransform, *, sample_size: int, sample_rate: int, channels: int,
+                  num_lr: int, rng: np.random.Generator, device: torch.device | str = "cpu",
+                  latent_dtype: torch.dtype = torch.float32, encode_batch: int = 0) -> dict:
+    """The shard record of one recording (see the module docstring)."""
+    from saga_sr.audio.lr_sim import simulate_lr
+
+    ratio = int(pretransform.downsampling_ratio)
+    total = int(round(entry.frames * sample_rate / entry.sample_rate))
+    length = math.ceil(max(total, sample_size) / ratio) * ratio
+    seg = read_segment(entry, length, sample_rate, channels, None)
+    valid = seg.valid
+    hr = seg.audio[:, :valid]
+    _, hr_hz = _rolloff(hr, sample_rate)
+    signals, cutoffs, rolloffs, orders, filters = [seg.audio], [], [], [], []
+    for _ in range(num_lr):
+        res = simulate_lr(hr, sample_rate, rng=rng, hr_rolloff_hz=hr_hz if hr_hz > 0 else None)
+        lr = np.zeros_like(seg.audio)
+        lr[:, :valid] = np.asarray(res.audio, dtype=np.float32)[:, :valid]
+        signals.append(lr)
+        cutoffs.append(res.cutoff_hz)
+        rolloffs.append(_rolloff(lr[:, :valid], sample_rate)[1])
+        orders.append(res.order)
+        filters.append(res.filter_type)
+    audio = torch.from_numpy(np.stack(signals))
+    step = encode_batch if encode_batch > 0 else len(signals)
+    means, stds = [], []
+    with torch.no_grad():
+        for i in range(0, len(signals), step):
+            mean, std = pretransform.posterior(audio[i:i + step].to(device))
+            means.append(mean.float().cpu())
+            stds.append(None if std is None else std.float().cpu())
+    mean = torch.cat(means).to(latent_dtype)
+    record = {
+        "hr_mean": mean[0].contiguous(), "lr_mean": mean[1:].contiguous(),
+        "lr_cutoff_hz": torch.tensor(cutoffs, dtype=torch.float64),
+        "lr_rolloff_hz": torch.tensor(rolloffs, dtype=torch.float64),
+        "lr_order": torch.tensor(orders, dtype=torch.int64), "lr_filter": ",".join(filters),
+        "hr_rolloff_hz": float(hr_hz), "frames": int(math.ceil(valid / ratio)), "samples": int(valid),
+        "seconds_total": float(entry.seconds),
+        "path": str(entry.path).encode("utf-8"),  # bytes: litdata would pickle a str naming an existing file
+        "caption": entry.caption,
+        "transcript": entry.transcript, "domain": entry.domain,
+    }
+    if stds[0] is not None:
+        std = torch.cat(stds).to(latent_dtype)
+        record["hr_std"], record["lr_std"] = std[0].contiguous(), std[1:].contiguous()
+    return record
+
+
+def _plan(rows: list[dict], settings: dict) -> dict:
+    names = hashlib.blake2b("\n".join(str(r["path"]) for r in rows).encode(), digest_size=16).hexdigest()
+    return {**settings, "files": len(rows), "files_hash": names, "format_version": FORMAT_VERSION}
+
+
+def _check_plan(out: Path, plan: dict) -> None:
+    """The plan of a folder being resumed must be this one (same inputs and settings)."""
+    path = out / PLAN_FILE
+    if path.is_file():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        diff = sorted(k for k in set(old) | set(plan) if old.get(k) != plan.get(k))
+        if diff:
+            raise DataError(f"{out}: holds a prepare with other inputs or settings ({', '.join(diff)} differ); "
+                            "use a new output folder or the same flags")
+    else:
+        _atomic_json(path, plan)
+
+
+def _write_part(out: Path, part: int, rows: list[dict], first_index: int, encode, chunk_bytes: str,
+                progress) -> tuple[int, list[tuple[Path, str]]]:
+    """Encode one part's files into chunks and publish its marker; returns (written, skipped)."""
+    from litdata.streaming.writer import BinaryWriter
+
+    tmp = out / PARTS / f"part-{part:05d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    writer = BinaryWriter(str(tmp), chunk_bytes=chunk_bytes)
+    skipped: list[tuple[Path, str]] = []
+    written = 0
+    for offset, row in enumerate(rows):
+        entry, reason = checked_entry(row)
+        if entry is not None:
+            try:
+                writer.add_item(written, encode(entry, first_index + offset))
+                written += 1
+            except (SagaError, OSError, RuntimeError, ValueError) as exc:
+                reason = f"failed to encode: {(str(exc).splitlines() or [type(exc).__name__])[0][:200]}"
+        if reason:
+            skipped.append((Path(row["path"]), reason))
+            log.warning("skipping %s: %s", row["path"], reason)
+        progress.update(1)
+    writer.done()
+    chunks, config = [], None
+    index_files = sorted(tmp.glob("*index.json"))
+    if index_files:
+        data = json.loads(index_files[0].read_text(encoding="utf-8"))
+        config = data["config"]
+        for j, chunk in enumerate(data["chunks"]):
+            name = f"chunk-{part:05d}-{j:04d}.bin"
+            os.replace(tmp / chunk["filename"], out / name)
+            chunks.append({**chunk, "filename": name})
+    _atomic_json(out / PARTS / f"part-{part:05d}.json",
+                 {"chunks": chunks, "config": config, "written": written,
+                  "skipped": [[str(p), r] for p, r in skipped]})
+    shutil.rmtree(tmp, ignore_errors=True)
+    return written, skipped
+
+
+def merge_parts(out: Path, n_parts: int, info: dict) -> bool:
+    """Write index.json, prepare_info.json and skipped_files.txt when every part is done; False otherwise."""
+    markers = [out / PARTS / f"part-{p:05d}.json" for p in range(n_parts)]
+    if not all(m.is_file() for m in markers):
+        return False
+    chunks, config, written, skipped = [], None, 0, []
+    for m in markers:
+        part = json.loads(m.read_text(encoding="utf-8"))
+        if part["config"] is not None:
+            if config is not None and part["config"] != config:
+                raise DataError(f"{m}: its record layout differs from the other parts'; prepare again in a new folder")
+            config = part["config"]
+        chunks += part["chunks"]
+        written += part["written"]
+        skipped += [(Path(p), r) for p, r in part["skipped"]]
+    if not chunks:
+        raise DataError(f"{out}: no usable audio files ({len(skipped)} skipped, see {out / 'skipped_files.txt'})")
+    report = out / "skipped_files.txt"
+    tmp = report.with_name(f".skipped_files.txt.tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    write_skipped_report(tmp, skipped, title="prepare")
+    os.replace(tmp, report)
+    _atomic_json(out / INFO_FILE, {**info, "records": written, "skipped": len(skipped)})
+    _atomic_json(out / "index.json", {"chunks": chunks, "config": config})
+    return True
+
+
+def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed: int = 0, rank: int = 0,
+                   world_size: int = 1, files_per_part: int = 32, device: str | torch.device = "cpu",
+                   latent_dtype: str = "float32", encode_batch: int = 0, chunk_bytes: str = "64MB",
+                   config_source: str = "", progress: bool = True) -> PrepareResult:
+    """Encode this rank's parts of `sources` (folders / files / manifests) with `model`'s pretransform into
+    `out_dir`, then merge if every part is done. `model` is a SagaSRModel (its config and pretransform)."""
+    from tqdm.auto import tqdm
+
+    if num_lr < 1:
+        raise DataError(f"--num_lr {num_lr}: must be >= 1")
+    if not 0 <= rank < world_size:
+        raise DataError(f"--rank {rank} must lie in [0, --world_size {world_size})")
+    if latent_dtype not in LATENT_DTYPES:
+        raise DataError(f"--latent_dtype {latent_dtype!r}: expected one of {sorted(LATENT_DTYPES)}")
+    out = Path(out_dir).expanduser()
+    rows = list_candidates(sources)
+    if not rows:
+        raise DataError(f"{', '.join(map(str, sources))}: no audio files found")
+    cfg = model.config
+    pretransform = model.pretransform.to(device).eval()
+    settings = {"num_lr": num_lr, "seed": seed, "files_per_part": files_per_part, "latent_dtype": latent_dtype,
+                "sample_rate": cfg["sample_rate"], "audio_channels": cfg["audio_channels"],
+                "sample_size": cfg["sample_size"], "pretransform": cfg["model"]["pretransform"],
+                "pretransform_fingerprint": pretransform_fingerprint(pretransform)}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / PARTS).mkdir(exist_ok=True)
+    _check_plan(out, _plan(rows, settings))
+    n_parts = math.ceil(len(rows) / files_per_part)
+    mine = [p for p in range(n_parts) if p % world_size == rank]
+    todo = [p for p in mine if not (out / PARTS / f"part-{p:05d}.json").is_file()]
+    n_files = sum(len(rows[p * files_per_part:(p + 1) * files_per_part]) for p in mine)
+    n_todo = sum(len(rows[p * files_per_part:(p + 1) * files_per_part]) for p in todo)
+
+    def encode(entry: AudioEntry, index: int) -> dict:
+        return encode_record(entry, pretransform, sample_size=cfg["sample_size"], sample_rate=cfg["sample_rate"],
+                             channels=cfg["audio_channels"], num_lr=num_lr, rng=np.random.default_rng([seed, index]),
+                             device=device, latent_dtype=LATENT_DTYPES[latent_dtype], encode_batch=encode_batch)
+
+    result = PrepareResult(parts_total=n_parts, parts_done=len(mine) - len(todo))
+    bar = tqdm(total=n_files, initial=n_files - n_todo, unit="file", disable=not progress, position=rank,
+               desc=f"prepare rank {rank}/{world_size}", dynamic_ncols=True)
+    try:
+        for p in todo:
+            part_rows = rows[p * files_per_part:(p + 1) * files_per_part]
+            written, skipped = _write_part(out, p, part_rows, p * files_per_part, encode, chunk_bytes, bar)
+            result.written += written
+            result.skipped += skipped
+            result.parts_done += 1
+    finally:
+        bar.close()
+    info = {**settings, "config_source": config_source, "files": len(rows), "format_version": FORMAT_VERSION,
+            "latent_channels": int(model.latent_channels), "downsampling_ratio": int(model.downsampling_ratio)}
+    result.merged = merge_parts(out, n_parts, info)
+    return result
