@@ -198,13 +198,23 @@ def __getattr__(name: str):
     return _CLASS[0]
 
 
+def open_records(source: str | Path):
+    """The raw shard records (a litdata StreamingDataset without cropping), e.g. to inspect a prepared set."""
+    from litdata import StreamingDataset
+
+    __getattr__("LatentShardDataset")  # silences litdata's version check
+    return StreamingDataset(_resolve(source), serializers={"pickle": _no_pickle()})
+
+
+def _resolve(source: str | Path) -> str:
+    src = str(source)
+    return src if "://" in src else str(Path(src).expanduser().resolve())
+
+
 def make_latent_dataset(source: str, *, segment_frames: int, sample_rate: int, downsampling_ratio: int,
                         use_caption: bool = True, shuffle: bool = True, seed: int = 0, cache_dir: str | None = None):
     """A LatentShardDataset over the shards at `source` (a folder or an s3:// URL) yielding training items."""
-    src = str(source)
-    if "://" not in src:
-        src = str(Path(src).expanduser().resolve())
-    ds = __getattr__("LatentShardDataset")(src, cache_dir=cache_dir, shuffle=shuffle, seed=seed,
+    ds = __getattr__("LatentShardDataset")(_resolve(source), cache_dir=cache_dir, shuffle=shuffle, seed=seed,
                                           max_cache_size="25GB", serializers={"pickle": _no_pickle()})
     ds.configure(segment_frames=segment_frames, sample_rate=sample_rate, downsampling_ratio=downsampling_ratio,
                  use_caption=use_caption, crop_seed=seed)
