@@ -134,8 +134,22 @@ def test_prepare_cli(tmp_path: Path, capsys):
     assert exc.value.code == 0 and "--num_lr" in capsys.readouterr().out
     write_clips(tmp_path / "audio", [0.2, 0.3, 0.4])
     rc = main(["prepare", str(tmp_path / "audio"), "-o", str(tmp_path / "sh"), "--model_config", "tiny",
-               "--num_lr", "2", "--files_per_part", "1", "--processes", "2", "--no_progress_bar"])
+               "--num_lr", "2", "--files_per_part", "1", "--no_progress_bar"])
     assert rc == 0
     assert "shards complete" in capsys.readouterr().out
     assert json.loads((tmp_path / "sh" / "prepare_info.json").read_text())["records"] == 3
     assert main(["prepare", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x"), "--model_config", "tiny"]) == 2
+    assert main(["prepare", str(tmp_path / "audio"), "-o", str(tmp_path / "y"), "--model_config", "tiny",
+                 "--rank", "2", "--world_size", "2"]) == 2
+
+
+@pytest.mark.slow
+def test_prepare_cli_in_two_local_processes(tmp_path: Path, capsys):
+    from saga_sr.cli import main
+
+    write_clips(tmp_path / "audio", [0.2, 0.3, 0.4])
+    rc = main(["prepare", str(tmp_path / "audio"), "-o", str(tmp_path / "sh"), "--model_config", "tiny",
+               "--num_lr", "2", "--files_per_part", "1", "--processes", "2", "--no_progress_bar"])
+    assert rc == 0 and "shards complete" in capsys.readouterr().out
+    assert json.loads((tmp_path / "sh" / "prepare_info.json").read_text())["records"] == 3
+    assert len(list((tmp_path / "sh").glob("chunk-*.bin"))) == 3

@@ -56,8 +56,10 @@ def run_rank(args: argparse.Namespace, rank: int, world_size: int, threads: int 
     """Build the model as training does and encode this rank's parts."""
     import torch
 
-    from saga_sr.data.prepare import prepare_shards
+    from saga_sr.data.prepare import check_options, prepare_shards
 
+    check_options(args.sources, num_lr=args.num_lr, rank=rank, world_size=world_size,
+                  files_per_part=args.files_per_part, latent_dtype=args.latent_dtype)  # before the model is built
     if threads:
         torch.set_num_threads(threads)
     if args.pretrained_ckpt:
@@ -92,8 +94,10 @@ def _run(args: argparse.Namespace) -> int:
             raise DataError("--processes cannot be combined with --world_size / $WORLD_SIZE > 1")
         import multiprocessing as mp
 
-        from saga_sr.data.prepare import prepare_shards  # noqa: F401  (fail here, not in every child)
+        from saga_sr.data.prepare import check_options
 
+        check_options(args.sources, num_lr=args.num_lr, rank=0, world_size=args.processes,
+                      files_per_part=args.files_per_part, latent_dtype=args.latent_dtype)
         threads = max(1, (os.cpu_count() or 1) // args.processes)
         ctx = mp.get_context("spawn")
         procs = [ctx.Process(target=_child, args=(args, r, args.processes, threads)) for r in range(args.processes)]

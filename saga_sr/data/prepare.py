@@ -206,6 +206,23 @@ def merge_parts(out: Path, n_parts: int, info: dict) -> bool:
     return True
 
 
+def check_options(sources, *, num_lr: int, rank: int, world_size: int, files_per_part: int,
+                  latent_dtype: str) -> list[dict]:
+    """The candidate rows of `sources`, after checking the options (DataError naming the flag otherwise)."""
+    if num_lr < 1:
+        raise DataError(f"--num_lr {num_lr}: must be >= 1")
+    if files_per_part < 1:
+        raise DataError(f"--files_per_part {files_per_part}: must be >= 1")
+    if not 0 <= rank < world_size:
+        raise DataError(f"--rank {rank} must lie in [0, --world_size {world_size})")
+    if latent_dtype not in LATENT_DTYPES:
+        raise DataError(f"--latent_dtype {latent_dtype!r}: expected one of {sorted(LATENT_DTYPES)}")
+    rows = list_candidates([Path(s) for s in sources])
+    if not rows:
+        raise DataError(f"{', '.join(map(str, sources))}: no audio files found")
+    return rows
+
+
 def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed: int = 0, rank: int = 0,
                    world_size: int = 1, files_per_part: int = 32, device: str | torch.device = "cpu",
                    latent_dtype: str = "float32", encode_batch: int = 0, chunk_bytes: str = "64MB",
@@ -214,16 +231,9 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
     `out_dir`, then merge if every part is done. `model` is a SagaSRModel (its config and pretransform)."""
     from tqdm.auto import tqdm
 
-    if num_lr < 1:
-        raise DataError(f"--num_lr {num_lr}: must be >= 1")
-    if not 0 <= rank < world_size:
-        raise DataError(f"--rank {rank} must lie in [0, --world_size {world_size})")
-    if latent_dtype not in LATENT_DTYPES:
-        raise DataError(f"--latent_dtype {latent_dtype!r}: expected one of {sorted(LATENT_DTYPES)}")
+    rows = check_options(sources, num_lr=num_lr, rank=rank, world_size=world_size, files_per_part=files_per_part,
+                         latent_dtype=latent_dtype)
     out = Path(out_dir).expanduser()
-    rows = list_candidates(sources)
-    if not rows:
-        raise DataError(f"{', '.join(map(str, sources))}: no audio files found")
     cfg = model.config
     pretransform = model.pretransform.to(device).eval()
     settings = {"num_lr": num_lr, "seed": seed, "files_per_part": files_per_part, "latent_dtype": latent_dtype,
