@@ -204,3 +204,25 @@ def test_train_latents_flag_errors(tmp_path: Path):
     with pytest.raises(DataError, match="not both"):
         train(train_latents=str(tmp_path), train_dir=[str(ROOT / "tests" / "data")], model_config="tiny",
               output_dir=str(tmp_path / "o"))
+
+
+def test_stored_t5_outputs_give_the_same_loss_without_running_t5(tmp_path: Path):
+    from saga_sr.training.run import prepare_config
+
+    model = build_model(prepare_config("tiny", sample_size=4096), seed=0)
+    clips = write_clips(tmp_path / "audio", [0.2, 0.3])
+    clips[1].with_name("clip01.caption.txt").write_text("a hiss")
+    prepare_shards([tmp_path / "audio"], tmp_path / "sh", model, num_lr=1, t5_embeddings=True, progress=False)
+    ds = make_latent_dataset(str(tmp_path / "sh"), segment_frames=64, sample_rate=SR, downsampling_ratio=64)
+    pair, md = latent_collate([ds[0], ds[1]])
+    assert sorted(m["prompt"] for m in md) == ["", "a hiss"] and all("prompt" in m["t5_cache"] for m in md)
+    module = _module(model)
+    plain = [{k: v for k, v in m.items() if k != "t5_cache"} for m in md]
+    expected = module.flow_step(pair, plain, torch.Generator().manual_seed(3))
+    t5 = model.conditioner.conditioners["prompt"]
+    t5.encode_text = lambda *a, **k: (_ for _ in ()).throw(AssertionError("T5 ran"))
+    torch.testing.assert_close(module.flow_step(pair, md, torch.Generator().manual_seed(3)), expected)
+    # another text than the stored one (e.g. --disable_caption) runs T5 again
+    md[0]["prompt"] = md[0]["prompt"] + " (changed)"
+    with pytest.raises(AssertionError, match="T5 ran"):
+        module.flow_step(pair, md, torch.Generator().manual_seed(3))

@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="files per resumable unit of work (default 32)")
     p.add_argument("--latent_dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                    help="storage type of the latents (default float32; float16 halves the shards)")
+    p.add_argument("--t5_embeddings", action="store_true",
+                   help="also store the frozen T5 output of each file's prompt (training then skips T5 for it)")
     p.add_argument("--encode_batch", type=int, default=0,
                    help="signals per VAE call (default 0: the HR and all its LR versions at once)")
     p.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK when available, else cpu), cpu, cuda:N")
@@ -74,7 +76,8 @@ def run_rank(args: argparse.Namespace, rank: int, world_size: int, threads: int 
     return prepare_shards(args.sources, args.out, model, num_lr=args.num_lr, seed=args.seed, rank=rank,
                           world_size=world_size, files_per_part=args.files_per_part,
                           device=_device(args.device, rank), latent_dtype=args.latent_dtype,
-                          encode_batch=args.encode_batch, config_source=str(args.model_config),
+                          encode_batch=args.encode_batch, t5_embeddings=args.t5_embeddings,
+                          config_source=str(args.model_config),
                           progress=not args.no_progress_bar)
 
 

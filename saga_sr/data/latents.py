@@ -149,6 +149,9 @@ def crop_record(record: dict, segment_frames: int, rng: np.random.Generator, *, 
         "rolloff_low": lr_hz, "rolloff_high": hr_hz,
         "input_rolloff": hz_to_normalized(lr_hz, sample_rate), "target_rolloff": hz_to_normalized(hr_hz, sample_rate),
     }
+    if "t5" in record:
+        metadata["t5_cache"] = {cid: (v["hidden"].float(), v["mask"].bool(), _text(v["text"]))
+                                for cid, v in record["t5"].items()}
     return latents, metadata
 
 

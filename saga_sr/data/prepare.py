@@ -8,7 +8,8 @@ least one training segment and to a whole number of latent frames) one record wi
   0.94 x the HR roll-off, cheby1 / butter / bessel / ellip of order 2-10, resampled to 2 x cutoff and back):
   `lr_mean`, `lr_std` [K, Z, T], `lr_cutoff_hz`, `lr_rolloff_hz`, `lr_order` [K], `lr_filter` ("a,b,...");
 - `hr_rolloff_hz`, `frames` (real latent frames), `samples`, `seconds_total`, `path`, `caption`, `transcript`,
-  `domain`.
+  `domain`; with `t5_embeddings`, `t5` = {conditioner id: {hidden [L, D], mask [L], text}} (the frozen T5
+  output for that text; its trainable projection still runs in training).
 Randomness: file i's LR versions come from `default_rng([seed, i])`, whatever rank or resume processes it.
 
 Work is split into parts of `files_per_part` consecutive candidates; part p belongs to rank p % world_size, so
@@ -33,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from saga_sr.data.dataset import _rolloff
+from saga_sr.data.dataset import _rolloff, compose_prompt
 from saga_sr.data.index import AudioEntry, checked_entry, list_candidates, write_skipped_report
 from saga_sr.data.latents import FORMAT_VERSION, INFO_FILE
 from saga_sr.data.segment import read_segment
@@ -72,10 +73,37 @@ def _atomic_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def text_encoders(model) -> dict[str, tuple[torch.nn.Module, str]]:
+    """{conditioner id: (T5Conditioner, the metadata field it falls back to)} for the T5 conditioners the DiT
+    uses (MultiConditioner reads the field named like the id, else its default key)."""
+    from saga_sr.models.conditioners import T5Conditioner
+
+    multi = model.conditioner
+    used = set(model.cross_attn_cond_ids) | set(model.global_cond_ids)
+    return {cid: (c, multi.default_keys.get(cid, cid))
+            for cid, c in multi.conditioners.items() if isinstance(c, T5Conditioner) and cid in used}
+
+
+def encode_texts(entry: AudioEntry, encoders: dict, device, dtype: torch.dtype) -> dict:
+    """{id: {hidden [L, D], mask [L], text}}: the frozen T5 output for the text training will give that id
+    (the prompt as caption + transcript); training uses it only while its own text is the same."""
+    item = {"prompt": compose_prompt(entry.caption, entry.transcript, True), "caption": entry.caption,
+            "transcript": entry.transcript, "domain": entry.domain}
+    out = {}
+    for cid, (conditioner, fallback) in encoders.items():
+        text = str(item.get(cid if cid in item else fallback, ""))
+        hidden, mask = conditioner.encode_text([text], device)
+        out[cid] = {"hidden": hidden[0].to(dtype).cpu().contiguous(), "mask": mask[0].cpu().to(torch.uint8),
+                    "text": text}
+    return out
+
+
 def encode_record(entry: AudioEntry, pretransform, *, sample_size: int, sample_rate: int, channels: int,
                   num_lr: int, rng: np.random.Generator, device: torch.device | str = "cpu",
-                  latent_dtype: torch.dtype = torch.float32, encode_batch: int = 0) -> dict:
-    """The shard record of one recording (see the module docstring)."""
+                  latent_dtype: torch.dtype = torch.float32, encode_batch: int = 0,
+                  encoders: dict | None = None) -> dict:
+    """The shard record of one recording (see the module docstring); `encoders` (see `text_encoders`) adds the
+    frozen T5 outputs under `t5`."""
     from saga_sr.audio.lr_sim import simulate_lr
 
     ratio = int(pretransform.downsampling_ratio)
@@ -118,6 +146,8 @@ def encode_record(entry: AudioEntry, pretransform, *, sample_size: int, sample_r
     if stds[0] is not None:
         std = torch.cat(stds).to(latent_dtype)
         record["hr_std"], record["lr_std"] = std[0].contiguous(), std[1:].contiguous()
+    if encoders:
+        record["t5"] = encode_texts(entry, encoders, device, latent_dtype)
     return record
 
 
@@ -226,7 +256,7 @@ def check_options(sources, *, num_lr: int, rank: int, world_size: int, files_per
 def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed: int = 0, rank: int = 0,
                    world_size: int = 1, files_per_part: int = 32, device: str | torch.device = "cpu",
                    latent_dtype: str = "float32", encode_batch: int = 0, chunk_bytes: str = "64MB",
-                   config_source: str = "", progress: bool = True) -> PrepareResult:
+                   t5_embeddings: bool = False, config_source: str = "", progress: bool = True) -> PrepareResult:
     """Encode this rank's parts of `sources` (folders / files / manifests) with `model`'s pretransform into
     `out_dir`, then merge if every part is done. `model` is a SagaSRModel (its config and pretransform)."""
     from tqdm.auto import tqdm
@@ -239,7 +269,10 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
     settings = {"num_lr": num_lr, "seed": seed, "files_per_part": files_per_part, "latent_dtype": latent_dtype,
                 "sample_rate": cfg["sample_rate"], "audio_channels": cfg["audio_channels"],
                 "sample_size": cfg["sample_size"], "pretransform": cfg["model"]["pretransform"],
-                "pretransform_fingerprint": pretransform_fingerprint(pretransform)}
+                "pretransform_fingerprint": pretransform_fingerprint(pretransform), "t5_embeddings": t5_embeddings}
+    encoders = text_encoders(model) if t5_embeddings else None
+    if t5_embeddings and not encoders:
+        raise DataError("--t5_embeddings: the model config has no T5 conditioner the DiT uses")
     out.mkdir(parents=True, exist_ok=True)
     (out / PARTS).mkdir(exist_ok=True)
     _check_plan(out, _plan(rows, settings))
@@ -252,7 +285,8 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
     def encode(entry: AudioEntry, index: int) -> dict:
         return encode_record(entry, pretransform, sample_size=cfg["sample_size"], sample_rate=cfg["sample_rate"],
                              channels=cfg["audio_channels"], num_lr=num_lr, rng=np.random.default_rng([seed, index]),
-                             device=device, latent_dtype=LATENT_DTYPES[latent_dtype], encode_batch=encode_batch)
+                             device=device, latent_dtype=LATENT_DTYPES[latent_dtype], encode_batch=encode_batch,
+                             encoders=encoders)
 
     result = PrepareResult(parts_total=n_parts, parts_done=len(mine) - len(todo))
     bar = tqdm(total=n_files, initial=n_files - n_todo, unit="file", disable=not progress, position=rank,

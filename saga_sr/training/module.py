@@ -77,7 +77,7 @@ class SAGASRTrainer(L.LightningModule):
     def dit_inputs(self, metadata: list[dict], t: torch.Tensor, model: SagaSRModel | None = None) -> dict:
         """The DiT's conditioning kwargs for a batch (no dropout)."""
         model = model or self.diffusion
-        cond = used_conditioner(model)(metadata, t.device)
+        cond = condition(used_conditioner(model), metadata, t.device)
         return model.conditioning_inputs(cond, rolloff=self._rolloff(metadata, t.device), timestep=t)
 
     # ---- the objective --------------------------------------------------------------------------------------
@@ -217,6 +217,26 @@ def used_conditioner(model: SagaSRModel):
         return full
     return MultiConditioner({k: c for k, c in full.conditioners.items() if k in used},
                             default_keys=getattr(full, "default_keys", None))
+
+
+def condition(conditioner, metadata: list[dict], device) -> dict:
+    """Run `conditioner` (a MultiConditioner) on the batch, taking the frozen T5 part of a text conditioner from
+    the items' `t5_cache` (pre-encoded shards) when every item has one for this very text; the trainable
+    projection always runs."""
+    from saga_sr.models.conditioners import MultiConditioner
+
+    cached = {}
+    for cid, sub in conditioner.conditioners.items():
+        field = cid if cid in metadata[0] else conditioner.default_keys.get(cid, cid)
+        hits = [m.get("t5_cache", {}).get(cid) for m in metadata]
+        if all(h is not None and h[2] == m.get(field) for h, m in zip(hits, metadata)):
+            hidden = torch.stack([h[0] for h in hits]).to(device)
+            cached[cid] = sub.project(hidden, torch.stack([h[1] for h in hits]).to(device))
+    if not cached:
+        return conditioner(metadata, device)
+    rest = {k: c for k, c in conditioner.conditioners.items() if k not in cached}
+    out = MultiConditioner(rest, default_keys=conditioner.default_keys)(metadata, device) if rest else {}
+    return {**out, **cached}
 
 
 def _freeze_unused_conditioners(model: SagaSRModel) -> None:
