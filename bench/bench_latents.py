@@ -115,6 +115,7 @@ def bench_loader(shards: Path, files: list[Path], sample_size: int, items: int, 
     from saga_sr.training.latent_data import LatentDataModule
 
     cfg = bench_config("A0", sample_size)
+    ratio = cfg["model"]["pretransform"]["config"]["downsampling_ratio"]  # the SAO VAE's 2048
 
     def rate(make_loader) -> float:
         t0, n = time.perf_counter(), 0
@@ -126,7 +127,8 @@ def bench_loader(shards: Path, files: list[Path], sample_size: int, items: int, 
         return n / (time.perf_counter() - t0)
 
     audio_ds = SAGASRDataset(files, sample_size, cfg["sample_rate"], cfg["audio_channels"], compute_rolloff=True)
-    shard_dm = LatentDataModule(str(shards), cfg, batch_size=batch, num_workers=workers, use_caption=True, seed=0)
+    shard_dm = LatentDataModule(str(shards), cfg, downsampling_ratio=ratio, batch_size=batch, num_workers=workers,
+                                use_caption=True, seed=0)
     res = {"batch": batch, "workers": workers, "items": items, "files": len(files),
            "audio_items_per_s": rate(lambda: DataLoader(audio_ds, batch_size=batch, shuffle=True,
                                                         num_workers=workers, collate_fn=collate)),

@@ -226,3 +226,16 @@ def test_stored_t5_outputs_give_the_same_loss_without_running_t5(tmp_path: Path)
     md[0]["prompt"] = md[0]["prompt"] + " (changed)"
     with pytest.raises(AssertionError, match="T5 ran"):
         module.flow_step(pair, md, torch.Generator().manual_seed(3))
+
+
+def test_speed_flags_keep_parameter_names():
+    import argparse
+
+    from saga_sr.training.run import apply_speed_flags, prepare_config
+
+    model = build_model(prepare_config("tiny"), seed=0)
+    keys = list(model.state_dict())
+    apply_speed_flags(model, argparse.Namespace(activation_checkpointing=True, compile=True))
+    assert model.dit.transformer.use_checkpointing
+    assert model.dit._compiled_call_impl is not None  # compiled lazily, on the first call
+    assert list(model.state_dict()) == keys  # checkpoints and exports unchanged

@@ -33,11 +33,10 @@ def check_shards(source: str, cfg: dict, model) -> dict:
 class LatentDataModule(L.LightningDataModule):
     """Train loader from latent shards (litdata), optional validation loader over audio."""
 
-    def __init__(self, source: str, cfg: dict, *, batch_size: int, num_workers: int, use_caption: bool, seed: int,
-                 val_loader=None, pin_memory: bool = False) -> None:
+    def __init__(self, source: str, cfg: dict, *, downsampling_ratio: int, batch_size: int, num_workers: int,
+                 use_caption: bool, seed: int, val_loader=None, pin_memory: bool = False) -> None:
         super().__init__()
-        ratio = int(cfg["model"]["pretransform"]["config"].get("downsampling_ratio")
-                    or cfg["model"]["pretransform"]["config"].get("patch_size"))
+        ratio = int(downsampling_ratio)
         if cfg["sample_size"] % ratio:
             raise DataError(f"sample_size {cfg['sample_size']} is not a whole number of latent frames "
                             f"(downsampling ratio {ratio})")
@@ -70,8 +69,10 @@ class LatentDataModule(L.LightningDataModule):
         for state in loops.get("combined_loader", []) or []:
             if "num_samples_yielded" in state and isinstance(state.get("dataset"), dict):
                 batch = int(state["dataset"].get("batch_size", 1))
+                workers = max(1, int(state["dataset"].get("num_workers", 1)))
                 state["num_samples_yielded"] = batches_trained * batch
                 state["dataset"]["num_samples_yielded"] = batches_trained * batch
+                state["latest_worker_idx"] = (batches_trained - 1) % workers
 
 
 def _resumable_loader_class():

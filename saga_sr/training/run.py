@@ -278,11 +278,11 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
         from saga_sr.training.latent_data import LatentDataModule, check_shards
 
         check_shards(latents, cfg, model)
-        data = LatentDataModule(latents, cfg, batch_size=batch, num_workers=ns.num_workers,
-                                use_caption=not ns.disable_caption, seed=ns.seed, pin_memory=pin)
+        data = LatentDataModule(latents, cfg, downsampling_ratio=model.downsampling_ratio, batch_size=batch,
+                                num_workers=ns.num_workers, use_caption=not ns.disable_caption, seed=ns.seed,
+                                pin_memory=pin)
         train_ds = data.dataset(shuffle=False)
     preflight(model, train_ds)
-    apply_speed_flags(model, ns)
     if is_rank_zero():
         record = {"args": {k: v for k, v in vars(ns).items() if k != "func"}, "model_config": cfg}
         (out / "run_config.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
@@ -294,6 +294,7 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
                            val_steps=ns.val_steps, lowfreq_replace=not ns.disable_val_lowfreq_replace,
                            max_val_items=ns.max_val_items, val_examples=ns.val_examples, val_dir=str(out / "val"),
                            seed=ns.seed)
+    apply_speed_flags(model, ns)  # after the EMA copy, which must not share a compiled forward
     trainer = _make_trainer(ns, out, training, validate=val_ds is not None,
                             resume_step=checkpoint_step(resume) if resume else None)
     val_loader = _loader(val_ds, batch, ns.num_workers, train=False, pin=pin) if val_ds else None
