@@ -32,8 +32,9 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def bench_train(names: list[str], sample_size: int, reps: int) -> dict:
-    """Per-example step cost on the fly vs on latents for each config (median of `reps`, after a warm-up)."""
+def bench_train(names: list[str], sample_size: int, reps: int, fly_reps: int) -> dict:
+    """Per-example step cost on the fly vs on latents for each config: medians of `reps` latent steps and
+    `fly_reps` on-the-fly steps (two VAE encodes each, the expensive part), interleaved, after warm-ups."""
     import numpy as np
     import torch
 
@@ -66,18 +67,18 @@ def bench_train(names: list[str], sample_size: int, reps: int) -> dict:
             module.zero_grad(set_to_none=True)
 
         with torch.no_grad():
-            encode_s = [_timed(lambda: model.pretransform.posterior(audio)) for _ in range(2)][-1]
-        on_the_fly(0)
-        on_latents(0)
+            encode_s = _timed(lambda: model.pretransform.posterior(audio))  # also the VAE's warm-up
+        on_latents(0)  # the DiT's warm-up
         fly, lat = [], []
         for i in range(reps):  # alternate, so both see the same load
-            fly.append(_timed(lambda: on_the_fly(i + 1)))
             lat.append(_timed(lambda: on_latents(i + 1)))
+            if i < fly_reps:
+                fly.append(_timed(lambda: on_the_fly(i + 1)))
         f, la = float(np.median(fly)), float(np.median(lat))
         out[name] = {"sample_size": sample_size, "channels": model.audio_channels, "latent_frames": frames,
                      "dit_params_M": round(sum(p.numel() for p in model.dit.parameters()) / 1e6, 1),
                      "vae_encode_s": encode_s, "on_the_fly_s": f, "on_latents_s": la, "ratio": f / la,
-                     "reps": reps}
+                     "reps": reps, "fly_reps": fly_reps}
         print(json.dumps({"train": {name: out[name]}}), flush=True)
         del module, model
     return out
@@ -143,7 +144,8 @@ def main() -> None:
     p.add_argument("--what", default="train,prepare,loader")
     p.add_argument("--configs", default="A0,full")
     p.add_argument("--sample_size", type=int, default=262144, help="segment (paper: 262144 samples, stereo)")
-    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--reps", type=int, default=3, help="timed latent steps per config")
+    p.add_argument("--fly_reps", type=int, default=1, help="timed on-the-fly steps per config (slow on CPU)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--prepare_files", type=int, default=4)
@@ -161,7 +163,7 @@ def main() -> None:
     files = sorted(a.data.glob("*.flac"))[:a.prepare_files]
     what, results = a.what.split(","), {"threads": a.threads}
     if "train" in what:
-        results["train"] = bench_train(a.configs.split(","), a.sample_size, a.reps)
+        results["train"] = bench_train(a.configs.split(","), a.sample_size, a.reps, min(a.fly_reps, a.reps))
     if "prepare" in what or "loader" in what:
         results["prepare"] = bench_prepare(files, out, a.num_lr, a.sample_size)
     if "loader" in what:
