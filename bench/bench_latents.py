@@ -152,7 +152,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=2, help="loader batch")
     p.add_argument("--num_lr", type=int, default=8)
     p.add_argument("--loader_items", type=int, default=64)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, default=0,
+                   help="loader workers (default 0: items/s of one core; with few files, workers restart every epoch)")
+    p.add_argument("--shards", type=Path, default=None, help="loader: shards of --data already prepared")
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args()
     import torch
@@ -164,10 +166,13 @@ def main() -> None:
     what, results = a.what.split(","), {"threads": a.threads}
     if "train" in what:
         results["train"] = bench_train(a.configs.split(","), a.sample_size, a.reps, min(a.fly_reps, a.reps))
-    if "prepare" in what or "loader" in what:
+    if "prepare" in what:
         results["prepare"] = bench_prepare(files, out, a.num_lr, a.sample_size)
     if "loader" in what:
-        results["loader"] = bench_loader(out / "shards", files, a.sample_size, a.loader_items, a.workers,
+        shards = a.shards or out / "shards"
+        if not (shards / "index.json").is_file():
+            results["prepare"] = bench_prepare(files, out, a.num_lr, a.sample_size)
+        results["loader"] = bench_loader(shards, files, a.sample_size, a.loader_items, a.workers,
                                          min(a.batch, len(files)))
     (out / "bench_latents.json").write_text(json.dumps(results, indent=1) + "\n")
     print(f"results: {out / 'bench_latents.json'}")
