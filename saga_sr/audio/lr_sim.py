@@ -10,6 +10,8 @@
 4. trimmed or zero-padded back to the input length.
 
 An explicit `cutoff` is used as given (no roll-off cap). Deterministic for a seed or generator.
+`filter_type="resample"` skips step 2: only the resampler's own anti-aliasing filter acts, which is what a
+real low-rate file is (a 16 kHz recording = cutoff 8000, 22.05 kHz = cutoff 11025).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from saga_sr.audio.spectral import rolloff
 CUTOFF_RANGE = (2000, 16000)
 MIN_CUTOFF_HZ = 2000.0
 ROLLOFF_CAP = 0.94
+RESAMPLE_ONLY = "resample"  # filter_type of a real low-rate file: no extra low-pass
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,9 @@ def simulate_lr(
         filter_type = FILTER_TYPES[int(rng.integers(len(FILTER_TYPES)))]
     if order is None:
         order = int(rng.integers(ORDER_RANGE[0], ORDER_RANGE[1] + 1))
-    sos = lowpass_sos(filter_type, int(order), float(cutoff), int(sr))
-    y = _band_limit(zero_phase_lowpass(np.nan_to_num(x), sos), int(sr), float(cutoff))
+    x = np.nan_to_num(x)
+    if filter_type != RESAMPLE_ONLY:
+        x = zero_phase_lowpass(x, lowpass_sos(filter_type, int(order), float(cutoff), int(sr)))
+    y = _band_limit(x, int(sr), float(cutoff))
     y = y.astype(np.float32)
     return LRResult(audio=y[0] if squeeze else y, cutoff_hz=float(cutoff), filter_type=filter_type, order=int(order))

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from saga_sr.cli import CliError
-from saga_sr.cli.options import add_output_policy, finite_float, positive_float, positive_int, torch_device
+from saga_sr.cli.options import (add_output_policy, finite_float, model_or_shipped, positive_float, positive_int,
+                                 torch_device)
 from saga_sr.errors import AudioError
 from saga_sr.inference.bands import DEFAULT_TARGET_ROLLOFF
 from saga_sr.outputs import apply_existing_policy, check_writable, plan_outputs, prepare_folders
@@ -35,15 +36,17 @@ def register(subparsers) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders (searched recursively)")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output folder, or the output file (NAME.wav) when there is one input file")
-    p.add_argument("--model", required=True, metavar="DIR",
-                   help="exported model folder (config.json + model.safetensors) or a training .ckpt")
+    p.add_argument("--model", metavar="DIR",
+                   help="exported model folder (config.json + model.safetensors) or a training .ckpt "
+                        "(default: the shipped saga-sr-mini)")
     p.add_argument("--input-cutoff", type=positive_float, metavar="HZ",
                    help="input band edge in Hz (default: the paper's 98.5%% spectral roll-off of each input)")
     p.add_argument("--target-rolloff", type=positive_float, default=DEFAULT_TARGET_ROLLOFF, metavar="X",
                    help="target roll-off: 0-1 normalised (bin/1025) or Hz if > 1 (default %(default)s, ~19.9 kHz)")
     p.add_argument("--prompt", metavar="TEXT",
                    help="caption for every input (default: NAME.caption.txt beside each input, else empty)")
-    p.add_argument("--steps", type=positive_int, default=100, help="Euler steps (default %(default)s)")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="Euler steps (default: the model's default_steps, else 100)")
     p.add_argument("--schedule", default="linear_quadratic", choices=["linear_quadratic", "logsnr_linear"],
                    help="time grid (default %(default)s, the paper's)")
     p.add_argument("--cfg-audio", type=finite_float, default=1.4, help="acoustic (LR) guidance scale s_a (default 1.4)")
@@ -91,9 +94,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(f"--target-rolloff: {exc}") from exc
     pairs, kept = _plan_outputs(args)
-    from saga_sr.models.checkpoint import check_model_path  # lazy: imports torch
-
-    model_path = check_model_path(args.model, "--model")
+    model_path = model_or_shipped(args.model)
     device = torch_device(args.device)
     if not pairs:
         print(f"upsample: 0 ok, 0 failed, {len(kept)} kept (existing)")
@@ -105,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(model_path, device=device, text_encoder_path=args.text_encoder_path)
     up = Upsampler(model, device, args.precision)
+    steps = args.steps or model.default_steps or 100
     prepare_folders([dst for _, dst in pairs] + kept)
     if kept:
         print(f"upsample: {len(kept)} existing output(s) kept (--skip-existing)", file=sys.stderr)
@@ -115,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             wav, sr = load_audio(src, target_sr=None, downmix=args.downmix)
             out = up.upsample(wav, sr, input_cutoff_hz=args.input_cutoff, target_rolloff=args.target_rolloff,
-                              prompt=_prompt_for(src, args.prompt), steps=args.steps, cfg_audio=args.cfg_audio,
+                              prompt=_prompt_for(src, args.prompt), steps=steps, cfg_audio=args.cfg_audio,
                               cfg_text=args.cfg_text, seed=args.seed, lfr=not args.no_lfr,
                               batch_size=args.batch_size, progress=show, schedule=args.schedule)
             save_audio(dst, out, up.sr)

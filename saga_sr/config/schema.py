@@ -108,6 +108,11 @@ PATCHED_PRETRANSFORM = Obj({
     "scale": opt(POS_NUM),  # latents are divided by it
     "config": req(Obj({"channels": req(POS_INT), "patch_size": req(POS_INT)})),
 })
+SPECTROGRAM_PRETRANSFORM = Obj({
+    "type": req(Scalar("str", ("spectrogram",))),
+    "scale": opt(NUM),
+    "config": req(Obj({"channels": req(POS_INT), "n_fft": req(POS_INT), "hop": req(POS_INT), "power": opt(NUM)})),
+})
 
 T5_CONDITIONER = Obj({
     "id": req(STR), "type": req(STR),
@@ -147,6 +152,7 @@ DIFFUSION = Obj({
     # ours
     "rolloff_conditioner": opt(Tagged("type", {"fourier": Obj({"type": req(STR), "dropout_rate": opt(PROB)})})),
     "cfg_scales": opt(Obj({"audio": opt(NONNEG_NUM), "text": opt(NONNEG_NUM)})),
+    "default_steps": opt(POS_INT),
     "use_cross_attn_mask": opt(BOOL),
 })
 
@@ -164,7 +170,8 @@ CONFIG = Obj({
     "model_type": req(Scalar("str", ("diffusion_cond",))),
     "sample_rate": req(POS_INT), "sample_size": req(POS_INT), "audio_channels": req(POS_INT),
     "model": req(Obj({
-        "pretransform": req(Tagged("type", {"autoencoder": AUTOENCODER_PRETRANSFORM, "patched": PATCHED_PRETRANSFORM})),
+        "pretransform": req(Tagged("type", {"autoencoder": AUTOENCODER_PRETRANSFORM, "patched": PATCHED_PRETRANSFORM,
+                                                            "spectrogram": SPECTROGRAM_PRETRANSFORM})),
         "conditioning": req(Obj({
             "configs": req(Arr(Tagged("type", {"t5": T5_CONDITIONER, "number": NUMBER_CONDITIONER}))),
             "cond_dim": req(POS_INT),

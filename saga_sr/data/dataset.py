@@ -4,6 +4,12 @@ Item: ``(hr [C, L] float tensor, metadata)`` with metadata keys ``lr_audio`` ([C
 ([L] bool, True = real audio), ``audio_path``, ``lr_cutoff_hz``, ``seconds_start``, ``seconds_total``, ``prompt``,
 ``caption``, ``transcript``, ``domain`` and, with ``compute_rolloff``, ``rolloff_low`` / ``rolloff_high`` (Hz,
 input / target) and ``input_rolloff`` / ``target_rolloff`` (normalised bin / 1025).
+
+HR roll-off: the HR segment's 98.5 % roll-off (the paper's), unless the manifest gives the file's measured
+bandwidth (``bandwidth_hz``, where its spectrum ends): then that bandwidth is the HR roll-off, both as the
+target roll-off (so the knob means "content up to this frequency" and inference's default 0.9, 19.9 kHz, asks
+for a full-band file) and as the cap of the simulated LR cutoff (so speech is also seen cut at 8-16 kHz,
+where its energy roll-off would have capped the cutoff at a few kHz).
 """
 
 from __future__ import annotations
@@ -102,7 +108,13 @@ class SAGASRDataset(Dataset):
         entry = self.entries[i]
         seg: Segment = read_segment(entry, self.sample_size, self.sample_rate, self.audio_channels, rng)
         hr = seg.audio[:, :seg.valid]
-        hr_norm, hr_hz = _rolloff(hr, self.sample_rate)
+        if entry.bandwidth_hz > 0:
+            from saga_sr.audio.spectral import hz_to_normalized
+
+            hr_hz = min(entry.bandwidth_hz, self.sample_rate / 2)
+            hr_norm = hz_to_normalized(hr_hz, self.sample_rate)
+        else:
+            hr_norm, hr_hz = _rolloff(hr, self.sample_rate)
         lr_res = simulate_lr(hr, self.sample_rate, rng=rng, cutoff_range=self.cutoff_range,
                              hr_rolloff_hz=hr_hz if hr_hz > 0 else None)
         lr = np.zeros_like(seg.audio)

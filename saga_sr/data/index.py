@@ -39,6 +39,7 @@ class AudioEntry:
     caption: str = ""
     transcript: str = ""
     domain: str = ""
+    bandwidth_hz: float = 0.0  # measured bandwidth from a manifest column (0: unknown); see SAGASRDataset
 
     @property
     def seconds(self) -> float:
@@ -83,6 +84,20 @@ def check_audio(path: Path, block_seconds: float = 10.0) -> tuple[sf._SoundFileI
     if peak < SILENCE_PEAK:
         return None, f"silent: peak {peak:.2e} < {SILENCE_PEAK:.0e}"
     return info, ""
+
+
+def _bandwidth(row: dict, path: Path) -> float:
+    """The manifest's `bandwidth_hz` (Hz; 0 or absent: unknown); a malformed value is an error naming the file."""
+    raw = str(row.get("bandwidth_hz", "") or "").strip()
+    if not raw:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise DataError(f"{path}: manifest bandwidth_hz {raw!r} is not a number") from None
+    if not (value >= 0 and np.isfinite(value)):
+        raise DataError(f"{path}: manifest bandwidth_hz {raw!r} must be a non-negative number of Hz")
+    return value
 
 
 def _short(exc: Exception) -> str:
@@ -192,7 +207,7 @@ def build_index(source: str | Path | list, *, cache_path: str | Path | None = No
             path=path, frames=frames, sample_rate=sr, channels=channels,
             caption=row.get("caption") or read_sidecar(path, "caption"),
             transcript=row.get("transcript") or read_sidecar(path, "transcript"),
-            domain=row.get("domain", "")))
+            domain=row.get("domain", ""), bandwidth_hz=_bandwidth(row, path)))
     if cache_path is not None and update_cache:
         tmp = Path(cache_path).with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(cache), encoding="utf-8")

@@ -17,7 +17,7 @@ ModelFn = Callable[..., Mapping[str, np.ndarray]]
 RoundTripFn = Callable[[np.ndarray, int], np.ndarray]
 
 
-def model_functions(model, *, steps: int = 50, seed: int = 0, device: str = "cpu", precision: str = "fp32",
+def model_functions(model, *, steps: int | None = None, seed: int = 0, device: str = "cpu", precision: str = "fp32",
                     batch_size: int = 4, cfg_audio: float | None = None,
                     cfg_text: float | None = None) -> tuple[ModelFn, RoundTripFn]:
     """The model's two systems: (LR -> {"ours", "ours_no_lfr"}) through the Upsampler, and the pretransform round trip.
@@ -29,6 +29,7 @@ def model_functions(model, *, steps: int = 50, seed: int = 0, device: str = "cpu
     matches `saga-sr upsample` up to chunk-seam crossfades, at half the sampling cost of a second pass.
     """
     up = Upsampler(model, device, precision)
+    steps = steps or getattr(model, "default_steps", None) or 50  # the model's own default, else 50
     scales = getattr(model, "cfg_scales", {}) or {}
     kwargs = dict(steps=steps, seed=seed, batch_size=batch_size,
                   cfg_audio=cfg_audio if cfg_audio is not None else scales.get("audio", 1.4),

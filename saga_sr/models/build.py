@@ -34,12 +34,15 @@ COMPONENT_PREFIXES = {
 
 
 def build_pretransform(cfg: dict) -> nn.Module:
-    """AutoencoderPretransform (Oobleck VAE) or PatchedPretransform from `model.pretransform`."""
+    """AutoencoderPretransform (Oobleck VAE), PatchedPretransform or SpectrogramPretransform from `model.pretransform`."""
     pt = cfg["model"]["pretransform"]
     inner = pt["config"]
     if pt["type"] == "patched":
         return pretransforms.PatchedPretransform(channels=inner["channels"], patch_size=inner["patch_size"],
                                                  scale=pt.get("scale", 1.0))
+    if pt["type"] == "spectrogram":
+        return pretransforms.SpectrogramPretransform(channels=inner["channels"], n_fft=inner["n_fft"], hop=inner["hop"],
+                                                     power=inner.get("power", 0.3), scale=pt.get("scale", 1.0))
 
     encoder = autoencoder.OobleckEncoder(**inner["encoder"]["config"])
     decoder = autoencoder.OobleckDecoder(**inner["decoder"]["config"])

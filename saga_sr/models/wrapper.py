@@ -44,6 +44,8 @@ class SagaSRModel(nn.Module):
         self.global_cond_ids: list[str] = list(diffusion.get("global_cond_ids", []))
         self.diffusion_objective: str = diffusion.get("diffusion_objective", "v")
         self.cfg_scales: dict = dict(diffusion.get("cfg_scales", {}))
+        # sampling steps a model was tuned for (the CLI's default for it); None: the caller's own default
+        self.default_steps: int | None = diffusion.get("default_steps")
 
     def train(self, mode: bool = True) -> "SagaSRModel":
         super().train(mode)
