@@ -106,7 +106,7 @@ class Upsampler:
 
     # ---- public -------------------------------------------------------------------------------------------
     def upsample(self, wav: np.ndarray, sr: int, *, input_cutoff_hz: float | None = None,
-                 target_rolloff: float | None = None, prompt: str | None = None, steps: int = 100,
+                 target_rolloff: float | None = None, prompt: str | None = None, steps: int | None = None,
                  cfg_audio: float = 1.4, cfg_text: float = 1.2, seed: int = 0, lfr: bool = True,
                  batch_size: int = 4, progress: bool | ProgressFn = False,
                  schedule: str = "linear_quadratic") -> np.ndarray:
@@ -123,6 +123,7 @@ class Upsampler:
         x = _as_audio(wav)
         if not MIN_INPUT_SR <= int(sr) <= MAX_INPUT_SR:
             raise AudioError(f"input sample rate {sr} Hz is outside {MIN_INPUT_SR}-{MAX_INPUT_SR} Hz")
+        steps = steps or getattr(self.model, "default_steps", None) or 100  # the model's own default first
         if steps < 1 or batch_size < 1:
             raise ValueError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
         lr = self._resample(x, int(sr))
