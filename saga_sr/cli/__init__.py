@@ -26,6 +26,7 @@ COMMANDS = [
     "saga_sr.cli.evaluate_cmd",  # evaluate
     "saga_sr.cli.ladder_cmd",  # ladder
     "saga_sr.cli.demo_cmd",  # demo
+    "saga_sr.cli.app_cmd",  # app (the web page)
 ]
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from saga_sr.cli import CliError
@@ -76,13 +75,6 @@ def _plan_outputs(args: argparse.Namespace) -> tuple[list[tuple[Path, Path]], li
     return todo, kept
 
 
-def _prompt_for(src: Path, prompt: str | None) -> str:
-    if prompt is not None:
-        return prompt
-    side = src.with_name(src.stem + ".caption.txt")
-    return side.read_text(encoding="utf-8", errors="replace").strip() if side.is_file() else ""
-
-
 def run(args: argparse.Namespace) -> int:
     from saga_sr.inference.bands import resolve_target_rolloff  # lazy: keeps `saga-sr --help` fast
 
@@ -99,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"upsample: 0 ok, 0 failed, {len(kept)} kept (existing)")
         return 0
 
-    from saga_sr.audio.io import load_audio, save_audio  # lazy: keeps `saga-sr --help` fast
+    from saga_sr.data.caption import sidecar_path  # lazy: keeps `saga-sr --help` fast
+    from saga_sr.inference.files import failure_line, resolve_prompt, upsample_file
     from saga_sr.inference.pipeline import Upsampler
     from saga_sr.models.checkpoint import load_model
 
@@ -111,24 +104,21 @@ def run(args: argparse.Namespace) -> int:
     ok, failed = 0, []
     show = not args.quiet and sys.stderr.isatty()
     for n, (src, dst) in enumerate(pairs, 1):
-        t0 = time.perf_counter()
         try:
-            wav, sr = load_audio(src, target_sr=None, downmix=args.downmix)
-            out = up.upsample(wav, sr, input_cutoff_hz=args.input_cutoff, target_rolloff=args.target_rolloff,
-                              prompt=_prompt_for(src, args.prompt), steps=args.steps, cfg_audio=args.cfg_audio,
-                              cfg_text=args.cfg_text, seed=args.seed, lfr=not args.no_lfr,
-                              batch_size=args.batch_size, progress=show, schedule=args.schedule)
-            save_audio(dst, out, up.sr)
+            res = upsample_file(up, src, dst, prompt=resolve_prompt(args.prompt, sidecar_path(src)),
+                                downmix=args.downmix, input_cutoff_hz=args.input_cutoff,
+                                target_rolloff=args.target_rolloff, steps=args.steps, cfg_audio=args.cfg_audio, cfg_text=args.cfg_text,
+                                seed=args.seed, lfr=not args.no_lfr, batch_size=args.batch_size, progress=show,
+                                schedule=args.schedule)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 -- one bad file must not stop the batch
             failed.append(src)
-            print(f"[{n}/{len(pairs)}] FAILED {src}: {exc}", file=sys.stderr)
+            print(f"[{n}/{len(pairs)}] FAILED {failure_line(src, exc)}", file=sys.stderr)
             continue
         ok += 1
         if not args.quiet:
-            secs = time.perf_counter() - t0
-            print(f"[{n}/{len(pairs)}] {src} -> {dst} ({out.shape[1] / up.sr:.1f} s audio in {secs:.1f} s)",
+            print(f"[{n}/{len(pairs)}] {src} -> {dst} ({res.seconds:.1f} s audio in {res.elapsed:.1f} s)",
                   file=sys.stderr)
     print(f"upsample: {ok} ok, {len(failed)} failed, {len(kept)} kept (existing)"
           + (f" ({', '.join(map(str, failed))})" if failed else ""))

@@ -36,7 +36,7 @@ from saga_sr.inference.samplers import euler
 from saga_sr.inference.schedules import make_schedule
 from saga_sr.inference.windows import WindowPlan, plan_windows, window_weights
 
-__all__ = ["Upsampler", "PRECISIONS", "MIN_INPUT_SR", "MAX_INPUT_SR", "window_seed"]
+__all__ = ["Upsampler", "Bands", "PRECISIONS", "MIN_INPUT_SR", "MAX_INPUT_SR", "window_seed"]
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 MIN_INPUT_SR, MAX_INPUT_SR = 4000, 48000
@@ -80,6 +80,15 @@ class Timings:
     lfr: float = 0.0           # low-frequency replacement
 
 
+@dataclass(frozen=True)
+class Bands:
+    """The band numbers the last call used (reported by the CLI and the web page)."""
+    input_cutoff_hz: float     # the input band edge: detected unless given; LFR keeps the input below it
+    input_rolloff: float       # the input roll-off the model was conditioned on (normalised)
+    target_rolloff: float      # the target roll-off (normalised) ...
+    target_hz: float           # ... and in Hz
+
+
 class Upsampler:
     """Super-resolution with a loaded SagaSRModel (any weights). Build once, call `upsample` per file.
 
@@ -102,6 +111,7 @@ class Upsampler:
         # latent frames per window: the model's training length unless overridden (shorter = less memory)
         self.window_frames = int(window_frames or max(1, int(model.sample_size) // self.ratio))
         self.timings = Timings()
+        self.bands: Bands | None = None
         self._cond_cache: tuple[dict, dict] | None = None
 
     # ---- public -------------------------------------------------------------------------------------------
@@ -109,13 +119,16 @@ class Upsampler:
                  target_rolloff: float | None = None, prompt: str | None = None, steps: int = 100,
                  cfg_audio: float = 1.4, cfg_text: float = 1.2, seed: int = 0, lfr: bool = True,
                  batch_size: int = 4, progress: bool | ProgressFn = False,
-                 schedule: str = "linear_quadratic") -> np.ndarray:
+                 schedule: str = "linear_quadratic", on_windows: ProgressFn | None = None) -> np.ndarray:
         """wav [C, L] (or [L]) at `sr` (4-48 kHz) -> float32 [C, L'] at 44.1 kHz with L' = round(L * 44100 / sr).
 
         input_cutoff_hz: the input band edge; default the paper's 98.5 % roll-off of the input.
         target_rolloff: normalised (<= 1) or Hz (> 1); default 0.9 normalised (about 19.9 kHz).
         prompt: caption text (None = empty caption). cfg_audio / cfg_text: s_a / s_t of the paper's CFG.
         Deterministic for a seed: window i's noise comes from `window_seed(seed, i)`.
+        progress: a tqdm bar (True) or `progress(done, total)` in sampling steps + decode chunks;
+        on_windows: `on_windows(done, total)` in sampling windows (x model items): at the start and per batch.
+        The band numbers used are left in `self.bands`, the time per stage in `self.timings`.
         """
         self.timings = Timings()
         self._cond_cache = None
@@ -126,18 +139,19 @@ class Upsampler:
         if steps < 1 or batch_size < 1:
             raise ValueError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
         lr = self._resample(x, int(sr))
-        cutoff_hz = float(input_cutoff_hz) if input_cutoff_hz is not None else streaming_rolloff_hz(lr, self.sr)
+        cutoff_hz = float(input_cutoff_hz) if input_cutoff_hz is not None else self._detect_cutoff(lr)
         if cutoff_hz <= 0:
             raise AudioError("no input band found (silent input?); pass input_cutoff_hz")
         cutoff_hz = min(cutoff_hz, int(sr) / 2, self.sr / 2)  # nothing of the input exists above its Nyquist
         target_norm, target_hz = resolve_target_rolloff(target_rolloff, self.sr)
+        self.bands = Bands(cutoff_hz, hz_to_normalized(cutoff_hz, self.sr), target_norm, target_hz)
         self.timings.prepare = time.perf_counter() - t0
 
         items = self._items(lr)
         length = lr.shape[1]
         total_frames = -(-length // self.ratio)
         plan = plan_windows(total_frames, self.window_frames, int(self.window_frames * self.overlap))
-        meta = {"prompt": prompt or "", "input_rolloff": hz_to_normalized(cutoff_hz, self.sr),
+        meta = {"prompt": prompt or "", "input_rolloff": self.bands.input_rolloff,
                 "target_rolloff": target_norm, "rolloff_low": cutoff_hz, "rolloff_high": target_hz,
                 "seconds_total": length / self.sr}
         ts = make_schedule(schedule, steps)
@@ -147,8 +161,11 @@ class Upsampler:
         batches = [jobs[k:k + batch_size] for k in range(0, len(jobs), batch_size)]
         tick, close = _progress(progress, len(batches) * steps + len(decoder.plan))
         pending: dict[int, list[torch.Tensor | None]] = {}
-        for batch in batches:
+        windows = on_windows or (lambda done, total: None)
+        windows(0, len(jobs))
+        for k, batch in enumerate(batches):
             z = self._sample_batch(batch, plan, items, meta, ts, cfg_audio, cfg_text, seed, tick)
+            windows(min((k + 1) * batch_size, len(jobs)), len(jobs))
             for (w, i), z_item in zip(batch, z):
                 pending.setdefault(w, [None] * len(items))[i] = z_item
                 if all(v is not None for v in pending[w]):
@@ -161,7 +178,14 @@ class Upsampler:
         merged = out.mean(axis=1) if x.shape[0] == 1 and out.shape[1] > 1 else out.reshape(-1, length)
         return np.ascontiguousarray(merged, dtype=np.float32)
 
+    def detect_input_cutoff(self, wav: np.ndarray, sr: int) -> float:
+        """The input band edge in Hz that `upsample` uses when `input_cutoff_hz` is None (shown before a run)."""
+        return min(self._detect_cutoff(self._resample(_as_audio(wav), int(sr))), int(sr) / 2, self.sr / 2)
+
     # ---- helpers ------------------------------------------------------------------------------------------
+    def _detect_cutoff(self, lr: np.ndarray) -> float:
+        return streaming_rolloff_hz(lr, self.sr)
+
     def _resample(self, x: np.ndarray, sr: int) -> np.ndarray:
         if sr == self.sr:
             return x
