@@ -22,6 +22,7 @@ gradio_client = pytest.importorskip("gradio_client", reason="the app extra (grad
 from gradio_client import Client, handle_file  # noqa: E402
 
 STEPS = 2
+pytestmark = pytest.mark.slow  # a served page: ~25 s to start, seconds per call
 
 
 def sensitive_tiny_model() -> torch.nn.Module:
@@ -181,7 +182,9 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 @pytest.mark.browser
 def test_headless_chromium_uploads_and_sees_the_result(served, tmp_path):
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.skip("Debian chromium + chromium-driver not installed (.ci/run installs them)")
+        if os.environ.get("CI"):  # CI installs them: a missing browser there is a failure, not a skip
+            pytest.fail(f"{CHROMIUM} / {CHROMEDRIVER} missing; .ci/run installs chromium and chromium-driver")
+        pytest.skip("Debian chromium + chromium-driver not installed (apt-get install chromium chromium-driver)")
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -227,3 +230,62 @@ def test_headless_chromium_uploads_and_sees_the_result(served, tmp_path):
         assert shot.stat().st_size > 20_000
     finally:
         driver.quit()
+
+
+def test_progress_counts_windows(tmp_path):
+    """The page's progress text is windows done / total, from the pipeline's own count."""
+    from saga_sr.app.runner import Settings, run_uploads, split_uploads
+    from saga_sr.inference.pipeline import Upsampler
+
+    up = Upsampler(sensitive_tiny_model(), "cpu", window_frames=32)
+    seen = []
+    src = write_tone(tmp_path / "t.wav", 16000, seconds=1.0)
+    out = run_uploads(up, split_uploads([src]), tmp_path / "out", Settings(steps=1, batch_size=2),
+                      report=lambda f, text: seen.append((f, text)))
+    assert out[0].error is None and (tmp_path / "out" / "t.wav").is_file()
+    windows = [text for _, text in seen if "windows" in text]
+    total = int(windows[0].split("/")[-1])
+    assert total > 4 and windows[0].endswith(f"windows 0/{total}") and windows[-1].endswith(f"{total}/{total}")
+    assert [f for f, _ in seen] == sorted(f for f, _ in seen) and seen[-1][0] == 1.0
+
+
+def test_upload_size_limit(client, tmp_path):
+    big = tmp_path / "big.wav"
+    sf.write(big, np.zeros((6 * 1024 * 1024 // 4 + 1000, 1), dtype=np.float32) + 0.1, 16000, subtype="FLOAT")
+    with pytest.raises(Exception, match="(?i)size|large|exceed"):
+        upsample(client, [big])
+
+
+def test_served_on_loopback_and_temp_folder_removed_at_stop(tmp_path):
+    """`saga-sr app` as a user starts it: 127.0.0.1 by default, uploads in a temporary folder that is gone
+    after Ctrl+C."""
+    import signal
+    import time
+    import urllib.request
+
+    model = _exported(tmp_path)
+    port = free_port()
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "saga_sr", "app", "--model", str(model), "--port", str(port),
+                             "--device", "cpu"], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stderr.readline()
+        assert f"on http://127.0.0.1:{port}" in line, line
+        tmp = Path(line.split("uploads in ", 1)[1].split(";", 1)[0])
+        assert tmp.is_dir()
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "the page never came up"
+                time.sleep(0.5)
+        assert "saga-sr" in page
+        listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
+        if listening:  # iproute2 present: the socket is bound to loopback only
+            assert {row.split()[3] for row in listening.splitlines()} == {f"127.0.0.1:{port}"}, listening
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    assert not tmp.exists()
