@@ -170,6 +170,18 @@ def test_target_rolloff_changes_the_high_band(client, tmp_path):
     assert np.abs(a - b).max() < 0.3 * a.max()
 
 
+def test_two_users_queue_and_the_microphone(client, served, tmp_path):
+    """A second user's job waits in the queue (one model, one job at a time) and then runs; a microphone
+    recording goes through the same step."""
+    other = Client(served[0], verbose=False, download_files=str(tmp_path / "other"), analytics_enabled=False)
+    a = write_tone(tmp_path / "a.wav", 22050)
+    rec = write_tone(tmp_path / "recording.wav", 48000)
+    jobs = [client.submit([handle_file(a)], None, 0.9, "", STEPS, 1.4, 1.2, 0, True, None, api_name="/upsample"),
+            other.submit(None, handle_file(rec), 0.9, "", STEPS, 1.4, 1.2, 0, True, None, api_name="/upsample")]
+    logs = [job.result(timeout=300)[6] for job in jobs]
+    assert "[1/1] a.wav -> a.wav" in logs[0] and "[1/1] microphone.wav -> microphone.wav" in logs[1]
+
+
 def test_nothing_uploaded_is_an_error(client):
     with pytest.raises(Exception, match="Nothing to upsample"):
         client.predict(None, None, 0.9, "", STEPS, 1.4, 1.2, 0, True, None, api_name="/upsample")
