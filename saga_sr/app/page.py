@@ -94,10 +94,9 @@ def build_page(up: Upsampler, *, model_label: str, defaults: Settings = Settings
         return value, value, "\n".join(lines) or "No input yet."
 
     def show(state, name):
+        """(input, output, spectrogram) of the result named `name`."""
         o = next((o for o in state or [] if o["name"] == name), None)
-        if o is None:
-            return None, None, None, ""
-        return o["input"], o["output"], o["spectrogram"], _row(o)
+        return (o["input"], o["output"], o["spectrogram"]) if o else (None, None, None)
 
     def run(files, mic, target, prompt, steps, cfg_audio, cfg_text, seed, lfr, edge, shown_edge,
             progress=gr.Progress()):
@@ -110,9 +109,10 @@ def build_page(up: Upsampler, *, model_label: str, defaults: Settings = Settings
             raise gr.Error("steps: must be at least 1")
         if edge is not None and shown_edge is not None and round(edge) == shown_edge:
             edge = None  # the detected value, untouched: detect again, unrounded
-        settings = replace(defaults, target_rolloff=float(target), prompt=prompt.strip() or None,
-                           steps=int(steps), cfg_audio=float(cfg_audio), cfg_text=float(cfg_text), seed=int(seed),
-                           lfr=bool(lfr), input_cutoff_hz=float(edge) if edge is not None else None)
+        settings = replace(defaults, target_rolloff=float(target), prompt=(prompt or "").strip() or None,
+                           steps=int(steps), cfg_audio=float(cfg_audio), cfg_text=float(cfg_text),
+                           seed=int(seed or 0), lfr=bool(lfr),
+                           input_cutoff_hz=float(edge) if edge is not None else None)
         _prune(out_root, keep)
         job = out_root / uuid.uuid4().hex[:12]
         outcomes = run_uploads(up, uploads, job, settings, report=lambda f, text: progress(f, desc=text))
@@ -125,8 +125,7 @@ def build_page(up: Upsampler, *, model_label: str, defaults: Settings = Settings
         first = next((o["name"] for o in state if not o["error"]), names[0])
         downloads = [o["output"] for o in state if o["output"]]
         table = "\n\n".join(_row(o) for o in state)
-        return (state, gr.update(choices=names, value=first), *show(state, first)[:3], table, downloads or None,
-                log)
+        return state, gr.update(choices=names, value=first), *show(state, first), table, downloads or None, log
 
     with gr.Blocks(title="saga-sr", analytics_enabled=False, delete_cache=(600, int(keep))) as page:
         gr.Markdown(f"## saga-sr: audio super-resolution to 44.1 kHz\nModel: `{model_label}`. Upload band-limited "
@@ -177,7 +176,7 @@ def build_page(up: Upsampler, *, model_label: str, defaults: Settings = Settings
         go.click(run, [files, mic, target, prompt, steps, cfg_audio, cfg_text, seed, lfr, edge, shown_edge],
                  [state, choice, in_player, out_player, spec, table, downloads, log], api_name="upsample",
                  concurrency_limit=1, concurrency_id="model")
-        choice.change(lambda s, n: show(s, n)[:3], [state, choice], [in_player, out_player, spec], api_name="show")
+        choice.change(show, [state, choice], [in_player, out_player, spec], api_name="show")
     return page.queue(default_concurrency_limit=1)
 
 
