@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -87,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     device = torch_device(args.device)
     model = load_model(model_path, device=device, text_encoder_path=args.text_encoder_path)
     up = Upsampler(model, device, args.precision)
+    # SIGTERM (a service manager, `timeout`) stops the page like Ctrl+C, so the temporary folder is removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="saga-sr-app-") as tmp:
         os.environ["GRADIO_TEMP_DIR"] = tmp  # Gradio's upload folder: read when the page is built
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
