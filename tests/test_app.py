@@ -104,7 +104,7 @@ def test_help_and_missing_model(capsys):
     if default_model_path() is None:  # until a model ships, no --model is a usage error that says so
         assert main(["app"]) == 2 and "pass --model" in capsys.readouterr().err
     assert main(["app", "--model", "/nonexistent/model"]) == 2
-    assert "/nonexistent/model: no such file" in capsys.readouterr().err
+    assert "--model /nonexistent/model: not found" in capsys.readouterr().err
 
 
 def test_detect_then_upsample_one_file(client, tmp_path, served):

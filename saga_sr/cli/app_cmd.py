@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from saga_sr.cli.options import positive_float, positive_int
+
 DESCRIPTION = __doc__.split("\n\n", 1)[1] if __doc__ else ""
 
 
@@ -29,14 +31,14 @@ def register(subparsers) -> None:
                    help="address to bind (default %(default)s: this machine only; 0.0.0.0 serves every network "
                         "this machine is on, with no login)")
     p.add_argument("--port", type=int, default=7860, help="port (default %(default)s)")
-    p.add_argument("--max-upload-mb", type=float, default=500.0, metavar="MB",
+    p.add_argument("--max-upload-mb", type=positive_float, default=500.0, metavar="MB",
                    help="largest file accepted per upload in MiB (default %(default)g)")
-    p.add_argument("--keep-minutes", type=float, default=60.0, metavar="M",
+    p.add_argument("--keep-minutes", type=positive_float, default=60.0, metavar="M",
                    help="uploads and results older than this are deleted while the page runs (default %(default)g)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda if available)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                    help="DiT autocast precision (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=4, help="windows per DiT batch (default %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=4, help="windows per DiT batch (default %(default)s)")
     p.add_argument("--text-encoder-path", metavar="PATH", help="local T5 folder for pretrained-T5 configs")
     p.set_defaults(func=run)
 
@@ -71,8 +73,6 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise CliError(f"--port {args.port}: must be 1-65535")
-    if args.max_upload_mb <= 0 or args.keep_minutes <= 0 or args.batch_size < 1:
-        raise CliError("--max-upload-mb and --keep-minutes must be positive, --batch-size at least 1")
     model_path = resolve_model(args.model)
     try:
         import gradio  # noqa: F401
