@@ -142,7 +142,7 @@ def test_bad_file_gets_the_cli_line(client, tmp_path, capsys):
 
 
 def _exported(tmp_path: Path) -> Path:
-    from saga_sr.training.export import export_model
+    from saga_sr.models.checkpoint import export_model
 
     out = tmp_path / "model"
     cfg = load_config("tiny")

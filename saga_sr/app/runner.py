@@ -130,7 +130,7 @@ def spectrogram(res: FileResult, path: Path, *, name: str) -> Path:
     """Input (resampled to 44.1 kHz, as the model sees it) and output side by side on the same axes, with the
     input band edge the run used drawn as a dashed line."""
     from saga_sr.audio.io import load_audio
-    from saga_sr.evaluation.plots import spectrogram_grid
+    from saga_sr.audio.plots import spectrogram_grid
 
     sr = 44100
     lr, _ = load_audio(res.src, target_sr=sr)

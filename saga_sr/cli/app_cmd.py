@@ -54,7 +54,7 @@ def resolve_model(value: str | None) -> Path:
             raise CliError("no model is shipped with this install yet; pass --model DIR (an exported model "
                            "folder or a training .ckpt, e.g. runs/x/model from `saga-sr train` or `saga-sr demo`)")
         return path
-    from saga_sr.training.export import check_model_path
+    from saga_sr.models.checkpoint import check_model_path
 
     return check_model_path(value, "--model")
 
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from saga_sr.app.runner import Settings
     from saga_sr.cli.options import torch_device
     from saga_sr.inference.pipeline import Upsampler
-    from saga_sr.training.export import load_model
+    from saga_sr.models.checkpoint import load_model
 
     device = torch_device(args.device)
     model = load_model(model_path, device=device, text_encoder_path=args.text_encoder_path)
