@@ -57,9 +57,11 @@ class SagaSRModel(nn.Module):
 
     # ---- latent space -------------------------------------------------------------------------------------
     @torch.no_grad()
-    def encode(self, audio: torch.Tensor) -> torch.Tensor:
-        """audio [B, audio_channels, L] -> latent [B, latent_channels, L / downsampling_ratio] (frozen)."""
-        return self.pretransform.encode(audio).detach()
+    def encode(self, audio: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """audio [B, audio_channels, L] -> latent [B, latent_channels, L / downsampling_ratio] (frozen).
+
+        A sampling VAE bottleneck draws its posterior noise from `generator` (None: the global RNG)."""
+        return self.pretransform.encode(audio, generator=generator).detach()
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -91,14 +93,16 @@ class SagaSRModel(nn.Module):
         return (global_vec + self.dit.timestep_embedding(t).to(global_vec.dtype))[:, None, :]
 
     def conditioning_inputs(self, cond: Cond, *, rolloff: tuple[torch.Tensor, torch.Tensor] | None = None,
-                            timestep: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
+                            timestep: torch.Tensor | None = None,
+                            generator: torch.Generator | None = None) -> dict[str, torch.Tensor | None]:
         """The DiT's conditioning kwargs from conditioner outputs (and normalised roll-offs (low, high)).
 
         Cross-attention: the cross_attention_cond_ids in order, then the roll-off token if this model has a
         rolloff_conditioner and `rolloff` is given. Global: the global ids' embeddings concatenated on
         channels. Prepend: `build_rolloff_prepend(low, high, timestep)` (needs `timestep`). `rolloff` is ignored
         by models without a rolloff_conditioner (paper-style configs read roll-offs as number conditioners
-        from the metadata fields `input_rolloff` / `target_rolloff`)."""
+        from the metadata fields `input_rolloff` / `target_rolloff`). `generator` drives the roll-off token's
+        dropout in training mode."""
         tokens, masks = [], []
         for cid in self.cross_attn_cond_ids:
             emb, mask = cond[cid]
@@ -109,7 +113,7 @@ class SagaSRModel(nn.Module):
         prepend = prepend_mask = None
         if rolloff is not None and self.rolloff_conditioner is not None:
             low, high = rolloff
-            token, global_vec = self.rolloff_conditioner(low, high)
+            token, global_vec = self.rolloff_conditioner(low, high, generator=generator)
             tokens.append(token)
             masks.append(torch.ones(token.shape[:2], dtype=torch.bool, device=token.device))
             if timestep is None:

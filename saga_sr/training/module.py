@@ -20,6 +20,7 @@ from saga_sr.flow import (NULL_LR_VALUE, VALIDATION_TIMESTEPS, flow_loss, interp
 from saga_sr.models.checkpoint import CONFIG_KEY
 from saga_sr.models.conditioners import MultiConditioner
 from saga_sr.models.wrapper import SagaSRModel
+from saga_sr.seeding import torch_generator
 from saga_sr.training.ema import ema_state_dict, make_ema
 from saga_sr.training.optim import build_optimizer
 from saga_sr.training.validation import validate_batch
@@ -72,29 +73,35 @@ class SAGASRTrainer(L.LightningModule):
         low, high = self._rolloff(metadata, t.device)
         return model.build_rolloff_prepend(low, high, t)
 
-    def dit_inputs(self, metadata: list[dict], t: torch.Tensor, model: SagaSRModel | None = None) -> dict:
-        """The DiT's conditioning kwargs for a batch (no dropout)."""
+    def dit_inputs(self, metadata: list[dict], t: torch.Tensor, model: SagaSRModel | None = None,
+                   generator: torch.Generator | None = None) -> dict:
+        """The DiT's conditioning kwargs for a batch (the roll-off token's dropout, in training mode, draws
+        from `generator`)."""
         model = model or self.diffusion
         cond = used_conditioner(model)(metadata, t.device)
-        return model.conditioning_inputs(cond, rolloff=self._rolloff(metadata, t.device), timestep=t)
+        return model.conditioning_inputs(cond, rolloff=self._rolloff(metadata, t.device), timestep=t,
+                                         generator=generator)
 
     # ---- the objective --------------------------------------------------------------------------------------
-    def encode_pair(self, audio: torch.Tensor, metadata: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(z_hr, z_lr) from the frozen pretransform, without gradients, in float32 (even under autocast)."""
+    def encode_pair(self, audio: torch.Tensor, metadata: list[dict],
+                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z_hr, z_lr) from the frozen pretransform, without gradients, in float32 (even under autocast); a
+        sampling VAE posterior draws from `generator`."""
         lr = torch.stack([m["lr_audio"] for m in metadata]).to(audio)
         with torch.no_grad():
-            return self.diffusion.encode(audio).float(), self.diffusion.encode(lr).float()
+            return (self.diffusion.encode(audio, generator).float(),
+                    self.diffusion.encode(lr, generator).float())
 
     def flow_step(self, audio: torch.Tensor, metadata: list[dict], generator: torch.Generator, *,
                   t: torch.Tensor | None = None, dropout: bool = True) -> torch.Tensor:
         """The masked rectified-flow loss of one batch (random t unless given; dropout for CFG in training)."""
-        z, z_lr = self.encode_pair(audio, metadata)
+        z, z_lr = self.encode_pair(audio, metadata, generator)
         b, device = z.shape[0], z.device
         if t is None:
             t = sample_timesteps(b, self.timestep_sampler, generator)
         t = t.to(device=device, dtype=z.dtype)
         noise = torch.randn(z.shape, generator=generator, device=generator.device).to(z)
-        inputs = self.dit_inputs(metadata, t)
+        inputs = self.dit_inputs(metadata, t, generator=generator)
         if dropout:
             drop_lr = (torch.rand(b, generator=generator, device=generator.device) < self.lr_dropout_prob).to(device)
             z_lr = torch.where(drop_lr[:, None, None], torch.full_like(z_lr, NULL_LR_VALUE), z_lr)
@@ -111,8 +118,7 @@ class SAGASRTrainer(L.LightningModule):
 
     def _generator(self, *parts: int) -> torch.Generator:
         """A generator seeded from (seed, rank, parts): the same draws after a resume."""
-        seed = hash((int(self.hparams.seed), int(self.global_rank), *map(int, parts))) % (2 ** 63)
-        return torch.Generator(device=self.device).manual_seed(seed)
+        return torch_generator(self.hparams.seed, self.global_rank, *parts, device=self.device)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         audio, metadata = batch

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from saga_sr.config import prepare_config, uses_rolloff
 from saga_sr.data import SAGASRDataset, build_index, collate, write_skipped_report
 from saga_sr.data.index import MANIFEST_SUFFIXES, read_manifest
+from saga_sr.data.sampler import EpochSampler
 from saga_sr.errors import DataError, ModelLoadError
 from saga_sr.models.build import build_model
 from saga_sr.models.checkpoint import CONFIG_KEY
@@ -79,7 +80,9 @@ def make_dataset(sources: list[Path], cfg: dict, ns: argparse.Namespace, *, dete
 
 
 def _loader(ds, batch_size: int, num_workers: int, *, train: bool, pin: bool):
-    return DataLoader(ds, batch_size=min(batch_size, len(ds)), shuffle=train, drop_last=train,
+    """Training order and draws come from an EpochSampler (a function of seed and epoch: resumable)."""
+    sampler = EpochSampler(len(ds), ds.seed) if train else None
+    return DataLoader(ds, batch_size=min(batch_size, len(ds)), sampler=sampler, drop_last=train,
                       num_workers=num_workers, collate_fn=collate, pin_memory=pin,
                       persistent_workers=num_workers > 0)
 

@@ -71,7 +71,7 @@ def validate_batch(module, audio: torch.Tensor, metadata: list[dict], batch_idx:
                    batch_size: int | None = None) -> dict[str, float]:
     """Sample, decode, LFR and score the batch; save the first examples on rank 0. Returns metric means."""
     hp = module.hparams
-    _, z_lr = module.encode_pair(audio, metadata)
+    _, z_lr = module.encode_pair(audio, metadata, module._generator(3, batch_idx))
     was_training = module.training
     module.eval()
     try:
