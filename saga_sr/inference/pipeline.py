@@ -23,18 +23,18 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import soxr
 import torch
 
 from saga_sr.audio.lfr import low_frequency_replace
+from saga_sr.audio.resample import resample
 from saga_sr.audio.spectral import hz_to_normalized
 from saga_sr.errors import AudioError, SagaError
 from saga_sr.inference.bands import resolve_target_rolloff, streaming_rolloff_hz
 from saga_sr.inference.guidance import TwoScaleCFG
-from saga_sr.inference.kv_cache import cached_cross_attention
 from saga_sr.inference.samplers import euler
 from saga_sr.inference.schedules import make_schedule
 from saga_sr.inference.windows import WindowPlan, plan_windows, window_weights
+from saga_sr.seeding import derive_seed, torch_generator
 
 __all__ = ["Upsampler", "PRECISIONS", "MIN_INPUT_SR", "MAX_INPUT_SR", "window_seed"]
 
@@ -45,8 +45,8 @@ _PER_WINDOW = frozenset({"seconds_start"})  # metadata fields that differ betwee
 
 
 def window_seed(seed: int, window: int) -> int:
-    """The noise seed of one window: a hash of (seed, window index), independent of batching and device."""
-    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(window)]).generate_state(1, np.uint64)[0] >> 1)
+    """The noise seed of one window: derived from (seed, window index), independent of batching and device."""
+    return derive_seed(seed, window)
 
 
 def _as_audio(wav: np.ndarray) -> np.ndarray:
@@ -163,10 +163,7 @@ class Upsampler:
 
     # ---- helpers ------------------------------------------------------------------------------------------
     def _resample(self, x: np.ndarray, sr: int) -> np.ndarray:
-        if sr == self.sr:
-            return x
-        y = soxr.resample(np.ascontiguousarray(x.T), sr, self.sr, quality="HQ")
-        return np.ascontiguousarray(np.asarray(y, dtype=np.float32).reshape(-1, x.shape[0]).T)
+        return resample(x, sr, self.sr).astype(np.float32, copy=False)
 
     def _items(self, lr: np.ndarray) -> list[np.ndarray]:
         """Model items [m, L]: a mono model takes each channel; a stereo model takes stereo (mono duplicated)."""
@@ -191,13 +188,6 @@ class Upsampler:
             seg[:, a - start: b - start] = item[:, a:b]
         return seg
 
-    def _fork_rng(self, seed: int):
-        devices = []
-        if self.device.type == "cuda":
-            devices = [self.device.index if self.device.index is not None else torch.cuda.current_device()]
-        ctx = torch.random.fork_rng(devices=devices)
-        return _SeededRng(ctx, seed)
-
     @torch.no_grad()
     def _sample_batch(self, batch, plan: WindowPlan, items, meta, ts, cfg_audio, cfg_text, seed, tick):
         model, dev, clock = self.model, self.device, time.perf_counter
@@ -206,17 +196,16 @@ class Upsampler:
                           for w, i in batch])
         z_lr = []
         for (w, _), one in zip(batch, audio):  # one by one: a sampling VAE bottleneck gets a per-window seed
-            with self._fork_rng(window_seed(seed + 1, w)):
-                z_lr.append(model.encode(torch.from_numpy(one[None]).to(dev)).float())
+            generator = torch_generator(seed + 1, w, device=dev)
+            z_lr.append(model.encode(torch.from_numpy(one[None]).to(dev), generator=generator).float())
         z_lr = torch.cat(z_lr)
         t1 = clock()
         metadata = [dict(meta, seconds_start=plan.starts[w] * self.ratio / self.sr) for w, _ in batch]
         cfg, dit = self._guided_velocity(metadata, z_lr, cfg_audio, cfg_text)
         t2 = clock()
-        noise = torch.stack([torch.randn(z_lr.shape[1:], generator=torch.Generator().manual_seed(window_seed(seed, w)))
+        noise = torch.stack([torch.randn(z_lr.shape[1:], generator=torch_generator(seed, w))
                              for w, _ in batch]).to(dev)
-        with cached_cross_attention(dit):
-            z = euler(cfg, noise, ts, callback=lambda *_: tick(1))
+        z = euler(cfg, noise, ts, callback=lambda *_: tick(1))
         self.timings.encode += t1 - t0
         self.timings.conditioning += t2 - t1
         self.timings.sampling += clock() - t2
@@ -279,20 +268,6 @@ class Upsampler:
         cfg = TwoScaleCFG(denoise, inputs, scale_audio=cfg_audio, scale_text=cfg_text,
                           dynamic=dynamic, prepare=prepare)
         return cfg, dit
-
-
-class _SeededRng:
-    """fork_rng + manual_seed: seeded global RNG inside, the caller's RNG state restored after."""
-
-    def __init__(self, ctx, seed: int) -> None:
-        self.ctx, self.seed = ctx, seed
-
-    def __enter__(self):
-        self.ctx.__enter__()
-        torch.manual_seed(self.seed)
-
-    def __exit__(self, *exc):
-        return self.ctx.__exit__(*exc)
 
 
 def _progress(progress: bool | ProgressFn, total: int) -> tuple[Callable[[int], None], Callable[[], None]]:
