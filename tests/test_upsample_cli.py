@@ -71,3 +71,27 @@ def test_missing_model_is_a_usage_error(tmp_path, capsys):
     code = main(["upsample", str(tmp_path / "x.wav"), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "nope")])
     assert code == 2 and "nope" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_cfg_scales_default_to_the_models_own_then_flags_win(tmp_path, monkeypatch):
+    """Like `evaluate` and validation: no flag -> the model config's cfg_scales; a flag (0 too) wins."""
+    from saga_sr.inference import pipeline
+
+    cfg = load_config("tiny")
+    cfg["sample_size"] = 8192
+    cfg["model"]["diffusion"]["cfg_scales"] = {"audio": 2.0, "text": 1.7}
+    model_dir = tmp_path / "model"
+    export_model(build_model(cfg, seed=0), model_dir)
+
+    calls = []
+
+    def record(self, wav, sr, **kwargs):
+        calls.append((kwargs["cfg_audio"], kwargs["cfg_text"]))
+        return np.zeros((wav.shape[0], round(wav.shape[1] * 44100 / sr)), np.float32)
+
+    monkeypatch.setattr(pipeline.Upsampler, "upsample", record)
+    write_tone(tmp_path / "a.wav", 16000, 1, seconds=0.2)
+    base = ["upsample", str(tmp_path / "a.wav"), "--model", str(model_dir), "--device", "cpu", "-q"]
+    assert main(base + ["-o", str(tmp_path / "o1")]) == 0
+    assert main(base + ["-o", str(tmp_path / "o2"), "--cfg-text", "0"]) == 0
+    assert calls == [(2.0, 1.7), (2.0, 0.0)]

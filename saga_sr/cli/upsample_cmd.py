@@ -46,8 +46,10 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=positive_int, default=100, help="Euler steps (default %(default)s)")
     p.add_argument("--schedule", default="linear_quadratic", choices=["linear_quadratic", "logsnr_linear"],
                    help="time grid (default %(default)s, the paper's)")
-    p.add_argument("--cfg-audio", type=finite_float, default=1.4, help="acoustic (LR) guidance scale s_a (default 1.4)")
-    p.add_argument("--cfg-text", type=finite_float, default=1.2, help="text guidance scale s_t (default 1.2)")
+    p.add_argument("--cfg-audio", type=finite_float, default=None,
+                   help="acoustic (LR) guidance scale s_a (default: the model config's cfg_scales, else 1.4)")
+    p.add_argument("--cfg-text", type=finite_float, default=None,
+                   help="text guidance scale s_t (default: the model config's cfg_scales, else 1.2)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default %(default)s)")
     p.add_argument("--no-lfr", action="store_true", help="skip low-frequency replacement")
     p.add_argument("--batch-size", type=positive_int, default=4, help="windows per DiT batch (default %(default)s)")
@@ -79,8 +81,9 @@ def _plan_outputs(args: argparse.Namespace) -> tuple[list[tuple[Path, Path]], li
 def _prompt_for(src: Path, prompt: str | None) -> str:
     if prompt is not None:
         return prompt
-    side = src.with_name(src.stem + ".caption.txt")
-    return side.read_text(encoding="utf-8", errors="replace").strip() if side.is_file() else ""
+    from saga_sr.data.index import read_sidecar  # lazy: saga_sr.data imports torch; keeps `--help` fast
+
+    return read_sidecar(src, "caption")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,11 +103,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     from saga_sr.audio.io import load_audio, save_audio  # lazy: keeps `saga-sr --help` fast
+    from saga_sr.inference.guidance import cfg_scales
     from saga_sr.inference.pipeline import Upsampler
     from saga_sr.models.checkpoint import load_model
 
     model = load_model(model_path, device=device, text_encoder_path=args.text_encoder_path)
     up = Upsampler(model, device, args.precision)
+    cfg_audio, cfg_text = cfg_scales(model, args.cfg_audio, args.cfg_text)
     prepare_folders([dst for _, dst in pairs] + kept)
     if kept:
         print(f"upsample: {len(kept)} existing output(s) kept (--skip-existing)", file=sys.stderr)
@@ -115,8 +120,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             wav, sr = load_audio(src, target_sr=None, downmix=args.downmix)
             out = up.upsample(wav, sr, input_cutoff_hz=args.input_cutoff, target_rolloff=args.target_rolloff,
-                              prompt=_prompt_for(src, args.prompt), steps=args.steps, cfg_audio=args.cfg_audio,
-                              cfg_text=args.cfg_text, seed=args.seed, lfr=not args.no_lfr,
+                              prompt=_prompt_for(src, args.prompt), steps=args.steps, cfg_audio=cfg_audio,
+                              cfg_text=cfg_text, seed=args.seed, lfr=not args.no_lfr,
                               batch_size=args.batch_size, progress=show, schedule=args.schedule)
             save_audio(dst, out, up.sr)
         except KeyboardInterrupt:

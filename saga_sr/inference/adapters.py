@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from saga_sr.audio.lfr import low_frequency_replace
+from saga_sr.inference.guidance import cfg_scales
 from saga_sr.inference.pipeline import Upsampler
 from saga_sr.inference.targets import takes_target_rolloff
 
@@ -29,10 +30,8 @@ def model_functions(model, *, steps: int = 50, seed: int = 0, device: str = "cpu
     matches `saga-sr upsample` up to chunk-seam crossfades, at half the sampling cost of a second pass.
     """
     up = Upsampler(model, device, precision)
-    scales = getattr(model, "cfg_scales", {}) or {}
-    kwargs = dict(steps=steps, seed=seed, batch_size=batch_size,
-                  cfg_audio=cfg_audio if cfg_audio is not None else scales.get("audio", 1.4),
-                  cfg_text=cfg_text if cfg_text is not None else scales.get("text", 1.2))
+    s_a, s_t = cfg_scales(model, cfg_audio, cfg_text)
+    kwargs = dict(steps=steps, seed=seed, batch_size=batch_size, cfg_audio=s_a, cfg_text=s_t)
 
     def model_fn(lr: np.ndarray, sr: int, cutoff: float, target_rolloff: float | None = None) -> dict[str, np.ndarray]:
         raw = up.upsample(lr, sr, input_cutoff_hz=cutoff, target_rolloff=target_rolloff, lfr=False, **kwargs)

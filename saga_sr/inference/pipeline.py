@@ -28,9 +28,10 @@ import torch
 from saga_sr.audio.lfr import low_frequency_replace
 from saga_sr.audio.resample import resample
 from saga_sr.audio.spectral import hz_to_normalized
+from saga_sr.config.typed import DEFAULT_CFG_AUDIO, DEFAULT_CFG_TEXT
 from saga_sr.errors import AudioError, SagaError
 from saga_sr.inference.bands import resolve_target_rolloff, streaming_rolloff_hz
-from saga_sr.inference.guidance import TwoScaleCFG
+from saga_sr.inference.guidance import guided_velocity
 from saga_sr.inference.samplers import euler
 from saga_sr.inference.schedules import make_schedule
 from saga_sr.inference.windows import WindowPlan, plan_windows, window_weights
@@ -107,8 +108,8 @@ class Upsampler:
     # ---- public -------------------------------------------------------------------------------------------
     def upsample(self, wav: np.ndarray, sr: int, *, input_cutoff_hz: float | None = None,
                  target_rolloff: float | None = None, prompt: str | None = None, steps: int = 100,
-                 cfg_audio: float = 1.4, cfg_text: float = 1.2, seed: int = 0, lfr: bool = True,
-                 batch_size: int = 4, progress: bool | ProgressFn = False,
+                 cfg_audio: float = DEFAULT_CFG_AUDIO, cfg_text: float = DEFAULT_CFG_TEXT, seed: int = 0,
+                 lfr: bool = True, batch_size: int = 4, progress: bool | ProgressFn = False,
                  schedule: str = "linear_quadratic") -> np.ndarray:
         """wav [C, L] (or [L]) at `sr` (4-48 kHz) -> float32 [C, L'] at 44.1 kHz with L' = round(L * 44100 / sr).
 
@@ -233,41 +234,13 @@ class Upsampler:
     def _guided_velocity(self, metadata: list[dict], z_lr: torch.Tensor, cfg_audio: float, cfg_text: float):
         """Conditioning computed once for the batch -> (TwoScaleCFG velocity, the DiT)."""
         model, dev = self.model, self.device
-        dit = model.dit
-        cond = self._conditioning(metadata)
-        rolloff = dynamic = None
+        rolloff = None
         if getattr(model, "rolloff_conditioner", None) is not None:
-            low = torch.tensor([m["input_rolloff"] for m in metadata], device=dev)
-            high = torch.tensor([m["target_rolloff"] for m in metadata], device=dev)
-            rolloff = (low, high)
-
-            def dynamic(t_b: torch.Tensor) -> dict:  # the seeds' prepend carries the timestep embedding
-                prepend = model.build_rolloff_prepend(low, high, t_b)
-                return {"prepend_cond": dit.project_conditioning(prepend_cond=prepend)["prepend_cond"],
-                        "prepend_cond_mask": torch.ones(prepend.shape[:2], dtype=torch.bool, device=dev)}
-        inputs = dict(model.conditioning_inputs(cond, rolloff=rolloff,
-                                                timestep=torch.ones(len(metadata), device=dev)))
-        if dynamic is not None:  # replaced at every step by `dynamic`
-            inputs.pop("prepend_cond", None)
-            inputs.pop("prepend_cond_mask", None)
-        inputs["cross_attn_cond_mask"] = inputs.pop("cross_attn_mask", None)
-        inputs = {k: v for k, v in inputs.items() if v is not None}
-        inputs["input_concat_cond"] = z_lr
-
-        def prepare(kwargs: dict) -> dict:
-            projected = dit.project_conditioning(kwargs.get("cross_attn_cond"), kwargs.get("global_embed"),
-                                                 kwargs.get("prepend_cond"))
-            return {**kwargs, **{k: v for k, v in projected.items() if v is not None}}
-
-        autocast = self._autocast
-
-        def denoise(x: torch.Tensor, t: torch.Tensor, **kwargs) -> torch.Tensor:
-            with autocast():
-                return dit(x, t, conditioning_projected=True, **kwargs)
-
-        cfg = TwoScaleCFG(denoise, inputs, scale_audio=cfg_audio, scale_text=cfg_text,
-                          dynamic=dynamic, prepare=prepare)
-        return cfg, dit
+            rolloff = (torch.tensor([m["input_rolloff"] for m in metadata], device=dev),
+                       torch.tensor([m["target_rolloff"] for m in metadata], device=dev))
+        cfg = guided_velocity(model, self._conditioning(metadata), z_lr, scale_audio=cfg_audio, scale_text=cfg_text,
+                              rolloff=rolloff, autocast=self._autocast)
+        return cfg, model.dit
 
 
 def _progress(progress: bool | ProgressFn, total: int) -> tuple[Callable[[int], None], Callable[[], None]]:

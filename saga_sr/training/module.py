@@ -14,14 +14,14 @@ import lightning as L
 import torch
 
 from saga_sr import __version__
+from saga_sr.config.typed import TrainingSettings
 from saga_sr.errors import DataError, SagaError
 from saga_sr.flow import (NULL_LR_VALUE, VALIDATION_TIMESTEPS, flow_loss, interpolate, latent_mask, sample_timesteps,
                           velocity_target)
 from saga_sr.models.checkpoint import CONFIG_KEY
-from saga_sr.models.conditioners import MultiConditioner
-from saga_sr.models.wrapper import SagaSRModel
+from saga_sr.models.wrapper import SagaSRModel, used_conditioner
 from saga_sr.seeding import torch_generator
-from saga_sr.training.ema import ema_state_dict, make_ema
+from saga_sr.training.ema import make_ema
 from saga_sr.training.optim import build_optimizer
 from saga_sr.training.validation import validate_batch
 
@@ -39,18 +39,18 @@ class SAGASRTrainer(L.LightningModule):
                  val_steps: int = 20, lowfreq_replace: bool = True, max_val_items: int = 4,
                  val_examples: int = 2, val_dir: str | None = None, seed: int = 0) -> None:
         super().__init__()
-        training = model.config.get("training", {}) or {}
         self.save_hyperparameters(ignore=["model"])
         self.diffusion = model
+        # the config's training block, overridden by the arguments that are given (None = not given)
+        self.settings = TrainingSettings.from_config(model.config).override(
+            learning_rate=learning_rate, use_ema=use_ema, ema_beta=ema_beta, timestep_sampler=timestep_sampler,
+            cfg_dropout_prob=cfg_dropout_prob, lr_dropout_prob=lr_dropout_prob)
+        s = self.settings
         self.learning_rate = learning_rate
-        self.timestep_sampler = timestep_sampler or training.get("timestep_sampler", "uniform")
-        self.cfg_dropout_prob = float(cfg_dropout_prob if cfg_dropout_prob is not None
-                                      else training.get("cfg_dropout_prob", 0.1))
-        self.lr_dropout_prob = float(lr_dropout_prob if lr_dropout_prob is not None
-                                     else training.get("lr_dropout_prob", 0.1))
+        self.timestep_sampler = s.timestep_sampler
+        self.cfg_dropout_prob, self.lr_dropout_prob = float(s.cfg_dropout_prob), float(s.lr_dropout_prob)
         _freeze_unused_conditioners(model)
-        use_ema = training.get("use_ema", False) if use_ema is None else use_ema
-        self.diffusion_ema = make_ema(model, beta=ema_beta or training.get("ema_beta", 0.9999)) if use_ema else None
+        self.diffusion_ema = make_ema(model, beta=float(s.ema_beta)) if s.use_ema else None
         self._val_items = 0
         self.last_val_step = -1
 
@@ -173,9 +173,6 @@ class SAGASRTrainer(L.LightningModule):
         return SagaSRModel(ema["model"], ema["conditioner"], m.pretransform, config=m.config,
                            rolloff_conditioner=ema["rolloff_conditioner"] if "rolloff_conditioner" in ema else None)
 
-    def export_state_dict(self) -> dict:
-        return ema_state_dict(self.diffusion, self.diffusion_ema) if self.diffusion_ema else self.diffusion.state_dict()
-
     # ---- optimiser and checkpoints ---------------------------------------------------------------------------
     def configure_optimizers(self):
         params = [p for p in self.diffusion.parameters() if p.requires_grad]
@@ -189,17 +186,6 @@ class SAGASRTrainer(L.LightningModule):
         checkpoint[CONFIG_KEY] = self.diffusion.config
         checkpoint["saga_sr_version"] = __version__
         checkpoint["saga_sr_ema"] = self.diffusion_ema is not None
-
-
-def used_conditioner(model: SagaSRModel):
-    """The model's MultiConditioner restricted to the ids the DiT reads, so that e.g. an LR-only config (seed
-    002's F0) never loads the T5 encoder it does not use. Shares the conditioner modules; not registered."""
-    full = model.conditioner
-    used = set(model.cross_attn_cond_ids) | set(model.global_cond_ids)
-    if used >= set(full.conditioners):
-        return full
-    return MultiConditioner({k: c for k, c in full.conditioners.items() if k in used},
-                            default_keys=getattr(full, "default_keys", None))
 
 
 def _freeze_unused_conditioners(model: SagaSRModel) -> None:
