@@ -101,15 +101,17 @@ def _init_context(device: str | torch.device | None, seed: int | None) -> Iterat
 
 
 def build_model(cfg: dict | str | Path, *, device: str | torch.device | None = None,
-                text_encoder_path: str | os.PathLike | None = None, seed: int | None = None) -> SagaSRModel:
+                text_encoder_path: str | os.PathLike | None = None, seed: int | None = None,
+                any_objective: bool = False) -> SagaSRModel:
     """A SagaSRModel from a config dict, file or shipped name; validated first (raises ConfigError).
 
     `device="meta"` allocates nothing; `seed` makes the random init reproducible without touching the
     global RNG. T5 weights (pretrained configs) load lazily on first use, from `text_encoder_path` or the
-    local Hugging Face cache. A model to run must be rectified flow (ConfigError otherwise); a "meta" build
-    inspects any stable-audio-tools config."""
+    local Hugging Face cache. A model to run must be rectified flow (ConfigError otherwise); a "meta" build, or
+    `any_objective=True` (a stable-audio-tools model as a weight source or parity reference, never trained or
+    sampled here), takes any objective."""
     cfg = load_config(cfg)
-    if (problem := objective_problem(cfg)) and str(device) != "meta":
+    if (problem := objective_problem(cfg)) and str(device) != "meta" and not any_objective:
         raise ConfigError([problem])
     with _init_context(device, seed):
         model = build_dit(cfg)

@@ -27,7 +27,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from torch.utils.data import DataLoader
 
 from saga_sr.config import prepare_config, uses_rolloff
-from saga_sr.config.typed import TrainingSettings
+from saga_sr.config.typed import ModelSettings, TrainingSettings
 from saga_sr.data import SAGASRDataset, build_index, collate, write_skipped_report
 from saga_sr.data.index import MANIFEST_SUFFIXES, read_manifest
 from saga_sr.data.sampler import EpochSampler
@@ -75,7 +75,8 @@ def make_dataset(sources: list[Path], cfg: dict, ns: argparse.Namespace, *, dete
                         + (f" ({len(index.skipped)} skipped, see {report})" if index.skipped else ""))
     log.info("%s: %d audio files, %d skipped%s", title, len(index.entries), len(index.skipped),
              f" (see {report})" if index.skipped else "")
-    return SAGASRDataset(sources, cfg["sample_size"], cfg["sample_rate"], cfg["audio_channels"],
+    s = ModelSettings.from_config(cfg)
+    return SAGASRDataset(sources, s.sample_size, s.sample_rate, s.audio_channels,
                          compute_rolloff=ns.compute_rolloff or uses_rolloff(cfg), use_caption=not ns.disable_caption,
                          deterministic=deterministic, seed=ns.seed, index=index)
 
