@@ -71,3 +71,30 @@ def test_missing_model_is_a_usage_error(tmp_path, capsys):
     code = main(["upsample", str(tmp_path / "x.wav"), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "nope")])
     assert code == 2 and "nope" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_band_edge_printed_and_report(tmp_path, model_dir, capsys):
+    """A 16 kHz file holding an 8 kHz band: the detected edge is printed; --report writes the sidecar with
+    the edge, the measured roll-off f_l (not the edge) and the run's settings; --input-cutoff moves only
+    the edge."""
+    import json
+
+    import soxr
+
+    sr = 16000
+    x = np.random.default_rng(0).standard_normal(sr) * 0.1
+    sf.write(tmp_path / "n.wav", soxr.resample(soxr.resample(x, sr, 8000, "HQ"), 8000, sr, "HQ"), sr)
+    out = tmp_path / "out"
+    assert main(["upsample", str(tmp_path / "n.wav"), "-o", str(out), "--model", str(model_dir), "--steps", "1",
+                 "--device", "cpu", "--report"]) == 0
+    err = capsys.readouterr().err
+    report = json.loads((out / "n.report.json").read_text())
+    assert 3800 <= report["band_edge_hz"] <= 4000 and report["band_edge_source"] == "detected"
+    assert f"band edge {report['band_edge_hz']:.0f} Hz (detected)" in err
+    assert report["rolloff_hz"] < report["band_edge_hz"] and report["steps"] == 1 and report["cfg_audio"] == 1.4
+    assert report["input_sr"] == sr and report["timings"]["sampling"] > 0
+    assert main(["upsample", str(tmp_path / "n.wav"), "-o", str(tmp_path / "out2"), "--model", str(model_dir),
+                 "--steps", "1", "--device", "cpu", "--report", "-q", "--input-cutoff", "3000"]) == 0
+    given = json.loads((tmp_path / "out2" / "n.report.json").read_text())
+    assert given["band_edge_hz"] == 3000 and given["band_edge_source"] == "input_cutoff"
+    assert given["rolloff_hz"] == report["rolloff_hz"]  # f_l is measured, never the given cutoff
