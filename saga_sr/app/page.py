@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 from saga_sr.app.runner import Outcome, Settings, Upload, detect_edges, run_uploads, split_uploads, summary_line
@@ -60,19 +60,18 @@ def _row(o: dict) -> str:
         return f"**{o['name']}**: FAILED {o['error']}"
     b = o["bands"]
     how = "given" if o["edge_given"] else "detected"
-    return (f"**{o['name']}**: {o['input_sr']} Hz, {o['channels']} ch, {o['seconds']:.1f} s of audio in "
-            f"**{o['elapsed']:.1f} s** | input band edge ({how}) **{b['input_cutoff_hz'] / 1000:.2f} kHz** | "
-            f"input roll-off {b['input_rolloff']:.3f} | target roll-off {b['target_rolloff']:.3f} = "
-            f"{b['target_hz'] / 1000:.2f} kHz")
+    return (f"**{o['name']}**: {b['input_sr']} Hz, {b['channels']} ch, {b['input_seconds']:.1f} s of audio in "
+            f"**{o['elapsed']:.1f} s** | input band edge ({how}) **{b['band_edge_hz'] / 1000:.2f} kHz** | "
+            f"input roll-off {b['rolloff_hz'] / 1000:.2f} kHz ({b['rolloff_normalized']:.3f}) | target roll-off "
+            f"{b['target_rolloff_normalized']:.3f} = {b['target_rolloff_hz'] / 1000:.2f} kHz")
 
 
 def _as_state(o: Outcome, edge_given: bool) -> dict:
     r = o.result
     return {"name": o.upload.name, "input": str(o.upload.path), "error": o.error,
             "output": str(r.dst) if r else None, "spectrogram": str(o.spectrogram) if o.spectrogram else None,
-            "input_sr": r.input_sr if r else None, "channels": r.channels if r else None,
-            "seconds": r.seconds if r else None, "elapsed": r.elapsed if r else None,
-            "bands": asdict(r.bands) if r else None, "edge_given": edge_given}
+            "elapsed": r.elapsed if r else None, "bands": r.info.to_json() if r else None,
+            "edge_given": edge_given}
 
 
 def build_page(up: Upsampler, *, model_label: str, defaults: Settings = Settings(), keep_minutes: float = 60.0):

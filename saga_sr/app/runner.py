@@ -135,8 +135,9 @@ def spectrogram(res: FileResult, path: Path, *, name: str) -> Path:
     sr = 44100
     lr, _ = load_audio(res.src, target_sr=sr)
     out, _ = load_audio(res.dst, target_sr=None, allow_silent=True)
-    b = res.bands
-    title = f"input band edge {b.input_cutoff_hz / 1000:.2f} kHz (dashed), target roll-off {b.target_hz / 1000:.2f} kHz"
+    b = res.info
+    title = (f"input band edge {b.band_edge_hz / 1000:.2f} kHz (dashed), "
+             f"target roll-off {b.target_rolloff_hz / 1000:.2f} kHz")
     spectrogram_grid([(name, {"input (44.1 kHz resampled)": lr, "output": out})], sr, path,
-                     cutoffs=[b.input_cutoff_hz], title=title, max_frames=MAX_PLOT_FRAMES)
+                     cutoffs=[b.band_edge_hz], title=title, max_frames=MAX_PLOT_FRAMES)
     return path

@@ -9,11 +9,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from saga_sr.audio.filters import FILTER_TYPES
 from saga_sr.cli.options import filter_order
 from saga_sr.errors import SagaError
 from saga_sr.outputs import check_writable
 
-FILTERS = ("cheby1", "butter", "bessel", "ellip")
 
 
 def target_setting_arg(text: str):
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="folder of HR test audio; its subfolders are reported as separate domains")
     p.add_argument("--cutoffs", type=float, nargs="+", default=[4000.0, 8000.0], metavar="HZ",
                    help="LR cutoffs in Hz (default 4000 8000, the paper's)")
-    p.add_argument("--filter", choices=FILTERS, default="cheby1", help="LR low-pass filter type (default cheby1)")
+    p.add_argument("--filter", choices=FILTER_TYPES, default="cheby1", help="LR low-pass filter type (default cheby1)")
     p.add_argument("--order", type=filter_order, default=8, help="LR filter order 2-10 (default 8)")
     p.add_argument("--target-rolloff", "--target_rolloff", type=target_setting_arg, action="append",
                    dest="target_rolloffs", metavar="{default,reference,VALUE}",

@@ -9,8 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from saga_sr.audio.io import load_audio, save_audio
-from saga_sr.inference.pipeline import Bands, Upsampler
+from saga_sr.inference.pipeline import UpsampleInfo, Upsampler
 
 __all__ = ["FileResult", "resolve_prompt", "upsample_file", "failure_line"]
 
@@ -19,11 +18,12 @@ __all__ = ["FileResult", "resolve_prompt", "upsample_file", "failure_line"]
 class FileResult:
     src: Path
     dst: Path
-    input_sr: int
-    channels: int
-    seconds: float    # duration of the audio
-    elapsed: float    # wall seconds: read + upsample + write
-    bands: Bands      # the input band edge / roll-offs the model used
+    elapsed: float       # wall seconds: read + upsample + write
+    info: UpsampleInfo   # rate, channels, duration, band edge, f_l, target and settings the run used
+
+    @property
+    def seconds(self) -> float:
+        return self.info.input_seconds
 
 
 def resolve_prompt(prompt: str | None, sidecar: str | os.PathLike | None) -> str:
@@ -37,15 +37,12 @@ def resolve_prompt(prompt: str | None, sidecar: str | os.PathLike | None) -> str
 
 def upsample_file(up: Upsampler, src: str | os.PathLike, dst: str | os.PathLike, *, prompt: str = "",
                   downmix: bool = False, **options) -> FileResult:
-    """Read `src` (any libsndfile format, 4-48 kHz; more than 2 channels only with `downmix`, averaged to mono),
-    `up.upsample(..., **options)`, write `dst` atomically (its extension's format; .wav is 32-bit float) at
-    44.1 kHz. Raises AudioError / ValueError with the reason; nothing is written then."""
+    """`up.upsample_file(src, dst, ...)`: streamed read (any libsndfile format, 4-48 kHz; more than 2 channels
+    only with `downmix`, averaged to mono), upsample and atomic write at 44.1 kHz. Raises AudioError / ValueError
+    with the reason; nothing is written then."""
     t0 = time.perf_counter()
-    wav, sr = load_audio(src, target_sr=None, downmix=downmix)
-    out = up.upsample(wav, sr, prompt=prompt, **options)
-    save_audio(dst, out, up.sr)
-    return FileResult(Path(src), Path(dst), int(sr), int(wav.shape[0]), wav.shape[1] / sr,
-                      time.perf_counter() - t0, up.bands)
+    info = up.upsample_file(src, dst, prompt=prompt, downmix=downmix, **options)
+    return FileResult(Path(src), Path(dst), time.perf_counter() - t0, info)
 
 
 def failure_line(src: str | os.PathLike, exc: BaseException, *, shown: str | None = None) -> str:
