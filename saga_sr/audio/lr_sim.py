@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import soxr
 
 from saga_sr.audio.filters import FILTER_TYPES, ORDER_RANGE, lowpass_sos, zero_phase_lowpass
+from saga_sr.audio.resample import resample
 from saga_sr.audio.spectral import rolloff
 
 CUTOFF_RANGE = (2000, 16000)
@@ -57,8 +57,7 @@ def _band_limit(x: np.ndarray, sr: int, cutoff_hz: float) -> np.ndarray:
     low_sr = 2.0 * cutoff_hz
     if low_sr >= sr:
         return x
-    down = soxr.resample(np.ascontiguousarray(x.T), sr, low_sr, quality="HQ")
-    up = soxr.resample(down, low_sr, sr, quality="HQ").T
+    up = resample(resample(x, sr, low_sr), low_sr, sr)
     length = x.shape[-1]
     if up.shape[-1] >= length:
         return up[:, :length]

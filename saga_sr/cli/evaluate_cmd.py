@@ -9,11 +9,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from saga_sr.audio.filters import FILTER_TYPES
+from saga_sr.audio.lr_sim import RESAMPLE_ONLY
 from saga_sr.cli.options import filter_order, model_or_shipped
 from saga_sr.errors import SagaError
 from saga_sr.outputs import check_writable
 
-FILTERS = ("cheby1", "butter", "bessel", "ellip", "resample")
+# "resample": no extra low-pass, only the resampler's anti-aliasing (real low-rate files)
+FILTERS = (*FILTER_TYPES, RESAMPLE_ONLY)
 
 
 def target_setting_arg(text: str):

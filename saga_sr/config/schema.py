@@ -76,9 +76,12 @@ NONNEG_NUM = Scalar("number", minimum=0)
 ANY_OBJ = Obj(open=True)
 IDS = Arr(STR)
 
-T5_NAMES = ("t5-small", "t5-base", "t5-large", "t5-3b", "t5-11b",
-            "google/flan-t5-small", "google/flan-t5-base", "google/flan-t5-large", "google/flan-t5-xl",
-            "google/flan-t5-xxl", "google/t5-v1_1-xl", "google/t5-v1_1-xxl")
+# the T5 encoders a config may name, with their output width (the one list; models.conditioners reads it)
+T5_DIMS = {"t5-small": 512, "t5-base": 768, "t5-large": 1024, "t5-3b": 1024, "t5-11b": 1024,
+           "google/flan-t5-small": 512, "google/flan-t5-base": 768, "google/flan-t5-large": 1024,
+           "google/flan-t5-xl": 2048, "google/flan-t5-xxl": 4096,
+           "google/t5-v1_1-xl": 2048, "google/t5-v1_1-xxl": 4096}
+T5_NAMES = tuple(T5_DIMS)
 
 OOBLECK_ENCODER = Obj({
     "in_channels": req(POS_INT), "channels": req(POS_INT), "latent_dim": req(POS_INT),

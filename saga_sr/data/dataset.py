@@ -26,6 +26,7 @@ from saga_sr.audio.spectral import rolloff
 from saga_sr.data.index import AudioEntry, IndexResult, build_index
 from saga_sr.data.segment import Segment, read_segment
 from saga_sr.errors import DataError, SagaError
+from saga_sr.seeding import numpy_rng
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,9 @@ def _rolloff(wav: np.ndarray, sr: int):
 class SAGASRDataset(Dataset):
     """HR/LR training pairs from folders or a manifest (see the module docstring for the item layout).
 
-    ``deterministic=True`` (validation) fixes each item's crop and LR filter by ``(seed, index)``; otherwise
-    every draw is new (different per epoch and per DataLoader worker) but still derived from ``seed``.
+    ``deterministic=True`` (validation) fixes each item's crop and LR filter by ``(seed, index)``. A key
+    ``(index, epoch)`` (from `EpochSampler`, the training loader) draws them from ``(seed, index, epoch)``, the
+    same after a resume. A plain index otherwise gets a new draw every time (per call and per worker).
     """
 
     def __init__(self, paths_or_manifest: str | Path | list, sample_size: int, sample_rate: int,
@@ -86,19 +88,22 @@ class SAGASRDataset(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
-    def _rng(self, index: int) -> np.random.Generator:
+    def _rng(self, index: int, epoch: int | None) -> np.random.Generator:
         if self.deterministic:
-            return np.random.default_rng([self.seed, index])
+            return numpy_rng(self.seed, index)
+        if epoch is not None:
+            return numpy_rng(self.seed, index, epoch)
         self._draws += 1
         # torch.initial_seed differs per DataLoader worker and per epoch; the counter covers num_workers=0
-        return np.random.default_rng([self.seed, index, torch.initial_seed() % (2 ** 63), self._draws])
+        return numpy_rng(self.seed, index, torch.initial_seed(), self._draws)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, key: int | tuple[int, int]):
+        index, epoch = key if isinstance(key, tuple) else (key, None)
         last: Exception | None = None
         for attempt in range(_RETRIES + 1):
             i = (index + attempt) % len(self.entries)
             try:
-                return self._item(i, self._rng(i))
+                return self._item(i, self._rng(i, epoch))
             except (SagaError, OSError, RuntimeError, ValueError) as exc:
                 last = exc
                 log.warning("skipping %s at load time: %s", self.entries[i].path, exc)

@@ -17,13 +17,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from saga_sr.audio.io import find_audio_files
+from saga_sr.audio.io import SILENCE_PEAK, find_audio_files
 from saga_sr.errors import DataError
 
 log = logging.getLogger(__name__)
 
-# peak below this (-80 dBFS) counts as silence
-SILENCE_PEAK = 1e-4
 MIN_SECONDS = 0.05
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".json")
 
@@ -52,10 +50,16 @@ class IndexResult:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def read_sidecar(audio_path: Path, kind: str) -> str:
-    """NAME.txt is the transcript, NAME.caption.txt the caption; absent -> ''."""
-    suffix = ".caption.txt" if kind == "caption" else ".txt"
-    side = audio_path.with_name(audio_path.stem + suffix)
+def sidecar_path(audio_path: str | os.PathLike, kind: str = "caption") -> Path:
+    """The one sidecar rule: NAME.caption.txt (caption) or NAME.txt (transcript) beside NAME.<ext>; read by
+    the data index and `saga-sr upsample`, written by `saga-sr caption`."""
+    p = Path(audio_path)
+    return p.with_name(p.stem + (".caption.txt" if kind == "caption" else ".txt"))
+
+
+def read_sidecar(audio_path: str | os.PathLike, kind: str) -> str:
+    """The stripped text of `sidecar_path(audio_path, kind)`; absent -> ''."""
+    side = sidecar_path(audio_path, kind)
     if side.is_file():
         return side.read_text(encoding="utf-8", errors="replace").strip()
     return ""

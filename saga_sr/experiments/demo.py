@@ -22,11 +22,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
-import soxr
-
 from saga_sr.audio.io import load_audio, save_audio
 from saga_sr.audio.lr_sim import simulate_lr
 from saga_sr.audio.plots import spectrogram_grid
+from saga_sr.audio.resample import resample
 from saga_sr.evaluation.evaluate import EvalSettings, model_functions, run_evaluation
 from saga_sr.inference.pipeline import Upsampler
 from saga_sr.errors import ModelLoadError
@@ -71,12 +70,12 @@ def showcase(model, out: Path, *, steps: int, seed: int, max_seconds: float | No
     hr, sr = load_audio(assets_dir() / "test" / SHOWCASE, target_sr=44100)
     hr = hr[:, : int(max_seconds * sr)] if max_seconds else hr
     band = simulate_lr(hr, sr, seed=seed, cutoff=SHOWCASE_RATE / 2 * 0.98, filter_type="cheby1", order=8).audio
-    low = soxr.resample(band.T, sr, SHOWCASE_RATE, quality="HQ").T.astype("float32")
+    low = resample(band, sr, SHOWCASE_RATE).astype("float32")
     paths = {"input_16k": save_audio(out / "showcase" / "input_16k.wav", low, SHOWCASE_RATE),
              "reference": save_audio(out / "showcase" / "reference.wav", hr, sr)}
     up = Upsampler(model, "cpu").upsample(low, SHOWCASE_RATE, steps=steps, seed=seed)  # band detected, as the CLI
     paths["upsampled"] = save_audio(out / "showcase" / "upsampled_44k.wav", up, 44100)
-    input_44k = soxr.resample(low.T, SHOWCASE_RATE, sr, quality="HQ").T
+    input_44k = resample(low, SHOWCASE_RATE, sr)
     paths["spectrogram"] = spectrogram_grid(
         [(Path(SHOWCASE).stem, {"input (16 kHz file)": input_44k, "upsampled": up, "reference": hr})], sr,
         out / "showcase" / "spectrogram.png", title="held-out clip: 8 kHz band -> 44.1 kHz",
