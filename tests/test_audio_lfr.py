@@ -34,13 +34,17 @@ def test_crossfade_weights_shape():
 
 @pytest.mark.parametrize("gain,expected_low_gain", [(1.1, 1.1), (2.0, 1.25), (0.5, 1 / 1.2)])
 def test_energy_ratio_is_clamped_to_0_8_1_2(gain, expected_low_gain):
+    """AudioSR (scale="input") moves the LR band to the prediction's level; the default moves the
+    prediction to the LR's level (the same ratio, clamped the same way) and keeps the LR band as it is."""
     lr = _noise(None)
-    out = low_frequency_replace(gain * lr, lr, SR, cutoff_hz=8000.0, crossfade_hz=0.0)
     k = int(8000 / BIN_HZ)
-    low = _band_level(out, 10, k - 10) / _band_level(lr, 10, k - 10)
-    high = _band_level(out, k + 10, 1000) / _band_level(lr, k + 10, 1000)
-    assert low == pytest.approx(expected_low_gain, rel=0.02)
-    assert high == pytest.approx(gain, rel=0.02)
+    for scale, low_gain, high_gain in [("input", expected_low_gain, gain), ("prediction", 1.0, gain / expected_low_gain)]:
+        out = low_frequency_replace(gain * lr, lr, SR, cutoff_hz=8000.0, crossfade_hz=0.0, scale=scale)
+        low = _band_level(out, 10, k - 10) / _band_level(lr, 10, k - 10)
+        high = _band_level(out, k + 10, 1000) / _band_level(lr, k + 10, 1000)
+        assert low == pytest.approx(low_gain, rel=0.02) and high == pytest.approx(high_gain, rel=0.02), scale
+    with pytest.raises(ValueError, match="scale"):
+        low_frequency_replace(lr, lr, SR, scale="both")
 
 
 def test_lr_band_survives_and_prediction_kept_above():
@@ -60,7 +64,9 @@ def test_lr_band_survives_and_prediction_kept_above():
     corr = (low_out * low_lr).sum() / np.sqrt((low_out**2).sum() * (low_lr**2).sum())
     assert corr > 0.999
     high_out, high_pred = band(out, 7000, 20000), band(pred, 7000, 20000)
-    assert 10 * np.log10(((high_out - high_pred) ** 2).sum() / (high_pred**2).sum()) < -40.0
+    gain = (high_out * high_pred).sum() / (high_pred**2).sum()  # the level match scales the prediction
+    assert 0.8 - 1e-4 <= gain <= 1.2 + 1e-4
+    assert 10 * np.log10(((high_out - gain * high_pred) ** 2).sum() / (high_pred**2).sum()) < -40.0
 
 
 def _max_step_db(out: np.ndarray, k: int) -> float:
@@ -108,7 +114,17 @@ def test_matches_an_independent_audiosr_style_replacement():
     ratio = np.clip(np.abs(sl[k]).sum() / np.abs(sp[k]).sum(), 0.8, 1.2)
     sp[:k] = sl[:k] / ratio
     _, ref = signal.istft(sp, **kw)
-    ours = low_frequency_replace(pred, lr, SR, cutoff_hz=5000.0, crossfade_hz=0.0)
+    ours = low_frequency_replace(pred, lr, SR, cutoff_hz=5000.0, crossfade_hz=0.0, scale="input")
     inner = slice(2048, len(pred) - 2048)  # edges differ: scipy pads differently
     err = ours[inner] - ref[: len(pred)][inner]
     assert 10 * np.log10((err**2).sum() / (ref[inner] ** 2).sum()) < -60
+
+
+def test_edge_crossfade_keeps_the_band_to_0_9_nyquist():
+    """Edges are found at >= 0.95 x the input's Nyquist: the crossfade below them starts above 0.9 x."""
+    from saga_sr.audio.lfr import DEFAULT_CROSSFADE_HZ, edge_crossfade_hz
+
+    for rate in (4000, 8000, 16000, 22050, 32000):
+        edge = 0.95 * rate / 2
+        assert edge - edge_crossfade_hz(edge) > 0.9 * rate / 2
+    assert edge_crossfade_hz(15000.0) == DEFAULT_CROSSFADE_HZ

@@ -96,3 +96,18 @@ def test_filter_designs_are_stable_sos():
         sos = lowpass_sos(ft, 10, 2000.0, SR)
         poles = np.concatenate([np.roots(s[3:]) for s in sos])
         assert np.all(np.abs(poles) < 1.0), ft
+
+
+@pytest.mark.parametrize("rate", [16000, 22050])
+def test_resample_only_is_a_real_low_rate_file(rate):
+    """filter_type="resample": exactly the file a resampler makes at `rate`, brought back to 44.1 kHz."""
+    import soxr
+
+    res = simulate_lr(NOISE, SR, cutoff=rate / 2, filter_type="resample")
+    low = soxr.resample(NOISE.T.astype(np.float64), SR, rate, quality="HQ")
+    back = soxr.resample(low, rate, SR, quality="HQ").T[:, : NOISE.shape[1]]
+    assert np.allclose(res.audio, back, atol=1e-6)
+    assert _band_energy_db(res.audio, NOISE, rate / 2) < -40.0
+    k = int(rate / 2 * 0.9 * 2048 / SR)  # the resampler keeps the band up to ~0.9 x Nyquist untouched
+    ratio = (magnitude(res.audio)[:, 1:k] ** 2).sum() / (magnitude(NOISE)[:, 1:k] ** 2).sum()
+    assert abs(10 * np.log10(ratio)) < 0.2

@@ -162,3 +162,21 @@ def test_resampled_random_crop_matches_the_whole_file_resampled(tmp_path: Path):
         start = round(seg.seconds_start * SR)
         assert seg.valid == 4096 and start > 0
         assert np.abs(seg.audio - full[:, start:start + 4096]).max() < 1e-4
+
+
+def test_manifest_bandwidth_is_the_hr_rolloff(folder: Path, tmp_path: Path):
+    """A manifest's measured bandwidth is the target roll-off and caps the LR cutoff; absent: the segment's."""
+    man = tmp_path / "m.csv"
+    man.write_text(f"path,bandwidth_hz\n{folder / 'a.wav'},5000\n{folder / 'sub' / 'b.flac'},\n")
+    ds = SAGASRDataset(man, 8192, SR, 1, compute_rolloff=True, deterministic=True)
+    assert [e.bandwidth_hz for e in ds.entries] == [5000.0, 0.0]
+    for i in range(4):
+        ds.seed = i
+        _, md = ds[0]
+        assert md["rolloff_high"] == 5000.0 and md["lr_cutoff_hz"] <= 0.94 * 5000 + 1e-6
+        assert md["target_rolloff"] == pytest.approx(5000 / (SR / 2048) / 1025)
+    _, md = ds[1]
+    assert md["rolloff_high"] != 5000.0 and md["rolloff_high"] > 0
+    man.write_text(f"path,bandwidth_hz\n{folder / 'a.wav'},wide\n")
+    with pytest.raises(DataError, match="a.wav.*bandwidth_hz 'wide'"):
+        build_index(man)

@@ -39,11 +39,11 @@ def test_demo_cli_help(capsys):
 
 
 @pytest.mark.slow
-def test_demo_quick_runs_end_to_end(tmp_path, capsys):
+def test_demo_quick_trains_and_runs_end_to_end(tmp_path, capsys):
     from saga_sr.cli import main
 
     out = tmp_path / "demo"
-    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    assert main(["demo", "--quick", "--train", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "all, cutoff 4000 Hz" in text and "all, cutoff 8000 Hz" in text
     assert "DSP bandwidth extension" in text and str(out / "showcase") in text
@@ -59,3 +59,15 @@ def test_demo_quick_runs_end_to_end(tmp_path, capsys):
     assert (out / "showcase" / "spectrogram.png").stat().st_size > 10_000
     assert (out / "eval" / "spectrograms_8000hz.png").is_file()
     assert (out / "train" / "model" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_demo_quick_uses_the_shipped_model(tmp_path, capsys):
+    from saga_sr.cli import main
+    from saga_sr.models.shipped import SHIPPED_MODEL_DIR
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"model:          {SHIPPED_MODEL_DIR}" in text and "all, cutoff 8000 Hz" in text
+    assert not (out / "train").exists() and (out / "showcase" / "upsampled_44k.wav").is_file()

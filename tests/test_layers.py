@@ -15,8 +15,8 @@ import pytest
 import saga_sr
 
 # lowest first; `saga_sr/__init__.py` (the version string) sits below all of them
-LAYERS = ("errors", "outputs", "audio", "config", "models", "flow", "data", "inference", "training", "evaluation",
-          "experiments", "cli")
+LAYERS = ("errors", "seeding", "outputs", "audio", "config", "models", "flow", "data", "inference", "training",
+          "evaluation", "experiments", "app", "cli")
 PACKAGE_DIR = Path(saga_sr.__file__).resolve().parent
 # files that are not layers of their own: the `python -m saga_sr` entry point is part of the CLI
 FILE_LAYER = {"__main__": "cli"}

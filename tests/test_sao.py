@@ -50,7 +50,7 @@ def saga_config() -> dict:
 @pytest.fixture(scope="module")
 def sao_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sao")
-    sao = build_model(SAO_CFG, seed=0)
+    sao = build_model(SAO_CFG, seed=0, any_objective=True)  # SAO's own "v" model, as a weight source
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for p in sao.parameters():  # every weight matters (no zero-init branches)

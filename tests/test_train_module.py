@@ -144,3 +144,32 @@ def test_export_is_atomic_and_loads_back(tmp_path):
 
     with pytest.raises(ModelLoadError, match="not found"):
         load_model(tmp_path / "nope")
+
+
+def test_ema_beta_zero_is_a_value_not_unset():
+    from saga_sr.config import load_config
+    from saga_sr.config.typed import TrainingSettings
+
+    from saga_sr.models.build import build_model
+    from saga_sr.training.module import SAGASRTrainer
+
+    module = SAGASRTrainer(build_model(load_config("tiny"), seed=0), use_ema=True, ema_beta=0.0)
+    assert module.diffusion_ema.beta == 0.0
+    base = TrainingSettings.from_config(load_config("tiny"))
+    assert base.override(ema_beta=None).ema_beta == base.ema_beta  # None = not given
+    assert base.override(cfg_dropout_prob=0.0, use_ema=False).cfg_dropout_prob == 0.0
+
+
+def test_an_objective_other_than_rectified_flow_is_refused_at_build(capsys):
+    from saga_sr.cli import main
+    from saga_sr.config import load_config
+    from saga_sr.errors import ConfigError
+    from saga_sr.models.build import build_model
+
+    cfg = load_config("tiny")
+    cfg["model"]["diffusion"]["diffusion_objective"] = "v"
+    with pytest.raises(ConfigError, match="diffusion_objective: 'v' is not supported"):
+        build_model(cfg)
+    assert build_model(cfg, device="meta").diffusion_objective == "v"  # shapes of any SAT config
+    assert main(["config", "check", "stable_audio_open_1.0"]) == 0  # valid SAT config, reported
+    assert "diffusion_objective: 'v' is not supported" in capsys.readouterr().err

@@ -71,3 +71,54 @@ def test_missing_model_is_a_usage_error(tmp_path, capsys):
     code = main(["upsample", str(tmp_path / "x.wav"), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "nope")])
     assert code == 2 and "nope" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_cfg_scales_default_to_the_models_own_then_flags_win(tmp_path, monkeypatch):
+    """Like `evaluate` and validation: no flag -> the model config's cfg_scales; a flag (0 too) wins."""
+    from saga_sr.inference import pipeline
+
+    cfg = load_config("tiny")
+    cfg["sample_size"] = 8192
+    cfg["model"]["diffusion"]["cfg_scales"] = {"audio": 2.0, "text": 1.7}
+    model_dir = tmp_path / "model"
+    export_model(build_model(cfg, seed=0), model_dir)
+
+    calls = []
+
+    real = pipeline.Upsampler.upsample_file
+
+    def record(self, src, dst, **kwargs):
+        calls.append((kwargs["cfg_audio"], kwargs["cfg_text"]))
+        return real(self, src, dst, **kwargs)
+
+    monkeypatch.setattr(pipeline.Upsampler, "upsample_file", record)
+    write_tone(tmp_path / "a.wav", 16000, 1, seconds=0.2)
+    base = ["upsample", str(tmp_path / "a.wav"), "--model", str(model_dir), "--device", "cpu", "-q", "--steps", "1"]
+    assert main(base + ["-o", str(tmp_path / "o1")]) == 0
+    assert main(base + ["-o", str(tmp_path / "o2"), "--cfg-text", "0"]) == 0
+    assert calls == [(2.0, 1.7), (2.0, 0.0)]
+def test_band_edge_printed_and_report(tmp_path, model_dir, capsys):
+    """A 16 kHz file holding an 8 kHz band: the detected edge is printed; --report writes the sidecar with
+    the edge, the measured roll-off f_l (not the edge) and the run's settings; --input-cutoff moves only
+    the edge."""
+    import json
+
+    import soxr
+
+    sr = 16000
+    x = np.random.default_rng(0).standard_normal(sr) * 0.1
+    sf.write(tmp_path / "n.wav", soxr.resample(soxr.resample(x, sr, 8000, "HQ"), 8000, sr, "HQ"), sr)
+    out = tmp_path / "out"
+    assert main(["upsample", str(tmp_path / "n.wav"), "-o", str(out), "--model", str(model_dir), "--steps", "1",
+                 "--device", "cpu", "--report"]) == 0
+    err = capsys.readouterr().err
+    report = json.loads((out / "n.report.json").read_text())
+    assert 3800 <= report["band_edge_hz"] <= 4000 and report["band_edge_source"] == "detected"
+    assert f"band edge {report['band_edge_hz']:.0f} Hz (detected)" in err
+    assert report["rolloff_hz"] < report["band_edge_hz"] and report["steps"] == 1 and report["cfg_audio"] == 1.4
+    assert report["input_sr"] == sr and report["timings"]["sampling"] > 0
+    assert main(["upsample", str(tmp_path / "n.wav"), "-o", str(tmp_path / "out2"), "--model", str(model_dir),
+                 "--steps", "1", "--device", "cpu", "--report", "-q", "--input-cutoff", "3000"]) == 0
+    given = json.loads((tmp_path / "out2" / "n.report.json").read_text())
+    assert given["band_edge_hz"] == 3000 and given["band_edge_source"] == "input_cutoff"
+    assert given["rolloff_hz"] == report["rolloff_hz"]  # f_l is measured, never the given cutoff

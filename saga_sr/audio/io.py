@@ -7,34 +7,28 @@ Every user-caused problem (unreadable, empty, non-finite, silent, too many chann
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
 
+from saga_sr.audio.resample import resample
 from saga_sr.errors import AudioError
 from saga_sr.outputs import atomic_path
 
 # Extensions searched for in folders. An explicitly named file is read whatever its extension.
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64"})
 
-# Peak below which a file counts as digitally silent (about -140 dBFS: below 24-bit dither).
-SILENCE_PEAK = 1e-7
+# Peak below which audio counts as silent, for training data and for every command's input alike: -80 dBFS,
+# at most 3 LSB of 16-bit audio, i.e. dither or noise with no band a roll-off could measure or a model restore.
+SILENCE_PEAK = 1e-4
 
 # Default subtype per container when `save_audio(subtype=None)`: lossless for our float32 arrays where
 # the container allows float, 24-bit PCM for FLAC (no float FLAC), libsndfile's default otherwise.
 _DEFAULT_SUBTYPES = {"WAV": "FLOAT", "W64": "FLOAT", "CAF": "FLOAT", "AIFF": "FLOAT", "FLAC": "PCM_24"}
 _FORMAT_BY_EXT = {".aif": "AIFF", ".aifc": "AIFF", ".oga": "OGG", ".opus": "OGG"}
-
-
-def _resample(data: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """soxr high-quality resampling of `[C, L]`; soxr wants `[L, C]`."""
-    if sr_in == sr_out:
-        return data
-    out = soxr.resample(np.ascontiguousarray(data.T), sr_in, sr_out, quality="HQ")
-    return np.ascontiguousarray(out.T, dtype=np.float32)
 
 
 def _fit_channels(data: np.ndarray, channels: int | None, downmix: bool, path: str | os.PathLike) -> np.ndarray:
@@ -83,7 +77,7 @@ def load_audio(
         raise AudioError(f"{path}: audio is silent (peak below {SILENCE_PEAK:g})")
     wav = _fit_channels(np.ascontiguousarray(data.T), channels, downmix, path)
     if target_sr is not None and target_sr != sr:
-        wav = _resample(wav, int(sr), int(target_sr))
+        wav = resample(wav, int(sr), int(target_sr)).astype(np.float32, copy=False)
         sr = int(target_sr)
     return wav.astype(np.float32, copy=False), int(sr)
 
@@ -96,6 +90,32 @@ def audio_rate(path: str | os.PathLike) -> int:
         return int(sf.info(str(path)).samplerate)
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
         raise AudioError(f"{path}: cannot read audio ({exc})") from exc
+
+
+def read_audio_blocks(path: str | os.PathLike, block_frames: int, *, downmix: bool = False) -> Iterator[np.ndarray]:
+    """Read `path` in blocks of float32 `[C, n]` at the file's rate (`sf.info(path)` gives rate and length), so a
+    file of any length is never held whole. Checked as `load_audio` checks (readable, mono or stereo unless
+    `downmix`, finite samples); the silence and zero-length checks need the whole file and are the caller's."""
+    try:
+        with sf.SoundFile(str(path)) as f:
+            for block in f.blocks(blocksize=int(block_frames), dtype="float32", always_2d=True):
+                if not np.isfinite(block).all():
+                    raise AudioError(f"{path}: audio contains NaN or infinite samples")
+                yield _fit_channels(np.ascontiguousarray(block.T), None, downmix, path)
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
+        raise AudioError(f"{path}: cannot read audio ({exc})") from exc
+
+
+def resample_blocks(blocks: Iterable[np.ndarray], sr_in: int, sr_out: int, channels: int) -> Iterator[np.ndarray]:
+    """Resample a stream of `[C, n]` blocks with soxr's stream API (HQ): the concatenated output is
+    bit-identical to `soxr.resample` of the whole signal (and `_resample` here)."""
+    if sr_in == sr_out:
+        yield from blocks
+        return
+    stream = soxr.ResampleStream(sr_in, sr_out, channels, dtype="float32", quality="HQ")
+    for block in blocks:
+        yield np.ascontiguousarray(stream.resample_chunk(np.ascontiguousarray(block.T, dtype=np.float32)).T)
+    yield np.ascontiguousarray(stream.resample_chunk(np.zeros((0, channels), np.float32), last=True).T)
 
 
 def _container(path: Path) -> str:
@@ -147,6 +167,37 @@ def save_audio(path: str | os.PathLike, wav: np.ndarray, sr: int, *, subtype: st
     try:
         with atomic_path(path) as tmp:
             sf.write(tmp, data.T, int(sr), subtype=subtype, format=fmt)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as exc:
+        raise AudioError(f"{path}: cannot write audio ({exc})") from exc
+    return path
+
+
+def save_audio_blocks(path: str | os.PathLike, blocks: Iterable[np.ndarray], sr: int, channels: int, *,
+                      subtype: str | None = None) -> Path:
+    """`save_audio` for audio arriving as `[channels, n]` blocks, written as they come (never held whole).
+    Any error while the blocks are produced or written (a block above full scale for an integer format
+    included) removes the temporary and leaves `path` untouched."""
+    path = Path(path)
+    fmt = _container(path)
+    subtype = output_subtype(path, subtype)
+    try:
+        with atomic_path(path) as tmp, sf.SoundFile(str(tmp), "w", int(sr), int(channels), subtype=subtype,
+                                                   format=fmt) as f:
+            written = 0
+            for block in blocks:
+                data = np.asarray(block, dtype=np.float32)
+                if data.ndim != 2 or data.shape[0] != channels:
+                    raise AudioError(f"{path}: cannot write a block of shape {data.shape}; expected [{channels}, n]")
+                if not np.isfinite(data).all():
+                    raise AudioError(f"{path}: refusing to write NaN or infinite samples")
+                peak = float(np.max(np.abs(data))) if data.size else 0.0
+                if is_integer_subtype(subtype) and peak > 1.0:
+                    raise AudioError(f"{path}: peak {peak:.3f} is above full scale and {subtype} would clip it; "
+                                     "write a float format (.wav)")
+                f.write(data.T)
+                written += data.shape[1]
+            if written == 0:
+                raise AudioError(f"{path}: cannot write audio of zero length")
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as exc:
         raise AudioError(f"{path}: cannot write audio ({exc})") from exc
     return path

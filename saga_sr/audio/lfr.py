@@ -1,14 +1,19 @@
 """Low-frequency replacement (LFR): AudioSR's post-processing, which SAGA-SR applies after decoding.
 
 Per channel: STFT (2048 / 512) of the LR input and of the prediction; the cutoff bin k is the LR
-channel's roll-off bin (or the bin of a given cutoff in Hz); the energy ratio
-r = sum_t |LR[k, t]| / sum_t |pred[k, t]|, clamped to [0.8, 1.2]; bins below k of the prediction are
-replaced by LR / r (the LR scaled to the prediction's level at the cutoff); inverse STFT, same length.
+channel's roll-off bin (or the bin of a given cutoff in Hz -- the upsampler gives the input's band edge);
+the energy ratio r = sum_t |LR[b, t]| / sum_t |pred[b, t]| at the seam bin b, clamped to [0.8, 1.2];
+bins below k of the prediction are replaced by the LR; inverse STFT, same length.
+
+Level matching (`scale`): AudioSR divides the LR by r (`scale="input"`: the real input band changes level
+by up to +-1.9 dB). By default (`scale="prediction"`) the prediction is multiplied by r instead: the same
+spectrum up to one overall gain, but the input band is kept exactly as recorded.
 
 The paper names the seam this leaves at bin k as a limitation. `crossfade_hz` (default 200 Hz, about
 9 bins at 44.1 kHz) blends over the band just *below* k with raised-cosine amplitude weights: the LR
 weight falls from 1 to 0 across [k - n, k) while the prediction's weight rises from 0 to 1, so the LR
-band below k - n is kept exactly and no step is left at k. `crossfade_hz=0` reproduces AudioSR exactly.
+band below k - n is kept exactly and no step is left at k. The seam bin b is k - n, the last bin where the
+LR is whole (k without a crossfade). `crossfade_hz=0, scale="input"` reproduces AudioSR exactly.
 """
 
 from __future__ import annotations
@@ -19,6 +24,13 @@ from saga_sr.audio.spectral import HOP, N_FFT, bin_of_hz, istft, rolloff_bin_fro
 
 RATIO_CLAMP = (0.8, 1.2)
 DEFAULT_CROSSFADE_HZ = 200.0
+
+
+def edge_crossfade_hz(edge_hz: float) -> float:
+    """The crossfade for a cutoff at a band edge: DEFAULT_CROSSFADE_HZ, but at most 4 % of the edge (1/17
+    octave), so that with edges found at 0.95-0.98 x Nyquist the band up to 0.9 x Nyquist is kept exactly
+    at every input rate down to 4 kHz (200 Hz would reach below it under a 5 kHz edge)."""
+    return min(DEFAULT_CROSSFADE_HZ, 0.04 * float(edge_hz))
 
 
 def crossfade_weights(n_bins: int, cutoff_bin: int, width_bins: int) -> np.ndarray:
@@ -32,21 +44,27 @@ def crossfade_weights(n_bins: int, cutoff_bin: int, width_bins: int) -> np.ndarr
     return w
 
 
-def _replace_channel(pred: np.ndarray, lr: np.ndarray, sr: int, cutoff_hz: float | None, crossfade_hz: float) -> np.ndarray:
+def _replace_channel(pred: np.ndarray, lr: np.ndarray, sr: int, cutoff_hz: float | None, crossfade_hz: float,
+                     scale: str) -> np.ndarray:
     spec_pred = stft(pred, N_FFT, HOP)
     spec_lr = stft(lr, N_FFT, HOP)
     mag_lr = np.abs(spec_lr)
     k = bin_of_hz(cutoff_hz, sr) if cutoff_hz is not None else rolloff_bin_from_spectrum(mag_lr.sum(axis=-1))
     if k <= 0:
         return pred.copy()
-    lr_level = mag_lr[k].sum()
-    pred_level = np.abs(spec_pred[k]).sum()
+    width = int(round(crossfade_hz * N_FFT / sr)) if crossfade_hz > 0 else 0
+    seam = max(k - width, 0)
+    lr_level = mag_lr[seam].sum()
+    pred_level = np.abs(spec_pred[seam]).sum()
     ratio = lr_level / pred_level if pred_level > 0 else (1.0 if lr_level == 0 else np.inf)
     ratio = float(np.clip(ratio, *RATIO_CLAMP))
-    width = int(round(crossfade_hz * N_FFT / sr)) if crossfade_hz > 0 else 0
     w = crossfade_weights(spec_pred.shape[0], k, width)[:k, None].astype(np.float32)
     out = spec_pred.copy()
-    out[:k] = spec_pred[:k] * (1.0 - w) + spec_lr[:k] * (w / ratio)
+    if scale == "input":  # AudioSR: the LR brought to the prediction's level
+        out[:k] = spec_pred[:k] * (1.0 - w) + spec_lr[:k] * (w / ratio)
+    else:  # the prediction brought to the LR's level; the LR band untouched
+        out *= ratio
+        out[:k] = out[:k] * (1.0 - w) + spec_lr[:k] * w
     return istft(out, pred.shape[-1], N_FFT, HOP)
 
 
@@ -57,12 +75,16 @@ def low_frequency_replace(
     *,
     cutoff_hz: float | None = None,
     crossfade_hz: float = DEFAULT_CROSSFADE_HZ,
+    scale: str = "prediction",
 ) -> np.ndarray:
     """Put the LR input's band back into a prediction (both `[C, L]` or `[L]`, same rate).
 
     `lr` is trimmed or zero-padded to the prediction's length; a mono `lr` serves every prediction
-    channel. `cutoff_hz=None` uses each LR channel's roll-off. Returns float32 of `pred`'s shape.
+    channel. `cutoff_hz=None` uses each LR channel's roll-off. `scale`: "prediction" (default: the LR band
+    kept exactly) or "input" (AudioSR). Returns float32 of `pred`'s shape.
     """
+    if scale not in ("prediction", "input"):
+        raise ValueError(f"scale must be 'prediction' or 'input', got {scale!r}")
     p = np.asarray(pred, dtype=np.float32)
     x = np.asarray(lr, dtype=np.float32)
     squeeze = p.ndim == 1
@@ -75,7 +97,7 @@ def low_frequency_replace(
     length = p2.shape[-1]
     x2 = x2[:, :length] if x2.shape[-1] >= length else np.pad(x2, ((0, 0), (0, length - x2.shape[-1])))
     out = np.stack([
-        _replace_channel(p2[c], x2[c if x2.shape[0] > 1 else 0], sr, cutoff_hz, crossfade_hz)
+        _replace_channel(p2[c], x2[c if x2.shape[0] > 1 else 0], sr, cutoff_hz, crossfade_hz, scale)
         for c in range(p2.shape[0])
     ])
     out = out.astype(np.float32)

@@ -10,6 +10,8 @@
 4. trimmed or zero-padded back to the input length.
 
 An explicit `cutoff` is used as given (no roll-off cap). Deterministic for a seed or generator.
+`filter_type="resample"` skips step 2: only the resampler's own anti-aliasing filter acts, which is what a
+real low-rate file is (a 16 kHz recording = cutoff 8000, 22.05 kHz = cutoff 11025).
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import soxr
 
 from saga_sr.audio.filters import FILTER_TYPES, ORDER_RANGE, lowpass_sos, zero_phase_lowpass
+from saga_sr.audio.resample import resample
 from saga_sr.audio.spectral import rolloff
 
 CUTOFF_RANGE = (2000, 16000)
 MIN_CUTOFF_HZ = 2000.0
 ROLLOFF_CAP = 0.94
+RESAMPLE_ONLY = "resample"  # filter_type of a real low-rate file: no extra low-pass
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,7 @@ def _band_limit(x: np.ndarray, sr: int, cutoff_hz: float) -> np.ndarray:
     low_sr = 2.0 * cutoff_hz
     if low_sr >= sr:
         return x
-    down = soxr.resample(np.ascontiguousarray(x.T), sr, low_sr, quality="HQ")
-    up = soxr.resample(down, low_sr, sr, quality="HQ").T
+    up = resample(resample(x, sr, low_sr), low_sr, sr)
     length = x.shape[-1]
     if up.shape[-1] >= length:
         return up[:, :length]
@@ -100,7 +102,9 @@ def simulate_lr(
         filter_type = FILTER_TYPES[int(rng.integers(len(FILTER_TYPES)))]
     if order is None:
         order = int(rng.integers(ORDER_RANGE[0], ORDER_RANGE[1] + 1))
-    sos = lowpass_sos(filter_type, int(order), float(cutoff), int(sr))
-    y = _band_limit(zero_phase_lowpass(np.nan_to_num(x), sos), int(sr), float(cutoff))
+    x = np.nan_to_num(x)
+    if filter_type != RESAMPLE_ONLY:
+        x = zero_phase_lowpass(x, lowpass_sos(filter_type, int(order), float(cutoff), int(sr)))
+    y = _band_limit(x, int(sr), float(cutoff))
     y = y.astype(np.float32)
     return LRResult(audio=y[0] if squeeze else y, cutoff_hz=float(cutoff), filter_type=filter_type, order=int(order))

@@ -168,3 +168,14 @@ def all_metrics(ref: np.ndarray, est: np.ndarray, sr: int, cutoff_hz: float | No
     hf, lf = lsd_bands(ref, est, sr, cutoff_hz) if cutoff_hz is not None else (None, None)
     return {"lsd": lsd(ref, est, sr), "lsd_ssr": lsd_ssr(ref, est, sr), "lsd_hf": hf, "lsd_lf": lf,
             "si_sdr": si_sdr(ref, est)}
+
+
+def lsd_range(ref: np.ndarray, est: np.ndarray, sr: int, lo_hz: float, hi_hz: float, *, n_fft: int = LSD_N_FFT,
+              hop: int = LSD_HOP) -> float:
+    """The NU-Wave-style LSD over the bins whose centre lies in [lo_hz, hi_hz] (e.g. the band an input holds)."""
+    pr, pe, _ = _powers(ref, est, n_fft, hop)
+    f = np.arange(pr.shape[1]) * sr / n_fft
+    band = (f >= lo_hz) & (f <= hi_hz)
+    if not band.any():
+        raise ValueError(f"no STFT bin lies in [{lo_hz:g}, {hi_hz:g}] Hz")
+    return float(_frame_mean(_nuwave_d2(pr[:, band], pe[:, band]), np.ones(pr.shape[::2], bool)).mean())

@@ -10,21 +10,23 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-from scipy.signal import stft
+from saga_sr.audio.spectral import stft
 
 _FLOOR_DB = -100.0
 
 
 def log_spectrogram(wav: np.ndarray, sr: int, n_fft: int = 2048,
                     hop: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(times s, freqs Hz, dB magnitude [freqs, frames]) of the channel mean, Hann window."""
-    x = np.asarray(wav, dtype=np.float64)
+    """(times s, freqs Hz, dB magnitude [freqs, frames]) of the channel mean, centred Hann STFT.
+    Any hop works (a hop above n_fft skips audio between frames: an overview of a long file)."""
+    x = np.asarray(wav, dtype=np.float32)
     x = x.mean(axis=0) if x.ndim == 2 else x
     if x.size < n_fft:
         x = np.pad(x, (0, n_fft - x.size))
-    freqs, times, spec = stft(x, fs=sr, nperseg=n_fft, noverlap=n_fft - hop, window="hann")
+    spec = stft(x, n_fft, hop) / (n_fft / 4)  # a full-scale sine on a bin reads 0 dB
     db = 20.0 * np.log10(np.maximum(np.abs(spec), 1e-12))
-    return times, freqs, np.maximum(db, _FLOOR_DB)
+    times = np.arange(spec.shape[-1]) * hop / sr
+    return times, np.fft.rfftfreq(n_fft, 1.0 / sr), np.maximum(db, _FLOOR_DB)
 
 
 def save_figure(fig, path: Path) -> Path:
@@ -43,11 +45,12 @@ def save_figure(fig, path: Path) -> Path:
 
 def spectrogram_grid(rows: Sequence[tuple[str, Mapping[str, np.ndarray]]], sr: int, path: str | Path,
                      *, columns: Sequence[str] | None = None, title: str = "",
-                     cutoffs: Sequence[float] | None = None) -> Path:
+                     cutoffs: Sequence[float] | None = None, max_frames: int | None = None) -> Path:
     """One row per clip, one column per system (e.g. input / ours / DSP / reference); writes a PNG.
 
     `rows` is [(row label, {column name: wav [C, L] or [L]})]; a missing column leaves its cell blank.
     `cutoffs` (one per row, Hz) draws the LR band edge as a dashed line so the filled band is visible.
+    `max_frames` caps the STFT frames per cell (a longer hop for long audio keeps plotting fast and small).
     """
     from matplotlib.figure import Figure  # lazy: matplotlib is slow to import and only drawing needs it
 
@@ -63,7 +66,9 @@ def spectrogram_grid(rows: Sequence[tuple[str, Mapping[str, np.ndarray]]], sr: i
             if name not in wavs:
                 ax.set_axis_off()
                 continue
-            t, f, db = log_spectrogram(wavs[name], sr)
+            length = np.shape(wavs[name])[-1]
+            hop = max(512, -(-length // max_frames)) if max_frames else 512
+            t, f, db = log_spectrogram(wavs[name], sr, hop=hop)
             image = ax.pcolormesh(t, f / 1000.0, db - float(db.max()), shading="auto", cmap="magma",
                                   vmin=-90.0, vmax=0.0)
             if cutoffs is not None and cutoffs[r]:

@@ -50,13 +50,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     from saga_sr.config import check_config, read_config  # lazy: keeps `saga-sr --help` fast
+    from saga_sr.config.typed import objective_problem
 
     failed = 0
     for name in args.files:
         try:
-            problems = check_config(read_config(name))
+            cfg = read_config(name)
+            problems = check_config(cfg)
         except ConfigError as exc:
             problems = exc.problems
+        if not problems and (problem := objective_problem(cfg)):
+            print(f"{name}: note: {problem}", file=sys.stderr)  # a valid stable-audio-tools config saga-sr cannot run
         if problems:
             failed += 1
             print(f"{name}: {len(problems)} problem{'s' if len(problems) > 1 else ''}:", file=sys.stderr)

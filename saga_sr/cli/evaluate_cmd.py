@@ -9,11 +9,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from saga_sr.cli.options import filter_order
+from saga_sr.audio.filters import FILTER_TYPES
+from saga_sr.audio.lr_sim import RESAMPLE_ONLY
+from saga_sr.cli.options import filter_order, model_or_shipped
 from saga_sr.errors import SagaError
 from saga_sr.outputs import check_writable
 
-FILTERS = ("cheby1", "butter", "bessel", "ellip")
+# "resample": no extra low-pass, only the resampler's anti-aliasing (real low-rate files)
+FILTERS = (*FILTER_TYPES, RESAMPLE_ONLY)
 
 
 def target_setting_arg(text: str):
@@ -36,13 +39,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--target-rolloff setting), "
         "OUT/spectrograms_<cutoff>hz.png and every scored signal as a 44.1 kHz float WAV under OUT/audio/ "
         "(so each number can be recomputed from the files).")
-    p.add_argument("--model", required=True, type=Path, metavar="DIR",
-                   help="exported model folder (config.json + model.safetensors) or a checkpoint")
+    p.add_argument("--model", type=Path, metavar="DIR",
+                   help="exported model folder (config.json + model.safetensors) or a checkpoint "
+                        "(default: the shipped saga-sr-mini)")
     p.add_argument("--test-dir", "--test_dir", required=True, type=Path, metavar="D", dest="test_dir",
                    help="folder of HR test audio; its subfolders are reported as separate domains")
     p.add_argument("--cutoffs", type=float, nargs="+", default=[4000.0, 8000.0], metavar="HZ",
                    help="LR cutoffs in Hz (default 4000 8000, the paper's)")
-    p.add_argument("--filter", choices=FILTERS, default="cheby1", help="LR low-pass filter type (default cheby1)")
+    p.add_argument("--filter", choices=FILTERS, default="cheby1",
+                   help="LR low-pass filter type (default cheby1); resample: none, only the resampler's anti-aliasing, "
+                   "i.e. real low-rate files (cutoff 8000 = a 16 kHz file, 11025 = a 22.05 kHz file)")
     p.add_argument("--order", type=filter_order, default=8, help="LR filter order 2-10 (default 8)")
     p.add_argument("--target-rolloff", "--target_rolloff", type=target_setting_arg, action="append",
                    dest="target_rolloffs", metavar="{default,reference,VALUE}",
@@ -50,7 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "baselines, which take none, are computed once). default: what upsample uses (0.9, ~19.9 kHz); "
                    "reference: each clip's own HR roll-off (an oracle, reported as such); a number: the same for "
                    "every clip, 0-1 normalised or Hz if > 1 (default: default)")
-    p.add_argument("--steps", type=int, default=50, help="sampling steps (default 50)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="sampling steps (default: the model's default_steps, else 50)")
     p.add_argument("--out", type=Path, default=Path("eval_out"), metavar="DIR", help="output folder (default eval_out)")
     p.add_argument("--max-files", "--max_files", type=int, dest="max_files", metavar="N",
                    help="at most N files per domain (sorted order)")
@@ -73,13 +80,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     # lazy: keeps `saga-sr --help` fast
     from saga_sr.evaluation.evaluate import EvalSettings, load_systems, run_evaluation
 
-    if args.steps < 1 or args.order < 1 or (args.max_files is not None and args.max_files < 1):
+    if (args.steps is not None and args.steps < 1) or args.order < 1 or (args.max_files is not None and args.max_files < 1):
         raise SagaError("--steps, --order and --max-files must be positive")
     if any(not 0 < c < 22050 for c in args.cutoffs):
         raise SagaError(f"--cutoffs must lie in (0, 22050) Hz, got {args.cutoffs}")
-    from saga_sr.models.checkpoint import check_model_path
-
-    check_model_path(args.model, "--model")
+    args.model = model_or_shipped(args.model)
     check_writable([args.out / "results.md"])  # before the model loads
     model_fn, roundtrip_fn = load_systems(args.model, steps=args.steps, seed=args.seed, device=args.device,
                                           precision=args.precision, batch_size=args.batch_size,
@@ -87,7 +92,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     settings = EvalSettings(cutoffs=tuple(args.cutoffs), filter_type=args.filter, order=args.order, seed=args.seed,
                             max_files=args.max_files, max_seconds=args.max_seconds, perceptual=args.perceptual,
                             n_plot=args.plots, target_rolloffs=tuple(args.target_rolloffs or ("default",)),
-                            extra={"model": str(args.model), "steps": args.steps, "precision": args.precision})
+                            extra={"model": str(args.model), "steps": args.steps or "model default",
+                                   "precision": args.precision})
     result = run_evaluation(args.test_dir, args.out, model_fn=model_fn, roundtrip_fn=roundtrip_fn, settings=settings,
                             log=lambda m: print(m, file=sys.stderr))
     for note in result.notes:

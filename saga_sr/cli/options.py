@@ -91,3 +91,20 @@ def torch_device(name: str, option: str = "--device") -> str:
         raise CliError(f"{option} {name}: not supported; use cpu, cuda, cuda:N, mps or auto")
     return name
 
+
+
+def model_or_shipped(model, option: str = "--model"):
+    """`--model` checked as a model path, or the shipped saga-sr-mini when it is not given (CliError when this
+    install has none; ModelLoadError naming the option for a path that is not a model)."""
+    from pathlib import Path
+
+    from saga_sr.cli import CliError  # lazy: saga_sr.cli imports this module
+    from saga_sr.models.checkpoint import check_model_path  # lazy: imports torch
+    from saga_sr.models.shipped import default_model_path
+
+    if model is None:
+        shipped = default_model_path()
+        if shipped is None:
+            raise CliError(f"no {option} given and this install has no shipped model (saga_sr/assets/models/mini)")
+        return shipped
+    return check_model_path(Path(model), option)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from saga_sr.cli import CliError
-from saga_sr.cli.options import add_output_policy, finite_float, positive_float, positive_int, torch_device
+from saga_sr.cli.options import (add_output_policy, finite_float, model_or_shipped, positive_float, positive_int,
+                                 torch_device)
 from saga_sr.errors import AudioError
 from saga_sr.inference.bands import DEFAULT_TARGET_ROLLOFF
 from saga_sr.outputs import apply_existing_policy, check_writable, plan_outputs, prepare_folders
@@ -35,19 +35,25 @@ def register(subparsers) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders (searched recursively)")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output folder, or the output file (NAME.wav) when there is one input file")
-    p.add_argument("--model", required=True, metavar="DIR",
-                   help="exported model folder (config.json + model.safetensors) or a training .ckpt")
+    p.add_argument("--model", metavar="DIR",
+                   help="exported model folder (config.json + model.safetensors) or a training .ckpt "
+                        "(default: the shipped saga-sr-mini)")
     p.add_argument("--input-cutoff", type=positive_float, metavar="HZ",
-                   help="input band edge in Hz (default: the paper's 98.5%% spectral roll-off of each input)")
+                   help="input band edge in Hz: the input is kept exactly below it (default: detected per file, "
+                        "where its spectrum falls to the noise floor). The model's input roll-off f_l is always "
+                        "the measured 98.5%% roll-off, as in training")
     p.add_argument("--target-rolloff", type=positive_float, default=DEFAULT_TARGET_ROLLOFF, metavar="X",
                    help="target roll-off: 0-1 normalised (bin/1025) or Hz if > 1 (default %(default)s, ~19.9 kHz)")
     p.add_argument("--prompt", metavar="TEXT",
                    help="caption for every input (default: NAME.caption.txt beside each input, else empty)")
-    p.add_argument("--steps", type=positive_int, default=100, help="Euler steps (default %(default)s)")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="Euler steps (default: the model's default_steps, else 100)")
     p.add_argument("--schedule", default="linear_quadratic", choices=["linear_quadratic", "logsnr_linear"],
                    help="time grid (default %(default)s, the paper's)")
-    p.add_argument("--cfg-audio", type=finite_float, default=1.4, help="acoustic (LR) guidance scale s_a (default 1.4)")
-    p.add_argument("--cfg-text", type=finite_float, default=1.2, help="text guidance scale s_t (default 1.2)")
+    p.add_argument("--cfg-audio", type=finite_float, default=None,
+                   help="acoustic (LR) guidance scale s_a (default: the model config's cfg_scales, else 1.4)")
+    p.add_argument("--cfg-text", type=finite_float, default=None,
+                   help="text guidance scale s_t (default: the model config's cfg_scales, else 1.2)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default %(default)s)")
     p.add_argument("--no-lfr", action="store_true", help="skip low-frequency replacement")
     p.add_argument("--batch-size", type=positive_int, default=4, help="windows per DiT batch (default %(default)s)")
@@ -57,6 +63,8 @@ def register(subparsers) -> None:
     p.add_argument("--text-encoder-path", metavar="PATH", help="local T5 folder for pretrained-T5 configs")
     p.add_argument("--downmix", action="store_true", help="average inputs with more than 2 channels to mono")
     add_output_policy(p)
+    p.add_argument("--report", action="store_true",
+                   help="write NAME.report.json beside each output: band edge, roll-off f_l, target, steps, cfg, timing")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -76,11 +84,21 @@ def _plan_outputs(args: argparse.Namespace) -> tuple[list[tuple[Path, Path]], li
     return todo, kept
 
 
-def _prompt_for(src: Path, prompt: str | None) -> str:
-    if prompt is not None:
-        return prompt
-    side = src.with_name(src.stem + ".caption.txt")
-    return side.read_text(encoding="utf-8", errors="replace").strip() if side.is_file() else ""
+def _edge_text(info) -> str:
+    if info.band_edge_source == "input_cutoff":
+        return f"band edge {info.band_edge_hz:.0f} Hz (--input-cutoff; detected {info.detected_edge_hz:.0f} Hz)"
+    how = "detected" if info.edge_cliff else "no cliff found: the input's Nyquist"
+    return f"band edge {info.band_edge_hz:.0f} Hz ({how})"
+
+
+def _write_report(dst: Path, src: Path, model: Path, info) -> Path:
+    """NAME.report.json beside the output (atomic, saga_sr.outputs)."""
+    import json
+
+    from saga_sr.outputs import write_text_atomic
+
+    report = {"input": str(src), "output": str(dst), "model": str(model), **info.to_json()}
+    return write_text_atomic(dst.with_name(dst.stem + ".report.json"), json.dumps(report, indent=1) + "\n")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,45 +109,47 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(f"--target-rolloff: {exc}") from exc
     pairs, kept = _plan_outputs(args)
-    from saga_sr.models.checkpoint import check_model_path  # lazy: imports torch
-
-    model_path = check_model_path(args.model, "--model")
+    model_path = model_or_shipped(args.model)
     device = torch_device(args.device)
     if not pairs:
         print(f"upsample: 0 ok, 0 failed, {len(kept)} kept (existing)")
         return 0
 
-    from saga_sr.audio.io import load_audio, save_audio  # lazy: keeps `saga-sr --help` fast
+    from saga_sr.data.index import sidecar_path  # lazy: keeps `saga-sr --help` fast
+    from saga_sr.inference.files import failure_line, resolve_prompt, upsample_file
+    from saga_sr.inference.guidance import cfg_scales
     from saga_sr.inference.pipeline import Upsampler
     from saga_sr.models.checkpoint import load_model
 
     model = load_model(model_path, device=device, text_encoder_path=args.text_encoder_path)
     up = Upsampler(model, device, args.precision)
+    steps = args.steps or model.default_steps or 100
+    cfg_audio, cfg_text = cfg_scales(model, args.cfg_audio, args.cfg_text)
     prepare_folders([dst for _, dst in pairs] + kept)
     if kept:
         print(f"upsample: {len(kept)} existing output(s) kept (--skip-existing)", file=sys.stderr)
     ok, failed = 0, []
     show = not args.quiet and sys.stderr.isatty()
     for n, (src, dst) in enumerate(pairs, 1):
-        t0 = time.perf_counter()
         try:
-            wav, sr = load_audio(src, target_sr=None, downmix=args.downmix)
-            out = up.upsample(wav, sr, input_cutoff_hz=args.input_cutoff, target_rolloff=args.target_rolloff,
-                              prompt=_prompt_for(src, args.prompt), steps=args.steps, cfg_audio=args.cfg_audio,
-                              cfg_text=args.cfg_text, seed=args.seed, lfr=not args.no_lfr,
-                              batch_size=args.batch_size, progress=show, schedule=args.schedule)
-            save_audio(dst, out, up.sr)
+            res = upsample_file(up, src, dst, prompt=resolve_prompt(args.prompt, sidecar_path(src, "caption")),
+                                downmix=args.downmix, input_cutoff_hz=args.input_cutoff,
+                                target_rolloff=args.target_rolloff, steps=steps, cfg_audio=cfg_audio,
+                                cfg_text=cfg_text, seed=args.seed, lfr=not args.no_lfr, batch_size=args.batch_size,
+                                progress=show, schedule=args.schedule)
+            if args.report:
+                _write_report(dst, src, model_path, res.info)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 -- one bad file must not stop the batch
             failed.append(src)
-            print(f"[{n}/{len(pairs)}] FAILED {src}: {exc}", file=sys.stderr)
+            print(f"[{n}/{len(pairs)}] FAILED {failure_line(src, exc)}", file=sys.stderr)
             continue
         ok += 1
         if not args.quiet:
-            secs = time.perf_counter() - t0
-            print(f"[{n}/{len(pairs)}] {src} -> {dst} ({out.shape[1] / up.sr:.1f} s audio in {secs:.1f} s)",
-                  file=sys.stderr)
+            info = res.info
+            print(f"[{n}/{len(pairs)}] {src} -> {dst} ({info.input_seconds:.1f} s audio in {res.elapsed:.1f} s; "
+                  f"{_edge_text(info)}, roll-off f_l {info.rolloff_hz:.0f} Hz)", file=sys.stderr)
     print(f"upsample: {ok} ok, {len(failed)} failed, {len(kept)} kept (existing)"
           + (f" ({', '.join(map(str, failed))})" if failed else ""))
     return 1 if failed else 0

@@ -38,6 +38,10 @@ def pretransform_facts(cfg: dict) -> dict:
         channels, patch = _int(inner.get("channels")), _int(inner.get("patch_size"))
         latent = channels * patch if channels and patch else None
         return {"latent_channels": latent, "downsampling_ratio": patch, "io_channels": channels}
+    if pt.get("type") == "spectrogram":
+        channels, n_fft, hop = _int(inner.get("channels")), _int(inner.get("n_fft")), _int(inner.get("hop"))
+        latent = channels * 2 * (n_fft // 2 + 1) if channels and n_fft else None
+        return {"latent_channels": latent, "downsampling_ratio": hop, "io_channels": channels}
     if pt.get("type") == "autoencoder":
         return {"latent_channels": _int(inner.get("latent_dim")),
                 "downsampling_ratio": _int(inner.get("downsampling_ratio")),
@@ -58,8 +62,14 @@ def _check_pretransform(cfg: dict) -> list[str]:
     audio_channels = _int(cfg.get("audio_channels"))
     facts = pretransform_facts(cfg)
     if facts["io_channels"] and audio_channels and facts["io_channels"] != audio_channels:
-        key = "channels" if pt_type == "patched" else "io_channels"
+        key = "io_channels" if pt_type == "autoencoder" else "channels"
         problems.append(f"{base}.{key}: {facts['io_channels']} audio channels but audio_channels is {audio_channels}")
+    if pt_type == "spectrogram":
+        n_fft, hop, power = (_get(cfg, f"{base}.{k}") for k in ("n_fft", "hop", "power"))
+        if _int(n_fft) and _int(hop) and (n_fft < 2 * hop or n_fft % 2 or (n_fft - hop) % 2):
+            problems.append(f"{base}.n_fft: {n_fft} must be even, >= 2 x hop ({hop}) and n_fft - hop even")
+        if isinstance(power, (int, float)) and not 0 < power <= 1:
+            problems.append(f"{base}.power: must be in (0, 1], got {power}")
     if pt_type != "autoencoder":
         return problems
     enc = _get(cfg, f"{base}.encoder.config", {}) or {}

@@ -76,9 +76,12 @@ NONNEG_NUM = Scalar("number", minimum=0)
 ANY_OBJ = Obj(open=True)
 IDS = Arr(STR)
 
-T5_NAMES = ("t5-small", "t5-base", "t5-large", "t5-3b", "t5-11b",
-            "google/flan-t5-small", "google/flan-t5-base", "google/flan-t5-large", "google/flan-t5-xl",
-            "google/flan-t5-xxl", "google/t5-v1_1-xl", "google/t5-v1_1-xxl")
+# the T5 encoders a config may name, with their output width (the one list; models.conditioners reads it)
+T5_DIMS = {"t5-small": 512, "t5-base": 768, "t5-large": 1024, "t5-3b": 1024, "t5-11b": 1024,
+           "google/flan-t5-small": 512, "google/flan-t5-base": 768, "google/flan-t5-large": 1024,
+           "google/flan-t5-xl": 2048, "google/flan-t5-xxl": 4096,
+           "google/t5-v1_1-xl": 2048, "google/t5-v1_1-xxl": 4096}
+T5_NAMES = tuple(T5_DIMS)
 
 OOBLECK_ENCODER = Obj({
     "in_channels": req(POS_INT), "channels": req(POS_INT), "latent_dim": req(POS_INT),
@@ -107,6 +110,11 @@ PATCHED_PRETRANSFORM = Obj({
     "type": req(Scalar("str", ("patched",))),
     "scale": opt(POS_NUM),  # latents are divided by it
     "config": req(Obj({"channels": req(POS_INT), "patch_size": req(POS_INT)})),
+})
+SPECTROGRAM_PRETRANSFORM = Obj({
+    "type": req(Scalar("str", ("spectrogram",))),
+    "scale": opt(NUM),
+    "config": req(Obj({"channels": req(POS_INT), "n_fft": req(POS_INT), "hop": req(POS_INT), "power": opt(NUM)})),
 })
 
 T5_CONDITIONER = Obj({
@@ -147,6 +155,7 @@ DIFFUSION = Obj({
     # ours
     "rolloff_conditioner": opt(Tagged("type", {"fourier": Obj({"type": req(STR), "dropout_rate": opt(PROB)})})),
     "cfg_scales": opt(Obj({"audio": opt(NONNEG_NUM), "text": opt(NONNEG_NUM)})),
+    "default_steps": opt(POS_INT),
     "use_cross_attn_mask": opt(BOOL),
 })
 
@@ -164,7 +173,8 @@ CONFIG = Obj({
     "model_type": req(Scalar("str", ("diffusion_cond",))),
     "sample_rate": req(POS_INT), "sample_size": req(POS_INT), "audio_channels": req(POS_INT),
     "model": req(Obj({
-        "pretransform": req(Tagged("type", {"autoencoder": AUTOENCODER_PRETRANSFORM, "patched": PATCHED_PRETRANSFORM})),
+        "pretransform": req(Tagged("type", {"autoencoder": AUTOENCODER_PRETRANSFORM, "patched": PATCHED_PRETRANSFORM,
+                                                            "spectrogram": SPECTROGRAM_PRETRANSFORM})),
         "conditioning": req(Obj({
             "configs": req(Arr(Tagged("type", {"t5": T5_CONDITIONER, "number": NUMBER_CONDITIONER}))),
             "cond_dim": req(POS_INT),

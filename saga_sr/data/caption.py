@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from saga_sr.data.index import sidecar_path
 from saga_sr.errors import ModelLoadError
 
 __all__ = ["CAPTION_PROMPT", "CAPTION_SR", "MAX_LENGTH", "MAX_SECONDS", "Captioner", "sidecar_path"]
@@ -30,12 +31,6 @@ CAPTION_PROMPT = "<|audio_bos|><|AUDIO|><|audio_eos|>Generate the caption in Eng
 CAPTION_SR = 16000
 MAX_LENGTH = 256
 MAX_SECONDS = 30.0
-
-
-def sidecar_path(audio_path: str | os.PathLike) -> Path:
-    """NAME.caption.txt beside NAME.<ext> (the name saga_sr.data and `saga-sr upsample` read)."""
-    p = Path(audio_path)
-    return p.with_name(p.stem + ".caption.txt")
 
 
 class Captioner:

@@ -4,6 +4,12 @@ Item: ``(hr [C, L] float tensor, metadata)`` with metadata keys ``lr_audio`` ([C
 ([L] bool, True = real audio), ``audio_path``, ``lr_cutoff_hz``, ``seconds_start``, ``seconds_total``, ``prompt``,
 ``caption``, ``transcript``, ``domain`` and, with ``compute_rolloff``, ``rolloff_low`` / ``rolloff_high`` (Hz,
 input / target) and ``input_rolloff`` / ``target_rolloff`` (normalised bin / 1025).
+
+HR roll-off: the HR segment's 98.5 % roll-off (the paper's), unless the manifest gives the file's measured
+bandwidth (``bandwidth_hz``, where its spectrum ends): then that bandwidth is the HR roll-off, both as the
+target roll-off (so the knob means "content up to this frequency" and inference's default 0.9, 19.9 kHz, asks
+for a full-band file) and as the cap of the simulated LR cutoff (so speech is also seen cut at 8-16 kHz,
+where its energy roll-off would have capped the cutoff at a few kHz).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from saga_sr.audio.spectral import rolloff
 from saga_sr.data.index import AudioEntry, IndexResult, build_index
 from saga_sr.data.segment import Segment, read_segment
 from saga_sr.errors import DataError, SagaError
+from saga_sr.seeding import numpy_rng
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +56,9 @@ def _rolloff(wav: np.ndarray, sr: int):
 class SAGASRDataset(Dataset):
     """HR/LR training pairs from folders or a manifest (see the module docstring for the item layout).
 
-    ``deterministic=True`` (validation) fixes each item's crop and LR filter by ``(seed, index)``; otherwise
-    every draw is new (different per epoch and per DataLoader worker) but still derived from ``seed``.
+    ``deterministic=True`` (validation) fixes each item's crop and LR filter by ``(seed, index)``. A key
+    ``(index, epoch)`` (from `EpochSampler`, the training loader) draws them from ``(seed, index, epoch)``, the
+    same after a resume. A plain index otherwise gets a new draw every time (per call and per worker).
     """
 
     def __init__(self, paths_or_manifest: str | Path | list, sample_size: int, sample_rate: int,
@@ -80,19 +88,22 @@ class SAGASRDataset(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
-    def _rng(self, index: int) -> np.random.Generator:
+    def _rng(self, index: int, epoch: int | None) -> np.random.Generator:
         if self.deterministic:
-            return np.random.default_rng([self.seed, index])
+            return numpy_rng(self.seed, index)
+        if epoch is not None:
+            return numpy_rng(self.seed, index, epoch)
         self._draws += 1
         # torch.initial_seed differs per DataLoader worker and per epoch; the counter covers num_workers=0
-        return np.random.default_rng([self.seed, index, torch.initial_seed() % (2 ** 63), self._draws])
+        return numpy_rng(self.seed, index, torch.initial_seed(), self._draws)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, key: int | tuple[int, int]):
+        index, epoch = key if isinstance(key, tuple) else (key, None)
         last: Exception | None = None
         for attempt in range(_RETRIES + 1):
             i = (index + attempt) % len(self.entries)
             try:
-                return self._item(i, self._rng(i))
+                return self._item(i, self._rng(i, epoch))
             except (SagaError, OSError, RuntimeError, ValueError) as exc:
                 last = exc
                 log.warning("skipping %s at load time: %s", self.entries[i].path, exc)
@@ -102,7 +113,13 @@ class SAGASRDataset(Dataset):
         entry = self.entries[i]
         seg: Segment = read_segment(entry, self.sample_size, self.sample_rate, self.audio_channels, rng)
         hr = seg.audio[:, :seg.valid]
-        hr_norm, hr_hz = _rolloff(hr, self.sample_rate)
+        if entry.bandwidth_hz > 0:
+            from saga_sr.audio.spectral import hz_to_normalized
+
+            hr_hz = min(entry.bandwidth_hz, self.sample_rate / 2)
+            hr_norm = hz_to_normalized(hr_hz, self.sample_rate)
+        else:
+            hr_norm, hr_hz = _rolloff(hr, self.sample_rate)
         lr_res = simulate_lr(hr, self.sample_rate, rng=rng, cutoff_range=self.cutoff_range,
                              hr_rolloff_hz=hr_hz if hr_hz > 0 else None)
         lr = np.zeros_like(seg.audio)

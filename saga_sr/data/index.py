@@ -17,13 +17,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from saga_sr.audio.io import find_audio_files
+from saga_sr.audio.io import SILENCE_PEAK, find_audio_files
 from saga_sr.errors import DataError
 
 log = logging.getLogger(__name__)
 
-# peak below this (-80 dBFS) counts as silence
-SILENCE_PEAK = 1e-4
 MIN_SECONDS = 0.05
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".json")
 
@@ -39,6 +37,7 @@ class AudioEntry:
     caption: str = ""
     transcript: str = ""
     domain: str = ""
+    bandwidth_hz: float = 0.0  # measured bandwidth from a manifest column (0: unknown); see SAGASRDataset
 
     @property
     def seconds(self) -> float:
@@ -51,10 +50,16 @@ class IndexResult:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def read_sidecar(audio_path: Path, kind: str) -> str:
-    """NAME.txt is the transcript, NAME.caption.txt the caption; absent -> ''."""
-    suffix = ".caption.txt" if kind == "caption" else ".txt"
-    side = audio_path.with_name(audio_path.stem + suffix)
+def sidecar_path(audio_path: str | os.PathLike, kind: str = "caption") -> Path:
+    """The one sidecar rule: NAME.caption.txt (caption) or NAME.txt (transcript) beside NAME.<ext>; read by
+    the data index and `saga-sr upsample`, written by `saga-sr caption`."""
+    p = Path(audio_path)
+    return p.with_name(p.stem + (".caption.txt" if kind == "caption" else ".txt"))
+
+
+def read_sidecar(audio_path: str | os.PathLike, kind: str) -> str:
+    """The stripped text of `sidecar_path(audio_path, kind)`; absent -> ''."""
+    side = sidecar_path(audio_path, kind)
     if side.is_file():
         return side.read_text(encoding="utf-8", errors="replace").strip()
     return ""
@@ -83,6 +88,20 @@ def check_audio(path: Path, block_seconds: float = 10.0) -> tuple[sf._SoundFileI
     if peak < SILENCE_PEAK:
         return None, f"silent: peak {peak:.2e} < {SILENCE_PEAK:.0e}"
     return info, ""
+
+
+def _bandwidth(row: dict, path: Path) -> float:
+    """The manifest's `bandwidth_hz` (Hz; 0 or absent: unknown); a malformed value is an error naming the file."""
+    raw = str(row.get("bandwidth_hz", "") or "").strip()
+    if not raw:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise DataError(f"{path}: manifest bandwidth_hz {raw!r} is not a number") from None
+    if not (value >= 0 and np.isfinite(value)):
+        raise DataError(f"{path}: manifest bandwidth_hz {raw!r} must be a non-negative number of Hz")
+    return value
 
 
 def _short(exc: Exception) -> str:
@@ -155,7 +174,7 @@ def entry_from_row(row: dict, frames: int, sample_rate: int, channels: int) -> A
     return AudioEntry(path=path, frames=int(frames), sample_rate=int(sample_rate), channels=int(channels),
                       caption=row.get("caption") or read_sidecar(path, "caption"),
                       transcript=row.get("transcript") or read_sidecar(path, "transcript"),
-                      domain=row.get("domain", ""))
+                      domain=row.get("domain", ""), bandwidth_hz=_bandwidth(row, path))
 
 
 def checked_entry(row: dict, cache: dict | None = None) -> tuple[AudioEntry | None, str]:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
-import soxr
 
+from saga_sr.audio.resample import resample
 from saga_sr.data.index import AudioEntry
 from saga_sr.errors import AudioError
 
@@ -64,7 +64,7 @@ def read_segment(entry: AudioEntry, sample_size: int, sample_rate: int, channels
         raise AudioError(f"{entry.path}: cannot read frames {lo}-{hi}: {exc}") from exc
     wav = raw.T
     if sr_in != sample_rate:
-        wav = soxr.resample(raw, sr_in, sample_rate, quality="HQ").T
+        wav = resample(wav, sr_in, sample_rate)
     offset = start - lo // step_in * step_out
     wav = wav[:, offset:offset + valid]
     valid = wav.shape[1]

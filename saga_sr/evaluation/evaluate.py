@@ -27,7 +27,6 @@ from __future__ import annotations
 import csv
 import json
 import time
-import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -47,6 +46,7 @@ from saga_sr.evaluation.stats import Summary, mean_ci
 from saga_sr.inference.adapters import ModelFn, RoundTripFn, model_functions
 from saga_sr.inference.targets import NOT_USED, TargetSetting, unique_settings
 from saga_sr.models.checkpoint import load_model
+from saga_sr.seeding import derive_seed, text_key
 
 SAMPLE_RATE = 44100
 SYSTEMS = ("unprocessed", "ours", "ours_no_lfr", "vae_lfr", "dsp_bwe")
@@ -91,8 +91,8 @@ class EvalResult:
 
 
 def clip_seed(rel_path: str, cutoff_hz: float, seed: int) -> int:
-    """A stable per-(file, cutoff) seed (crc32, not Python's salted hash)."""
-    return zlib.crc32(f"{rel_path}|{float(cutoff_hz):.1f}|{int(seed)}".encode()) & 0x7FFFFFFF
+    """A stable per-(file, cutoff) seed (saga_sr.seeding; the path enters as its crc32, the cutoff in 0.1 Hz)."""
+    return derive_seed(seed, text_key(rel_path), round(float(cutoff_hz) * 10))
 
 
 def _domain(rel: Path) -> str:

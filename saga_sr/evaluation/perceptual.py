@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import soxr
 from scipy.signal import stft
 
+from saga_sr.audio.resample import resample
 from saga_sr.errors import SagaError
 
 VISQOL_RATE = 48000
@@ -94,8 +94,7 @@ def _visqol_fn() -> Callable[[np.ndarray, np.ndarray, int], float]:
     def score(ref: np.ndarray, est: np.ndarray, sr: int) -> float:
         r, e = _same_length(_mono(ref), _mono(est))
         if sr != VISQOL_RATE:
-            r = soxr.resample(r, sr, VISQOL_RATE)
-            e = soxr.resample(e, sr, VISQOL_RATE)
+            r, e = resample(r, sr, VISQOL_RATE), resample(e, sr, VISQOL_RATE)
         logger = logging.getLogger("visqol")
         level = logger.level
         logger.setLevel(logging.ERROR)  # it warns on every call about non-48 kHz or short input

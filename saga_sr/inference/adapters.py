@@ -8,7 +8,8 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
-from saga_sr.audio.lfr import low_frequency_replace
+from saga_sr.audio.lfr import edge_crossfade_hz, low_frequency_replace
+from saga_sr.inference.guidance import cfg_scales
 from saga_sr.inference.pipeline import Upsampler
 from saga_sr.inference.targets import takes_target_rolloff
 
@@ -17,26 +18,26 @@ ModelFn = Callable[..., Mapping[str, np.ndarray]]
 RoundTripFn = Callable[[np.ndarray, int], np.ndarray]
 
 
-def model_functions(model, *, steps: int = 50, seed: int = 0, device: str = "cpu", precision: str = "fp32",
+def model_functions(model, *, steps: int | None = None, seed: int = 0, device: str = "cpu", precision: str = "fp32",
                     batch_size: int = 4, cfg_audio: float | None = None,
                     cfg_text: float | None = None) -> tuple[ModelFn, RoundTripFn]:
     """The model's two systems: (LR -> {"ours", "ours_no_lfr"}) through the Upsampler, and the pretransform round trip.
 
     The model is sampled once per clip and target roll-off, without LFR ("ours_no_lfr", empty prompt, the
-    config's CFG scales, `--input-cutoff` = the simulated cutoff, `--target-rolloff` = the value given, None =
-    upsample's default); "ours" is that same sample after `low_frequency_replace` with
-    the LR input at the known cutoff. The pipeline applies the same function per decoded chunk, so "ours"
-    matches `saga-sr upsample` up to chunk-seam crossfades, at half the sampling cost of a second pass.
+    config's CFG scales, the input roll-off f_l measured on the LR input as in training, `--target-rolloff` =
+    the value given, None = upsample's default); "ours" is that same sample after `low_frequency_replace`
+    with the LR input at the known (simulated) cutoff, the LFR band edge. The pipeline applies the same
+    function per decoded chunk, so "ours" matches `saga-sr upsample` up to chunk-seam crossfades, at half the sampling cost of a second pass.
     """
     up = Upsampler(model, device, precision)
-    scales = getattr(model, "cfg_scales", {}) or {}
-    kwargs = dict(steps=steps, seed=seed, batch_size=batch_size,
-                  cfg_audio=cfg_audio if cfg_audio is not None else scales.get("audio", 1.4),
-                  cfg_text=cfg_text if cfg_text is not None else scales.get("text", 1.2))
+    steps = steps or getattr(model, "default_steps", None) or 50  # the model's own default, else 50
+    s_a, s_t = cfg_scales(model, cfg_audio, cfg_text)
+    kwargs = dict(steps=steps, seed=seed, batch_size=batch_size, cfg_audio=s_a, cfg_text=s_t)
 
     def model_fn(lr: np.ndarray, sr: int, cutoff: float, target_rolloff: float | None = None) -> dict[str, np.ndarray]:
         raw = up.upsample(lr, sr, input_cutoff_hz=cutoff, target_rolloff=target_rolloff, lfr=False, **kwargs)
-        return {"ours": low_frequency_replace(raw, lr, sr, cutoff_hz=cutoff), "ours_no_lfr": raw}
+        ours = low_frequency_replace(raw, lr, sr, cutoff_hz=cutoff, crossfade_hz=edge_crossfade_hz(cutoff))
+        return {"ours": ours, "ours_no_lfr": raw}
 
     model_fn.takes_target_rolloff = takes_target_rolloff(model)  # read by run_evaluation for its notes
 

@@ -1,4 +1,5 @@
-"""The two roll-off numbers an upsample call conditions on: the input band (measured) and the target.
+"""What an upsample call measures of its input and conditions on: the input's roll-off f_l and band edge
+(measured in one streamed pass), and the target roll-off (given).
 
 Units (docs/DESIGN.md): normalised roll-off = bin / 1025 in [0, 1); Hz = bin * sr / 2048, so at 44.1 kHz
 normalised 0.9 is about 19.9 kHz and 1.0 is 22.05 kHz.
@@ -6,37 +7,77 @@ normalised 0.9 is about 19.9 kHz and 1.0 is 22.05 kHz.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 import numpy as np
 
+from saga_sr.audio.bandedge import BandEdge, band_edge_from_power
 from saga_sr.audio.spectral import (HOP, N_FFT, ROLLOFF_PERCENT, hann, hz_of_bin, hz_to_normalized, normalized_to_hz,
                                     rolloff_bin_from_spectrum)
 
-__all__ = ["DEFAULT_TARGET_ROLLOFF", "streaming_rolloff_hz", "resolve_target_rolloff"]
+__all__ = ["DEFAULT_TARGET_ROLLOFF", "InputBands", "LongTermSpectrum", "measure_bands", "resolve_target_rolloff"]
 
 # The authors' training logger conditions on output_cutoff_ratio 0.9 (saga_sr.yaml); we use it as default.
 DEFAULT_TARGET_ROLLOFF = 0.9
 _BINS = N_FFT // 2 + 1
 
 
-def streaming_rolloff_hz(wav: np.ndarray, sr: int, *, block_frames: int = 512,
-                         percent: float = ROLLOFF_PERCENT) -> float:
-    """The paper's clip roll-off in Hz, identical to `saga_sr.audio.spectral.rolloff(wav, sr).hz` but
-    computed over blocks of STFT frames, so a 10-minute file never materialises its whole spectrogram.
+class LongTermSpectrum:
+    """The centred STFT (Hann 2048 / hop 512, as `audio.spectral`) of a mono signal pushed in blocks, summed
+    over frames: |X| per bin (the paper's roll-off) and |X|^2 per bin (the band edge). The sums equal those
+    of the whole signal, but only one block and one frame of history are ever held."""
 
-    Channels are averaged to mono first (as the paper's code does)."""
-    x = np.asarray(wav, dtype=np.float32)
-    x = x.mean(axis=0) if x.ndim == 2 else x
-    length = x.shape[-1]
-    frames = 1 + length // HOP
-    padded = np.pad(x, (N_FFT // 2, N_FFT // 2))
-    window = hann(N_FFT)
-    mag_sum = np.zeros(_BINS)
-    for f0 in range(0, frames, block_frames):
-        f1 = min(f0 + block_frames, frames)
-        seg = padded[f0 * HOP: (f1 - 1) * HOP + N_FFT].astype(np.float64)
-        view = np.lib.stride_tricks.sliding_window_view(seg, N_FFT)[::HOP][: f1 - f0]
-        mag_sum += np.abs(np.fft.rfft(view * window, axis=-1)).sum(axis=0)
-    return hz_of_bin(rolloff_bin_from_spectrum(mag_sum, percent), sr)
+    def __init__(self) -> None:
+        self.length = 0
+        self.mag = np.zeros(_BINS)
+        self.power = np.zeros(_BINS)
+        self._buf = np.zeros(N_FFT // 2)  # the padded signal from frame `_next` on (starts with the left pad)
+        self._next = 0                    # index of the next frame to transform
+
+    def _frames(self, count: int, group: int = 256) -> None:
+        for first in range(0, max(count, 0), group):  # a group of frames at a time bounds the memory
+            n = min(group, count - first)
+            seg = self._buf[first * HOP: first * HOP + (n - 1) * HOP + N_FFT]
+            frames = np.lib.stride_tricks.sliding_window_view(seg, N_FFT)[::HOP][:n]
+            spec = np.abs(np.fft.rfft(frames * hann(N_FFT), axis=-1))
+            self.mag += spec.sum(axis=0)
+            self.power += (spec ** 2).sum(axis=0)
+        self._buf = self._buf[max(count, 0) * HOP:]
+        self._next += max(count, 0)
+
+    def push(self, x: np.ndarray) -> None:
+        """Append samples `[n]` (float)."""
+        x = np.asarray(x, dtype=np.float64).reshape(-1)
+        self.length += x.shape[0]
+        self._buf = np.concatenate([self._buf, x])
+        self._frames((self._buf.shape[0] - N_FFT) // HOP + 1 if self._buf.shape[0] >= N_FFT else 0)
+
+    def finish(self) -> "LongTermSpectrum":
+        """Add the right zero padding and transform the last frames (1 + length // HOP frames in all)."""
+        self._buf = np.concatenate([self._buf, np.zeros(N_FFT // 2)])
+        self._frames(1 + self.length // HOP - self._next)
+        return self
+
+
+@dataclass(frozen=True)
+class InputBands:
+    """What an input's long-term spectrum says. rolloff_hz: the paper's 98.5 % roll-off (f_l, the value the
+    model is conditioned on, as in training); edge: the band edge (what low-frequency replacement keeps)."""
+
+    rolloff_hz: float
+    edge: BandEdge
+
+
+def measure_bands(blocks: Iterable[np.ndarray], sr: int, input_sr: int) -> InputBands:
+    """Roll-off and band edge of a signal at `sr` arriving in mono blocks `[n]` or `[1, n]`; the band edge
+    never exceeds the original file's Nyquist `input_sr / 2`."""
+    acc = LongTermSpectrum()
+    for block in blocks:
+        acc.push(block)
+    acc.finish()
+    edge = band_edge_from_power(acc.power, sr, max_hz=min(input_sr, sr) / 2, n_fft=N_FFT)
+    return InputBands(rolloff_hz=hz_of_bin(rolloff_bin_from_spectrum(acc.mag, ROLLOFF_PERCENT), sr), edge=edge)
 
 
 def resolve_target_rolloff(value: float | None, sr: int) -> tuple[float, float]:

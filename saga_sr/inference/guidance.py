@@ -19,14 +19,16 @@ Shape legend: B batch, C latent channels, T latent frames, S context tokens, D t
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, ContextManager, Mapping
 
 import torch
 
+from saga_sr.config.typed import DEFAULT_CFG_AUDIO, DEFAULT_CFG_TEXT
 from saga_sr.flow import NULL_LR_VALUE
 
-__all__ = ["NULL_LR_VALUE", "BRANCHES", "cfg_weights", "TwoScaleCFG", "two_scale_cfg"]
+__all__ = ["NULL_LR_VALUE", "BRANCHES", "cfg_weights", "TwoScaleCFG", "two_scale_cfg", "guided_velocity", "cfg_scales"]
 
 # (name, uses the LR latent, uses the text / cross-attention tokens)
 BRANCHES = (("uncond", False, False), ("audio", True, False), ("full", True, True))
@@ -75,7 +77,7 @@ class TwoScaleCFG:
     """
 
     def __init__(self, denoise: Denoiser, cond: Mapping[str, torch.Tensor | None], *,
-                 scale_audio: float = 1.4, scale_text: float = 1.2,
+                 scale_audio: float = DEFAULT_CFG_AUDIO, scale_text: float = DEFAULT_CFG_TEXT,
                  null_lr_value: float = NULL_LR_VALUE, dynamic: DynamicCond | None = None,
                  prepare: Prepare | None = None) -> None:
         if cond.get("input_concat_cond") is None:
@@ -129,8 +131,54 @@ class TwoScaleCFG:
 
 
 def two_scale_cfg(denoise: Denoiser, x: torch.Tensor, t: float, cond: Mapping[str, torch.Tensor | None], *,
-                  scale_audio: float = 1.4, scale_text: float = 1.2,
+                  scale_audio: float = DEFAULT_CFG_AUDIO, scale_text: float = DEFAULT_CFG_TEXT,
                   null_lr_value: float = NULL_LR_VALUE) -> torch.Tensor:
     """One guided velocity evaluation (convenience; samplers should reuse a `TwoScaleCFG` per window)."""
     return TwoScaleCFG(denoise, cond, scale_audio=scale_audio, scale_text=scale_text,
                        null_lr_value=null_lr_value)(x, t)
+
+
+def cfg_scales(model, cfg_audio: float | None = None, cfg_text: float | None = None) -> tuple[float, float]:
+    """(s_a, s_t): a scale given wins, then the model config's `cfg_scales`, then the paper's 1.4 / 1.2 (the one
+    rule of `upsample`, `evaluate` and validation)."""
+    own = getattr(model, "cfg_scales", {}) or {}
+    return (float(cfg_audio if cfg_audio is not None else own.get("audio", DEFAULT_CFG_AUDIO)),
+            float(cfg_text if cfg_text is not None else own.get("text", DEFAULT_CFG_TEXT)))
+
+
+def guided_velocity(model, cond: Mapping, z_lr: torch.Tensor, *, scale_audio: float, scale_text: float,
+                    rolloff: tuple[torch.Tensor, torch.Tensor] | None = None,
+                    autocast: Callable[[], ContextManager] = nullcontext) -> TwoScaleCFG:
+    """The one set-up of guided sampling (validation and the Upsampler): a SagaSRModel's conditioner outputs
+    `cond` and normalised roll-offs (low, high) [B] -> a TwoScaleCFG over the DiT for z_lr [B,C,T].
+
+    The conditioning MLPs and the cross-attention keys/values run once (`project_conditioning` as `prepare`);
+    the seeds' roll-off prepend token carries the timestep embedding, so it is rebuilt at every step (`dynamic`).
+    `autocast` wraps each DiT call (e.g. bf16)."""
+    dit, b, dev = model.dit, z_lr.shape[0], z_lr.device
+    inputs = dict(model.conditioning_inputs(cond, rolloff=rolloff, timestep=torch.ones(b, device=dev)))
+    dynamic = None
+    if rolloff is not None and getattr(model, "rolloff_conditioner", None) is not None:
+        low, high = rolloff
+        inputs.pop("prepend_cond", None)  # replaced at every step by `dynamic`
+        inputs.pop("prepend_cond_mask", None)
+
+        def dynamic(t_b: torch.Tensor) -> dict:
+            prepend = model.build_rolloff_prepend(low, high, t_b)
+            return {"prepend_cond": dit.project_conditioning(prepend_cond=prepend)["prepend_cond"],
+                    "prepend_cond_mask": torch.ones(prepend.shape[:2], dtype=torch.bool, device=dev)}
+    inputs["cross_attn_cond_mask"] = inputs.pop("cross_attn_mask", None)
+    inputs = {k: v for k, v in inputs.items() if v is not None}
+    inputs["input_concat_cond"] = z_lr
+
+    def prepare(kwargs: dict) -> dict:
+        projected = dit.project_conditioning(kwargs.get("cross_attn_cond"), kwargs.get("global_embed"),
+                                             kwargs.get("prepend_cond"))
+        return {**kwargs, **{k: v for k, v in projected.items() if v is not None}}
+
+    def denoise(x: torch.Tensor, t: torch.Tensor, **kwargs) -> torch.Tensor:
+        with autocast():
+            return dit(x, t, conditioning_projected=True, **kwargs)
+
+    return TwoScaleCFG(denoise, inputs, scale_audio=scale_audio, scale_text=scale_text, dynamic=dynamic,
+                       prepare=prepare)

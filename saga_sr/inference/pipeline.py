@@ -1,52 +1,63 @@
-"""Waveform -> waveform super-resolution with a SagaSRModel: any rate and length in, 44.1 kHz out.
+"""Waveform -> waveform super-resolution with a SagaSRModel: any rate and length in, 44.1 kHz out, streamed.
 
-Steps: resample to the model rate (soxr HQ); measure the input band (the paper's roll-off) unless given;
-split channels into model items (a mono model runs each channel as a batch item; a stereo model gets a mono
-input duplicated and its output averaged back); cover the latent timeline with overlapping windows of the
-model's `sample_size`; for each batch of windows: encode the LR window, compute the conditioning ONCE
-(T5, roll-off / seconds numbers, the DiT's projected conditioning, cross-attention keys/values), sample with
-Euler + two-scale CFG from noise derived from (seed, window index); crossfade the windows' latents linearly
-in latent frames (weights sum to 1); decode overlapping latent chunks (with extra context margins that are
-thrown away), apply low-frequency replacement per chunk with the detected cutoff, crossfade linearly in the
-waveform. Windows and chunks are streamed: a window's latent is dropped once every chunk that needs it is
-decoded, so apart from the input and output arrays memory does not grow with the length.
+Steps: one pass over the input measures, at the model rate, the paper's 98.5 % roll-off f_l (the model's
+input conditioning, exactly as in training) and the band edge (inference.bands / audio.bandedge: where the
+input's content ends; `input_cutoff_hz` overrides it). A second pass streams the input, resampled with
+soxr's stream API, through the model: model items (a mono model runs each channel as a batch item; a stereo
+model gets a mono input duplicated and its output averaged back); overlapping windows of the model's
+`sample_size` over the latent timeline; per batch of windows: encode the LR window, compute the
+conditioning ONCE (T5, roll-off / seconds numbers, the DiT's projected conditioning, cross-attention
+keys/values), sample with Euler + two-scale CFG from noise derived from (seed, window index); crossfade the
+windows' latents linearly in latent frames (weights sum to 1); decode overlapping latent chunks (with extra
+context margins that are thrown away), put the input band below the edge back (low-frequency replacement)
+per chunk, crossfade linearly in the waveform, and hand out each output block as soon as no later chunk
+touches it. Only a window's worth of input, latents and output is ever held: memory is flat in the length.
+
+`upsample_file` reads and writes files block by block (the input is read twice: analysis, then
+processing); `upsample` does the same on arrays and is the non-streamed reference (one soxr call).
 
 Shape legend: C channels, L samples, I model items, m model audio channels, K latent channels, T frames.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections import OrderedDict
+from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
-import soxr
+import soundfile as sf
 import torch
 
-from saga_sr.audio.lfr import low_frequency_replace
+from saga_sr.audio.io import SILENCE_PEAK, read_audio_blocks, resample_blocks, save_audio_blocks
+from saga_sr.audio.resample import resample
 from saga_sr.audio.spectral import hz_to_normalized
+from saga_sr.config.typed import DEFAULT_CFG_AUDIO, DEFAULT_CFG_TEXT
 from saga_sr.errors import AudioError, SagaError
-from saga_sr.inference.bands import resolve_target_rolloff, streaming_rolloff_hz
-from saga_sr.inference.guidance import TwoScaleCFG
-from saga_sr.inference.kv_cache import cached_cross_attention
+from saga_sr.inference.chunks import ChunkDecoder, Window
+from saga_sr.inference.bands import InputBands, measure_bands, resolve_target_rolloff
+from saga_sr.inference.guidance import guided_velocity
 from saga_sr.inference.samplers import euler
 from saga_sr.inference.schedules import make_schedule
+from saga_sr.inference.stream import ForwardBuffer, OverlapAdd
 from saga_sr.inference.windows import WindowPlan, plan_windows, window_weights
+from saga_sr.seeding import derive_seed, torch_generator
 
-__all__ = ["Upsampler", "PRECISIONS", "MIN_INPUT_SR", "MAX_INPUT_SR", "window_seed"]
+__all__ = ["Upsampler", "UpsampleInfo", "PRECISIONS", "MIN_INPUT_SR", "MAX_INPUT_SR", "window_seed"]
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 MIN_INPUT_SR, MAX_INPUT_SR = 4000, 48000
+BLOCK_SECONDS = 10.0  # file blocks read at a time
 ProgressFn = Callable[[int, int], None]
 _PER_WINDOW = frozenset({"seconds_start"})  # metadata fields that differ between windows of one file
 
 
 def window_seed(seed: int, window: int) -> int:
     """The noise seed of one window: a hash of (seed, window index), independent of batching and device."""
-    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(window)]).generate_state(1, np.uint64)[0] >> 1)
+    return derive_seed(seed, window)
 
 
 def _as_audio(wav: np.ndarray) -> np.ndarray:
@@ -62,17 +73,9 @@ def _as_audio(wav: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class _Window:
-    """A finished sampling window: weighted latents of every item [I, K, W] and its span in frames."""
-    start: int
-    end: int
-    z: torch.Tensor
-
-
-@dataclass
 class Timings:
     """Seconds spent per stage in the last call (the benchmark's cost split)."""
-    prepare: float = 0.0       # resampling + roll-off detection
+    prepare: float = 0.0       # analysis pass: reading, resampling, roll-off and band edge
     encode: float = 0.0        # pretransform encode of the LR windows
     conditioning: float = 0.0  # T5 + number / roll-off conditioners + DiT projections
     sampling: float = 0.0      # DiT steps
@@ -80,8 +83,40 @@ class Timings:
     lfr: float = 0.0           # low-frequency replacement
 
 
+@dataclass
+class UpsampleInfo:
+    """What one upsample call measured and used (printed by the CLI, written by `--report`).
+
+    band_edge_hz: the edge low-frequency replacement keeps the input below (detected, or `input_cutoff_hz`);
+    detected_edge_hz / edge_cliff: the detector's answer (edge_cliff False: no cliff, the edge is the Nyquist);
+    rolloff_hz: f_l, the input's measured 98.5 % roll-off the model is conditioned on (never the edge)."""
+    input_sr: int
+    channels: int
+    input_seconds: float
+    band_edge_hz: float
+    band_edge_source: str  # "detected" or "input_cutoff"
+    detected_edge_hz: float
+    edge_cliff: bool
+    rolloff_hz: float
+    rolloff_normalized: float
+    target_rolloff_normalized: float
+    target_rolloff_hz: float
+    lfr: bool
+    steps: int
+    schedule: str
+    cfg_audio: float
+    cfg_text: float
+    seed: int
+    timings: Timings = field(default_factory=Timings)
+    wall_s: float = 0.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
 class Upsampler:
-    """Super-resolution with a loaded SagaSRModel (any weights). Build once, call `upsample` per file.
+    """Super-resolution with a loaded SagaSRModel (any weights). Build once, call `upsample` (arrays) or
+    `upsample_file` (files, streamed) per input; `info` describes the last call.
 
     overlap: fraction of a window shared with its neighbour (crossfaded linearly in latent frames);
     decode_margin: extra latent context (fraction of a window) decoded on each side of a chunk and dropped.
@@ -102,121 +137,176 @@ class Upsampler:
         # latent frames per window: the model's training length unless overridden (shorter = less memory)
         self.window_frames = int(window_frames or max(1, int(model.sample_size) // self.ratio))
         self.timings = Timings()
+        self.info: UpsampleInfo | None = None
         self._cond_cache: tuple[dict, dict] | None = None
 
     # ---- public -------------------------------------------------------------------------------------------
-    def upsample(self, wav: np.ndarray, sr: int, *, input_cutoff_hz: float | None = None,
-                 target_rolloff: float | None = None, prompt: str | None = None, steps: int = 100,
-                 cfg_audio: float = 1.4, cfg_text: float = 1.2, seed: int = 0, lfr: bool = True,
-                 batch_size: int = 4, progress: bool | ProgressFn = False,
-                 schedule: str = "linear_quadratic") -> np.ndarray:
+    def upsample(self, wav: np.ndarray, sr: int, **options) -> np.ndarray:
         """wav [C, L] (or [L]) at `sr` (4-48 kHz) -> float32 [C, L'] at 44.1 kHz with L' = round(L * 44100 / sr).
 
-        input_cutoff_hz: the input band edge; default the paper's 98.5 % roll-off of the input.
-        target_rolloff: normalised (<= 1) or Hz (> 1); default 0.9 normalised (about 19.9 kHz).
-        prompt: caption text (None = empty caption). cfg_audio / cfg_text: s_a / s_t of the paper's CFG.
-        Deterministic for a seed: window i's noise comes from `window_seed(seed, i)`.
-        """
-        self.timings = Timings()
-        self._cond_cache = None
+        The whole input is resampled at once (the non-streamed reference of `upsample_file`); options as
+        `upsample_file`."""
         t0 = time.perf_counter()
         x = _as_audio(wav)
-        if not MIN_INPUT_SR <= int(sr) <= MAX_INPUT_SR:
-            raise AudioError(f"input sample rate {sr} Hz is outside {MIN_INPUT_SR}-{MAX_INPUT_SR} Hz")
+        _check_rate(sr)
+        lr = self._resample(x, int(sr))
+        bands = measure_bands([lr.mean(axis=0)], self.sr, int(sr))
+        out = np.zeros((x.shape[0], lr.shape[1]), dtype=np.float32)
+        pos = 0
+        for block in self._stream(iter([lr]), lr.shape[1], x.shape[0], int(sr), bands, t0, **options):
+            out[:, pos: pos + block.shape[1]] = block
+            pos += block.shape[1]
+        return out
+
+    def upsample_file(self, src: str | os.PathLike, dst: str | os.PathLike, *, downmix: bool = False,
+                      block_seconds: float = BLOCK_SECONDS, **options) -> UpsampleInfo:
+        """Super-resolve the audio file `src` into `dst` (written atomically, 32-bit float WAV for .wav), reading,
+        resampling and writing in blocks: memory does not grow with the length. Returns (and keeps as `info`)
+        what was measured and used.
+
+        input_cutoff_hz: the input band edge for low-frequency replacement; default the detected edge. It
+            never changes f_l, the input roll-off the model is conditioned on (always measured, as in training).
+        target_rolloff: normalised (<= 1) or Hz (> 1); default 0.9 normalised (about 19.9 kHz).
+        prompt: caption text (None = empty caption). cfg_audio / cfg_text: s_a / s_t of the paper's CFG.
+        lfr: low-frequency replacement on (default). steps, schedule, batch_size, progress, seed: sampling.
+        Deterministic for a seed: window i's noise comes from `window_seed(seed, i)`.
+        """
+        t0 = time.perf_counter()
+        try:
+            meta = sf.info(str(src))
+        except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
+            raise AudioError(f"{src}: cannot read audio ({exc})") from exc
+        sr, frames = int(meta.samplerate), int(meta.frames)
+        if frames <= 0:
+            raise AudioError(f"{src}: audio has zero length")
+        _check_rate(sr, src)
+        block = max(1, int(block_seconds * sr))
+        peak = [0.0]
+
+        def mono_blocks():
+            for b in read_audio_blocks(src, block, downmix=downmix):
+                peak[0] = max(peak[0], float(np.abs(b).max()))
+                yield b.mean(axis=0, keepdims=True)
+
+        bands = measure_bands((b[0] for b in resample_blocks(mono_blocks(), sr, self.sr, 1)), self.sr, sr)
+        if peak[0] < SILENCE_PEAK:
+            raise AudioError(f"{src}: audio is silent (peak below {SILENCE_PEAK:g})")
+        channels = 1 if meta.channels > 2 else int(meta.channels)  # more than 2: refused above unless downmix
+        length = round(frames * self.sr / sr)
+        blocks = resample_blocks(read_audio_blocks(src, block, downmix=downmix), sr, self.sr, channels)
+        save_audio_blocks(dst, self._stream(blocks, length, channels, sr, bands, t0, **options), self.sr, channels)
+        return self.info
+
+    # ---- the streamed core ----------------------------------------------------------------------------------
+    def _stream(self, blocks: Iterator[np.ndarray], length: int, channels: int, input_sr: int, bands: InputBands,
+                t0: float, *, input_cutoff_hz: float | None = None, target_rolloff: float | None = None,
+                prompt: str | None = None, steps: int | None = None, cfg_audio: float = DEFAULT_CFG_AUDIO,
+                cfg_text: float = DEFAULT_CFG_TEXT, seed: int = 0, lfr: bool = True, batch_size: int = 4,
+                progress: bool | ProgressFn = False, schedule: str = "linear_quadratic",
+                on_windows: ProgressFn | None = None) -> Iterator[np.ndarray]:
+        """The resampled input as blocks [C, n] (`length` samples at the model rate) -> output blocks [C, n].
+        on_windows: `on_windows(done, total)` in sampling windows (x model items), at the start and per batch."""
+        self.timings = Timings()
+        self._cond_cache = None
+        steps = steps or getattr(self.model, "default_steps", None) or 100  # the model's own default first
         if steps < 1 or batch_size < 1:
             raise ValueError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
-        lr = self._resample(x, int(sr))
-        cutoff_hz = float(input_cutoff_hz) if input_cutoff_hz is not None else streaming_rolloff_hz(lr, self.sr)
-        if cutoff_hz <= 0:
-            raise AudioError("no input band found (silent input?); pass input_cutoff_hz")
-        cutoff_hz = min(cutoff_hz, int(sr) / 2, self.sr / 2)  # nothing of the input exists above its Nyquist
+        if bands.rolloff_hz <= 0:
+            raise AudioError("no input band found (silent input?)")
+        nyquist = min(input_sr, self.sr) / 2  # nothing of the input exists above its Nyquist
+        if input_cutoff_hz is not None and not (np.isfinite(input_cutoff_hz) and input_cutoff_hz > 0):
+            raise ValueError(f"input_cutoff_hz must be a positive number of Hz, got {input_cutoff_hz}")
+        edge_hz = min(float(input_cutoff_hz), nyquist) if input_cutoff_hz is not None else bands.edge.hz
+        f_l = bands.rolloff_hz
         target_norm, target_hz = resolve_target_rolloff(target_rolloff, self.sr)
+        self.info = info = UpsampleInfo(
+            input_sr=input_sr, channels=channels, input_seconds=length / self.sr, band_edge_hz=edge_hz,
+            band_edge_source="detected" if input_cutoff_hz is None else "input_cutoff",
+            detected_edge_hz=bands.edge.hz, edge_cliff=bands.edge.cliff, rolloff_hz=f_l,
+            rolloff_normalized=hz_to_normalized(f_l, self.sr), target_rolloff_normalized=target_norm,
+            target_rolloff_hz=target_hz, lfr=lfr, steps=steps, schedule=schedule, cfg_audio=cfg_audio,
+            cfg_text=cfg_text, seed=seed, timings=self.timings)
         self.timings.prepare = time.perf_counter() - t0
 
-        items = self._items(lr)
-        length = lr.shape[1]
-        total_frames = -(-length // self.ratio)
-        plan = plan_windows(total_frames, self.window_frames, int(self.window_frames * self.overlap))
-        meta = {"prompt": prompt or "", "input_rolloff": hz_to_normalized(cutoff_hz, self.sr),
-                "target_rolloff": target_norm, "rolloff_low": cutoff_hz, "rolloff_high": target_hz,
-                "seconds_total": length / self.sr}
+        lr = ForwardBuffer(blocks, channels, length)
+        n_items, m = self._n_items(channels)
+        plan = plan_windows(-(-length // self.ratio), self.window_frames, int(self.window_frames * self.overlap))
+        meta = {"prompt": prompt or "", "input_rolloff": info.rolloff_normalized, "target_rolloff": target_norm,
+                "rolloff_low": f_l, "rolloff_high": target_hz, "seconds_total": length / self.sr}
         ts = make_schedule(schedule, steps)
-        out = np.zeros((len(items), items[0].shape[0], length), dtype=np.float32)
-        decoder = _ChunkDecoder(self, plan, items, out, cutoff_hz if lfr else None)
-        jobs = [(w, i) for w in range(len(plan)) for i in range(len(items))]
+        decoder = ChunkDecoder(self, plan, lr, OverlapAdd((n_items, m), length), edge_hz if lfr else None)
+        jobs = [(w, i) for w in range(len(plan)) for i in range(n_items)]
         batches = [jobs[k:k + batch_size] for k in range(0, len(jobs), batch_size)]
         tick, close = _progress(progress, len(batches) * steps + len(decoder.plan))
         pending: dict[int, list[torch.Tensor | None]] = {}
-        for batch in batches:
-            z = self._sample_batch(batch, plan, items, meta, ts, cfg_audio, cfg_text, seed, tick)
+        windows_done = on_windows or (lambda done, total: None)
+        windows_done(0, len(jobs))
+        for b, batch in enumerate(batches):
+            z = self._sample_batch(batch, plan, lr, meta, ts, cfg_audio, cfg_text, seed, tick)
+            windows_done(min((b + 1) * batch_size, len(jobs)), len(jobs))
             for (w, i), z_item in zip(batch, z):
-                pending.setdefault(w, [None] * len(items))[i] = z_item
+                pending.setdefault(w, [None] * n_items)[i] = z_item
                 if all(v is not None for v in pending[w]):
                     s, e = plan.span(w)
                     weights = torch.from_numpy(window_weights(plan, w))
-                    decoder.add(_Window(s, e, torch.stack(pending.pop(w)) * weights))
-            decoder.flush(tick)
-        decoder.flush(tick, final=True)
+                    decoder.add(Window(s, e, torch.stack(pending.pop(w)) * weights))
+            for out in decoder.flush(tick):
+                yield _merge(out, channels)
+            next_window = plan.starts[batches[b + 1][0][0]] if b + 1 < len(batches) else plan.total
+            lr.release(min(next_window, decoder.needed_from()) * self.ratio)
+        for out in decoder.flush(tick, final=True):
+            yield _merge(out, channels)
         close()
-        merged = out.mean(axis=1) if x.shape[0] == 1 and out.shape[1] > 1 else out.reshape(-1, length)
-        return np.ascontiguousarray(merged, dtype=np.float32)
+        info.wall_s = time.perf_counter() - t0
+
+    def detect_input_cutoff(self, wav: np.ndarray, sr: int) -> float:
+        """The input band edge in Hz that `upsample` uses when `input_cutoff_hz` is None (shown before a run)."""
+        lr = self._resample(_as_audio(wav), int(sr))
+        return measure_bands([lr.mean(axis=0)], self.sr, int(sr)).edge.hz
 
     # ---- helpers ------------------------------------------------------------------------------------------
+
     def _resample(self, x: np.ndarray, sr: int) -> np.ndarray:
         if sr == self.sr:
             return x
-        y = soxr.resample(np.ascontiguousarray(x.T), sr, self.sr, quality="HQ")
-        return np.ascontiguousarray(np.asarray(y, dtype=np.float32).reshape(-1, x.shape[0]).T)
+        return resample(x, sr, self.sr).astype(np.float32, copy=False)
 
-    def _items(self, lr: np.ndarray) -> list[np.ndarray]:
-        """Model items [m, L]: a mono model takes each channel; a stereo model takes stereo (mono duplicated)."""
+    def _n_items(self, channels: int) -> tuple[int, int]:
+        """(model items, audio channels per item): a mono model takes each channel, a stereo model stereo."""
         m = int(self.model.audio_channels)
-        if m == 1:
-            return [lr[c:c + 1] for c in range(lr.shape[0])]
-        if m == 2:
-            return [lr if lr.shape[0] == 2 else np.broadcast_to(lr, (2, lr.shape[1]))]
-        raise SagaError(f"model has {m} audio channels; only mono or stereo models are supported")
+        if m not in (1, 2):
+            raise SagaError(f"model has {m} audio channels; only mono or stereo models are supported")
+        return (channels, 1) if m == 1 else (1, 2)
+
+    def _item(self, audio: np.ndarray, i: int) -> np.ndarray:
+        """Model item i [m, n] of input audio [C, n] (a stereo model gets a mono input duplicated)."""
+        if int(self.model.audio_channels) == 1:
+            return audio[i:i + 1]
+        return audio if audio.shape[0] == 2 else np.broadcast_to(audio, (2, audio.shape[1]))
 
     def _autocast(self):
         if self.precision == "fp32":
             return nullcontext()
         return torch.autocast(self.device.type, dtype=PRECISIONS[self.precision])
 
-    def window_audio(self, item: np.ndarray, start: int, end: int) -> np.ndarray:
-        """Samples [start, end) of an item, zero-padded outside [0, L)."""
-        length = item.shape[1]
-        seg = np.zeros((item.shape[0], end - start), dtype=np.float32)
-        a, b = max(start, 0), min(end, length)
-        if b > a:
-            seg[:, a - start: b - start] = item[:, a:b]
-        return seg
-
-    def _fork_rng(self, seed: int):
-        devices = []
-        if self.device.type == "cuda":
-            devices = [self.device.index if self.device.index is not None else torch.cuda.current_device()]
-        ctx = torch.random.fork_rng(devices=devices)
-        return _SeededRng(ctx, seed)
-
     @torch.no_grad()
-    def _sample_batch(self, batch, plan: WindowPlan, items, meta, ts, cfg_audio, cfg_text, seed, tick):
+    def _sample_batch(self, batch, plan: WindowPlan, lr: ForwardBuffer, meta, ts, cfg_audio, cfg_text, seed, tick):
         model, dev, clock = self.model, self.device, time.perf_counter
         t0 = clock()
-        audio = np.stack([self.window_audio(items[i], plan.starts[w] * self.ratio, plan.span(w)[1] * self.ratio)
+        audio = np.stack([self._item(lr.get(plan.starts[w] * self.ratio, plan.span(w)[1] * self.ratio), i)
                           for w, i in batch])
         z_lr = []
         for (w, _), one in zip(batch, audio):  # one by one: a sampling VAE bottleneck gets a per-window seed
-            with self._fork_rng(window_seed(seed + 1, w)):
-                z_lr.append(model.encode(torch.from_numpy(one[None]).to(dev)).float())
+            generator = torch_generator(seed + 1, w, device=dev)
+            z_lr.append(model.encode(torch.from_numpy(one[None]).to(dev), generator=generator).float())
         z_lr = torch.cat(z_lr)
         t1 = clock()
         metadata = [dict(meta, seconds_start=plan.starts[w] * self.ratio / self.sr) for w, _ in batch]
         cfg, dit = self._guided_velocity(metadata, z_lr, cfg_audio, cfg_text)
         t2 = clock()
-        noise = torch.stack([torch.randn(z_lr.shape[1:], generator=torch.Generator().manual_seed(window_seed(seed, w)))
+        noise = torch.stack([torch.randn(z_lr.shape[1:], generator=torch_generator(seed, w))
                              for w, _ in batch]).to(dev)
-        with cached_cross_attention(dit):
-            z = euler(cfg, noise, ts, callback=lambda *_: tick(1))
+        z = euler(cfg, noise, ts, callback=lambda *_: tick(1))
         self.timings.encode += t1 - t0
         self.timings.conditioning += t2 - t1
         self.timings.sampling += clock() - t2
@@ -244,55 +334,13 @@ class Upsampler:
     def _guided_velocity(self, metadata: list[dict], z_lr: torch.Tensor, cfg_audio: float, cfg_text: float):
         """Conditioning computed once for the batch -> (TwoScaleCFG velocity, the DiT)."""
         model, dev = self.model, self.device
-        dit = model.dit
-        cond = self._conditioning(metadata)
-        rolloff = dynamic = None
+        rolloff = None
         if getattr(model, "rolloff_conditioner", None) is not None:
-            low = torch.tensor([m["input_rolloff"] for m in metadata], device=dev)
-            high = torch.tensor([m["target_rolloff"] for m in metadata], device=dev)
-            rolloff = (low, high)
-
-            def dynamic(t_b: torch.Tensor) -> dict:  # the seeds' prepend carries the timestep embedding
-                prepend = model.build_rolloff_prepend(low, high, t_b)
-                return {"prepend_cond": dit.project_conditioning(prepend_cond=prepend)["prepend_cond"],
-                        "prepend_cond_mask": torch.ones(prepend.shape[:2], dtype=torch.bool, device=dev)}
-        inputs = dict(model.conditioning_inputs(cond, rolloff=rolloff,
-                                                timestep=torch.ones(len(metadata), device=dev)))
-        if dynamic is not None:  # replaced at every step by `dynamic`
-            inputs.pop("prepend_cond", None)
-            inputs.pop("prepend_cond_mask", None)
-        inputs["cross_attn_cond_mask"] = inputs.pop("cross_attn_mask", None)
-        inputs = {k: v for k, v in inputs.items() if v is not None}
-        inputs["input_concat_cond"] = z_lr
-
-        def prepare(kwargs: dict) -> dict:
-            projected = dit.project_conditioning(kwargs.get("cross_attn_cond"), kwargs.get("global_embed"),
-                                                 kwargs.get("prepend_cond"))
-            return {**kwargs, **{k: v for k, v in projected.items() if v is not None}}
-
-        autocast = self._autocast
-
-        def denoise(x: torch.Tensor, t: torch.Tensor, **kwargs) -> torch.Tensor:
-            with autocast():
-                return dit(x, t, conditioning_projected=True, **kwargs)
-
-        cfg = TwoScaleCFG(denoise, inputs, scale_audio=cfg_audio, scale_text=cfg_text,
-                          dynamic=dynamic, prepare=prepare)
-        return cfg, dit
-
-
-class _SeededRng:
-    """fork_rng + manual_seed: seeded global RNG inside, the caller's RNG state restored after."""
-
-    def __init__(self, ctx, seed: int) -> None:
-        self.ctx, self.seed = ctx, seed
-
-    def __enter__(self):
-        self.ctx.__enter__()
-        torch.manual_seed(self.seed)
-
-    def __exit__(self, *exc):
-        return self.ctx.__exit__(*exc)
+            rolloff = (torch.tensor([m["input_rolloff"] for m in metadata], device=dev),
+                       torch.tensor([m["target_rolloff"] for m in metadata], device=dev))
+        cfg = guided_velocity(model, self._conditioning(metadata), z_lr, scale_audio=cfg_audio, scale_text=cfg_text,
+                              rolloff=rolloff, autocast=self._autocast)
+        return cfg, model.dit
 
 
 def _progress(progress: bool | ProgressFn, total: int) -> tuple[Callable[[int], None], Callable[[], None]]:
@@ -311,69 +359,13 @@ def _progress(progress: bool | ProgressFn, total: int) -> tuple[Callable[[int], 
     return (lambda n: None), (lambda: None)
 
 
-class _ChunkDecoder:
-    """Decodes overlapping latent chunks as soon as the sampling windows they need are finished."""
+def _check_rate(sr: int, src: str | os.PathLike | None = None) -> None:
+    if not MIN_INPUT_SR <= int(sr) <= MAX_INPUT_SR:
+        where = f"{src}: " if src is not None else ""
+        raise AudioError(f"{where}input sample rate {sr} Hz is outside {MIN_INPUT_SR}-{MAX_INPUT_SR} Hz")
 
-    def __init__(self, up: Upsampler, plan: WindowPlan, items: list[np.ndarray], out: np.ndarray,
-                 cutoff_hz: float | None) -> None:
-        self.up, self.items, self.out, self.cutoff_hz = up, items, out, cutoff_hz
-        self.plan = plan
-        self.margin = int(round(plan.length * up.decode_margin))
-        self.sample_plan = plan.scaled(up.ratio, total=out.shape[2])
-        self.windows: OrderedDict[int, _Window] = OrderedDict()
-        self.next_chunk = 0
-        self.done_until = 0  # frames [0, done_until) are covered by finished windows
 
-    def add(self, window: _Window) -> None:
-        self.windows[window.start] = window
-
-    def _extended(self, j: int) -> tuple[int, int]:
-        s, e = self.plan.span(j)
-        return max(0, s - self.margin), min(self.plan.total, e + self.margin)
-
-    def flush(self, tick: Callable[[int], None], final: bool = False) -> None:
-        finished_until = self.plan.total if final else self._finished_until()
-        while self.next_chunk < len(self.plan):
-            a, b = self._extended(self.next_chunk)
-            if b > finished_until:
-                break
-            self._decode(self.next_chunk, a, b)
-            self.next_chunk += 1
-            tick(1)
-            keep_from = self._extended(self.next_chunk)[0] if self.next_chunk < len(self.plan) else self.plan.total
-            for start in [s for s, w in self.windows.items() if w.end <= keep_from]:
-                del self.windows[start]
-
-    def _finished_until(self) -> int:
-        """Frames before the first not-yet-finished window are final (windows finish in order)."""
-        if not self.windows:
-            return 0
-        last = max(self.windows)
-        idx = self.plan.starts.index(last)
-        return self.plan.starts[idx + 1] if idx + 1 < len(self.plan) else self.plan.total
-
-    def _latent(self, a: int, b: int) -> torch.Tensor:
-        first = next(iter(self.windows.values())).z
-        z = torch.zeros(first.shape[0], first.shape[1], b - a)
-        for w in self.windows.values():
-            lo, hi = max(a, w.start), min(b, w.end)
-            if hi > lo:
-                z[:, :, lo - a: hi - a] += w.z[:, :, lo - w.start: hi - w.start]
-        return z
-
-    @torch.no_grad()
-    def _decode(self, j: int, a: int, b: int) -> None:
-        up, ratio, clock = self.up, self.up.ratio, time.perf_counter
-        t0 = clock()
-        wav = up.model.decode(self._latent(a, b).to(up.device)).float().cpu().numpy()
-        t1 = clock()
-        if self.cutoff_hz is not None:
-            wav = np.stack([low_frequency_replace(wav[i], up.window_audio(item, a * ratio, b * ratio), up.sr,
-                                                  cutoff_hz=self.cutoff_hz) for i, item in enumerate(self.items)])
-        t2 = clock()
-        s, e = self.sample_plan.span(j)
-        e = min(e, self.out.shape[2])
-        weights = window_weights(self.sample_plan, j)[: e - s]
-        self.out[:, :, s:e] += wav[:, :, s - a * ratio: e - a * ratio] * weights
-        up.timings.decode += t1 - t0
-        up.timings.lfr += t2 - t1
+def _merge(out: np.ndarray, channels: int) -> np.ndarray:
+    """Model output [I, m, n] -> [C, n]: a stereo model's output for a mono input is averaged back."""
+    merged = out.mean(axis=1) if channels == 1 and out.shape[1] > 1 else out.reshape(-1, out.shape[-1])
+    return np.ascontiguousarray(merged, dtype=np.float32)

@@ -9,7 +9,7 @@ transformer.py
   Attention(dim, dim_heads=64, dim_context=None, causal=False, zero_init_output=True, qk_norm="none")
   FeedForward(dim, dim_out=None, mult=4, zero_init_output=True)         keys ff.0.proj.*, ff.2.*
   TransformerBlock(dim, dim_heads=64, cross_attend=False, dim_context=None, causal=False,
-                   zero_init_branch_outputs=True, layer_ix=-1, attn_kwargs=None, ff_kwargs=None, norm_kwargs=None)
+                   zero_init_branch_outputs=True, attn_kwargs=None, ff_kwargs=None, norm_kwargs=None)
   ContinuousTransformer(dim, depth, *, dim_in=None, dim_out=None, dim_heads=64, cross_attend=False,
                    cond_token_dim=None, final_cross_attn_ix=-1, causal=False, rotary_pos_emb=True,
                    zero_init_branch_outputs=True, use_checkpointing=False, use_cross_attn_mask=False, ...)
@@ -20,8 +20,10 @@ dit.py
                    timestep_cond_type="global", diffusion_objective="v", **ContinuousTransformer kwargs
                    (use_checkpointing, use_cross_attn_mask, ...))
     .forward(x, t, cross_attn_cond=None, cross_attn_cond_mask=None, input_concat_cond=None, global_embed=None,
-             prepend_cond=None, prepend_cond_mask=None, return_info=False, conditioning_projected=False)
+             prepend_cond=None, prepend_cond_mask=None, return_info=False, conditioning_projected=False,
+             cross_attn_kv=None)
     .timestep_embedding(t) -> [B, embed_dim];  .project_conditioning(cross_attn_cond, global_embed, prepend_cond)
+             -> the projected conditioning plus every block's cross-attention keys/values (`cross_attn_kv`)
     No classifier-free guidance inside (see saga_sr.inference.guidance).
   DiTWrapper(model=None, **DiffusionTransformer kwargs)                 keys model.*
 conditioners.py

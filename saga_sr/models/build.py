@@ -18,6 +18,8 @@ import torch
 from torch import nn
 
 from saga_sr.config import load_config
+from saga_sr.config.typed import ModelSettings, objective_problem
+from saga_sr.errors import ConfigError
 from saga_sr.models import autoencoder, pretransforms
 from saga_sr.models.conditioners import MultiConditioner, NumberConditioner, T5Conditioner
 from saga_sr.models.dit import DiTWrapper
@@ -34,12 +36,15 @@ COMPONENT_PREFIXES = {
 
 
 def build_pretransform(cfg: dict) -> nn.Module:
-    """AutoencoderPretransform (Oobleck VAE) or PatchedPretransform from `model.pretransform`."""
+    """AutoencoderPretransform (Oobleck VAE), PatchedPretransform or SpectrogramPretransform from `model.pretransform`."""
     pt = cfg["model"]["pretransform"]
     inner = pt["config"]
     if pt["type"] == "patched":
         return pretransforms.PatchedPretransform(channels=inner["channels"], patch_size=inner["patch_size"],
                                                  scale=pt.get("scale", 1.0))
+    if pt["type"] == "spectrogram":
+        return pretransforms.SpectrogramPretransform(channels=inner["channels"], n_fft=inner["n_fft"], hop=inner["hop"],
+                                                     power=inner.get("power", 0.3), scale=pt.get("scale", 1.0))
 
     encoder = autoencoder.OobleckEncoder(**inner["encoder"]["config"])
     decoder = autoencoder.OobleckDecoder(**inner["decoder"]["config"])
@@ -70,7 +75,7 @@ def build_dit(cfg: dict) -> nn.Module:
     """DiTWrapper around a DiffusionTransformer with the config's kwargs (keys `model.*`)."""
     diffusion = cfg["model"]["diffusion"]
     kwargs = copy.deepcopy(diffusion["config"])
-    kwargs["diffusion_objective"] = diffusion.get("diffusion_objective", "v")
+    kwargs["diffusion_objective"] = ModelSettings.from_config(cfg).diffusion_objective
     if diffusion.get("use_cross_attn_mask"):
         kwargs["use_cross_attn_mask"] = True
     return DiTWrapper(**kwargs)
@@ -99,19 +104,25 @@ def _init_context(device: str | torch.device | None, seed: int | None) -> Iterat
 
 
 def build_model(cfg: dict | str | Path, *, device: str | torch.device | None = None,
-                text_encoder_path: str | os.PathLike | None = None, seed: int | None = None) -> SagaSRModel:
+                text_encoder_path: str | os.PathLike | None = None, seed: int | None = None,
+                any_objective: bool = False) -> SagaSRModel:
     """A SagaSRModel from a config dict, file or shipped name; validated first (raises ConfigError).
 
     `device="meta"` allocates nothing; `seed` makes the random init reproducible without touching the
     global RNG. T5 weights (pretrained configs) load lazily on first use, from `text_encoder_path` or the
-    local Hugging Face cache."""
+    local Hugging Face cache. A model to run must be rectified flow (ConfigError otherwise); a "meta" build, or
+    `any_objective=True` (a stable-audio-tools model as a weight source or parity reference, never trained or
+    sampled here), takes any objective."""
     cfg = load_config(cfg)
+    if (problem := objective_problem(cfg)) and str(device) != "meta" and not any_objective:
+        raise ConfigError([problem])
     with _init_context(device, seed):
         model = build_dit(cfg)
         conditioner = build_conditioner(cfg, text_encoder_path)
         pretransform = build_pretransform(cfg)
         rolloff = build_rolloff_conditioner(cfg)
-    return SagaSRModel(model, conditioner, pretransform, config=cfg, rolloff_conditioner=rolloff)
+    return SagaSRModel(model, conditioner, pretransform, config=cfg, rolloff_conditioner=rolloff,
+                       settings=ModelSettings.from_config(cfg))
 
 
 def model_summary(model: nn.Module) -> dict[str, Any]:

@@ -119,6 +119,3 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu",
     except RuntimeError as exc:
         raise ModelLoadError(f"{p}: weights do not fit the config: {str(exc)[:500]}") from exc
     return model.to(device).eval()
-
-
-load_exported = load_model  # the name DESIGN.md uses

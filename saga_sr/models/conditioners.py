@@ -17,12 +17,9 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from ..config.schema import T5_DIMS
 from ..errors import DataError, ModelLoadError
 
-T5_DIMS = {"t5-small": 512, "t5-base": 768, "t5-large": 1024, "t5-3b": 1024, "t5-11b": 1024,
-           "google/flan-t5-small": 512, "google/flan-t5-base": 768, "google/flan-t5-large": 1024,
-           "google/flan-t5-xl": 2048, "google/flan-t5-xxl": 4096,
-           "google/t5-v1_1-xl": 2048, "google/t5-v1_1-xxl": 4096}
 T5_PATH_ENV = "SAGA_SR_T5_PATH"
 
 

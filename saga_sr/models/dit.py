@@ -9,7 +9,9 @@ Shape legend: B batch, C io channels, Ci input-concat channels, T latent frames,
 Dc cond_token_dim, Dg global_cond_dim, Sp prepend-cond tokens, E embed_dim, P = Sp + 1 prepended tokens.
 
 Reusing conditioning over many sampler steps: `project_conditioning(...)` runs the three conditioning MLPs
-once and returns DiT kwargs; call `forward(x, t, **those, conditioning_projected=True)` at every step.
+and the cross-attention key/value projections once and returns DiT kwargs (the keys/values as plain tensors,
+`cross_attn_kv`, as x-transformers passes cached keys/values); call
+`forward(x, t, **those, conditioning_projected=True)` at every step.
 """
 
 from __future__ import annotations
@@ -107,8 +109,9 @@ class DiffusionTransformer(nn.Module):
     def project_conditioning(self, cross_attn_cond: torch.Tensor | None = None,
                              global_embed: torch.Tensor | None = None,
                              prepend_cond: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
-        """Run the conditioning MLPs once: [B,S,Dc] -> [B,S,Ce], [B,Dg] -> [B,E], [B,Sp,Dp] -> [B,Sp,E].
-        Pass the result back with `conditioning_projected=True` (valid while the weights do not change)."""
+        """Run the conditioning MLPs once: [B,S,Dc] -> [B,S,Ce], [B,Dg] -> [B,E], [B,Sp,Dp] -> [B,Sp,E], and
+        every cross-attention block's keys/values of the projected context (`cross_attn_kv`). Pass the result
+        back with `conditioning_projected=True` (valid while the weights do not change)."""
         def proj(net_name: str, size_name: str, c: torch.Tensor | None) -> torch.Tensor | None:
             if c is None:
                 return None
@@ -117,7 +120,9 @@ class DiffusionTransformer(nn.Module):
                                  f"model was built with {size_name}=0")
             return getattr(self, net_name)(c.to(self.dtype))
 
-        return {"cross_attn_cond": proj("to_cond_embed", "cond_token_dim", cross_attn_cond),
+        cross = proj("to_cond_embed", "cond_token_dim", cross_attn_cond)
+        return {"cross_attn_cond": cross,
+                "cross_attn_kv": self.transformer.context_kv(cross) if cross is not None else None,
                 "global_embed": proj("to_global_embed", "global_cond_dim", global_embed),
                 "prepend_cond": proj("to_prepend_embed", "prepend_cond_dim", prepend_cond)}
 
@@ -125,15 +130,17 @@ class DiffusionTransformer(nn.Module):
                 cross_attn_cond_mask: torch.Tensor | None = None, input_concat_cond: torch.Tensor | None = None,
                 global_embed: torch.Tensor | None = None, prepend_cond: torch.Tensor | None = None,
                 prepend_cond_mask: torch.Tensor | None = None, return_info: bool = False,
-                conditioning_projected: bool = False) -> torch.Tensor | tuple[torch.Tensor, dict]:
+                conditioning_projected: bool = False,
+                cross_attn_kv: tuple | None = None) -> torch.Tensor | tuple[torch.Tensor, dict]:
         """x [B,C,T], t [B] -> velocity [B,C,T] (plain call, no guidance). With return_info, also
         {"hidden_states": [residual stream [B,P+T,E] after each block]}."""
         del prepend_cond_mask  # SAO never uses it (see class docstring)
         x = x.to(self.dtype)
-        if not conditioning_projected:
+        if not conditioning_projected:  # (cross_attn_kv only comes with projected conditioning)
             projected = self.project_conditioning(cross_attn_cond, global_embed, prepend_cond)
             cross_attn_cond, global_embed, prepend_cond = (projected[k] for k in
                                                            ("cross_attn_cond", "global_embed", "prepend_cond"))
+            cross_attn_kv = None
         if input_concat_cond is not None:
             if input_concat_cond.shape[2] != x.shape[2]:
                 input_concat_cond = F.interpolate(input_concat_cond, (x.shape[2],), mode="nearest")
@@ -151,7 +158,8 @@ class DiffusionTransformer(nn.Module):
         if self.patch_size > 1:
             x = rearrange(x, "b (t p) c -> b t (c p)", p=self.patch_size)
         out = self.transformer(x, prepend_embeds=prepend, context=cross_attn_cond,
-                               context_mask=cross_attn_cond_mask, return_info=return_info)
+                               context_mask=cross_attn_cond_mask, return_info=return_info,
+                               context_kv=cross_attn_kv)
         out, info = out if return_info else (out, None)
         out = rearrange(out, "b t c -> b c t")[:, :, n_prepend:]
         if self.patch_size > 1:

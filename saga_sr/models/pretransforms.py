@@ -1,9 +1,12 @@
 """Frozen transforms between waveforms [B,C,L] and the latents the DiT works on [B,Z,T].
 
-Owns: AutoencoderPretransform (the Oobleck VAE, keys `model.*`) and PatchedPretransform (stable-audio-tools'
+Owns: AutoencoderPretransform (the Oobleck VAE, keys `model.*`), PatchedPretransform (stable-audio-tools'
 "patched" kind: each frame of `patch_size` samples folded into channels; lossless and parameter-free, so tiny
-models train on CPU without VAE weights). Both expose encode, decode, downsampling_ratio, encoded_channels,
-io_channels. Neither is trained: they stay in eval mode with gradients off.
+models train on CPU without VAE weights) and SpectrogramPretransform (a power-compressed complex STFT: channels
+= real and imaginary parts of the bins, frames = latent time; invertible and parameter-free, and the level of
+every frequency band is one channel, which makes the high-band envelope easy to predict). All expose encode,
+decode, downsampling_ratio, encoded_channels, io_channels. None is trained: they stay in eval mode with
+gradients off.
 """
 
 from __future__ import annotations
@@ -109,4 +112,62 @@ class PatchedPretransform(Pretransform):
         return self.encode(x), None
 
 
-__all__ = ["Pretransform", "AutoencoderPretransform", "PatchedPretransform"]
+class SpectrogramPretransform(Pretransform):
+    """[B,C,L] <-> [B, C*2*(n_fft//2+1), L/hop]: compressed complex STFT, exactly invertible up to float error.
+
+    Frames: Hann window of `n_fft`, hop `hop`, the signal zero-padded by (n_fft - hop) / 2 on each side so that
+    L samples give exactly L / hop frames (the latent grid of the other pretransforms). Each bin X (divided by
+    sqrt(sum window^2), so white noise keeps its level) becomes |X|^power * X / |X| -- magnitude compression as
+    in speech enhancement: a quiet high band is not lost under the flow's unit noise, and an error in the
+    latent is a relative (log-like) error in level, which is what LSD measures. Then divided by `scale`.
+    Channel layout: (audio channel, real/imag, bin). Decoding inverts the compression, takes the inverse FFT
+    of every frame and overlap-adds with the squared-window normalisation (weighted overlap-add)."""
+
+    def __init__(self, channels: int, n_fft: int, hop: int, power: float = 0.3, scale: float = 1.0) -> None:
+        super().__init__()
+        if channels < 1 or hop < 1 or n_fft < 2 * hop or n_fft % 2 or (n_fft - hop) % 2:
+            raise ValueError(f"SpectrogramPretransform: need channels >= 1, n_fft >= 2 * hop, n_fft and "
+                             f"n_fft - hop even; got channels {channels}, n_fft {n_fft}, hop {hop}")
+        if not (0 < power <= 1) or not scale > 0:
+            raise ValueError(f"SpectrogramPretransform: power must be in (0, 1] and scale > 0, got {power}, {scale}")
+        self.channels, self.n_fft, self.hop = channels, n_fft, hop
+        self.power, self.scale = float(power), float(scale)
+        self.bins = n_fft // 2 + 1
+        self.io_channels = channels
+        self.encoded_channels = channels * 2 * self.bins
+        self.downsampling_ratio = hop
+        self.pad = (n_fft - hop) // 2
+        self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
+
+    def _gain(self) -> float:
+        return float(self.window.pow(2).sum().sqrt())
+
+    def encode(self, x: torch.Tensor, **_: object) -> torch.Tensor:
+        self._check_length(x)
+        dtype = x.dtype
+        xp = torch.nn.functional.pad(x.float(), (self.pad, self.pad))
+        frames = xp.unfold(-1, self.n_fft, self.hop) * self.window.float()  # [B, C, T, n_fft]
+        spec = torch.fft.rfft(frames, dim=-1) / self._gain()  # [B, C, T, F]
+        mag = spec.abs().clamp_min(1e-12)
+        spec = spec * mag.pow(self.power - 1.0)
+        z = torch.stack([spec.real, spec.imag], dim=2)  # [B, C, 2, T, F]
+        return (rearrange(z, "b c r t f -> b (c r f) t") / self.scale).to(dtype)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        dtype = z.dtype
+        z = rearrange(z.float() * self.scale, "b (c r f) t -> b c t f r", c=self.channels, r=2)
+        spec = torch.complex(z[..., 0].contiguous(), z[..., 1].contiguous())
+        mag = spec.abs().clamp_min(1e-12)
+        spec = spec * mag.pow(1.0 / self.power - 1.0) * self._gain()
+        frames = torch.fft.irfft(spec, n=self.n_fft, dim=-1) * self.window.float()  # [B, C, T, n_fft]
+        b, c, t, _ = frames.shape
+        length = (t - 1) * self.hop + self.n_fft
+        fold = lambda f: torch.nn.functional.fold(  # noqa: E731 -- overlap-add of [N, n_fft, T] frames
+            f, output_size=(1, length), kernel_size=(1, self.n_fft), stride=(1, self.hop)).reshape(f.shape[0], -1)
+        out = fold(rearrange(frames, "b c t n -> (b c) n t"))
+        env = fold(self.window.float().pow(2)[None, :, None].expand(1, self.n_fft, t).contiguous())
+        out = out / env.clamp_min(1e-8)
+        return out[:, self.pad:self.pad + t * self.hop].reshape(b, c, t * self.hop).to(dtype)
+
+
+__all__ = ["Pretransform", "AutoencoderPretransform", "PatchedPretransform", "SpectrogramPretransform"]

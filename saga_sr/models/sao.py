@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from saga_sr.config import load_config
+from saga_sr.config.typed import ModelSettings
 from saga_sr.errors import ModelLoadError
 from saga_sr.models.build import build_model
 from saga_sr.models.wrapper import SagaSRModel
@@ -143,7 +144,7 @@ def build_from_sao(cfg: dict | str | os.PathLike, checkpoint: str | os.PathLike,
 
 
 def ours_objective(cfg: dict) -> str:
-    return cfg["model"]["diffusion"].get("diffusion_objective", "v")
+    return ModelSettings.from_config(cfg).diffusion_objective
 
 
 def write_report(report: LoadReport, path: str | os.PathLike) -> None:

@@ -103,16 +103,24 @@ class Attention(nn.Module):
         if zero_init_output:
             nn.init.zeros_(self.to_out.weight)
 
+    def context_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-attention keys and values [B,Hkv,S,D] of a context [B,S,Dc]: compute once, pass as `kv`."""
+        if not self.is_cross:
+            raise ValueError("Attention: context_kv is for cross-attention layers")
+        k, v = (rearrange(t, "b n (h d) -> b h n d", h=self.kv_heads) for t in self.to_kv(context).chunk(2, dim=-1))
+        return k, v
+
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None,
-                rotary: torch.Tensor | None = None) -> torch.Tensor:
+                rotary: torch.Tensor | None = None, kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """x [B,L,E]; context [B,S,Dc] (cross-attention only); context_mask [B,S] bool, True = attend;
-        rotary [L, r] angles (self-attention only)."""
+        rotary [L, r] angles (self-attention only); kv: this layer's `context_kv(context)`, computed earlier
+        (reused over sampler steps; plain data, so hooks, compile and FSDP see an ordinary call)."""
         split = lambda t, h: rearrange(t, "b n (h d) -> b h n d", h=h)  # noqa: E731
         if self.is_cross:
-            if context is None:
+            if context is None and kv is None:
                 raise ValueError("Attention: cross-attention layer called without a context")
             q = split(self.to_q(x), self.num_heads)
-            k, v = (split(t, self.kv_heads) for t in self.to_kv(context).chunk(2, dim=-1))
+            k, v = kv if kv is not None else self.context_kv(context)
         else:
             q, k, v = (split(t, self.num_heads) for t in self.to_qkv(x).chunk(3, dim=-1))
         if rotary is not None:
@@ -167,14 +175,13 @@ class TransformerBlock(nn.Module):
 
     def __init__(self, dim: int, dim_heads: int = 64, cross_attend: bool = False, dim_context: int | None = None,
                  global_cond_dim: int | None = None, causal: bool = False, zero_init_branch_outputs: bool = True,
-                 conformer: bool = False, layer_ix: int = -1, remove_norms: bool = False, add_rope: bool = False,
+                 conformer: bool = False, remove_norms: bool = False, add_rope: bool = False,
                  layer_scale: bool = False, attn_kwargs: dict | None = None, ff_kwargs: dict | None = None,
                  norm_kwargs: dict | None = None) -> None:
         super().__init__()
         _reject("TransformerBlock", {"global_cond_dim (adaLN)": global_cond_dim, "conformer": conformer,
                                      "remove_norms": remove_norms, "add_rope": add_rope, "layer_scale": layer_scale})
         attn_kwargs, ff_kwargs, norm_kwargs = attn_kwargs or {}, ff_kwargs or {}, norm_kwargs or {}
-        self.layer_ix = layer_ix
         self.pre_norm = LayerNorm(dim, **norm_kwargs)
         self.self_attn = Attention(dim, dim_heads=dim_heads, causal=causal,
                                    zero_init_output=zero_init_branch_outputs, **attn_kwargs)
@@ -187,10 +194,12 @@ class TransformerBlock(nn.Module):
         self.ff = FeedForward(dim, zero_init_output=zero_init_branch_outputs, **ff_kwargs)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None,
-                rotary: torch.Tensor | None = None) -> torch.Tensor:
+                rotary: torch.Tensor | None = None, context_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+                ) -> torch.Tensor:
         x = x + self.self_attn(self.pre_norm(x), rotary=rotary)
-        if context is not None and self.cross_attend:
-            x = x + self.cross_attn(self.cross_attend_norm(x), context=context, context_mask=context_mask)
+        if (context is not None or context_kv is not None) and self.cross_attend:
+            x = x + self.cross_attn(self.cross_attend_norm(x), context=context, context_mask=context_mask,
+                                    kv=context_kv)
         return x + self.ff(self.ff_norm(x))
 
 
@@ -227,14 +236,19 @@ class ContinuousTransformer(nn.Module):
             TransformerBlock(dim, dim_heads=dim_heads,
                              cross_attend=cross_attend and (final_cross_attn_ix == -1 or i <= final_cross_attn_ix),
                              dim_context=cond_token_dim, global_cond_dim=global_cond_dim, causal=causal,
-                             zero_init_branch_outputs=zero_init_branch_outputs, conformer=conformer, layer_ix=i,
+                             zero_init_branch_outputs=zero_init_branch_outputs, conformer=conformer,
                              attn_kwargs=attn_kwargs, ff_kwargs=ff_kwargs, norm_kwargs=norm_kwargs)
             for i in range(depth))
 
+    def context_kv(self, context: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, ...]:
+        """Every block's cross-attention keys/values of `context` (None for blocks without cross-attention)."""
+        return tuple(layer.cross_attn.context_kv(context) if layer.cross_attend else None for layer in self.layers)
+
     def forward(self, x: torch.Tensor, prepend_embeds: torch.Tensor | None = None,
                 context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None,
-                return_info: bool = False) -> torch.Tensor | tuple[torch.Tensor, dict]:
+                return_info: bool = False, context_kv: tuple | None = None) -> torch.Tensor | tuple[torch.Tensor, dict]:
         """x [B,T,dim_in], prepend_embeds [B,P,E], context [B,S,Dc], context_mask [B,S] -> [B,P+T,dim_out].
+        context_kv: `self.context_kv(context)` computed earlier, used instead of projecting the context again.
         With return_info, info["hidden_states"][n] is the residual stream [B,P+T,E] after block n."""
         x = self.project_in(x)
         if prepend_embeds is not None:
@@ -242,11 +256,14 @@ class ContinuousTransformer(nn.Module):
         rotary = self.rotary_pos_emb(x.shape[1], x.device) if self.rotary_pos_emb is not None else None
         mask = context_mask if self.use_cross_attn_mask else None
         hidden = []
-        for layer in self.layers:
+        if context_kv is not None and len(context_kv) != len(self.layers):
+            raise ValueError(f"ContinuousTransformer: {len(context_kv)} context_kv entries for {len(self.layers)} blocks")
+        for i, layer in enumerate(self.layers):
+            kv = context_kv[i] if context_kv is not None else None
             if self.use_checkpointing and self.training and torch.is_grad_enabled():
-                x = checkpoint(layer, x, context, mask, rotary, use_reentrant=False)
+                x = checkpoint(layer, x, context, mask, rotary, kv, use_reentrant=False)
             else:
-                x = layer(x, context=context, context_mask=mask, rotary=rotary)
+                x = layer(x, context=context, context_mask=mask, rotary=rotary, context_kv=kv)
             if return_info:
                 hidden.append(x)
         x = self.project_out(x)

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 
 from saga_sr.audio.spectral import hz_to_normalized
+from saga_sr.config.typed import ModelSettings
+from saga_sr.models.conditioners import MultiConditioner
 
 Cond = dict[str, tuple[torch.Tensor, torch.Tensor]]
 
@@ -23,7 +25,9 @@ class SagaSRModel(nn.Module):
     """Velocity model on latents with SAGA-SR's conditioning; no guidance inside (see inference.guidance)."""
 
     def __init__(self, model: nn.Module, conditioner: nn.Module, pretransform: nn.Module, *, config: dict,
-                 rolloff_conditioner: nn.Module | None = None) -> None:
+                 rolloff_conditioner: nn.Module | None = None, settings: ModelSettings | None = None) -> None:
+        """`config` is kept as is (it is saved with the weights); what the model reads from it comes from
+        `settings` (default: `ModelSettings.from_config(config)`)."""
         super().__init__()
         self.model = model
         self.conditioner = conditioner
@@ -32,18 +36,16 @@ class SagaSRModel(nn.Module):
         self.pretransform.requires_grad_(False)
         self.pretransform.eval()
         self.config = config
-        diffusion = config["model"]["diffusion"]
-        self.sample_rate: int = config["sample_rate"]
-        self.audio_channels: int = config["audio_channels"]
-        self.sample_size: int = config["sample_size"]
+        s = self.settings = settings if settings is not None else ModelSettings.from_config(config)
+        self.sample_rate, self.audio_channels, self.sample_size = s.sample_rate, s.audio_channels, s.sample_size
         self.latent_channels: int = int(pretransform.encoded_channels)
         self.downsampling_ratio: int = int(pretransform.downsampling_ratio)
-        self.io_channels: int = config["model"]["io_channels"]
-        self.input_concat_dim: int = diffusion["config"].get("input_concat_dim", 0)
-        self.cross_attn_cond_ids: list[str] = list(diffusion.get("cross_attention_cond_ids", []))
-        self.global_cond_ids: list[str] = list(diffusion.get("global_cond_ids", []))
-        self.diffusion_objective: str = diffusion.get("diffusion_objective", "v")
-        self.cfg_scales: dict = dict(diffusion.get("cfg_scales", {}))
+        self.io_channels, self.input_concat_dim = s.io_channels, s.input_concat_dim
+        self.cross_attn_cond_ids: list[str] = list(s.cross_attn_cond_ids)
+        self.global_cond_ids: list[str] = list(s.global_cond_ids)
+        self.diffusion_objective: str = s.diffusion_objective
+        self.cfg_scales: dict = s.cfg_scales
+        self.default_steps: int | None = s.default_steps  # sampling steps the model was tuned for
 
     def train(self, mode: bool = True) -> "SagaSRModel":
         super().train(mode)
@@ -57,9 +59,11 @@ class SagaSRModel(nn.Module):
 
     # ---- latent space -------------------------------------------------------------------------------------
     @torch.no_grad()
-    def encode(self, audio: torch.Tensor) -> torch.Tensor:
-        """audio [B, audio_channels, L] -> latent [B, latent_channels, L / downsampling_ratio] (frozen)."""
-        return self.pretransform.encode(audio).detach()
+    def encode(self, audio: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """audio [B, audio_channels, L] -> latent [B, latent_channels, L / downsampling_ratio] (frozen).
+
+        A sampling VAE bottleneck draws its posterior noise from `generator` (None: the global RNG)."""
+        return self.pretransform.encode(audio, generator=generator).detach()
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -91,14 +95,16 @@ class SagaSRModel(nn.Module):
         return (global_vec + self.dit.timestep_embedding(t).to(global_vec.dtype))[:, None, :]
 
     def conditioning_inputs(self, cond: Cond, *, rolloff: tuple[torch.Tensor, torch.Tensor] | None = None,
-                            timestep: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
+                            timestep: torch.Tensor | None = None,
+                            generator: torch.Generator | None = None) -> dict[str, torch.Tensor | None]:
         """The DiT's conditioning kwargs from conditioner outputs (and normalised roll-offs (low, high)).
 
         Cross-attention: the cross_attention_cond_ids in order, then the roll-off token if this model has a
         rolloff_conditioner and `rolloff` is given. Global: the global ids' embeddings concatenated on
         channels. Prepend: `build_rolloff_prepend(low, high, timestep)` (needs `timestep`). `rolloff` is ignored
         by models without a rolloff_conditioner (paper-style configs read roll-offs as number conditioners
-        from the metadata fields `input_rolloff` / `target_rolloff`)."""
+        from the metadata fields `input_rolloff` / `target_rolloff`). `generator` drives the roll-off token's
+        dropout in training mode."""
         tokens, masks = [], []
         for cid in self.cross_attn_cond_ids:
             emb, mask = cond[cid]
@@ -109,7 +115,7 @@ class SagaSRModel(nn.Module):
         prepend = prepend_mask = None
         if rolloff is not None and self.rolloff_conditioner is not None:
             low, high = rolloff
-            token, global_vec = self.rolloff_conditioner(low, high)
+            token, global_vec = self.rolloff_conditioner(low, high, generator=generator)
             tokens.append(token)
             masks.append(torch.ones(token.shape[:2], dtype=torch.bool, device=token.device))
             if timestep is None:
@@ -135,4 +141,15 @@ class SagaSRModel(nn.Module):
         return self.model(x, t, input_concat_cond=input_concat_cond, **conditioning_inputs)
 
 
-__all__ = ["SagaSRModel"]
+def used_conditioner(model: SagaSRModel):
+    """The model's MultiConditioner restricted to the ids the DiT reads, so that e.g. an LR-only config (seed
+    002's F0) never loads the T5 encoder it does not use. Shares the conditioner modules; not registered."""
+    full = model.conditioner
+    used = set(model.cross_attn_cond_ids) | set(model.global_cond_ids)
+    if used >= set(full.conditioners):
+        return full
+    return MultiConditioner({k: c for k, c in full.conditioners.items() if k in used},
+                            default_keys=getattr(full, "default_keys", None))
+
+
+__all__ = ["SagaSRModel", "used_conditioner"]

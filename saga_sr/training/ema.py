@@ -41,10 +41,3 @@ def make_ema(model: SagaSRModel, beta: float = 0.9999):
     ema_copy = copy.deepcopy(view, memo=_shared_memo(view))
     return EMA(view, ema_model=ema_copy, beta=beta, power=3 / 4, update_every=1, update_after_step=1,
                include_online_model=False)
-
-
-def ema_state_dict(model: SagaSRModel, ema) -> dict:
-    """The model's state_dict with the trainable components' weights replaced by their EMA."""
-    state = dict(model.state_dict())
-    state.update(ema.ema_model.state_dict())
-    return state

@@ -15,14 +15,16 @@ import lightning as L
 import torch
 
 from saga_sr import __version__
+from saga_sr.config.typed import TrainingSettings
 from saga_sr.data.latents import LatentPair
 from saga_sr.errors import DataError, SagaError
 from saga_sr.flow import (NULL_LR_VALUE, VALIDATION_TIMESTEPS, flow_loss, interpolate, latent_mask, sample_timesteps,
                           velocity_target)
 from saga_sr.models.checkpoint import CONFIG_KEY
 from saga_sr.models.conditioners import MultiConditioner
-from saga_sr.models.wrapper import SagaSRModel
-from saga_sr.training.ema import ema_state_dict, make_ema
+from saga_sr.models.wrapper import SagaSRModel, used_conditioner
+from saga_sr.seeding import torch_generator
+from saga_sr.training.ema import make_ema
 from saga_sr.training.optim import build_optimizer
 from saga_sr.training.validation import validate_batch
 
@@ -40,18 +42,18 @@ class SAGASRTrainer(L.LightningModule):
                  val_steps: int = 20, lowfreq_replace: bool = True, max_val_items: int = 4,
                  val_examples: int = 2, val_dir: str | None = None, seed: int = 0) -> None:
         super().__init__()
-        training = model.config.get("training", {}) or {}
         self.save_hyperparameters(ignore=["model"])
         self.diffusion = model
+        # the config's training block, overridden by the arguments that are given (None = not given)
+        self.settings = TrainingSettings.from_config(model.config).override(
+            learning_rate=learning_rate, use_ema=use_ema, ema_beta=ema_beta, timestep_sampler=timestep_sampler,
+            cfg_dropout_prob=cfg_dropout_prob, lr_dropout_prob=lr_dropout_prob)
+        s = self.settings
         self.learning_rate = learning_rate
-        self.timestep_sampler = timestep_sampler or training.get("timestep_sampler", "uniform")
-        self.cfg_dropout_prob = float(cfg_dropout_prob if cfg_dropout_prob is not None
-                                      else training.get("cfg_dropout_prob", 0.1))
-        self.lr_dropout_prob = float(lr_dropout_prob if lr_dropout_prob is not None
-                                     else training.get("lr_dropout_prob", 0.1))
+        self.timestep_sampler = s.timestep_sampler
+        self.cfg_dropout_prob, self.lr_dropout_prob = float(s.cfg_dropout_prob), float(s.lr_dropout_prob)
         _freeze_unused_conditioners(model)
-        use_ema = training.get("use_ema", False) if use_ema is None else use_ema
-        self.diffusion_ema = make_ema(model, beta=ema_beta or training.get("ema_beta", 0.9999)) if use_ema else None
+        self.diffusion_ema = make_ema(model, beta=float(s.ema_beta)) if s.use_ema else None
         self._val_items = 0
         self.last_val_step = -1
 
@@ -74,18 +76,24 @@ class SAGASRTrainer(L.LightningModule):
         low, high = self._rolloff(metadata, t.device)
         return model.build_rolloff_prepend(low, high, t)
 
-    def dit_inputs(self, metadata: list[dict], t: torch.Tensor, model: SagaSRModel | None = None) -> dict:
-        """The DiT's conditioning kwargs for a batch (no dropout)."""
+    def dit_inputs(self, metadata: list[dict], t: torch.Tensor, model: SagaSRModel | None = None,
+                   generator: torch.Generator | None = None) -> dict:
+        """The DiT's conditioning kwargs for a batch (the roll-off token's dropout, in training mode, draws
+        from `generator`)."""
         model = model or self.diffusion
         cond = condition(used_conditioner(model), metadata, t.device)
-        return model.conditioning_inputs(cond, rolloff=self._rolloff(metadata, t.device), timestep=t)
+        return model.conditioning_inputs(cond, rolloff=self._rolloff(metadata, t.device), timestep=t,
+                                         generator=generator)
 
     # ---- the objective --------------------------------------------------------------------------------------
-    def encode_pair(self, audio: torch.Tensor, metadata: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(z_hr, z_lr) from the frozen pretransform, without gradients, in float32 (even under autocast)."""
+    def encode_pair(self, audio: torch.Tensor, metadata: list[dict],
+                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z_hr, z_lr) from the frozen pretransform, without gradients, in float32 (even under autocast); a
+        sampling VAE posterior draws from `generator`."""
         lr = torch.stack([m["lr_audio"] for m in metadata]).to(audio)
         with torch.no_grad():
-            return self.diffusion.encode(audio).float(), self.diffusion.encode(lr).float()
+            return (self.diffusion.encode(audio, generator).float(),
+                    self.diffusion.encode(lr, generator).float())
 
     def posteriors(self, x: torch.Tensor | LatentPair, metadata: list[dict]) -> LatentPair:
         """The batch's HR and LR latent posteriors in float32: given (pre-encoded shards), or from the frozen
@@ -111,7 +119,7 @@ class SAGASRTrainer(L.LightningModule):
         t = t.to(device=device, dtype=torch.float32)
         z, z_lr = post.sample(generator)
         noise = torch.randn(z.shape, generator=generator, device=generator.device).to(z)
-        inputs = self.dit_inputs(metadata, t)
+        inputs = self.dit_inputs(metadata, t, generator=generator)
         if dropout:
             drop_lr = (torch.rand(b, generator=generator, device=generator.device) < self.lr_dropout_prob).to(device)
             z_lr = torch.where(drop_lr[:, None, None], torch.full_like(z_lr, NULL_LR_VALUE), z_lr)
@@ -130,8 +138,7 @@ class SAGASRTrainer(L.LightningModule):
 
     def _generator(self, *parts: int) -> torch.Generator:
         """A generator seeded from (seed, rank, parts): the same draws after a resume."""
-        seed = hash((int(self.hparams.seed), int(self.global_rank), *map(int, parts))) % (2 ** 63)
-        return torch.Generator(device=self.device).manual_seed(seed)
+        return torch_generator(self.hparams.seed, self.global_rank, *parts, device=self.device)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, metadata = batch
@@ -186,9 +193,6 @@ class SAGASRTrainer(L.LightningModule):
         return SagaSRModel(ema["model"], ema["conditioner"], m.pretransform, config=m.config,
                            rolloff_conditioner=ema["rolloff_conditioner"] if "rolloff_conditioner" in ema else None)
 
-    def export_state_dict(self) -> dict:
-        return ema_state_dict(self.diffusion, self.diffusion_ema) if self.diffusion_ema else self.diffusion.state_dict()
-
     # ---- optimiser and checkpoints ---------------------------------------------------------------------------
     def configure_optimizers(self):
         params = [p for p in self.diffusion.parameters() if p.requires_grad]
@@ -208,23 +212,10 @@ class SAGASRTrainer(L.LightningModule):
             self.trainer.datamodule.fix_loader_state(checkpoint, int(progress.processed))
 
 
-def used_conditioner(model: SagaSRModel):
-    """The model's MultiConditioner restricted to the ids the DiT reads, so that e.g. an LR-only config (seed
-    002's F0) never loads the T5 encoder it does not use. Shares the conditioner modules; not registered."""
-    full = model.conditioner
-    used = set(model.cross_attn_cond_ids) | set(model.global_cond_ids)
-    if used >= set(full.conditioners):
-        return full
-    return MultiConditioner({k: c for k, c in full.conditioners.items() if k in used},
-                            default_keys=getattr(full, "default_keys", None))
-
-
 def condition(conditioner, metadata: list[dict], device) -> dict:
     """Run `conditioner` (a MultiConditioner) on the batch, taking the frozen T5 part of a text conditioner from
     the items' `t5_cache` (pre-encoded shards) when every item has one for this very text; the trainable
     projection always runs."""
-    from saga_sr.models.conditioners import MultiConditioner
-
     cached = {}
     for cid, sub in conditioner.conditioners.items():
         field = cid if cid in metadata[0] else conditioner.default_keys.get(cid, cid)

@@ -23,58 +23,42 @@ def smooth(values: list[float], window: int) -> np.ndarray:
 
 
 def loss_curve(csv_path: str | Path, png_path: str | Path, *, title: str = "SAGA-SR training") -> Path:
-    """Train loss (raw and smoothed) and val loss against step, log-scaled, as a PNG."""
-    from matplotlib.figure import Figure  # lazy: matplotlib is slow to import and only drawing needs it
-
+    """One run's OUT/metrics.csv as a PNG: train loss (raw and smoothed) and val loss against step."""
     metrics = read_metrics(csv_path)
-    fig = Figure(figsize=(8, 4.5), layout="constrained")
-    ax = fig.subplots()
-    train = metrics.get("train/loss")
-    if train and train[0]:
-        ax.plot(train[0], train[1], color="C0", alpha=0.3, lw=0.8, label="train/loss")
-        ax.plot(train[0], smooth(train[1], max(1, len(train[1]) // 20)), color="C0", label="train/loss (smoothed)")
-    val = metrics.get("val/loss")
-    if val and val[0]:
-        ax.plot(val[0], val[1], "o--", color="C1", ms=4, label="val/loss (fixed t)")
-    if (train and train[0]) or (val and val[0]):
-        values = (train[1] if train else []) + (val[1] if val else [])
-        if min(values) > 0:
-            ax.set_yscale("log")
-        ax.legend()
-    else:
-        ax.text(0.5, 0.5, "no loss values were logged", ha="center", transform=ax.transAxes)
-    ax.set_xlabel("step")
-    ax.set_ylabel("flow loss (velocity MSE)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    png = Path(png_path)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=110)
-    return png
+    kinds = {kind: metrics[f"{kind}/loss"] for kind in ("train", "val") if metrics.get(f"{kind}/loss")}
+    return loss_curves({"": kinds}, png_path, title=title)
 
 
 def loss_curves(curves: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], path: str | Path,
                 *, title: str = "training and validation loss") -> Path:
-    """All runs on one plot: `curves[run][kind] = (steps, losses)`, kind "train" (solid) or "val" (dashed)."""
+    """Runs on one plot: `curves[run][kind] = (steps, losses)`, kind "train" (solid; raw faded under a trailing
+    mean of len/20 points once there are 40 or more) or "val" (dashed); log-scaled when every loss is > 0."""
     from matplotlib.figure import Figure  # lazy: matplotlib is slow to import and only drawing needs it
 
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax = fig.subplots()
-    colors = [f"C{i}" for i in range(10)]
-    plotted = 0
+    values: list[float] = []
     for i, (run, kinds) in enumerate(curves.items()):
+        color = f"C{i % 10}"
         for kind, style, marker in (("train", "-", None), ("val", "--", "o")):
-            steps, values = kinds.get(kind, ((), ()))
-            if len(steps):
-                ax.plot(list(steps), list(values), ls=style, marker=marker, ms=3, color=colors[i % 10],
-                        label=f"{run} {kind}")
-                plotted += 1
-    if plotted:
+            steps, losses = (list(v) for v in kinds.get(kind, ((), ())))
+            if not steps:
+                continue
+            label = f"{run} {kind}".strip()
+            values += losses
+            window = len(losses) // 20
+            if kind == "train" and window > 1:
+                ax.plot(steps, losses, color=color, alpha=0.3, lw=0.8)
+                losses, label = smooth(losses, window), f"{label} (smoothed)"
+            ax.plot(steps, losses, ls=style, marker=marker, ms=3, color=color, label=label)
+    if values:
+        if min(values) > 0:
+            ax.set_yscale("log")
         ax.legend(fontsize=8, ncols=2)
     else:
         ax.text(0.5, 0.5, "no loss values were logged", ha="center", transform=ax.transAxes)
     ax.set_xlabel("step")
-    ax.set_ylabel("flow loss (MSE on velocity)")
+    ax.set_ylabel("flow loss (velocity MSE)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     return save_figure(fig, Path(path))

@@ -27,8 +27,10 @@ from lightning.pytorch.strategies import DDPStrategy
 from torch.utils.data import DataLoader
 
 from saga_sr.config import prepare_config, uses_rolloff
+from saga_sr.config.typed import ModelSettings, TrainingSettings
 from saga_sr.data import SAGASRDataset, build_index, collate, write_skipped_report
 from saga_sr.data.index import MANIFEST_SUFFIXES, read_manifest
+from saga_sr.data.sampler import EpochSampler
 from saga_sr.errors import DataError, ModelLoadError
 from saga_sr.models.build import build_model
 from saga_sr.models.checkpoint import CONFIG_KEY
@@ -73,13 +75,16 @@ def make_dataset(sources: list[Path], cfg: dict, ns: argparse.Namespace, *, dete
                         + (f" ({len(index.skipped)} skipped, see {report})" if index.skipped else ""))
     log.info("%s: %d audio files, %d skipped%s", title, len(index.entries), len(index.skipped),
              f" (see {report})" if index.skipped else "")
-    return SAGASRDataset(sources, cfg["sample_size"], cfg["sample_rate"], cfg["audio_channels"],
+    s = ModelSettings.from_config(cfg)
+    return SAGASRDataset(sources, s.sample_size, s.sample_rate, s.audio_channels,
                          compute_rolloff=ns.compute_rolloff or uses_rolloff(cfg), use_caption=not ns.disable_caption,
                          deterministic=deterministic, seed=ns.seed, index=index)
 
 
 def _loader(ds, batch_size: int, num_workers: int, *, train: bool, pin: bool):
-    return DataLoader(ds, batch_size=min(batch_size, len(ds)), shuffle=train, drop_last=train,
+    """Training order and draws come from an EpochSampler (a function of seed and epoch: resumable)."""
+    sampler = EpochSampler(len(ds), ds.seed) if train else None
+    return DataLoader(ds, batch_size=min(batch_size, len(ds)), sampler=sampler, drop_last=train,
                       num_workers=num_workers, collate_fn=collate, pin_memory=pin,
                       persistent_workers=num_workers > 0)
 
@@ -255,7 +260,10 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
         raise DataError("no training data: give --train_dir and/or --manifest (or --train_latents)")
     val_sources = _sources(ns.val_dir, "--val_dir")
     cfg = prepare_config(ns.model_config, compute_rolloff=ns.compute_rolloff, sample_size=ns.sample_size)
-    training = cfg.get("training", {}) or {}
+    # the config's training block with the flags that were given (TrainingSettings holds every default)
+    training = TrainingSettings.from_config(cfg).override(
+        batch_size=ns.batch_size, accumulate_grad_batches=ns.accumulate_grad_batches, max_steps=ns.max_steps,
+        gradient_clip_val=ns.gradient_clip_val)
     resume = find_resume_checkpoint(ns.resume, out) if ns.resume else None
     if resume is not None:
         check_resume_fits(resume, cfg)
@@ -271,7 +279,7 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
 
     L.seed_everything(ns.seed, workers=True, verbose=False)
     model = _build_model(cfg, ns, out)
-    batch = ns.batch_size or training.get("batch_size", 4)
+    batch = training.batch_size
     pin = _precision(ns) != "32-true"
     data = None
     if latents:
@@ -287,7 +295,7 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
         record = {"args": {k: v for k, v in vars(ns).items() if k != "func"}, "model_config": cfg}
         (out / "run_config.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
     use_ema = ns.ema
-    if "fsdp" in str(ns.strategy) and (use_ema or (use_ema is None and training.get("use_ema"))):
+    if "fsdp" in str(ns.strategy) and (use_ema or (use_ema is None and training.use_ema)):
         log.warning("EMA is not supported with FSDP (the EMA copy would need the full weights); training without it")
         use_ema = False
     module = SAGASRTrainer(model, learning_rate=ns.learning_rate, use_ema=use_ema, timestep_sampler=ns.timestep_sampler,
@@ -338,9 +346,9 @@ def parse_max_time(value: str | float | None) -> dict | str | None:
     return {"seconds": minutes * 60.0}
 
 
-def _make_trainer(ns: argparse.Namespace, out: Path, training: dict, *, validate: bool, resume_step: int | None):
-    accumulate = ns.accumulate_grad_batches or training.get("accumulate_grad_batches", 1)
-    max_steps = ns.max_steps or training.get("max_steps", 26000)
+def _make_trainer(ns: argparse.Namespace, out: Path, training: TrainingSettings, *, validate: bool,
+                  resume_step: int | None):
+    accumulate, max_steps = training.accumulate_grad_batches, training.max_steps
     every = ns.checkpoint_every or ns.val_every
     loggers = [ResumableCSVLogger(str(out), keep_before_step=resume_step)]
     try:
@@ -352,7 +360,7 @@ def _make_trainer(ns: argparse.Namespace, out: Path, training: dict, *, validate
         pass
     checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="step={step}", auto_insert_metric_name=False,
                                  every_n_train_steps=every, save_top_k=-1, save_last="link")
-    clip = ns.gradient_clip_val if ns.gradient_clip_val is not None else training.get("gradient_clip_val", 1.0)
+    clip = training.gradient_clip_val
     return L.Trainer(
         accelerator=ns.accelerator, devices=_devices(ns.devices), num_nodes=ns.num_nodes,
         strategy=_strategy(ns), precision=_precision(ns), max_steps=max_steps, max_epochs=-1,

@@ -22,10 +22,11 @@ from saga_sr.audio.io import save_audio
 from saga_sr.audio.lfr import low_frequency_replace
 from saga_sr.audio.metrics import lsd, lsd_bands, si_sdr
 from saga_sr.audio.plots import spectrogram_grid
-from saga_sr.inference.guidance import TwoScaleCFG
+from saga_sr.inference.guidance import cfg_scales, guided_velocity
 from saga_sr.inference.samplers import euler
 from saga_sr.inference.schedules import linear_quadratic
 from saga_sr.inference.targets import NOT_USED, REFERENCE, takes_target_rolloff
+from saga_sr.models.wrapper import used_conditioner
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +53,10 @@ def sample_latents(module, z_lr: torch.Tensor, metadata: list[dict], generator: 
     """Guided Euler sampling from noise to a latent [B, C, T] conditioned on z_lr and the metadata."""
     model = module.inference_model()
     b = z_lr.shape[0]
-    t1 = torch.ones(b, device=z_lr.device, dtype=z_lr.dtype)
-    inputs = module.dit_inputs(metadata, t1, model=model)
-    inputs["input_concat_cond"] = z_lr
-    dynamic = None
-    if inputs.get("prepend_cond") is not None and model.rolloff_conditioner is not None:
-        def dynamic(t_b: torch.Tensor) -> dict:  # the roll-off prepend carries the timestep embedding
-            return {"prepend_cond": module._build_rolloff_prepend(metadata, t_b, model=model)}
-    scales = model.cfg_scales or {}
-    velocity = TwoScaleCFG(model, inputs, scale_audio=float(scales.get("audio", 1.4)),
-                           scale_text=float(scales.get("text", 1.2)), dynamic=dynamic)
+    cond = used_conditioner(model)(metadata, z_lr.device)
+    s_a, s_t = cfg_scales(model)
+    velocity = guided_velocity(model, cond, z_lr, rolloff=module._rolloff(metadata, z_lr.device),
+                               scale_audio=s_a, scale_text=s_t)
     shape = (b, model.io_channels, z_lr.shape[-1])
     x = torch.randn(shape, generator=generator, device=generator.device).to(z_lr)
     return euler(velocity, x, linear_quadratic(int(steps)).to(z_lr.device))
@@ -71,7 +66,7 @@ def validate_batch(module, audio: torch.Tensor, metadata: list[dict], batch_idx:
                    batch_size: int | None = None) -> dict[str, float]:
     """Sample, decode, LFR and score the batch; save the first examples on rank 0. Returns metric means."""
     hp = module.hparams
-    _, z_lr = module.encode_pair(audio, metadata)
+    _, z_lr = module.encode_pair(audio, metadata, module._generator(3, batch_idx))
     was_training = module.training
     module.eval()
     try:

@@ -1,0 +1,143 @@
+"""What the web page does with the uploads, without Gradio: detect each input's band edge, upsample every
+file with `saga_sr.inference.files.upsample_file` (the CLI's own step), draw input and output spectrograms.
+
+Failures stay per file and are reported with the CLI's line (`failure_line`), naming the user's file rather
+than its upload copy. Progress goes to `report(fraction, text)` in sampling windows done / total.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from saga_sr.inference.files import FileResult, failure_line, resolve_prompt, upsample_file
+from saga_sr.inference.pipeline import Upsampler
+
+__all__ = ["Settings", "Upload", "Outcome", "split_uploads", "detect_edges", "run_uploads", "summary_line",
+           "spectrogram"]
+
+CAPTION_SUFFIX = ".caption.txt"
+MAX_PLOT_FRAMES = 1500  # STFT frames per spectrogram panel (long files get a longer hop)
+
+Report = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The page's controls; None input_cutoff_hz = detect per file, None prompt = sidecar or empty."""
+    target_rolloff: float = 0.9
+    prompt: str | None = None
+    steps: int = 100
+    cfg_audio: float = 1.4
+    cfg_text: float = 1.2
+    seed: int = 0
+    lfr: bool = True
+    input_cutoff_hz: float | None = None
+    batch_size: int = 4
+
+
+@dataclass(frozen=True)
+class Upload:
+    path: Path            # where the upload lives (a temporary copy)
+    name: str             # the user's file name, used in every message
+    sidecar: Path | None = None  # an uploaded NAME.caption.txt
+
+
+@dataclass
+class Outcome:
+    upload: Upload
+    result: FileResult | None = None
+    error: str | None = None     # the CLI's one-line failure message
+    spectrogram: Path | None = None
+    log: list[str] = field(default_factory=list)
+
+
+def split_uploads(paths: Sequence[str | Path]) -> list[Upload]:
+    """Audio uploads with their NAME.caption.txt sidecars (uploaded beside them) attached; any other file is
+    kept as an input, so that it fails with the CLI's 'cannot read audio' line instead of vanishing."""
+    paths = [Path(p) for p in paths]
+    captions = {p.name[: -len(CAPTION_SUFFIX)]: p for p in paths if p.name.endswith(CAPTION_SUFFIX)}
+    return [Upload(p, p.name, captions.get(p.stem)) for p in paths if not p.name.endswith(CAPTION_SUFFIX)]
+
+
+def detect_edges(up: Upsampler, uploads: Sequence[Upload]) -> list[tuple[str, float | None, str]]:
+    """(name, detected input band edge in Hz or None, note) per upload, before any run."""
+    from saga_sr.audio.io import load_audio
+
+    rows = []
+    for u in uploads:
+        try:
+            wav, sr = load_audio(u.path, target_sr=None)
+            rows.append((u.name, up.detect_input_cutoff(wav, sr), f"{sr} Hz, {wav.shape[0]} ch, "
+                                                                   f"{wav.shape[1] / sr:.1f} s"))
+        except Exception as exc:  # noqa: BLE001 -- shown, and the run will report it the CLI's way
+            rows.append((u.name, None, failure_line(u.path, exc, shown=u.name)))
+    return rows
+
+
+def _output_name(name: str, taken: set[str]) -> str:
+    stem, n = Path(name).stem, 1
+    out = f"{stem}.wav"
+    while out in taken:
+        n += 1
+        out = f"{stem}-{n}.wav"
+    taken.add(out)
+    return out
+
+
+def run_uploads(up: Upsampler, uploads: Sequence[Upload], out_dir: Path, settings: Settings,
+                report: Report | None = None) -> list[Outcome]:
+    """Upsample each upload into out_dir/NAME.wav (+ NAME.spectrogram.png); one failure does not stop the rest."""
+    report = report or (lambda fraction, text: None)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outcomes, taken, n = [], set(), len(uploads)
+    for k, u in enumerate(uploads):
+        o = Outcome(u)
+        outcomes.append(o)
+        tag = f"[{k + 1}/{n}]"
+        dst = out_dir / _output_name(u.name, taken)
+
+        def on_windows(done: int, total: int, k=k, tag=tag, u=u) -> None:
+            report((k + done / max(total, 1)) / n, f"{tag} {u.name}: windows {done}/{total}")
+
+        try:
+            report(k / n, f"{tag} {u.name}: reading")
+            res = upsample_file(up, u.path, dst, prompt=resolve_prompt(settings.prompt, u.sidecar),
+                                input_cutoff_hz=settings.input_cutoff_hz, target_rolloff=settings.target_rolloff,
+                                steps=settings.steps, cfg_audio=settings.cfg_audio, cfg_text=settings.cfg_text,
+                                seed=settings.seed, lfr=settings.lfr, batch_size=settings.batch_size,
+                                on_windows=on_windows)
+        except Exception as exc:  # noqa: BLE001 -- one bad file must not stop the others (as the CLI)
+            o.error = failure_line(u.path, exc, shown=u.name)
+            o.log.append(f"{tag} FAILED {o.error}")
+            continue
+        o.result = res
+        o.log.append(f"{tag} {u.name} -> {dst.name} ({res.seconds:.1f} s audio in {res.elapsed:.1f} s)")
+        report((k + 1) / n, f"{tag} {u.name}: spectrogram")
+        o.spectrogram = spectrogram(res, dst.with_suffix(".spectrogram.png"), name=u.name)
+    return outcomes
+
+
+def summary_line(outcomes: Sequence[Outcome]) -> str:
+    """The CLI's closing line: 'upsample: N ok, M failed (names)'."""
+    failed = [o.upload.name for o in outcomes if o.error is not None]
+    ok = len(outcomes) - len(failed)
+    return f"upsample: {ok} ok, {len(failed)} failed" + (f" ({', '.join(failed)})" if failed else "")
+
+
+def spectrogram(res: FileResult, path: Path, *, name: str) -> Path:
+    """Input (resampled to 44.1 kHz, as the model sees it) and output side by side on the same axes, with the
+    input band edge the run used drawn as a dashed line."""
+    from saga_sr.audio.io import load_audio
+    from saga_sr.audio.plots import spectrogram_grid
+
+    sr = 44100
+    lr, _ = load_audio(res.src, target_sr=sr)
+    out, _ = load_audio(res.dst, target_sr=None, allow_silent=True)
+    b = res.info
+    title = (f"input band edge {b.band_edge_hz / 1000:.2f} kHz (dashed), "
+             f"target roll-off {b.target_rolloff_hz / 1000:.2f} kHz")
+    spectrogram_grid([(name, {"input (44.1 kHz resampled)": lr, "output": out})], sr, path,
+                     cutoffs=[b.band_edge_hz], title=title, max_frames=MAX_PLOT_FRAMES)
+    return path

@@ -1,0 +1,98 @@
+"""A validated config read once into frozen, typed settings, with every default in one place.
+
+The JSON format and key names stay stable-audio-tools' (weights and configs move between the two); this
+module is the only reader of the `model.diffusion` and `training` blocks: `ModelSettings.from_config(cfg)`
+gives what SagaSRModel needs, `TrainingSettings.from_config(cfg)` what the trainer and `saga-sr train` use
+(command-line flags override it with `replace`, where None means "not given", never 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from saga_sr.errors import ConfigError
+
+__all__ = ["OBJECTIVE", "DEFAULT_CFG_AUDIO", "DEFAULT_CFG_TEXT", "ModelSettings", "TrainingSettings",
+           "objective_problem"]
+
+OBJECTIVE = "rectified_flow"  # the only objective saga-sr trains and samples
+DEFAULT_CFG_AUDIO, DEFAULT_CFG_TEXT = 1.4, 1.2  # the paper's s_a, s_t
+
+
+def objective_problem(cfg: dict) -> str | None:
+    """Why this config's model cannot be trained or sampled here (its objective), or None.
+
+    stable-audio-tools' default objective is "v"; saga-sr implements rectified flow only, so any other value
+    (or none) is refused at build time instead of silently training rectified flow."""
+    objective = cfg["model"]["diffusion"].get("diffusion_objective", "v")
+    if objective == OBJECTIVE:
+        return None
+    return (f"model.diffusion.diffusion_objective: '{objective}' is not supported; saga-sr trains and samples "
+            f"'{OBJECTIVE}' only (a shape-only build, e.g. `config inspect`, still works)")
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """What SagaSRModel reads from a config (sizes, conditioning ids, guidance scales)."""
+    sample_rate: int
+    audio_channels: int
+    sample_size: int
+    io_channels: int
+    input_concat_dim: int = 0
+    cross_attn_cond_ids: tuple[str, ...] = ()
+    global_cond_ids: tuple[str, ...] = ()
+    diffusion_objective: str = "v"  # stable-audio-tools' default when the key is absent
+    cfg_audio: float | None = None  # the model's own guidance scales (None: not in the config)
+    cfg_text: float | None = None
+    default_steps: int | None = None  # sampling steps the model was tuned for (None: the caller's default)
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "ModelSettings":
+        diffusion = cfg["model"]["diffusion"]
+        scales = diffusion.get("cfg_scales") or {}
+        return cls(sample_rate=int(cfg["sample_rate"]), audio_channels=int(cfg["audio_channels"]),
+                   sample_size=int(cfg["sample_size"]), io_channels=int(cfg["model"]["io_channels"]),
+                   input_concat_dim=int(diffusion["config"].get("input_concat_dim", 0)),
+                   cross_attn_cond_ids=tuple(diffusion.get("cross_attention_cond_ids", [])),
+                   global_cond_ids=tuple(diffusion.get("global_cond_ids", [])),
+                   diffusion_objective=str(diffusion.get("diffusion_objective", "v")),
+                   cfg_audio=_opt_float(scales.get("audio")), cfg_text=_opt_float(scales.get("text")),
+                   default_steps=diffusion.get("default_steps"))
+
+    @property
+    def cfg_scales(self) -> dict[str, float]:
+        """The config's `cfg_scales` block as given ({} when absent)."""
+        return {k: v for k, v in (("audio", self.cfg_audio), ("text", self.cfg_text)) if v is not None}
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The `training` block with its defaults (the only place they are written down)."""
+    learning_rate: float | None = None  # None: the optimiser block's lr
+    batch_size: int = 4
+    accumulate_grad_batches: int = 1
+    max_steps: int = 26000
+    use_ema: bool = False
+    ema_beta: float = 0.9999
+    gradient_clip_val: float = 1.0
+    cfg_dropout_prob: float = 0.1
+    lr_dropout_prob: float = 0.1
+    timestep_sampler: str = "uniform"
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "TrainingSettings":
+        block = cfg.get("training") or {}
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in block.items() if k in known and v is not None})
+
+    def override(self, **flags: Any) -> "TrainingSettings":
+        """A copy with the flags that were given (None = not given; 0 and False are values)."""
+        unknown = set(flags) - {f.name for f in fields(self)}
+        if unknown:
+            raise ConfigError([f"training: unknown setting(s) {sorted(unknown)}"])
+        return replace(self, **{k: v for k, v in flags.items() if v is not None})
+
+
+def _opt_float(value) -> float | None:
+    return None if value is None else float(value)

@@ -1,0 +1,117 @@
+"""Latent windows -> output audio for the streaming upsampler: overlapping latent chunks are decoded as soon
+as the sampling windows they need are finished (with extra context margins that are thrown away), the
+input band below the edge is put back (low-frequency replacement), and the chunks are crossfaded into an
+OverlapAdd from which final samples are handed out.
+
+The LFR crossfade lies just below the edge, inside the input's own roll-off (audio.lfr.edge_crossfade_hz).
+
+Shape legend: I model items, m model audio channels, K latent channels, W window frames, n samples.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+import torch
+
+from saga_sr.audio.lfr import edge_crossfade_hz, low_frequency_replace
+from saga_sr.inference.stream import ForwardBuffer, OverlapAdd
+from saga_sr.inference.windows import WindowPlan, window_weights
+
+if TYPE_CHECKING:
+    from saga_sr.inference.pipeline import Upsampler
+
+__all__ = ["ChunkDecoder", "Window"]
+
+
+@dataclass
+class Window:
+    """A finished sampling window: weighted latents of every item [I, K, W] and its span in frames."""
+    start: int
+    end: int
+    z: torch.Tensor
+
+
+
+class ChunkDecoder:
+    """Decodes overlapping latent chunks as soon as the sampling windows they need are finished, and hands
+    out the output samples that no later chunk touches."""
+
+    def __init__(self, up: Upsampler, plan: WindowPlan, lr: ForwardBuffer, out: OverlapAdd,
+                 cutoff_hz: float | None) -> None:
+        self.up, self.lr, self.out, self.cutoff_hz = up, lr, out, cutoff_hz
+        self.plan = plan
+        self.margin = int(round(plan.length * up.decode_margin))
+        self.sample_plan = plan.scaled(up.ratio, total=out.length)
+        self.windows: OrderedDict[int, Window] = OrderedDict()
+        self.next_chunk = 0
+
+    def add(self, window: Window) -> None:
+        self.windows[window.start] = window
+
+    def _extended(self, j: int) -> tuple[int, int]:
+        s, e = self.plan.span(j)
+        return max(0, s - self.margin), min(self.plan.total, e + self.margin)
+
+    def needed_from(self) -> int:
+        """The first latent frame (and LR input frame) a chunk still to decode needs."""
+        return self._extended(self.next_chunk)[0] if self.next_chunk < len(self.plan) else self.plan.total
+
+    def flush(self, tick: Callable[[int], None], final: bool = False) -> Iterator[np.ndarray]:
+        """Decode every chunk whose windows are finished; yield the output [I, m, n] that became final."""
+        finished_until = self.plan.total if final else self._finished_until()
+        while self.next_chunk < len(self.plan):
+            a, b = self._extended(self.next_chunk)
+            if b > finished_until:
+                break
+            self._decode(self.next_chunk, a, b)
+            self.next_chunk += 1
+            tick(1)
+            keep_from = self.needed_from()
+            for start in [s for s, w in self.windows.items() if w.end <= keep_from]:
+                del self.windows[start]
+            done = self.sample_plan.starts[self.next_chunk] if self.next_chunk < len(self.plan) else self.out.length
+            yield self.out.emit(done)
+
+    def _finished_until(self) -> int:
+        """Frames before the first not-yet-finished window are final (windows finish in order)."""
+        if not self.windows:
+            return 0
+        last = max(self.windows)
+        idx = bisect.bisect_left(self.plan.starts, last)  # starts are sorted: O(log n) on hour-long files
+        return self.plan.starts[idx + 1] if idx + 1 < len(self.plan) else self.plan.total
+
+    def _latent(self, a: int, b: int) -> torch.Tensor:
+        first = next(iter(self.windows.values())).z
+        z = torch.zeros(first.shape[0], first.shape[1], b - a)
+        for w in self.windows.values():
+            lo, hi = max(a, w.start), min(b, w.end)
+            if hi > lo:
+                z[:, :, lo - a: hi - a] += w.z[:, :, lo - w.start: hi - w.start]
+        return z
+
+    @torch.no_grad()
+    def _decode(self, j: int, a: int, b: int) -> None:
+        up, ratio, clock = self.up, self.up.ratio, time.perf_counter
+        t0 = clock()
+        wav = up.model.decode(self._latent(a, b).to(up.device)).float().cpu().numpy()
+        t1 = clock()
+        if self.cutoff_hz is not None:
+            lr = self.lr.get(a * ratio, b * ratio)
+            fade = edge_crossfade_hz(self.cutoff_hz)
+            wav = np.stack([low_frequency_replace(wav[i], up._item(lr, i), up.sr, cutoff_hz=self.cutoff_hz,
+                                                  crossfade_hz=fade)
+                            for i in range(wav.shape[0])])
+        t2 = clock()
+        s, e = self.sample_plan.span(j)
+        e = min(e, self.out.length)
+        weights = window_weights(self.sample_plan, j)[: e - s]
+        self.out.add(s, wav[:, :, s - a * ratio: e - a * ratio] * weights)
+        up.timings.decode += t1 - t0
+        up.timings.lfr += t2 - t1
