@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
 
 from saga_sr.audio.resample import resample
 from saga_sr.errors import AudioError
@@ -106,18 +105,6 @@ def read_audio_blocks(path: str | os.PathLike, block_frames: int, *, downmix: bo
         raise AudioError(f"{path}: cannot read audio ({exc})") from exc
 
 
-def resample_blocks(blocks: Iterable[np.ndarray], sr_in: int, sr_out: int, channels: int) -> Iterator[np.ndarray]:
-    """Resample a stream of `[C, n]` blocks with soxr's stream API (HQ): the concatenated output is
-    bit-identical to `soxr.resample` of the whole signal (and `_resample` here)."""
-    if sr_in == sr_out:
-        yield from blocks
-        return
-    stream = soxr.ResampleStream(sr_in, sr_out, channels, dtype="float32", quality="HQ")
-    for block in blocks:
-        yield np.ascontiguousarray(stream.resample_chunk(np.ascontiguousarray(block.T, dtype=np.float32)).T)
-    yield np.ascontiguousarray(stream.resample_chunk(np.zeros((0, channels), np.float32), last=True).T)
-
-
 def _container(path: Path) -> str:
     ext = path.suffix.lower()
     fmt = _FORMAT_BY_EXT.get(ext, ext.lstrip(".").upper())
@@ -142,6 +129,17 @@ def fit_gain(wav: np.ndarray, path: str | os.PathLike, subtype: str | None = Non
     return 1.0 / peak if peak > 1.0 and is_integer_subtype(output_subtype(path, subtype)) else 1.0
 
 
+def _check_writable_samples(path: Path, data: np.ndarray, subtype: str | None) -> None:
+    """AudioError for samples `save_audio` / `save_audio_blocks` must not write: NaN or infinity, or a peak
+    above full scale in an integer format (it would clip silently)."""
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: refusing to write NaN or infinite samples")
+    peak = float(np.max(np.abs(data))) if data.size else 0.0
+    if is_integer_subtype(subtype) and peak > 1.0:
+        raise AudioError(f"{path}: peak {peak:.3f} is above full scale and {subtype} would clip it; "
+                         "write a float format (.wav) or scale it down")
+
+
 def save_audio(path: str | os.PathLike, wav: np.ndarray, sr: int, *, subtype: str | None = None) -> Path:
     """Write `wav` (`[C, L]` or `[L]`) to `path` atomically (saga_sr.outputs: a temp file in the same folder,
     ordinary permissions, then os.replace). The folder is created.
@@ -156,14 +154,9 @@ def save_audio(path: str | os.PathLike, wav: np.ndarray, sr: int, *, subtype: st
         data = data[None]
     if data.ndim != 2 or data.shape[1] == 0:
         raise AudioError(f"{path}: cannot write audio of shape {tuple(np.shape(wav))}; expected [C, L] with L > 0")
-    if not np.isfinite(data).all():
-        raise AudioError(f"{path}: refusing to write NaN or infinite samples")
     fmt = _container(path)
     subtype = output_subtype(path, subtype)
-    peak = float(np.max(np.abs(data)))
-    if is_integer_subtype(subtype) and peak > 1.0:
-        raise AudioError(f"{path}: peak {peak:.3f} is above full scale and {subtype} would clip it; "
-                         "write a float format (.wav) or scale it down")
+    _check_writable_samples(path, data, subtype)
     try:
         with atomic_path(path) as tmp:
             sf.write(tmp, data.T, int(sr), subtype=subtype, format=fmt)
@@ -188,12 +181,7 @@ def save_audio_blocks(path: str | os.PathLike, blocks: Iterable[np.ndarray], sr:
                 data = np.asarray(block, dtype=np.float32)
                 if data.ndim != 2 or data.shape[0] != channels:
                     raise AudioError(f"{path}: cannot write a block of shape {data.shape}; expected [{channels}, n]")
-                if not np.isfinite(data).all():
-                    raise AudioError(f"{path}: refusing to write NaN or infinite samples")
-                peak = float(np.max(np.abs(data))) if data.size else 0.0
-                if is_integer_subtype(subtype) and peak > 1.0:
-                    raise AudioError(f"{path}: peak {peak:.3f} is above full scale and {subtype} would clip it; "
-                                     "write a float format (.wav)")
+                _check_writable_samples(path, data, subtype)
                 f.write(data.T)
                 written += data.shape[1]
             if written == 0:

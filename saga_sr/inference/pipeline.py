@@ -32,8 +32,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from saga_sr.audio.io import SILENCE_PEAK, read_audio_blocks, resample_blocks, save_audio_blocks
-from saga_sr.audio.resample import resample
+from saga_sr.audio.io import SILENCE_PEAK, read_audio_blocks, save_audio_blocks
+from saga_sr.audio.resample import resample, resample_blocks
 from saga_sr.audio.spectral import hz_to_normalized
 from saga_sr.config.typed import DEFAULT_CFG_AUDIO, DEFAULT_CFG_TEXT
 from saga_sr.errors import AudioError, SagaError
