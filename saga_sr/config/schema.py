@@ -157,6 +157,7 @@ DIFFUSION = Obj({
     "cfg_scales": opt(Obj({"audio": opt(NONNEG_NUM), "text": opt(NONNEG_NUM)})),
     "default_steps": opt(POS_INT),
     "use_cross_attn_mask": opt(BOOL),
+    "lr_gain": opt(Obj({"smooth_frames": opt(POS_INT), "floor": opt(PROB)})),
 })
 
 TRAINING = Obj({
@@ -167,6 +168,7 @@ TRAINING = Obj({
     # ours
     "cfg_dropout_prob": opt(PROB), "lr_dropout_prob": opt(PROB),
     "timestep_sampler": opt(Scalar("str", ("uniform", "logit_normal"))),
+    "target_lowpass_prob": opt(PROB),
 })
 
 CONFIG = Obj({

@@ -46,6 +46,8 @@ class ModelSettings:
     cfg_audio: float | None = None  # the model's own guidance scales (None: not in the config)
     cfg_text: float | None = None
     default_steps: int | None = None  # sampling steps the model was tuned for (None: the caller's default)
+    lr_gain_frames: int = 0  # model.diffusion.lr_gain.smooth_frames; 0: the flow runs on the latents as they are
+    lr_gain_floor: float = 0.1  # model.diffusion.lr_gain.floor (of the window's RMS)
 
     @classmethod
     def from_config(cls, cfg: dict) -> "ModelSettings":
@@ -58,7 +60,8 @@ class ModelSettings:
                    global_cond_ids=tuple(diffusion.get("global_cond_ids", [])),
                    diffusion_objective=str(diffusion.get("diffusion_objective", "v")),
                    cfg_audio=_opt_float(scales.get("audio")), cfg_text=_opt_float(scales.get("text")),
-                   default_steps=diffusion.get("default_steps"))
+                   default_steps=diffusion.get("default_steps"),
+                   **_lr_gain(diffusion.get("lr_gain")))
 
     @property
     def cfg_scales(self) -> dict[str, float]:
@@ -79,6 +82,7 @@ class TrainingSettings:
     cfg_dropout_prob: float = 0.1
     lr_dropout_prob: float = 0.1
     timestep_sampler: str = "uniform"
+    target_lowpass_prob: float = 0.0  # training items whose HR is low-passed below its band (target roll-off knob)
 
     @classmethod
     def from_config(cls, cfg: dict) -> "TrainingSettings":
@@ -92,6 +96,12 @@ class TrainingSettings:
         if unknown:
             raise ConfigError([f"training: unknown setting(s) {sorted(unknown)}"])
         return replace(self, **{k: v for k, v in flags.items() if v is not None})
+
+
+def _lr_gain(block: dict | None) -> dict:
+    if block is None:
+        return {}
+    return {"lr_gain_frames": int(block.get("smooth_frames", 9)), "lr_gain_floor": float(block.get("floor", 0.1))}
 
 
 def _opt_float(value) -> float | None:

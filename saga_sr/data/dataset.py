@@ -10,6 +10,9 @@ bandwidth (``bandwidth_hz``, where its spectrum ends): then that bandwidth is th
 target roll-off (so the knob means "content up to this frequency" and inference's default 0.9, 19.9 kHz, asks
 for a full-band file) and as the cap of the simulated LR cutoff (so speech is also seen cut at 8-16 kHz,
 where its energy roll-off would have capped the cutoff at a few kHz).
+
+Target low-pass (``target_lowpass_prob``, training only): that share of items gets its HR low-passed at a band
+drawn above the LR cutoff, and that band becomes the HR roll-off (see `target_lowpass`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import torch
 from torch.utils.data import Dataset
 
 from saga_sr.audio.lr_sim import simulate_lr
-from saga_sr.audio.spectral import rolloff
+from saga_sr.audio.filters import lowpass_sos, zero_phase_lowpass
+from saga_sr.audio.spectral import hz_to_normalized, rolloff
 from saga_sr.data.index import AudioEntry, IndexResult, build_index
 from saga_sr.data.segment import Segment, read_segment
 from saga_sr.errors import DataError, SagaError
@@ -53,6 +57,26 @@ def _rolloff(wav: np.ndarray, sr: int):
     return norm, hz
 
 
+TARGET_LOWPASS_ORDER = 10      # the steepest of the LR simulation's filters: a clear band edge
+TARGET_LOWPASS_MARGIN = 1.25  # the HR band is kept at least this far above the LR cutoff
+
+
+def target_lowpass(hr: np.ndarray, sr: int, lr_cutoff_hz: float, hr_band_hz: float,
+                   rng: np.random.Generator) -> tuple[float, np.ndarray] | None:
+    """(band, HR low-passed at `band`) with `band` uniform between 1.25 x the LR cutoff and the HR's own band,
+    or None when that range is empty.
+
+    Why: in real data nearly every target has the same band (~20 kHz), so a model never learns what the target
+    roll-off asks for; training some items on a narrower target, with that band as their target roll-off,
+    teaches the knob "content up to this frequency" (`target_lowpass_prob` in the training block)."""
+    lo, hi = TARGET_LOWPASS_MARGIN * lr_cutoff_hz, 0.97 * min(hr_band_hz, sr / 2)
+    if hi <= lo:
+        return None
+    band = float(rng.uniform(lo, hi))
+    sos = lowpass_sos("cheby1", TARGET_LOWPASS_ORDER, band, sr)
+    return band, zero_phase_lowpass(hr, sos).astype(np.float32)
+
+
 class SAGASRDataset(Dataset):
     """HR/LR training pairs from folders or a manifest (see the module docstring for the item layout).
 
@@ -64,7 +88,7 @@ class SAGASRDataset(Dataset):
     def __init__(self, paths_or_manifest: str | Path | list, sample_size: int, sample_rate: int,
                  audio_channels: int, *, compute_rolloff: bool = False, use_caption: bool = True,
                  deterministic: bool = False, seed: int = 0, cutoff_range: tuple[float, float] = (2000.0, 16000.0),
-                 index: IndexResult | None = None):
+                 target_lowpass_prob: float = 0.0, index: IndexResult | None = None):
         self.index = index if index is not None else build_index(paths_or_manifest)
         self.entries: list[AudioEntry] = list(self.index.entries)
         if not self.entries:
@@ -79,6 +103,7 @@ class SAGASRDataset(Dataset):
         self.deterministic = deterministic
         self.seed = int(seed)
         self.cutoff_range = tuple(float(c) for c in cutoff_range)
+        self.target_lowpass_prob = float(target_lowpass_prob)
         self._draws = 0
 
     @property
@@ -114,14 +139,20 @@ class SAGASRDataset(Dataset):
         seg: Segment = read_segment(entry, self.sample_size, self.sample_rate, self.audio_channels, rng)
         hr = seg.audio[:, :seg.valid]
         if entry.bandwidth_hz > 0:
-            from saga_sr.audio.spectral import hz_to_normalized
-
             hr_hz = min(entry.bandwidth_hz, self.sample_rate / 2)
             hr_norm = hz_to_normalized(hr_hz, self.sample_rate)
         else:
             hr_norm, hr_hz = _rolloff(hr, self.sample_rate)
         lr_res = simulate_lr(hr, self.sample_rate, rng=rng, cutoff_range=self.cutoff_range,
                              hr_rolloff_hz=hr_hz if hr_hz > 0 else None)
+        audio = seg.audio
+        if self.target_lowpass_prob > 0 and rng.random() < self.target_lowpass_prob:
+            band = target_lowpass(hr, self.sample_rate, lr_res.cutoff_hz, hr_hz, rng)
+            if band is not None:
+                hr_hz, hr = band
+                hr_norm = hz_to_normalized(hr_hz, self.sample_rate)
+                audio = np.zeros_like(seg.audio)
+                audio[:, :seg.valid] = hr
         lr = np.zeros_like(seg.audio)
         lr[:, :seg.valid] = np.asarray(lr_res.audio, dtype=np.float32)[:, :seg.valid]
         mask = torch.zeros(self.sample_size, dtype=torch.bool)
@@ -141,7 +172,7 @@ class SAGASRDataset(Dataset):
         if self.compute_rolloff:
             lr_norm, lr_hz = _rolloff(lr[:, :seg.valid], self.sample_rate)
             metadata.update(rolloff_low=lr_hz, rolloff_high=hr_hz, input_rolloff=lr_norm, target_rolloff=hr_norm)
-        return torch.from_numpy(seg.audio), metadata
+        return torch.from_numpy(audio), metadata
 
 
 def collate(batch: list) -> tuple[torch.Tensor, list[dict]]:

@@ -300,6 +300,9 @@ class Upsampler:
             generator = torch_generator(seed + 1, w, device=dev)
             z_lr.append(model.encode(torch.from_numpy(one[None]).to(dev), generator=generator).float())
         z_lr = torch.cat(z_lr)
+        gain = model.lr_gain(z_lr) if hasattr(model, "lr_gain") else None
+        if gain is not None:  # the flow runs relative to the input's level (SagaSRModel.lr_gain)
+            z_lr = z_lr / gain
         t1 = clock()
         metadata = [dict(meta, seconds_start=plan.starts[w] * self.ratio / self.sr) for w, _ in batch]
         cfg, dit = self._guided_velocity(metadata, z_lr, cfg_audio, cfg_text)
@@ -307,6 +310,8 @@ class Upsampler:
         noise = torch.stack([torch.randn(z_lr.shape[1:], generator=torch_generator(seed, w))
                              for w, _ in batch]).to(dev)
         z = euler(cfg, noise, ts, callback=lambda *_: tick(1))
+        if gain is not None:
+            z = z * gain
         self.timings.encode += t1 - t0
         self.timings.conditioning += t2 - t1
         self.timings.sampling += clock() - t2

@@ -169,5 +169,9 @@ class SpectrogramPretransform(Pretransform):
         out = out / env.clamp_min(1e-8)
         return out[:, self.pad:self.pad + t * self.hop].reshape(b, c, t * self.hop).to(dtype)
 
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """(latent, None): the spectrogram is deterministic."""
+        return self.encode(x), None
+
 
 __all__ = ["Pretransform", "AutoencoderPretransform", "PatchedPretransform", "SpectrogramPretransform"]

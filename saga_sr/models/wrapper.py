@@ -19,6 +19,7 @@ from saga_sr.config.typed import ModelSettings
 from saga_sr.models.conditioners import MultiConditioner
 
 Cond = dict[str, tuple[torch.Tensor, torch.Tensor]]
+LR_GAIN_EPS = 1e-3  # the smallest per-frame gain (an all-zero LR window)
 
 
 class SagaSRModel(nn.Module):
@@ -69,6 +70,25 @@ class SagaSRModel(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """latent [B, latent_channels, T] -> audio [B, audio_channels, T * downsampling_ratio] (frozen)."""
         return self.pretransform.decode(z).detach()
+
+    def lr_gain(self, z_lr: torch.Tensor) -> torch.Tensor | None:
+        """The per-frame gain [B, 1, T] the flow divides both latents by (config `model.diffusion.lr_gain`), or
+        None when the config has none (SAO, the paper's configs: the flow runs on the latents as they are).
+
+        Why: a small DiT does not learn to follow the input's level frame by frame; it puts the same high-band
+        level into silences and loud passages. Dividing the HR and LR latents by the LR's own short-time RMS
+        (over channels, a moving average over `smooth_frames`, floored at `floor` x the window's RMS) makes the
+        flow predict the high band *relative* to the input, and multiplying the sample back by the same gain
+        gives level following for free. Only the LR latent is used, so inference computes the same gain."""
+        frames = self.settings.lr_gain_frames
+        if frames <= 0:
+            return None
+        power = z_lr.float().pow(2).mean(dim=1, keepdim=True)  # [B, 1, T]
+        smooth = torch.nn.functional.avg_pool1d(power, frames, stride=1, padding=frames // 2,
+                                                count_include_pad=False)[..., :power.shape[-1]]
+        window = power.mean(dim=-1, keepdim=True)
+        floor = (self.settings.lr_gain_floor ** 2) * window
+        return torch.maximum(smooth, floor).clamp_min(LR_GAIN_EPS ** 2).sqrt()
 
     # ---- conditioning -------------------------------------------------------------------------------------
     def conditioning(self, metadata: Sequence[dict], device: torch.device | str) -> Cond:

@@ -118,6 +118,9 @@ class SAGASRTrainer(L.LightningModule):
             t = sample_timesteps(b, self.timestep_sampler, generator)
         t = t.to(device=device, dtype=torch.float32)
         z, z_lr = post.sample(generator)
+        gain = self.diffusion.lr_gain(z_lr)
+        if gain is not None:  # the flow runs relative to the input's level (SagaSRModel.lr_gain)
+            z, z_lr = z / gain, z_lr / gain
         noise = torch.randn(z.shape, generator=generator, device=generator.device).to(z)
         inputs = self.dit_inputs(metadata, t, generator=generator)
         if dropout:

@@ -31,7 +31,7 @@ from saga_sr.config.typed import ModelSettings, TrainingSettings
 from saga_sr.data import SAGASRDataset, build_index, collate, write_skipped_report
 from saga_sr.data.index import MANIFEST_SUFFIXES, read_manifest
 from saga_sr.data.sampler import EpochSampler
-from saga_sr.errors import DataError, ModelLoadError
+from saga_sr.errors import ConfigError, DataError, ModelLoadError
 from saga_sr.models.build import build_model
 from saga_sr.models.checkpoint import CONFIG_KEY
 from saga_sr.models.sao import build_from_sao, write_report
@@ -78,7 +78,8 @@ def make_dataset(sources: list[Path], cfg: dict, ns: argparse.Namespace, *, dete
     s = ModelSettings.from_config(cfg)
     return SAGASRDataset(sources, s.sample_size, s.sample_rate, s.audio_channels,
                          compute_rolloff=ns.compute_rolloff or uses_rolloff(cfg), use_caption=not ns.disable_caption,
-                         deterministic=deterministic, seed=ns.seed, index=index)
+                         deterministic=deterministic, seed=ns.seed, index=index,
+                         target_lowpass_prob=0.0 if deterministic else TrainingSettings.from_config(cfg).target_lowpass_prob)
 
 
 def _loader(ds, batch_size: int, num_workers: int, *, train: bool, pin: bool):
@@ -286,6 +287,10 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
         from saga_sr.training.latent_data import LatentDataModule, check_shards
 
         check_shards(latents, cfg, model)
+        if training.target_lowpass_prob > 0:
+            raise ConfigError([f"training.target_lowpass_prob: {training.target_lowpass_prob} needs audio training "
+                               "data (it low-passes the HR audio); --train_latents shards hold the HR latent as "
+                               "encoded. Set it to 0 or train from audio"])
         data = LatentDataModule(latents, cfg, downsampling_ratio=model.downsampling_ratio, batch_size=batch,
                                 num_workers=ns.num_workers, use_caption=not ns.disable_caption, seed=ns.seed,
                                 pin_memory=pin)

@@ -53,13 +53,17 @@ def sample_latents(module, z_lr: torch.Tensor, metadata: list[dict], generator: 
     """Guided Euler sampling from noise to a latent [B, C, T] conditioned on z_lr and the metadata."""
     model = module.inference_model()
     b = z_lr.shape[0]
+    gain = model.lr_gain(z_lr)
+    if gain is not None:
+        z_lr = z_lr / gain
     cond = used_conditioner(model)(metadata, z_lr.device)
     s_a, s_t = cfg_scales(model)
     velocity = guided_velocity(model, cond, z_lr, rolloff=module._rolloff(metadata, z_lr.device),
                                scale_audio=s_a, scale_text=s_t)
     shape = (b, model.io_channels, z_lr.shape[-1])
     x = torch.randn(shape, generator=generator, device=generator.device).to(z_lr)
-    return euler(velocity, x, linear_quadratic(int(steps)).to(z_lr.device))
+    z = euler(velocity, x, linear_quadratic(int(steps)).to(z_lr.device))
+    return z if gain is None else z * gain
 
 
 def validate_batch(module, audio: torch.Tensor, metadata: list[dict], batch_idx: int,
