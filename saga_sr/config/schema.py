@@ -158,6 +158,7 @@ DIFFUSION = Obj({
     "default_steps": opt(POS_INT),
     "use_cross_attn_mask": opt(BOOL),
     "lr_gain": opt(Obj({"smooth_frames": opt(POS_INT), "floor": opt(PROB)})),
+    "lr_prefill": opt(Scalar("str", ("dsp",))),
 })
 
 TRAINING = Obj({

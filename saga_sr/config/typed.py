@@ -48,6 +48,7 @@ class ModelSettings:
     default_steps: int | None = None  # sampling steps the model was tuned for (None: the caller's default)
     lr_gain_frames: int = 0  # model.diffusion.lr_gain.smooth_frames; 0: the flow runs on the latents as they are
     lr_gain_floor: float = 0.1  # model.diffusion.lr_gain.floor (of the window's RMS)
+    lr_prefill: str | None = None  # model.diffusion.lr_prefill: "dsp" = the LR input is DSP-extended before encoding
 
     @classmethod
     def from_config(cls, cfg: dict) -> "ModelSettings":
@@ -61,7 +62,7 @@ class ModelSettings:
                    diffusion_objective=str(diffusion.get("diffusion_objective", "v")),
                    cfg_audio=_opt_float(scales.get("audio")), cfg_text=_opt_float(scales.get("text")),
                    default_steps=diffusion.get("default_steps"),
-                   **_lr_gain(diffusion.get("lr_gain")))
+                   lr_prefill=diffusion.get("lr_prefill"), **_lr_gain(diffusion.get("lr_gain")))
 
     @property
     def cfg_scales(self) -> dict[str, float]:

@@ -38,7 +38,7 @@ from saga_sr.data.dataset import _rolloff, compose_prompt
 from saga_sr.data.index import AudioEntry, checked_entry, list_candidates, write_skipped_report
 from saga_sr.data.latents import FORMAT_VERSION, INFO_FILE
 from saga_sr.data.segment import read_segment
-from saga_sr.errors import DataError, SagaError
+from saga_sr.errors import ConfigError, DataError, SagaError
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +261,10 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
     `out_dir`, then merge if every part is done. `model` is a SagaSRModel (its config and pretransform)."""
     from tqdm.auto import tqdm
 
+    if model.settings.lr_prefill is not None:
+        raise ConfigError([f"model.diffusion.lr_prefill: '{model.settings.lr_prefill}' is applied to the LR audio "
+                           "before encoding at training time; pre-encoded shards do not support it yet (train "
+                           "this config from audio)"])
     rows = check_options(sources, num_lr=num_lr, rank=rank, world_size=world_size, files_per_part=files_per_part,
                          latent_dtype=latent_dtype)
     out = Path(out_dir).expanduser()

@@ -232,7 +232,8 @@ class Upsampler:
         n_items, m = self._n_items(channels)
         plan = plan_windows(-(-length // self.ratio), self.window_frames, int(self.window_frames * self.overlap))
         meta = {"prompt": prompt or "", "input_rolloff": info.rolloff_normalized, "target_rolloff": target_norm,
-                "rolloff_low": f_l, "rolloff_high": target_hz, "seconds_total": length / self.sr}
+                "rolloff_low": f_l, "rolloff_high": target_hz, "seconds_total": length / self.sr,
+                "lr_cutoff_hz": edge_hz}
         ts = make_schedule(schedule, steps)
         decoder = ChunkDecoder(self, plan, lr, OverlapAdd((n_items, m), length), edge_hz if lfr else None)
         jobs = [(w, i) for w in range(len(plan)) for i in range(n_items)]
@@ -295,12 +296,14 @@ class Upsampler:
         t0 = clock()
         audio = np.stack([self._item(lr.get(plan.starts[w] * self.ratio, plan.span(w)[1] * self.ratio), i)
                           for w, i in batch])
+        audio = model.lr_input(torch.from_numpy(audio), [meta["lr_cutoff_hz"]] * len(batch),
+                               [seed + 2 + w for w, _ in batch]).numpy()
         z_lr = []
         for (w, _), one in zip(batch, audio):  # one by one: a sampling VAE bottleneck gets a per-window seed
             generator = torch_generator(seed + 1, w, device=dev)
             z_lr.append(model.encode(torch.from_numpy(one[None]).to(dev), generator=generator).float())
         z_lr = torch.cat(z_lr)
-        gain = model.lr_gain(z_lr) if hasattr(model, "lr_gain") else None
+        gain = model.lr_gain(z_lr)
         if gain is not None:  # the flow runs relative to the input's level (SagaSRModel.lr_gain)
             z_lr = z_lr / gain
         t1 = clock()

@@ -90,17 +90,32 @@ class SAGASRTrainer(L.LightningModule):
                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(z_hr, z_lr) from the frozen pretransform, without gradients, in float32 (even under autocast); a
         sampling VAE posterior draws from `generator`."""
-        lr = torch.stack([m["lr_audio"] for m in metadata]).to(audio)
+        lr = self.lr_audio(metadata, audio, generator)
         with torch.no_grad():
             return (self.diffusion.encode(audio, generator).float(),
                     self.diffusion.encode(lr, generator).float())
 
-    def posteriors(self, x: torch.Tensor | LatentPair, metadata: list[dict]) -> LatentPair:
+    def lr_audio(self, metadata: list[dict], like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """The batch's LR audio as the model encodes it (SagaSRModel.lr_input: DSP-prefilled above each item's
+        `lr_cutoff_hz` when the config asks; the prefill's noise seeds are drawn from `generator`)."""
+        lr = torch.stack([m["lr_audio"] for m in metadata]).to(like)
+        if self.diffusion.settings.lr_prefill is None:
+            return lr
+        try:
+            cutoffs = [float(m["lr_cutoff_hz"]) for m in metadata]
+        except KeyError as exc:
+            raise DataError("model.diffusion.lr_prefill needs each item's lr_cutoff_hz") from exc
+        seeds = (torch.randint(2 ** 31 - 1, (len(metadata),), generator=generator, device=generator.device).tolist()
+                 if generator is not None else [0] * len(metadata))
+        return self.diffusion.lr_input(lr, cutoffs, seeds)
+
+    def posteriors(self, x: torch.Tensor | LatentPair, metadata: list[dict],
+                   generator: torch.Generator | None = None) -> LatentPair:
         """The batch's HR and LR latent posteriors in float32: given (pre-encoded shards), or from the frozen
         pretransform run on the HR audio and the metadata's `lr_audio` without gradients (on the fly)."""
         if isinstance(x, LatentPair):
             return x.float()
-        lr = torch.stack([m["lr_audio"] for m in metadata]).to(x)
+        lr = self.lr_audio(metadata, x, generator)
         with torch.no_grad():
             return LatentPair(*self.diffusion.pretransform.posterior(x), *self.diffusion.pretransform.posterior(lr)
                               ).float()
@@ -112,7 +127,7 @@ class SAGASRTrainer(L.LightningModule):
         `x` is HR audio [B, C, L] (LR audio in the metadata; encoded here) or pre-encoded posteriors
         (`LatentPair`, with `latent_mask` in the metadata). Draw order from `generator`: t, the HR and LR
         posterior samples, the flow noise, the dropouts -- so both inputs give the same loss for the same batch."""
-        post = self.posteriors(x, metadata)
+        post = self.posteriors(x, metadata, generator)
         b, device = post.shape[0], post.hr_mean.device
         if t is None:
             t = sample_timesteps(b, self.timestep_sampler, generator)

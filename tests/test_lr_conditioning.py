@@ -1,4 +1,5 @@
-"""The flow relative to the input's level (model.diffusion.lr_gain) and the target low-pass augmentation
+"""The LR condition options: the flow relative to the input's level (model.diffusion.lr_gain), the DSP prefill
+(model.diffusion.lr_prefill) and the target low-pass augmentation
 (training.target_lowpass_prob): what they compute, that training, validation and upsampling agree on the
 gain, and that every parameter-free pretransform config trains."""
 
@@ -143,3 +144,61 @@ def test_dataset_items_with_a_narrowed_target_say_so_in_their_roll_off(tmp_path)
     assert md1["target_rolloff"] == pytest.approx(hz_to_normalized(md1["rolloff_high"], sr))
     assert md1["rolloff_high"] <= band_edge(hr1.numpy(), sr).hz < 1.12 * md1["rolloff_high"]
     assert band_edge(hr0.numpy(), sr).hz > 20000
+
+
+def test_lr_input_is_the_dsp_fill_only_when_the_config_asks():
+    from saga_sr.audio.bwe import dsp_bandwidth_extension
+
+    cfg = _gain_cfg()
+    lr = 0.1 * torch.randn(2, 1, 4096, generator=torch.Generator().manual_seed(0))
+    assert build_model(cfg, seed=0).lr_input(lr, [4000.0, 6000.0], [1, 2]) is lr
+    cfg["model"]["diffusion"]["lr_prefill"] = "dsp"
+    out = build_model(cfg, seed=0).lr_input(lr, [4000.0, 6000.0], [1, 2])
+    for i, (cut, seed) in enumerate(((4000.0, 1), (6000.0, 2))):
+        np.testing.assert_array_equal(out[i].numpy(), dsp_bandwidth_extension(lr[i].numpy(), 44100, cut, seed))
+
+
+def test_training_prefills_at_each_items_cutoff_and_needs_it():
+    from saga_sr.errors import DataError
+    from saga_sr.training.module import SAGASRTrainer
+
+    cfg = _gain_cfg()
+    cfg["model"]["diffusion"]["lr_prefill"] = "dsp"
+    module = SAGASRTrainer(build_model(cfg, seed=0), use_ema=False)
+    seen = []
+    inner = module.diffusion.lr_input
+    module.diffusion.lr_input = lambda lr, cut, seeds: seen.append(list(cut)) or inner(lr, cut, seeds)
+    audio = 0.1 * torch.randn(2, 1, 4096, generator=torch.Generator().manual_seed(0))
+    md = [{"lr_audio": 0.5 * audio[i], "padding_mask": torch.ones(4096, dtype=torch.bool), "prompt": "music",
+           "input_rolloff": 0.2, "target_rolloff": 0.8, "lr_cutoff_hz": c} for i, c in enumerate((3000.0, 7000.0))]
+    assert torch.isfinite(module.flow_step(audio, md, torch.Generator().manual_seed(1)))
+    assert seen == [[3000.0, 7000.0]]
+    for m in md:
+        del m["lr_cutoff_hz"]
+    with pytest.raises(DataError, match="lr_cutoff_hz"):
+        module.flow_step(audio, md, torch.Generator().manual_seed(1))
+
+
+def test_upsampling_prefills_at_the_input_band_edge():
+    from saga_sr.inference.pipeline import Upsampler
+
+    cfg = _gain_cfg()
+    cfg["model"]["diffusion"]["lr_prefill"] = "dsp"
+    model = build_model(cfg, seed=0).eval()
+    seen = []
+    inner = model.lr_input
+    model.lr_input = lambda lr, cut, seeds: seen.extend(cut) or inner(lr, cut, seeds)
+    wav = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    up = Upsampler(model)
+    up.upsample(wav, 16000, steps=1)
+    assert seen and set(seen) == {up.info.band_edge_hz}
+
+
+def test_prepare_refuses_a_prefill_config(tmp_path):
+    from saga_sr.data.prepare import prepare_shards
+    from saga_sr.errors import ConfigError
+
+    cfg = _gain_cfg()
+    cfg["model"]["diffusion"]["lr_prefill"] = "dsp"
+    with pytest.raises(ConfigError, match="lr_prefill"):
+        prepare_shards([tmp_path], tmp_path / "shards", build_model(cfg, seed=0))
