@@ -57,12 +57,15 @@ def sidecar_path(audio_path: str | os.PathLike, kind: str = "caption") -> Path:
     return p.with_name(p.stem + (".caption.txt" if kind == "caption" else ".txt"))
 
 
+def sidecar_text(path: str | os.PathLike) -> str:
+    """The stripped text of a sidecar file (undecodable bytes replaced); absent -> ''."""
+    side = Path(path)
+    return side.read_text(encoding="utf-8", errors="replace").strip() if side.is_file() else ""
+
+
 def read_sidecar(audio_path: str | os.PathLike, kind: str) -> str:
     """The stripped text of `sidecar_path(audio_path, kind)`; absent -> ''."""
-    side = sidecar_path(audio_path, kind)
-    if side.is_file():
-        return side.read_text(encoding="utf-8", errors="replace").strip()
-    return ""
+    return sidecar_text(sidecar_path(audio_path, kind))
 
 
 def check_audio(path: Path, block_seconds: float = 10.0) -> tuple[sf._SoundFileInfo | None, str]:

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from saga_sr.data.index import sidecar_text
 from saga_sr.inference.pipeline import UpsampleInfo, Upsampler
 
 __all__ = ["FileResult", "resolve_prompt", "upsample_file", "failure_line"]
@@ -30,9 +31,7 @@ def resolve_prompt(prompt: str | None, sidecar: str | os.PathLike | None) -> str
     """The caption for one file: `prompt` when given (even empty), else the sidecar's text, else ''."""
     if prompt is not None:
         return prompt
-    if sidecar is not None and Path(sidecar).is_file():
-        return Path(sidecar).read_text(encoding="utf-8", errors="replace").strip()
-    return ""
+    return sidecar_text(sidecar) if sidecar is not None else ""
 
 
 def upsample_file(up: Upsampler, src: str | os.PathLike, dst: str | os.PathLike, *, prompt: str = "",
