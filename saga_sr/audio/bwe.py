@@ -21,8 +21,7 @@ TILT_DB_PER_OCTAVE = -6.0
 _DB_PER_OCTAVE_PER_UNIT_EXPONENT = 20.0 * np.log10(2.0)  # 6.02 dB/octave for magnitude ~ f^1
 
 
-def _extension_band(x: np.ndarray, sr: int, k_cut: int, rng: np.random.Generator, tilt_db: float,
-                    k_stop: int | None = None) -> np.ndarray:
+def _extension_band(x: np.ndarray, sr: int, k_cut: int, rng: np.random.Generator, tilt_db: float) -> np.ndarray:
     spec = stft(x, N_FFT, HOP)
     mag = np.abs(spec)
     lo = max(k_cut // 2, 1)
@@ -32,8 +31,6 @@ def _extension_band(x: np.ndarray, sr: int, k_cut: int, rng: np.random.Generator
     freqs = np.arange(spec.shape[0]) * sr / N_FFT
     shape = np.zeros_like(freqs)
     shape[k_cut:] = (freqs[k_cut:] / f_ref) ** (tilt_db / _DB_PER_OCTAVE_PER_UNIT_EXPONENT)
-    if k_stop is not None:
-        shape[k_stop:] = 0.0
     # Shape the STFT of white noise (a consistent STFT, unlike random phases, which would partly cancel in
     # the overlap-add); E|STFT| of unit white noise is sqrt(pi/4 * sum(window^2)) (Rayleigh mean).
     noise = stft(rng.standard_normal(x.shape[-1], dtype=np.float32), N_FFT, HOP)
@@ -49,13 +46,10 @@ def dsp_bandwidth_extension(
     seed: int = 0,
     *,
     tilt_db_per_octave: float = TILT_DB_PER_OCTAVE,
-    max_hz: float | None = None,
 ) -> np.ndarray:
-    """Add tilted, envelope-following noise above `cutoff_hz` (and below `max_hz`, default the Nyquist
-    frequency) to `lr` (`[C, L]` or `[L]`); float32 out.
+    """Add tilted, envelope-following noise above `cutoff_hz` to `lr` (`[C, L]` or `[L]`); float32 out.
 
-    `cutoff_hz=None` uses the LR roll-off; a cutoff at or above 0.99 x Nyquist, or `max_hz` at or below the
-    cutoff, returns the input.
+    `cutoff_hz=None` uses the LR roll-off; a cutoff at or above 0.99 x Nyquist returns the input.
     """
     x = np.asarray(lr, dtype=np.float32)
     squeeze = x.ndim == 1
@@ -65,12 +59,10 @@ def dsp_bandwidth_extension(
     if cutoff_hz is None:
         cutoff_hz = rolloff(x2, sr).hz
     k_cut = bin_of_hz(cutoff_hz, sr) + 1
-    k_stop = None if max_hz is None or max_hz >= sr / 2 else bin_of_hz(max_hz, sr) + 1
-    if cutoff_hz >= 0.99 * sr / 2 or k_cut < 4 or (k_stop is not None and k_stop <= k_cut):
+    if cutoff_hz >= 0.99 * sr / 2 or k_cut < 4:
         out = x2
     else:
         rng = np.random.default_rng(seed)
-        out = np.stack([x2[c] + _extension_band(x2[c], sr, k_cut, rng, tilt_db_per_octave, k_stop)
-                        for c in range(x2.shape[0])])
+        out = np.stack([x2[c] + _extension_band(x2[c], sr, k_cut, rng, tilt_db_per_octave) for c in range(x2.shape[0])])
     out = out.astype(np.float32)
     return out[0] if squeeze else out

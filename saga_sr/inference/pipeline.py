@@ -297,7 +297,7 @@ class Upsampler:
         audio = np.stack([self._item(lr.get(plan.starts[w] * self.ratio, plan.span(w)[1] * self.ratio), i)
                           for w, i in batch])
         audio = model.lr_input(torch.from_numpy(audio), [meta["lr_cutoff_hz"]] * len(batch),
-                               [seed + 2 + w for w, _ in batch], [meta["rolloff_high"]] * len(batch)).numpy()
+                               [seed + 2 + w for w, _ in batch]).numpy()
         z_lr = []
         for (w, _), one in zip(batch, audio):  # one by one: a sampling VAE bottleneck gets a per-window seed
             generator = torch_generator(seed + 1, w, device=dev)

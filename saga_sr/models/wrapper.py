@@ -73,24 +73,18 @@ class SagaSRModel(nn.Module):
         """latent [B, latent_channels, T] -> audio [B, audio_channels, T * downsampling_ratio] (frozen)."""
         return self.pretransform.decode(z).detach()
 
-    def lr_input(self, lr: torch.Tensor, cutoff_hz: Sequence[float], seeds: Sequence[int],
-                 target_hz: Sequence[float | None] | None = None) -> torch.Tensor:
+    def lr_input(self, lr: torch.Tensor, cutoff_hz: Sequence[float], seeds: Sequence[int]) -> torch.Tensor:
         """The LR audio [B, C, L] the model encodes as its LR condition: as given, or (config
-        `model.diffusion.lr_prefill: "dsp"`) with the DSP bandwidth extension between each item's cutoff and
-        its target roll-off in Hz (None: the Nyquist frequency).
+        `model.diffusion.lr_prefill: "dsp"`) with the DSP bandwidth extension above each item's cutoff.
 
         Why: a small model learns the spectral tilt just above the cutoff slowly (it under-fills there by
-        ~20 dB after 1.5 k steps); given the DSP fill as its input it only has to correct it. Stopping the fill
-        at the target roll-off puts the wanted band into the input itself (the target roll-off tokens alone
-        moved the model's loss by 0.2 % after 2 k steps). LFR puts the real input band back afterwards, so the
-        prefill never reaches the output below the cutoff."""
+        ~20 dB after 1.5 k steps); given the DSP fill as its input it only has to correct it. LFR puts the
+        real input band back afterwards, so the prefill never reaches the output below the cutoff."""
         if self.settings.lr_prefill is None:
             return lr
         x = lr.detach().float().cpu().numpy()
-        targets = list(target_hz) if target_hz is not None else [None] * len(x)
-        out = [dsp_bandwidth_extension(item, self.sample_rate, float(c), int(s),
-                                       max_hz=None if t is None else float(t))
-               for item, c, s, t in zip(x, cutoff_hz, seeds, targets)]
+        out = [dsp_bandwidth_extension(item, self.sample_rate, float(c), int(s))
+               for item, c, s in zip(x, cutoff_hz, seeds)]
         return torch.from_numpy(np.stack(out)).to(lr)
 
     def lr_gain(self, z_lr: torch.Tensor) -> torch.Tensor | None:

@@ -96,8 +96,8 @@ class SAGASRTrainer(L.LightningModule):
                     self.diffusion.encode(lr, generator).float())
 
     def lr_audio(self, metadata: list[dict], like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """The batch's LR audio as the model encodes it (SagaSRModel.lr_input: DSP-prefilled from each item's
-        `lr_cutoff_hz` up to its `rolloff_high` when the config asks; the prefill's seeds come from `generator`)."""
+        """The batch's LR audio as the model encodes it (SagaSRModel.lr_input: DSP-prefilled above each item's
+        `lr_cutoff_hz` when the config asks; the prefill's noise seeds are drawn from `generator`)."""
         lr = torch.stack([m["lr_audio"] for m in metadata]).to(like)
         if self.diffusion.settings.lr_prefill is None:
             return lr
@@ -107,8 +107,7 @@ class SAGASRTrainer(L.LightningModule):
             raise DataError("model.diffusion.lr_prefill needs each item's lr_cutoff_hz") from exc
         seeds = (torch.randint(2 ** 31 - 1, (len(metadata),), generator=generator, device=generator.device).tolist()
                  if generator is not None else [0] * len(metadata))
-        targets = [m.get("rolloff_high") or None for m in metadata]  # Hz; absent / 0: fill to the Nyquist
-        return self.diffusion.lr_input(lr, cutoffs, seeds, targets)
+        return self.diffusion.lr_input(lr, cutoffs, seeds)
 
     def posteriors(self, x: torch.Tensor | LatentPair, metadata: list[dict],
                    generator: torch.Generator | None = None) -> LatentPair:
