@@ -128,3 +128,23 @@ def test_edge_crossfade_keeps_the_band_to_0_9_nyquist():
         edge = 0.95 * rate / 2
         assert edge - edge_crossfade_hz(edge) > 0.9 * rate / 2
     assert edge_crossfade_hz(15000.0) == DEFAULT_CROSSFADE_HZ
+
+
+def test_limit_to_target_removes_the_band_above_and_keeps_the_band_below():
+    from saga_sr.audio.lfr import limit_to_target
+
+    sr = 44100
+    x = np.random.default_rng(0).standard_normal(sr).astype(np.float32) * 0.1
+
+    def band_db(y, lo, hi):
+        spec = np.abs(np.fft.rfft(y)) ** 2
+        f = np.fft.rfftfreq(len(y), 1 / sr)
+        return 10 * np.log10(spec[(f >= lo) & (f < hi)].mean() + 1e-30)
+
+    y = limit_to_target(x, sr, 11000.0)
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert abs(band_db(y, 100, 10500) - band_db(x, 100, 10500)) < 0.1  # below the 3 % taper: unchanged
+    assert band_db(y, 11200, 22000) < band_db(x, 11200, 22000) - 40  # above the target: gone (STFT masking: ~48 dB)
+    np.testing.assert_array_equal(limit_to_target(x, sr, sr / 2), x)  # a target at the Nyquist: nothing to do
+    stereo = limit_to_target(np.stack([x, -x]), sr, 11000.0)
+    np.testing.assert_allclose(stereo[0], y, atol=1e-6) and np.testing.assert_allclose(stereo[1], -y, atol=1e-6)

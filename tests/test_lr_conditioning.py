@@ -202,3 +202,22 @@ def test_prepare_refuses_a_prefill_config(tmp_path):
     cfg["model"]["diffusion"]["lr_prefill"] = "dsp"
     with pytest.raises(ConfigError, match="lr_prefill"):
         prepare_shards([tmp_path], tmp_path / "shards", build_model(cfg, seed=0))
+
+
+@pytest.mark.parametrize("band_limit", [False, True])
+def test_upsampling_enforces_the_target_band_when_the_config_says_so(band_limit):
+    """model.diffusion.target_band_limit: the output has nothing above the target roll-off (random DiT:
+    whatever it generates up there is removed); without it the high band is the model's."""
+    from saga_sr.inference.pipeline import Upsampler
+
+    cfg = _gain_cfg()
+    cfg["model"]["diffusion"]["target_band_limit"] = band_limit
+    up = Upsampler(build_model(cfg, seed=0).eval())
+    wav = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    out = up.upsample(wav, 16000, steps=2, target_rolloff=12000.0)[0]
+    spec = np.abs(np.fft.rfft(out)) ** 2
+    f = np.fft.rfftfreq(len(out), 1 / 44100)
+    above = 10 * np.log10(spec[(f > 12500) & (f < 20000)].mean() + 1e-30)
+    below = 10 * np.log10(spec[(f > 8500) & (f < 11000)].mean() + 1e-30)
+    assert up.info.target_band_limit is band_limit
+    assert bool(above < below - 35) == band_limit, (above, below)

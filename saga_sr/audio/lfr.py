@@ -102,3 +102,29 @@ def low_frequency_replace(
     ])
     out = out.astype(np.float32)
     return out[0] if squeeze else out
+
+
+TARGET_TAPER_FRACTION = 0.03  # the band limit's raised-cosine taper: 3 % of the target below it
+
+
+def limit_to_target(pred: np.ndarray, sr: int, target_hz: float) -> np.ndarray:
+    """The other end of the band: remove what a prediction (`[C, L]` or `[L]`) holds above `target_hz`, with a
+    raised-cosine taper over the 3 % below it (STFT 2048 / 512, as LFR). A target at or above the Nyquist
+    frequency returns the prediction unchanged.
+
+    Why: the target roll-off means "content up to this frequency"; a small model follows its target roll-off
+    tokens only weakly, so the upsampler enforces the band the user asked for after decoding."""
+    p = np.asarray(pred, dtype=np.float32)
+    if target_hz >= sr / 2:
+        return p
+    p2 = p[None] if p.ndim == 1 else p
+    k = bin_of_hz(target_hz, sr)
+    width = max(1, int(round(TARGET_TAPER_FRACTION * target_hz * N_FFT / sr)))
+    out = []
+    for ch in p2:
+        spec = stft(ch, N_FFT, HOP)
+        spec *= crossfade_weights(spec.shape[0], k, width)[:, None].astype(np.float32)
+        out.append(istft(spec, ch.shape[-1], N_FFT, HOP))
+    res = np.stack(out).astype(np.float32)
+    return res[0] if p.ndim == 1 else res
+

@@ -159,6 +159,7 @@ DIFFUSION = Obj({
     "use_cross_attn_mask": opt(BOOL),
     "lr_gain": opt(Obj({"smooth_frames": opt(POS_INT), "floor": opt(PROB)})),
     "lr_prefill": opt(Scalar("str", ("dsp",))),
+    "target_band_limit": opt(BOOL),
 })
 
 TRAINING = Obj({

@@ -49,6 +49,7 @@ class ModelSettings:
     lr_gain_frames: int = 0  # model.diffusion.lr_gain.smooth_frames; 0: the flow runs on the latents as they are
     lr_gain_floor: float = 0.1  # model.diffusion.lr_gain.floor (of the window's RMS)
     lr_prefill: str | None = None  # model.diffusion.lr_prefill: "dsp" = the LR input is DSP-extended before encoding
+    target_band_limit: bool = False  # model.diffusion.target_band_limit: upsampling removes content above the target
 
     @classmethod
     def from_config(cls, cfg: dict) -> "ModelSettings":
@@ -62,7 +63,9 @@ class ModelSettings:
                    diffusion_objective=str(diffusion.get("diffusion_objective", "v")),
                    cfg_audio=_opt_float(scales.get("audio")), cfg_text=_opt_float(scales.get("text")),
                    default_steps=diffusion.get("default_steps"),
-                   lr_prefill=diffusion.get("lr_prefill"), **_lr_gain(diffusion.get("lr_gain")))
+                   lr_prefill=diffusion.get("lr_prefill"),
+                   target_band_limit=bool(diffusion.get("target_band_limit", False)),
+                   **_lr_gain(diffusion.get("lr_gain")))
 
     @property
     def cfg_scales(self) -> dict[str, float]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
-from saga_sr.audio.lfr import edge_crossfade_hz, low_frequency_replace
+from saga_sr.audio.lfr import edge_crossfade_hz, limit_to_target, low_frequency_replace
 from saga_sr.inference.stream import ForwardBuffer, OverlapAdd
 from saga_sr.inference.windows import WindowPlan, window_weights
 
@@ -44,8 +44,8 @@ class ChunkDecoder:
     out the output samples that no later chunk touches."""
 
     def __init__(self, up: Upsampler, plan: WindowPlan, lr: ForwardBuffer, out: OverlapAdd,
-                 cutoff_hz: float | None) -> None:
-        self.up, self.lr, self.out, self.cutoff_hz = up, lr, out, cutoff_hz
+                 cutoff_hz: float | None, target_hz: float | None = None) -> None:
+        self.up, self.lr, self.out, self.cutoff_hz, self.target_hz = up, lr, out, cutoff_hz, target_hz
         self.plan = plan
         self.margin = int(round(plan.length * up.decode_margin))
         self.sample_plan = plan.scaled(up.ratio, total=out.length)
@@ -108,6 +108,8 @@ class ChunkDecoder:
             wav = np.stack([low_frequency_replace(wav[i], up._item(lr, i), up.sr, cutoff_hz=self.cutoff_hz,
                                                   crossfade_hz=fade)
                             for i in range(wav.shape[0])])
+        if self.target_hz is not None:
+            wav = np.stack([limit_to_target(wav[i], up.sr, self.target_hz) for i in range(wav.shape[0])])
         t2 = clock()
         s, e = self.sample_plan.span(j)
         e = min(e, self.out.length)

@@ -107,6 +107,7 @@ class UpsampleInfo:
     cfg_audio: float
     cfg_text: float
     seed: int
+    target_band_limit: bool = False  # content above target_rolloff_hz removed after decoding
     timings: Timings = field(default_factory=Timings)
     wall_s: float = 0.0
 
@@ -203,9 +204,11 @@ class Upsampler:
                 prompt: str | None = None, steps: int | None = None, cfg_audio: float = DEFAULT_CFG_AUDIO,
                 cfg_text: float = DEFAULT_CFG_TEXT, seed: int = 0, lfr: bool = True, batch_size: int = 4,
                 progress: bool | ProgressFn = False, schedule: str = "linear_quadratic",
-                on_windows: ProgressFn | None = None) -> Iterator[np.ndarray]:
+                on_windows: ProgressFn | None = None, limit_band: bool | None = None) -> Iterator[np.ndarray]:
         """The resampled input as blocks [C, n] (`length` samples at the model rate) -> output blocks [C, n].
-        on_windows: `on_windows(done, total)` in sampling windows (x model items), at the start and per batch."""
+        on_windows: `on_windows(done, total)` in sampling windows (x model items), at the start and per batch.
+        limit_band: remove the output's content above the target roll-off (None: the model config's
+        `target_band_limit`, true for models whose target roll-off means "content up to", as saga-sr-mini)."""
         self.timings = Timings()
         self._cond_cache = None
         steps = steps or getattr(self.model, "default_steps", None) or 100  # the model's own default first
@@ -235,7 +238,11 @@ class Upsampler:
                 "rolloff_low": f_l, "rolloff_high": target_hz, "seconds_total": length / self.sr,
                 "lr_cutoff_hz": edge_hz}
         ts = make_schedule(schedule, steps)
-        decoder = ChunkDecoder(self, plan, lr, OverlapAdd((n_items, m), length), edge_hz if lfr else None)
+        if limit_band is None:
+            limit_band = self.model.settings.target_band_limit
+        decoder = ChunkDecoder(self, plan, lr, OverlapAdd((n_items, m), length), edge_hz if lfr else None,
+                               target_hz if limit_band else None)
+        info.target_band_limit = bool(limit_band)
         jobs = [(w, i) for w in range(len(plan)) for i in range(n_items)]
         batches = [jobs[k:k + batch_size] for k in range(0, len(jobs), batch_size)]
         tick, close = _progress(progress, len(batches) * steps + len(decoder.plan))
