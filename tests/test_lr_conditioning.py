@@ -221,3 +221,5 @@ def test_upsampling_enforces_the_target_band_when_the_config_says_so(band_limit)
     below = 10 * np.log10(spec[(f > 8500) & (f < 11000)].mean() + 1e-30)
     assert up.info.target_band_limit is band_limit
     assert bool(above < below - 35) == band_limit, (above, below)
+    up.upsample(wav, 16000, steps=1)  # no target given: the default asks for the full band, nothing is limited
+    assert up.info.target_band_limit is False

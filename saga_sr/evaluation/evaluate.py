@@ -44,7 +44,7 @@ from saga_sr.errors import AudioError, DataError
 from saga_sr.evaluation.perceptual import make_scorer
 from saga_sr.evaluation.stats import Summary, mean_ci
 from saga_sr.inference.adapters import ModelFn, RoundTripFn, model_functions
-from saga_sr.inference.targets import NOT_USED, TargetSetting, unique_settings
+from saga_sr.inference.targets import DEFAULT, NOT_USED, TargetSetting, unique_settings
 from saga_sr.models.checkpoint import load_model
 from saga_sr.seeding import derive_seed, text_key
 
@@ -212,7 +212,8 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
             lr = simulate_lr(hr, SAMPLE_RATE, seed=cseed, cutoff=float(cutoff), filter_type=settings.filter_type,
                              order=settings.order).audio
             outs, secs = _clip_systems(hr, _fit(lr, hr), float(cutoff), cseed, model_fn, roundtrip,
-                                       {name: norm for name, (norm, _) in given.items()})
+                                       {name: None if name == DEFAULT else norm  # default: as `upsample` without one
+                                        for name, (norm, _) in given.items()})
             clip_dir = out / "audio" / f"{int(cutoff)}hz" / rel.with_suffix("")
             ref_path = save_audio(clip_dir / "reference.wav", hr, SAMPLE_RATE, subtype="FLOAT")
             for (name, setting), wav in outs.items():

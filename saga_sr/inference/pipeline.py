@@ -207,8 +207,9 @@ class Upsampler:
                 on_windows: ProgressFn | None = None, limit_band: bool | None = None) -> Iterator[np.ndarray]:
         """The resampled input as blocks [C, n] (`length` samples at the model rate) -> output blocks [C, n].
         on_windows: `on_windows(done, total)` in sampling windows (x model items), at the start and per batch.
-        limit_band: remove the output's content above the target roll-off (None: the model config's
-        `target_band_limit`, true for models whose target roll-off means "content up to", as saga-sr-mini)."""
+        limit_band: remove the output's content above the target roll-off (None: when a target roll-off is
+        given and the model config's `target_band_limit` says its target means "content up to", as
+        saga-sr-mini's; the default target, 0.9, asks for the full band and limits nothing)."""
         self.timings = Timings()
         self._cond_cache = None
         steps = steps or getattr(self.model, "default_steps", None) or 100  # the model's own default first
@@ -238,8 +239,8 @@ class Upsampler:
                 "rolloff_low": f_l, "rolloff_high": target_hz, "seconds_total": length / self.sr,
                 "lr_cutoff_hz": edge_hz}
         ts = make_schedule(schedule, steps)
-        if limit_band is None:
-            limit_band = self.model.settings.target_band_limit
+        if limit_band is None:  # the model's rule, for a target the caller gave (the default asks for no limit)
+            limit_band = self.model.settings.target_band_limit and target_rolloff is not None
         decoder = ChunkDecoder(self, plan, lr, OverlapAdd((n_items, m), length), edge_hz if lfr else None,
                                target_hz if limit_band else None)
         info.target_band_limit = bool(limit_band)
