@@ -65,6 +65,8 @@ def test_visqol_runs_offline_and_ranks_a_lowpass_lower():
     same, degraded = scorer(x, x, sr), scorer(x, low, sr)
     assert 4.0 < same <= 5.0
     assert degraded < same - 0.2
+    short = x[: sr // 5]  # 0.2 s: shorter than ViSQOL's analysis patches
+    assert math.isnan(scorer(short, short, sr))  # no score (and evaluate names the file), not a crash
 
 
 def _fake_model(lr, sr, cutoff, target_rolloff=None):

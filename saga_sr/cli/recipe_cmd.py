@@ -21,8 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, default=Path("data_mini"), metavar="DIR",
                    help="where fetched and prepared audio go (default data_mini; never commit it)")
     p.add_argument("--out", type=Path, default=Path("runs/mini"), metavar="DIR", help="run folder (default runs/mini)")
-    p.add_argument("--minutes", type=float, default=32.0, metavar="M",
-                   help="training wall time for this call (default 32, the shipped model's budget on one thread)")
+    p.add_argument("--minutes", type=float, default=45.0, metavar="M",
+                   help="training wall time for this call (default 45, the shipped model's budget on two threads)")
     p.add_argument("--freesound", type=Path, default=None, metavar="DIR",
                    help="the project's Freesound CC0 clips (optional; sonic-pi-samples holds the same clips)")
     p.add_argument("--install", action="store_true",

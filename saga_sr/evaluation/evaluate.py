@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -236,11 +237,17 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
                 plot_rows[cutoff].append((rel.stem, {k: v for k, v in cells.items() if v is not None}))
         log(f"[{i + 1}/{len(files)}] {rel.as_posix()}")
     if lossless:
-        notes.append("the pretransform round trip is lossless here (patched pretransform), so the "
+        notes.append("the pretransform round trip is lossless here (a parameter-free pretransform: patched or spectrogram), so the "
                      "'round trip + LFR' row measures what LFR alone costs against the reference")
     if not rows:
         skipped = "; ".join(n for n in notes if n.startswith("skipped"))
         raise DataError(f"{test_dir}: no test file could be read ({skipped})")
+    unscored = sorted({r["file"] for r in rows if scorer.fn is not None
+                       and not math.isfinite(r.get(scorer.name, float("nan")))})
+    if unscored:
+        notes.append(f"{scorer.name} could not score {len(unscored)} file(s) (too short for its analysis "
+                     f"patches): {', '.join(unscored)}; their {scorer.name} cells are empty and the means use "
+                     "other clips only")
     metric_names = [m for m in (*METRICS, scorer.name) if any(m in r for r in rows)]
     summary = summarize(rows, metric_names)
     write_csv(out / "per_clip.csv", rows)

@@ -100,6 +100,10 @@ def _visqol_fn() -> Callable[[np.ndarray, np.ndarray, int], float]:
         logger.setLevel(logging.ERROR)  # it warns on every call about non-48 kHz or short input
         try:
             result = api.measure_from_arrays(r, e, VISQOL_RATE)
+        except ValueError as exc:
+            if "patch size" in str(exc):  # the clip is shorter than ViSQOL's analysis patches: no score
+                return float("nan")
+            raise
         finally:
             logger.setLevel(level)
         return float(result.moslqo)
