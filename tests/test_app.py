@@ -299,5 +299,9 @@ def test_served_on_loopback_and_temp_folder_removed_at_stop(tmp_path):
             assert {row.split()[3] for row in listening.splitlines()} == {f"127.0.0.1:{port}"}, listening
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # never leave a server behind, even when the test fails
+            raise
     assert not tmp.exists()

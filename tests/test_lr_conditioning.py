@@ -18,6 +18,8 @@ def _gain_cfg(frames: int = 3, floor: float = 0.1) -> dict:
     cfg = read_config("mini")
     cfg["sample_size"] = 4096
     cfg["model"]["diffusion"]["lr_gain"] = {"smooth_frames": frames, "floor": floor}
+    for key in ("lr_prefill", "target_band_limit"):  # each test turns on what it is about
+        cfg["model"]["diffusion"].pop(key, None)
     return cfg
 
 
@@ -107,7 +109,7 @@ def test_parameter_free_pretransform_configs_train_one_step(name):
     module = SAGASRTrainer(build_model(cfg, seed=0), use_ema=False)
     audio = 0.1 * torch.randn(1, 1, 4096, generator=torch.Generator().manual_seed(0))
     md = [{"lr_audio": 0.5 * audio[0], "padding_mask": torch.ones(4096, dtype=torch.bool), "prompt": "music",
-           "input_rolloff": 0.2, "target_rolloff": 0.8}]
+           "input_rolloff": 0.2, "target_rolloff": 0.8, "lr_cutoff_hz": 4000.0}]
     loss = module.flow_step(audio, md, torch.Generator().manual_seed(1))
     loss.backward()
     assert torch.isfinite(loss)
