@@ -10,11 +10,17 @@
    (SAGASRDataset: segment read, LR simulation, roll-offs), same batch and workers.
 
     OMP_NUM_THREADS=1 python bench/bench_latents.py --threads 1 --out /tmp/bench_latents
+    OMP_NUM_THREADS=2 python bench/bench_latents.py --what train --threads 2 --precision bf16  # as bf16-mixed trains
+
+On a CPU the full model's ratio is bounded by (two encodes + DiT step) / DiT step, which `ratio_bound` prints:
+in float32 here (2 threads) the DiT step (7.8 s) outweighs the two encodes (5.3 s), so the bound is ~1.7; under
+bf16 autocast on a CPU with AVX512-BF16 the DiT step shrinks to ~3.9 s while the encodes do not.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import time
@@ -32,7 +38,7 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def bench_train(names: list[str], sample_size: int, reps: int, fly_reps: int) -> dict:
+def bench_train(names: list[str], sample_size: int, reps: int, fly_reps: int, precision: str = "fp32") -> dict:
     """Per-example step cost on the fly vs on latents for each config: medians of `reps` latent steps and
     `fly_reps` on-the-fly steps (two VAE encodes each, the expensive part), interleaved, after warm-ups."""
     import numpy as np
@@ -58,18 +64,26 @@ def bench_train(names: list[str], sample_size: int, reps: int, fly_reps: int) ->
         md_lat = {k: v for k, v in md.items() if k != "lr_audio"}
         md_lat["latent_mask"] = torch.ones(frames, dtype=torch.bool)
 
+        def autocast():  # what `--precision bf16-mixed` runs the step under (CPU: AVX512-BF16 where present)
+            return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+
         def on_the_fly(i: int):
-            module.flow_step(audio, [md], torch.Generator().manual_seed(i)).backward()
+            with autocast():
+                loss = module.flow_step(audio, [md], torch.Generator().manual_seed(i))
+            loss.backward()
             module.zero_grad(set_to_none=True)
 
         def on_latents(i: int):
-            module.flow_step(pair, [md_lat], torch.Generator().manual_seed(i)).backward()
+            with autocast():
+                loss = module.flow_step(pair, [md_lat], torch.Generator().manual_seed(i))
+            loss.backward()
             module.zero_grad(set_to_none=True)
 
         with torch.no_grad():
             model.pretransform.posterior(audio)  # warm-up: the first call also allocates
             # a median of three: a single timed call read 6.4 s where the steps' own encodes took 2.7 s
-            encode_s = float(np.median([_timed(lambda: model.pretransform.posterior(audio)) for _ in range(3)]))
+            with autocast():
+                encode_s = float(np.median([_timed(lambda: model.pretransform.posterior(audio)) for _ in range(3)]))
         on_latents(0)  # the DiT's warm-up
         fly, lat = [], []
         for i in range(reps):  # alternate, so both see the same load
@@ -82,7 +96,7 @@ def bench_train(names: list[str], sample_size: int, reps: int, fly_reps: int) ->
                      "vae_encode_s": encode_s, "on_the_fly_s": f, "on_latents_s": la, "ratio": f / la,
                      # the ceiling of the ratio on this machine: (two encodes + DiT step) / DiT step
                      "ratio_bound": (2 * encode_s + la) / la,
-                     "reps": reps, "fly_reps": fly_reps}
+                     "reps": reps, "fly_reps": fly_reps, "precision": precision}
         print(json.dumps({"train": {name: out[name]}}), flush=True)
         del module, model
     return out
@@ -151,6 +165,8 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=3, help="timed latent steps per config")
     p.add_argument("--fly_reps", type=int, default=1, help="timed on-the-fly steps per config (slow on CPU)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="train: run both steps under bf16 autocast, as `--precision bf16-mixed` trains (default fp32)")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--prepare_files", type=int, default=4)
     p.add_argument("--batch", type=int, default=2, help="loader batch")
@@ -169,7 +185,8 @@ def main() -> None:
     files = sorted(a.data.glob("*.flac"))[:a.prepare_files]
     what, results = a.what.split(","), {"threads": a.threads}
     if "train" in what:
-        results["train"] = bench_train(a.configs.split(","), a.sample_size, a.reps, min(a.fly_reps, a.reps))
+        results["train"] = bench_train(a.configs.split(","), a.sample_size, a.reps, min(a.fly_reps, a.reps),
+                                       a.precision)
     if "prepare" in what:
         results["prepare"] = bench_prepare(files, out, a.num_lr, a.sample_size)
     if "loader" in what:
