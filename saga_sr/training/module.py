@@ -126,7 +126,8 @@ class SAGASRTrainer(L.LightningModule):
 
         `x` is HR audio [B, C, L] (LR audio in the metadata; encoded here) or pre-encoded posteriors
         (`LatentPair`, with `latent_mask` in the metadata). Draw order from `generator`: t, the HR and LR
-        posterior samples, the flow noise, the dropouts -- so both inputs give the same loss for the same batch."""
+        posterior samples, the flow noise, the dropouts -- so both inputs give the same loss for the same batch
+        (a DSP-prefill config draws its fill seeds first; it trains from audio only)."""
         post = self.posteriors(x, metadata, generator)
         b, device = post.shape[0], post.hr_mean.device
         if t is None:
