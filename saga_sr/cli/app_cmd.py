@@ -76,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     up = Upsampler(model, device, args.precision)
     # SIGTERM (a service manager, `timeout`) stops the page like Ctrl+C, so the temporary folder is removed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # Ctrl+C stops the page even when a parent shell started us with SIGINT ignored (a background job of a
+    # non-interactive shell, e.g. `ci-script &`): Python keeps an inherited SIG_IGN
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     stuck = False
     with tempfile.TemporaryDirectory(prefix="saga-sr-app-") as tmp:
         os.environ["GRADIO_TEMP_DIR"] = tmp  # Gradio's upload folder: read when the page is built
