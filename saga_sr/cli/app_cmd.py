@@ -13,8 +13,6 @@ import os
 import signal
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 from saga_sr.cli.options import model_or_shipped, positive_float, positive_int
@@ -79,7 +77,6 @@ def run(args: argparse.Namespace) -> int:
     # Ctrl+C stops the page even when a parent shell started us with SIGINT ignored (a background job of a
     # non-interactive shell, e.g. `ci-script &`): Python keeps an inherited SIG_IGN
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    stuck = False
     with tempfile.TemporaryDirectory(prefix="saga-sr-app-") as tmp:
         os.environ["GRADIO_TEMP_DIR"] = tmp  # Gradio's upload folder: read when the page is built
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -92,31 +89,9 @@ def run(args: argparse.Namespace) -> int:
                   f"{args.port} can use the page and its API (upload files, run the model); there is no login",
                   file=sys.stderr)
         try:
-            launch(page, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, block=False)
+            launch(page, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, block=True)
         except OSError as exc:
-            page.close()
             raise CliError(f"--host {args.host} --port {args.port}: cannot serve ({exc})") from exc
-        try:
-            while True:  # our own wait, so that Ctrl+C / SIGTERM always reach this thread
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            print("saga-sr app: stopping", file=sys.stderr)
         finally:
-            stuck = not _close_within(page, CLOSE_TIMEOUT_S)
-    if stuck:  # the temporary folder is gone; a server thread that will not stop must not keep the process alive
-        print(f"saga-sr app: the server did not stop within {CLOSE_TIMEOUT_S:g} s; exiting anyway", file=sys.stderr)
-        sys.stderr.flush()
-        os._exit(130)
+            page.close()
     return 0
-
-
-CLOSE_TIMEOUT_S = 10.0
-
-
-def _close_within(page, seconds: float) -> bool:
-    """page.close() in a helper thread; False if it has not returned after `seconds` (a request handler or
-    server thread that does not stop must not make Ctrl+C hang)."""
-    closer = threading.Thread(target=page.close, daemon=True)
-    closer.start()
-    closer.join(seconds)
-    return not closer.is_alive()
