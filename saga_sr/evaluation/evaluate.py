@@ -237,8 +237,8 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
                 plot_rows[cutoff].append((rel.stem, {k: v for k, v in cells.items() if v is not None}))
         log(f"[{i + 1}/{len(files)}] {rel.as_posix()}")
     if lossless:
-        notes.append("the pretransform round trip is lossless here (a parameter-free pretransform: patched or spectrogram), so the "
-                     "'round trip + LFR' row measures what LFR alone costs against the reference")
+        notes.append("the pretransform round trip is lossless here (a parameter-free pretransform: patched or "
+                     "spectrogram), so the 'round trip + LFR' row measures what LFR alone costs against the reference")
     if not rows:
         skipped = "; ".join(n for n in notes if n.startswith("skipped"))
         raise DataError(f"{test_dir}: no test file could be read ({skipped})")

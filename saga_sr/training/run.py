@@ -76,10 +76,11 @@ def make_dataset(sources: list[Path], cfg: dict, ns: argparse.Namespace, *, dete
     log.info("%s: %d audio files, %d skipped%s", title, len(index.entries), len(index.skipped),
              f" (see {report})" if index.skipped else "")
     s = ModelSettings.from_config(cfg)
+    lowpass = 0.0 if deterministic else TrainingSettings.from_config(cfg).target_lowpass_prob  # training only
     return SAGASRDataset(sources, s.sample_size, s.sample_rate, s.audio_channels,
                          compute_rolloff=ns.compute_rolloff or uses_rolloff(cfg), use_caption=not ns.disable_caption,
                          deterministic=deterministic, seed=ns.seed, index=index,
-                         target_lowpass_prob=0.0 if deterministic else TrainingSettings.from_config(cfg).target_lowpass_prob)
+                         target_lowpass_prob=lowpass)
 
 
 def _loader(ds, batch_size: int, num_workers: int, *, train: bool, pin: bool):
