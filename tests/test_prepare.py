@@ -153,3 +153,71 @@ def test_prepare_cli_in_two_local_processes(tmp_path: Path, capsys):
     assert rc == 0 and "shards complete" in capsys.readouterr().out
     assert json.loads((tmp_path / "sh" / "prepare_info.json").read_text())["records"] == 3
     assert len(list((tmp_path / "sh").glob("chunk-*.bin"))) == 3
+
+
+def _prepare_argv(audio: Path, out, *extra: str) -> list[str]:
+    return ["prepare", str(audio), "-o", str(out), "--model_config", "tiny", "--num_lr", "1", "--no_progress_bar",
+            *extra]
+
+
+def _one_line_refusal(argv: list[str], capsys, *words: str) -> str:
+    from saga_sr.cli import main
+
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse usage errors
+        rc = exc.code
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, (word, err)
+    return err
+
+
+def test_prepare_refuses_an_output_it_cannot_make_before_any_work(tmp_path: Path, capsys, monkeypatch):
+    write_clips(tmp_path / "audio", [0.2])
+    (tmp_path / "file").write_text("x")
+    _one_line_refusal(_prepare_argv(tmp_path / "audio", tmp_path / "file"), capsys, "-o", "not a folder")
+    _one_line_refusal(_prepare_argv(tmp_path / "audio", tmp_path / "file" / "sub"), capsys, "-o", "is a file")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = prep.os.access
+    monkeypatch.setattr(prep.os, "access", lambda p, mode, **kw: Path(p) != locked and real_access(p, mode, **kw))
+    import saga_sr.outputs
+
+    monkeypatch.setattr(saga_sr.outputs.os, "access", prep.os.access)
+    _one_line_refusal(_prepare_argv(tmp_path / "audio", locked / "sh"), capsys, "-o", "not writable")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audio", "file", "locked"]
+    assert not any(locked.iterdir())
+
+
+def test_prepare_refuses_bad_numbers_as_options(tmp_path: Path, capsys):
+    write_clips(tmp_path / "audio", [0.2])
+    _one_line_refusal(_prepare_argv(tmp_path / "audio", tmp_path / "sh", "--seed", "-1"), capsys, "--seed")
+    _one_line_refusal(_prepare_argv(tmp_path / "audio", tmp_path / "sh", "--encode_batch", "-1"), capsys,
+                      "--encode_batch", ">= 0")
+    with pytest.raises(DataError, match="--seed"):
+        prep.check_options([tmp_path / "audio"], num_lr=1, rank=0, world_size=1, files_per_part=1,
+                           latent_dtype="float32", seed=-1)
+    assert not (tmp_path / "sh").exists()
+
+
+def test_prepare_of_only_bad_files_leaves_nothing_and_the_corrected_rerun_works(tmp_path: Path, capsys):
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    (audio / "broken.wav").write_bytes(b"RIFF not really a wav")
+    sf.write(audio / "silent.wav", np.zeros(8000, dtype=np.float32), SR)
+    err = _one_line_refusal(_prepare_argv(audio, tmp_path / "sh"), capsys, "no usable audio", "broken.wav",
+                            "unreadable")
+    assert "skipped_files.txt" not in err  # no report was written, so none is named
+    assert not (tmp_path / "sh").exists()
+    (tmp_path / "kept").mkdir()  # a folder the user made stays, empty
+    _one_line_refusal(_prepare_argv(audio, tmp_path / "kept"), capsys, "no usable audio")
+    assert (tmp_path / "kept").is_dir() and not any((tmp_path / "kept").iterdir())
+    (audio / "broken.wav").unlink()
+    write_clips(audio, [0.2])
+    from saga_sr.cli import main
+
+    assert main(_prepare_argv(audio, tmp_path / "sh")) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "sh" / "prepare_info.json").read_text())["records"] == 1

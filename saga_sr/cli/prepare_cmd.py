@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from saga_sr.cli.options import nonnegative_int
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -24,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "needs one to build)")
     p.add_argument("--num_lr", type=int, default=8,
                    help="LR versions per file (default 8); training draws one per item (see README: K vs diversity)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=nonnegative_int, default=0,
                    help="seed for the LR draws and the random model init (use training's --seed; default 0)")
     p.add_argument("--files_per_part", type=int, default=32,
                    help="files per resumable unit of work (default 32)")
@@ -32,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="storage type of the latents (default float32; float16 halves the shards)")
     p.add_argument("--t5_embeddings", action="store_true",
                    help="also store the frozen T5 output of each file's prompt (training then skips T5 for it)")
-    p.add_argument("--encode_batch", type=int, default=0,
+    p.add_argument("--encode_batch", type=nonnegative_int, default=0,
                    help="signals per VAE call (default 0: the HR and all its LR versions at once)")
     p.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK when available, else cpu), cpu, cuda:N")
     p.add_argument("--processes", type=int, default=1,
@@ -61,7 +63,8 @@ def run_rank(args: argparse.Namespace, rank: int, world_size: int, threads: int 
     from saga_sr.data.prepare import check_options, prepare_shards
 
     check_options(args.sources, num_lr=args.num_lr, rank=rank, world_size=world_size,
-                  files_per_part=args.files_per_part, latent_dtype=args.latent_dtype)  # before the model is built
+                  files_per_part=args.files_per_part, latent_dtype=args.latent_dtype, out=args.out,
+                  seed=args.seed, encode_batch=args.encode_batch)  # before the model is built
     if threads:
         torch.set_num_threads(threads)
     if args.pretrained_ckpt:
@@ -82,7 +85,16 @@ def run_rank(args: argparse.Namespace, rank: int, world_size: int, threads: int 
 
 
 def _child(args: argparse.Namespace, rank: int, world_size: int, threads: int) -> None:
-    run_rank(args, rank, world_size, threads)
+    """One local rank; a user-caused error is its one line (exit code 2), as in the parent."""
+    import sys
+
+    from saga_sr.errors import SagaError
+
+    try:
+        run_rank(args, rank, world_size, threads)
+    except SagaError as exc:
+        print(f"saga-sr prepare: error: rank {rank}: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -100,7 +112,8 @@ def _run(args: argparse.Namespace) -> int:
         from saga_sr.data.prepare import check_options
 
         check_options(args.sources, num_lr=args.num_lr, rank=0, world_size=args.processes,
-                      files_per_part=args.files_per_part, latent_dtype=args.latent_dtype)
+                      files_per_part=args.files_per_part, latent_dtype=args.latent_dtype, out=args.out,
+                      seed=args.seed, encode_batch=args.encode_batch)
         threads = max(1, (os.cpu_count() or 1) // args.processes)
         ctx = mp.get_context("spawn")
         procs = [ctx.Process(target=_child, args=(args, r, args.processes, threads)) for r in range(args.processes)]

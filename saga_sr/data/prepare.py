@@ -38,7 +38,8 @@ from saga_sr.data.dataset import _rolloff, compose_prompt
 from saga_sr.data.index import AudioEntry, checked_entry, list_candidates, write_skipped_report
 from saga_sr.data.latents import FORMAT_VERSION, INFO_FILE
 from saga_sr.data.segment import read_segment
-from saga_sr.errors import ConfigError, DataError, SagaError
+from saga_sr.errors import ConfigError, DataError, OutputError, SagaError
+from saga_sr.outputs import check_writable
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +210,44 @@ def _write_part(out: Path, part: int, rows: list[dict], first_index: int, encode
     return written, skipped
 
 
+class NothingUsable(DataError):
+    """Every candidate file was skipped: the run produced nothing, so it leaves nothing behind."""
+
+
+def _first_reasons(skipped: list[tuple[Path, str]], count: int = 3) -> str:
+    """The first skipped files with their reasons, for a message that has no report file to point to."""
+    if not skipped:
+        return ""
+    more = f"; and {len(skipped) - count} more" if len(skipped) > count else ""
+    return ": " + "; ".join(f"{p}: {r}" for p, r in skipped[:count]) + more
+
+
+def _discard(out: Path, created: bool) -> None:
+    """Remove what a run that produced nothing wrote: its parts, plan and chunks, and `out` if it made it."""
+    shutil.rmtree(out / PARTS, ignore_errors=True)
+    (out / PLAN_FILE).unlink(missing_ok=True)
+    for chunk in out.glob("chunk-*.bin"):
+        chunk.unlink(missing_ok=True)
+    if created:
+        try:
+            out.rmdir()
+        except OSError:
+            pass  # something else is in it now: not ours to remove
+
+
+def check_out_folder(out: str | Path, flag: str = "-o") -> Path:
+    """The shard folder `out`, refused (OutputError naming `flag`) when it is a file, lies under a file or
+    cannot be created or written; nothing is created here."""
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{flag} {out}: is a file, not a folder")
+    try:
+        check_writable([path / PLAN_FILE])
+    except OutputError as exc:
+        raise OutputError(f"{flag} {exc}") from None
+    return path
+
+
 def merge_parts(out: Path, n_parts: int, info: dict) -> bool:
     """Write index.json, prepare_info.json and skipped_files.txt when every part is done; False otherwise."""
     markers = [out / PARTS / f"part-{p:05d}.json" for p in range(n_parts)]
@@ -225,7 +264,7 @@ def merge_parts(out: Path, n_parts: int, info: dict) -> bool:
         written += part["written"]
         skipped += [(Path(p), r) for p, r in part["skipped"]]
     if not chunks:
-        raise DataError(f"{out}: no usable audio files ({len(skipped)} skipped, see {out / 'skipped_files.txt'})")
+        raise NothingUsable(f"{out}: no usable audio files ({len(skipped)} skipped{_first_reasons(skipped)})")
     report = out / "skipped_files.txt"
     tmp = report.with_name(f".skipped_files.txt.tmp{os.getpid()}")
     tmp.unlink(missing_ok=True)
@@ -237,8 +276,16 @@ def merge_parts(out: Path, n_parts: int, info: dict) -> bool:
 
 
 def check_options(sources, *, num_lr: int, rank: int, world_size: int, files_per_part: int,
-                  latent_dtype: str) -> list[dict]:
-    """The candidate rows of `sources`, after checking the options (DataError naming the flag otherwise)."""
+                  latent_dtype: str, out: str | Path | None = None, seed: int = 0,
+                  encode_batch: int = 0) -> list[dict]:
+    """The candidate rows of `sources`, after checking the options and the output folder `out` (DataError or
+    OutputError naming the flag otherwise)."""
+    if out is not None:
+        check_out_folder(out)
+    if not 0 <= seed < 2 ** 32:
+        raise DataError(f"--seed {seed}: must be an integer from 0 to {2 ** 32 - 1}")
+    if encode_batch < 0:
+        raise DataError(f"--encode_batch {encode_batch}: must be >= 0 (0: all signals of a file at once)")
     if num_lr < 1:
         raise DataError(f"--num_lr {num_lr}: must be >= 1")
     if files_per_part < 1:
@@ -266,7 +313,7 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
                            "before encoding at training time; pre-encoded shards do not support it yet (train "
                            "this config from audio)"])
     rows = check_options(sources, num_lr=num_lr, rank=rank, world_size=world_size, files_per_part=files_per_part,
-                         latent_dtype=latent_dtype)
+                         latent_dtype=latent_dtype, out=out_dir, seed=seed, encode_batch=encode_batch)
     out = Path(out_dir).expanduser()
     cfg = model.config
     pretransform = model.pretransform.to(device).eval()
@@ -277,8 +324,12 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
     encoders = text_encoders(model) if t5_embeddings else None
     if t5_embeddings and not encoders:
         raise DataError("--t5_embeddings: the model config has no T5 conditioner the DiT uses")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / PARTS).mkdir(exist_ok=True)
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / PARTS).mkdir(exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"-o {out_dir}: cannot create the shard folder ({exc.strerror or exc})") from None
     _check_plan(out, _plan(rows, settings))
     n_parts = math.ceil(len(rows) / files_per_part)
     mine = [p for p in range(n_parts) if p % world_size == rank]
@@ -306,5 +357,9 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
         bar.close()
     info = {**settings, "config_source": config_source, "files": len(rows), "format_version": FORMAT_VERSION,
             "latent_channels": int(model.latent_channels), "downsampling_ratio": int(model.downsampling_ratio)}
-    result.merged = merge_parts(out, n_parts, info)
+    try:
+        result.merged = merge_parts(out, n_parts, info)
+    except NothingUsable:
+        _discard(out, created)
+        raise
     return result
