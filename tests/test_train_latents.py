@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -239,3 +240,76 @@ def test_speed_flags_keep_parameter_names():
     assert model.dit.transformer.use_checkpointing
     assert model.dit._compiled_call_impl is not None  # compiled lazily, on the first call
     assert list(model.state_dict()) == keys  # checkpoints and exports unchanged
+
+
+def test_train_latents_given_a_file_says_it_is_a_file(tmp_path: Path):
+    from saga_sr.training.run import train
+
+    (tmp_path / "index.json").write_text("{}")
+    with pytest.raises(DataError, match="is a file, not a shard folder"):
+        train(train_latents=str(tmp_path / "index.json"), model_config="tiny", output_dir=str(tmp_path / "o"))
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture(scope="module")
+def small_shards(tmp_path_factory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("small_shards")
+    cfg = tiny_vae_config()
+    write_clips(root / "audio", [0.2, 0.3])
+    prepare_shards([root / "audio"], root / "shards", build_model(cfg, seed=0), num_lr=1, files_per_part=1,
+                   progress=False)
+    return root / "shards", cfg
+
+
+def _corrupt(shards: Path, tmp_path: Path, how: str) -> Path:
+    copy = tmp_path / "shards"
+    shutil.copytree(shards, copy)
+    chunk = sorted(copy.glob("chunk-*.bin"))[1]
+    if how == "truncated":
+        chunk.write_bytes(chunk.read_bytes()[:1000])
+    elif how == "missing":
+        chunk.unlink()
+    elif how == "broken index":
+        (copy / "index.json").write_text((copy / "index.json").read_text()[:50])
+    elif how == "index not an index":
+        (copy / "index.json").write_text("[1, 2]")
+    return copy
+
+
+@pytest.mark.parametrize("how,words", [("truncated", ["chunk-00001-0000.bin", "1000 bytes"]),
+                                       ("missing", ["chunk-00001-0000.bin", "missing"]),
+                                       ("broken index", ["index.json", "unreadable"]),
+                                       ("index not an index", ["index.json", "not a shard index"])])
+def test_corrupt_shards_are_refused_naming_the_shard_and_the_fault(small_shards, tmp_path: Path, how, words):
+    from saga_sr.training.latent_data import check_shards
+
+    shards, cfg = small_shards
+    bad = _corrupt(shards, tmp_path, how)
+    with pytest.raises(DataError) as exc:
+        check_shards(str(bad), cfg, build_model(cfg, seed=0))
+    message = str(exc.value)
+    assert len(message.splitlines()) == 1 and str(bad) in message, message
+    for word in words:
+        assert word in message, (word, message)
+
+
+def test_a_record_that_cannot_be_read_names_the_shards(small_shards, tmp_path: Path):
+    from saga_sr.data.latents import make_latent_dataset
+
+    shards, _ = small_shards
+    bad = tmp_path / "shards"
+    shutil.copytree(shards, bad)
+    chunk = sorted(bad.glob("chunk-*.bin"))[0]
+    chunk.write_bytes(b"\xff" * chunk.stat().st_size)  # right size, garbage inside
+    ds = make_latent_dataset(str(bad), segment_frames=512, sample_rate=SR, downsampling_ratio=8, shuffle=False)
+    with pytest.raises(DataError, match=f"latent shards {bad}: cannot read item 0"):
+        ds[0]
+
+
+def test_worker_errors_keep_their_one_line():
+    from saga_sr.training.run import worker_message
+
+    wrapped = DataError("Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
+                        "last):\n  File \"x.py\", line 1\nsaga_sr.errors.DataError: latent shards /s: cannot read")
+    assert worker_message(wrapped) == "latent shards /s: cannot read"
+    assert worker_message(DataError("one line")) == "one line"

@@ -85,7 +85,7 @@ def _file_seed(seed: int, rel: Path) -> list[int]:
 
 def _degrade_plan(args: argparse.Namespace) -> tuple[list[tuple[Path, Path, Path]], list[Path], bool]:
     """(input, relative name, output) to do, existing outputs kept, and whether -o is one file."""
-    from saga_sr.audio.io import AUDIO_EXTENSIONS, find_audio_files_relative, output_subtype  # lazy: --help
+    from saga_sr.audio.io import AUDIO_EXTENSIONS, find_audio_files_relative  # lazy: --help
 
     out_abs = args.output.resolve()
     if any(Path(i).is_dir() and Path(i).resolve() == out_abs for i in args.inputs):
@@ -102,11 +102,24 @@ def _degrade_plan(args: argparse.Namespace) -> tuple[list[tuple[Path, Path, Path
     single = len(args.inputs) == 1 and Path(args.inputs[0]).is_file()
     pairs = plan_outputs(found, args.output, suffix="." + args.format, file_extensions=AUDIO_EXTENSIONS,
                          single_input_file=single)
-    output_subtype(pairs[0][1], args.subtype)  # an unwritable format fails before any work
+    check_subtype(pairs[0][1], args.subtype)  # an unwritable format fails before any work
     todo, kept = apply_existing_policy(pairs, overwrite=args.overwrite, skip_existing=args.skip_existing)
     check_writable(dst for _, dst in todo)
     rels = dict(found)
     return [(src, rels[src], dst) for src, dst in todo], kept, names_a_file(args.output, AUDIO_EXTENSIONS)
+
+
+def check_subtype(path: Path, subtype: str | None) -> None:
+    """CliError naming --subtype unless the output container of `path` can hold it."""
+    import soundfile as sf  # lazy: --help
+
+    from saga_sr.audio.io import _container, output_subtype
+
+    fmt = _container(path)
+    if subtype is not None and not sf.check_format(fmt, subtype.upper()):
+        raise CliError(f"--subtype {subtype}: {fmt} cannot hold it; use one of "
+                       f"{', '.join(sorted(sf.available_subtypes(fmt)))}")
+    output_subtype(path, subtype)
 
 
 def _merge_records(path: Path, records: list[dict]) -> None:
@@ -128,10 +141,14 @@ def run_degrade(args: argparse.Namespace) -> int:
     import numpy as np  # lazy: keeps `saga-sr --help` fast
 
     from saga_sr.audio.io import fit_gain, load_audio, save_audio
-    from saga_sr.audio.lr_sim import simulate_lr
+    from saga_sr.audio.lr_sim import MIN_CUTOFF_HZ, simulate_lr
 
-    if args.cutoff is not None and not args.cutoff < 22050:
-        raise CliError(f"--cutoff must lie in (0, 22050) Hz, not {args.cutoff}")
+    lo = int(MIN_CUTOFF_HZ)
+    if args.cutoff is not None and not lo <= args.cutoff < 22050:
+        raise CliError(f"--cutoff {args.cutoff:g}: must lie in [{lo}, 22050) Hz (the LR band SAGA-SR takes)")
+    if not all(lo <= c < 22050 for c in args.cutoff_range):
+        raise CliError(f"--cutoff-range {args.cutoff_range[0]:g} {args.cutoff_range[1]:g}: both ends must lie in "
+                       f"[{lo}, 22050) Hz")
     if args.cutoff_range[0] > args.cutoff_range[1]:
         raise CliError(f"--cutoff-range {args.cutoff_range[0]:g} {args.cutoff_range[1]:g}: LO is above HI")
     todo, kept, one_file = _degrade_plan(args)

@@ -44,6 +44,12 @@ def read_config(path_or_name: str | Path) -> dict:
         cfg = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ConfigError([f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"], source=str(path))
+    except ValueError as exc:  # an integer longer than Python converts (4300 digits)
+        raise ConfigError([f"not a usable config: it holds a number too long to read ({str(exc).split(':')[0]})"],
+                          source=str(path)) from None
+    except RecursionError:
+        raise ConfigError(["not a usable config: objects or lists nested too deeply to read"],
+                          source=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"cannot read: {exc}"], source=str(path)) from exc
     if not isinstance(cfg, dict):

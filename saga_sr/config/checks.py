@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from saga_sr.config.schema import CONFIG, T5_NAMES, validate
+from saga_sr.config.schema import CONFIG, MAX_NESTING, T5_NAMES, nesting_depth, validate
 
 _DIT = "model.diffusion.config"
+MAX_PARAMS = 5e10  # about 200 GB of fp32 weights: more than any one machine this tool runs on holds
 
 
 def _get(cfg: Any, path: str, default: Any = None) -> Any:
@@ -223,11 +224,38 @@ def _check_ids(cfg: dict) -> list[str]:
     return problems
 
 
+def _check_size(cfg: dict) -> list[str]:
+    """The DiT's and the autoencoder's parameter counts (lower estimates) against MAX_PARAMS."""
+    problems = []
+    d = _get(cfg, _DIT, {}) or {}
+    embed, depth = _int(d.get("embed_dim")), _int(d.get("depth"))
+    if embed and depth and 12 * depth * embed ** 2 > MAX_PARAMS:
+        problems.append(f"{_DIT}: about {12 * depth * embed ** 2:.1e} parameters (12 x depth {depth} x embed_dim "
+                        f"{embed}^2), above the {MAX_PARAMS:.0e} any one machine can build")
+    base = "model.pretransform.config"
+    for part in ("encoder", "decoder"):
+        c = _get(cfg, f"{base}.{part}.config", {}) or {}
+        channels, mults, strides = _int(c.get("channels")), c.get("c_mults"), c.get("strides")
+        if not (channels and isinstance(mults, list) and isinstance(strides, list)):
+            continue
+        widths = [channels * m for m in [1] + mults if _int(m)]
+        count = sum(w * w * (21 + 2 * (_int(s) or 1)) for w, s in zip(widths, strides + [1]))
+        if count > MAX_PARAMS:
+            problems.append(f"{base}.{part}.config: about {count:.1e} parameters (channels {channels} x c_mults "
+                            f"{mults}), above the {MAX_PARAMS:.0e} any one machine can build")
+    return problems
+
+
 def check_config(cfg: dict) -> list[str]:
     """Every violated rule of `cfg`, as 'json.path: message'; empty when the config builds."""
+    depth = nesting_depth(cfg)
+    if depth > MAX_NESTING:
+        return [f"(top level): nested {depth} levels deep, more than the {MAX_NESTING} a config may use"]
     problems = validate(cfg, CONFIG, "")
     if not isinstance(cfg, dict):
         return problems
     for rule in (_check_pretransform, _check_conditioners, _check_ids, _check_dit):
         problems += rule(cfg)
+    if not problems:
+        problems += _check_size(cfg)
     return problems

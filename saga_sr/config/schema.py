@@ -38,6 +38,7 @@ class Scalar:
 @dataclass(frozen=True)
 class Arr:
     item: "Spec"
+    max_len: int | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,13 @@ def opt(spec: Spec) -> tuple:
 INT, NUM, BOOL, STR, ANY = (Scalar(k) for k in ("int", "number", "bool", "str", "any"))
 POS_INT = Scalar("int", minimum=1)
 NONNEG_INT = Scalar("int", minimum=0)
+# sizes no machine can build are refused here, before a model is built (a 10**10-block DiT never finishes)
+MAX_INT = 2 ** 53  # integers beyond JSON's exact range, for fields without a tighter bound
+DIM = Scalar("int", minimum=1, maximum=65536)  # widths and channel counts
+NONNEG_DIM = Scalar("int", minimum=0, maximum=65536)
+COUNT = Scalar("int", minimum=1, maximum=1024)  # layers, heads, patch sizes, filter multipliers
+MAX_NESTING = 32  # levels of objects and lists (the shipped configs use 7)
+SAMPLE_RATE = Scalar("int", minimum=1, maximum=768000)
 PROB = Scalar("number", minimum=0, maximum=1)
 POS_NUM = Scalar("number", above=0)  # learning rates, scales
 NONNEG_NUM = Scalar("number", minimum=0)
@@ -84,13 +92,13 @@ T5_DIMS = {"t5-small": 512, "t5-base": 768, "t5-large": 1024, "t5-3b": 1024, "t5
 T5_NAMES = tuple(T5_DIMS)
 
 OOBLECK_ENCODER = Obj({
-    "in_channels": req(POS_INT), "channels": req(POS_INT), "latent_dim": req(POS_INT),
-    "c_mults": req(Arr(POS_INT)), "strides": req(Arr(POS_INT)), "use_snake": opt(BOOL),
+    "in_channels": req(DIM), "channels": req(DIM), "latent_dim": req(DIM),
+    "c_mults": req(Arr(COUNT, 16)), "strides": req(Arr(COUNT, 16)), "use_snake": opt(BOOL),
     "antialias_activation": opt(BOOL),
 })
 OOBLECK_DECODER = Obj({
-    "out_channels": req(POS_INT), "channels": req(POS_INT), "latent_dim": req(POS_INT),
-    "c_mults": req(Arr(POS_INT)), "strides": req(Arr(POS_INT)), "use_snake": opt(BOOL),
+    "out_channels": req(DIM), "channels": req(DIM), "latent_dim": req(DIM),
+    "c_mults": req(Arr(COUNT, 16)), "strides": req(Arr(COUNT, 16)), "use_snake": opt(BOOL),
     "antialias_activation": opt(BOOL), "use_nearest_upsample": opt(BOOL), "final_tanh": opt(BOOL),
 })
 
@@ -102,28 +110,30 @@ AUTOENCODER_PRETRANSFORM = Obj({
         "encoder": req(Tagged("type", {"oobleck": Obj({"type": req(STR), "config": req(OOBLECK_ENCODER)})})),
         "decoder": req(Tagged("type", {"oobleck": Obj({"type": req(STR), "config": req(OOBLECK_DECODER)})})),
         "bottleneck": req(Tagged("type", {"vae": Obj({"type": req(STR)})})),
-        "latent_dim": req(POS_INT), "downsampling_ratio": req(POS_INT), "io_channels": req(POS_INT),
-        "sample_rate": opt(POS_INT),
+        "latent_dim": req(DIM), "downsampling_ratio": req(DIM), "io_channels": req(DIM),
+        "sample_rate": opt(SAMPLE_RATE),
     })),
 })
 PATCHED_PRETRANSFORM = Obj({
     "type": req(Scalar("str", ("patched",))),
     "scale": opt(POS_NUM),  # latents are divided by it
-    "config": req(Obj({"channels": req(POS_INT), "patch_size": req(POS_INT)})),
+    "config": req(Obj({"channels": req(DIM), "patch_size": req(COUNT)})),
 })
 SPECTROGRAM_PRETRANSFORM = Obj({
     "type": req(Scalar("str", ("spectrogram",))),
     "scale": opt(NUM),
-    "config": req(Obj({"channels": req(POS_INT), "n_fft": req(POS_INT), "hop": req(POS_INT), "power": opt(NUM)})),
+    "config": req(Obj({"channels": req(DIM), "n_fft": req(DIM), "hop": req(DIM), "power": opt(NUM)})),
 })
 
 T5_CONDITIONER = Obj({
     "id": req(STR), "type": req(STR),
     "config": req(Obj({
-        "t5_model_name": opt(STR), "max_length": opt(POS_INT), "enable_grad": opt(BOOL),
+        "t5_model_name": opt(STR), "max_length": opt(DIM), "enable_grad": opt(BOOL),
         "project_out": opt(BOOL),
         # ours: build a randomly initialised T5 encoder from these T5Config kwargs (offline, ByT5 tokenizer)
-        "t5_config": opt(Obj({"d_model": req(POS_INT)}, open=True)),
+        "t5_config": opt(Obj({"d_model": req(DIM), "d_ff": opt(Scalar("int", minimum=1, maximum=2 ** 20)),
+                              "d_kv": opt(DIM), "num_layers": opt(COUNT), "num_heads": opt(COUNT),
+                              "vocab_size": opt(Scalar("int", minimum=1, maximum=2 ** 22))}, open=True)),
     })),
 })
 NUMBER_CONDITIONER = Obj({
@@ -132,11 +142,11 @@ NUMBER_CONDITIONER = Obj({
 })
 
 DIT_CONFIG = Obj({
-    "io_channels": req(POS_INT), "patch_size": opt(POS_INT), "embed_dim": req(POS_INT),
-    "depth": req(POS_INT), "num_heads": req(POS_INT),
-    "cond_token_dim": opt(NONNEG_INT), "project_cond_tokens": opt(BOOL),
-    "global_cond_dim": opt(NONNEG_INT), "project_global_cond": opt(BOOL),
-    "input_concat_dim": opt(NONNEG_INT), "prepend_cond_dim": opt(NONNEG_INT),
+    "io_channels": req(DIM), "patch_size": opt(COUNT), "embed_dim": req(DIM),
+    "depth": req(COUNT), "num_heads": req(COUNT),
+    "cond_token_dim": opt(NONNEG_DIM), "project_cond_tokens": opt(BOOL),
+    "global_cond_dim": opt(NONNEG_DIM), "project_global_cond": opt(BOOL),
+    "input_concat_dim": opt(NONNEG_DIM), "prepend_cond_dim": opt(NONNEG_DIM),
     "transformer_type": opt(Scalar("str", ("continuous_transformer",))),
     "global_cond_type": opt(Scalar("str", ("prepend", "adaLN"))),
     "timestep_cond_type": opt(Scalar("str", ("global",))),
@@ -175,17 +185,18 @@ TRAINING = Obj({
 
 CONFIG = Obj({
     "model_type": req(Scalar("str", ("diffusion_cond",))),
-    "sample_rate": req(POS_INT), "sample_size": req(POS_INT), "audio_channels": req(POS_INT),
+    "sample_rate": req(SAMPLE_RATE), "sample_size": req(Scalar("int", minimum=1, maximum=2 ** 27)),
+    "audio_channels": req(Scalar("int", minimum=1, maximum=64)),
     "model": req(Obj({
         "pretransform": req(Tagged("type", {"autoencoder": AUTOENCODER_PRETRANSFORM, "patched": PATCHED_PRETRANSFORM,
                                                             "spectrogram": SPECTROGRAM_PRETRANSFORM})),
         "conditioning": req(Obj({
             "configs": req(Arr(Tagged("type", {"t5": T5_CONDITIONER, "number": NUMBER_CONDITIONER}))),
-            "cond_dim": req(POS_INT),
+            "cond_dim": req(DIM),
             "default_keys": opt(ANY_OBJ),
         })),
         "diffusion": req(DIFFUSION),
-        "io_channels": req(POS_INT),
+        "io_channels": req(DIM),
     })),
     "training": opt(TRAINING),
 })
@@ -214,6 +225,17 @@ def _non_finite(value: Any, path: str) -> list[str]:
     if isinstance(value, list):
         return [p for i, v in enumerate(value) for p in _non_finite(v, f"{path}[{i}]")]
     return []
+
+
+def nesting_depth(value: Any) -> int:
+    """Levels of objects and lists in a JSON value, counted without recursion (any depth is safe to measure)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def validate(value: Any, spec: Spec, path: str) -> list[str]:
@@ -246,6 +268,8 @@ def validate(value: Any, spec: Spec, path: str) -> list[str]:
     if isinstance(spec, Arr):
         if not isinstance(value, list):
             return [f"{path}: expected a list, got {_describe(value)}"]
+        if spec.max_len is not None and len(value) > spec.max_len:
+            return [f"{path}: {len(value)} entries, above the maximum {spec.max_len}"]
         return [p for i, item in enumerate(value) for p in validate(item, spec.item, f"{path}[{i}]")]
     if spec.kind == "any":
         return _non_finite(value, path)
@@ -256,7 +280,9 @@ def validate(value: Any, spec: Spec, path: str) -> list[str]:
     if spec.minimum is not None and value < spec.minimum:
         return [f"{path}: {value} is below the minimum {spec.minimum}"]
     if spec.maximum is not None and value > spec.maximum:
-        return [f"{path}: {value} is above the maximum {spec.maximum}"]
+        return [f"{path}: {_describe(value)} is above the maximum {spec.maximum}"]
+    if spec.kind == "int" and abs(value) > MAX_INT:
+        return [f"{path}: {_describe(value)} is beyond the largest integer a config may hold ({MAX_INT})"]
     if spec.above is not None and not value > spec.above:
         return [f"{path}: must be > {spec.above}, got {value}"]
     return []

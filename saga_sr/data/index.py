@@ -48,6 +48,7 @@ class AudioEntry:
 class IndexResult:
     entries: list[AudioEntry] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    cache: dict = field(default_factory=dict)  # the check results by size and mtime, for `write_index_cache`
 
 
 def sidecar_path(audio_path: str | os.PathLike, kind: str = "caption") -> Path:
@@ -221,20 +222,33 @@ def build_index(source: str | Path | list, *, cache_path: str | Path | None = No
     rows = list_candidates(source)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         checks = list(pool.map(lambda r: checked_entry(r, cache), rows))
-    result = IndexResult()
+    result = IndexResult(cache=cache)
     for row, (entry, reason) in zip(rows, checks):
         if entry is None:
             result.skipped.append((Path(row["path"]), reason))
         else:
             result.entries.append(entry)
     if cache_path is not None and update_cache:
-        tmp = Path(cache_path).with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(cache), encoding="utf-8")
-        os.replace(tmp, cache_path)
+        write_index_cache(cache_path, cache)
     if result.skipped:
         log.warning("skipped %d of %d audio files (see the skipped-files report)",
                     len(result.skipped), len(result.skipped) + len(result.entries))
     return result
+
+
+def write_index_cache(path: str | Path, cache: dict) -> None:
+    """Write the check results `build_index` read and added to (atomically: readers never see half a file)."""
+    tmp = Path(path).with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(cache), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def first_reasons(skipped: list[tuple[Path, str]], count: int = 3) -> str:
+    """': a: why; b: why; and N more' for the first skipped files, for a message with no report file to name."""
+    if not skipped:
+        return ""
+    more = f"; and {len(skipped) - count} more" if len(skipped) > count else ""
+    return ": " + "; ".join(f"{p}: {r}" for p, r in skipped[:count]) + more
 
 
 def write_skipped_report(path: Path, skipped: list[tuple[Path, str]], *, title: str = "") -> None:

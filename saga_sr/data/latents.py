@@ -72,6 +72,7 @@ def read_info(source: str | Path) -> dict:
     path = Path(source).expanduser()
     if not (path / "index.json").is_file():
         raise DataError(f"--train_latents {path}: no index.json (run `saga-sr prepare` to completion first)")
+    check_shard_files(path)
     info = path / INFO_FILE
     if not info.is_file():
         return {}
@@ -79,6 +80,33 @@ def read_info(source: str | Path) -> dict:
         return json.loads(info.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise DataError(f"{info}: unreadable ({exc})") from exc
+
+
+def check_shard_files(path: Path) -> None:
+    """DataError naming the shard folder and what is wrong unless index.json parses and every chunk it lists
+    exists with the size it states (uncompressed shards); checked before training, at the cost of a stat each."""
+    where = f"--train_latents {path}"
+    try:
+        index = json.loads((path / "index.json").read_text(encoding="utf-8"))
+        chunks = index["chunks"]
+        compressed = bool((index.get("config") or {}).get("compression"))
+        listed = [(str(c["filename"]), int(c["chunk_bytes"])) for c in chunks]
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise DataError(f"{where}: index.json is unreadable ({str(exc).splitlines()[0][:200]}); "
+                        "run `saga-sr prepare` again") from None
+    except (KeyError, TypeError, AttributeError):
+        raise DataError(f"{where}: index.json is not a shard index (no chunk list with file names and sizes); "
+                        "run `saga-sr prepare` again") from None
+    if not listed:
+        raise DataError(f"{where}: index.json lists no chunks")
+    for name, size in listed:
+        chunk = path / name
+        if Path(name).name != name or not chunk.is_file():
+            raise DataError(f"{where}: chunk {name} listed in index.json is missing")
+        actual = chunk.stat().st_size
+        if not compressed and actual != size:
+            raise DataError(f"{where}: chunk {name} has {actual} bytes, index.json says {size} (truncated or "
+                            "replaced); run `saga-sr prepare` again in a new folder")
 
 
 def check_compatible(info: dict, cfg: dict, source) -> None:
@@ -174,8 +202,15 @@ class _Crops:
         self.use_caption, self.crop_seed = use_caption, crop_seed
 
     def __getitem__(self, index):
-        record = super().__getitem__(index)
         flat = getattr(index, "index", index)
+        try:
+            record = super().__getitem__(index)
+        except DataError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- any failure to decode a record: name the shards and the item
+            text = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise DataError(f"latent shards {self.input_dir.path or self.input_dir.url}: cannot read item {flat} "
+                            f"({type(exc).__name__}: {text}); run `saga-sr prepare` again") from None
         rng = np.random.default_rng([self.crop_seed, int(self.current_epoch), int(flat)])
         return crop_record(record, self.segment_frames, rng, sample_rate=self.sample_rate,
                            downsampling_ratio=self.downsampling_ratio, use_caption=self.use_caption)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from saga_sr.data.dataset import _rolloff, compose_prompt
-from saga_sr.data.index import AudioEntry, checked_entry, list_candidates, write_skipped_report
+from saga_sr.data.index import AudioEntry, checked_entry, first_reasons, list_candidates, write_skipped_report
 from saga_sr.data.latents import FORMAT_VERSION, INFO_FILE
 from saga_sr.data.segment import read_segment
 from saga_sr.errors import ConfigError, DataError, OutputError, SagaError
@@ -214,14 +214,6 @@ class NothingUsable(DataError):
     """Every candidate file was skipped: the run produced nothing, so it leaves nothing behind."""
 
 
-def _first_reasons(skipped: list[tuple[Path, str]], count: int = 3) -> str:
-    """The first skipped files with their reasons, for a message that has no report file to point to."""
-    if not skipped:
-        return ""
-    more = f"; and {len(skipped) - count} more" if len(skipped) > count else ""
-    return ": " + "; ".join(f"{p}: {r}" for p, r in skipped[:count]) + more
-
-
 def _discard(out: Path, created: bool) -> None:
     """Remove what a run that produced nothing wrote: its parts, plan and chunks, and `out` if it made it."""
     shutil.rmtree(out / PARTS, ignore_errors=True)
@@ -264,7 +256,7 @@ def merge_parts(out: Path, n_parts: int, info: dict) -> bool:
         written += part["written"]
         skipped += [(Path(p), r) for p, r in part["skipped"]]
     if not chunks:
-        raise NothingUsable(f"{out}: no usable audio files ({len(skipped)} skipped{_first_reasons(skipped)})")
+        raise NothingUsable(f"{out}: no usable audio files ({len(skipped)} skipped{first_reasons(skipped)})")
     report = out / "skipped_files.txt"
     tmp = report.with_name(f".skipped_files.txt.tmp{os.getpid()}")
     tmp.unlink(missing_ok=True)

@@ -185,8 +185,8 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
     log = log or (lambda _msg: None)
     targets = unique_settings(settings.target_rolloffs)
     out = Path(out_dir)
+    files = list_test_files(test_dir, settings.max_files)  # a missing or empty test set creates nothing
     out.mkdir(parents=True, exist_ok=True)
-    files = list_test_files(test_dir, settings.max_files)
     scorer = make_scorer(settings.perceptual)
     notes = [scorer.note] + ([target_note(targets, model_fn)] if model_fn is not None else [])
     rows: list[dict] = []

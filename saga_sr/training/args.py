@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from saga_sr.config.schema import NONNEG_INT, POS_INT, TRAINING, validate
+from saga_sr.config.schema import NONNEG_INT, POS_INT, TRAINING, Scalar, validate
 from saga_sr.errors import ConfigError
 
 
@@ -87,12 +87,15 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return p
 
 
+SEED = Scalar("int", minimum=0, maximum=2 ** 32 - 1)  # the range numpy and Lightning take as a seed
+
+
 def check_train_args(ns: argparse.Namespace) -> None:
     """ConfigError listing every bad numeric flag, by the same rules (saga_sr.config.schema) that `config check`
     applies to the config's `training` section: finite, learning rate > 0, counts >= 1."""
     own = {"val_every": POS_INT, "val_steps": POS_INT, "max_val_items": POS_INT, "val_examples": NONNEG_INT,
            "checkpoint_every": POS_INT, "log_every": POS_INT, "num_workers": NONNEG_INT, "sample_size": POS_INT,
-           "num_nodes": POS_INT}
+           "num_nodes": POS_INT, "seed": SEED}
     specs = {k: TRAINING.fields[k][0] for k in ("learning_rate", "batch_size", "max_steps",
                                                   "accumulate_grad_batches", "gradient_clip_val")} | own
     problems = [p for key, spec in specs.items() if getattr(ns, key, None) is not None

@@ -104,6 +104,9 @@ def shard_source(value: str) -> str:
     if "://" in value:
         return value
     path = Path(value).expanduser()
+    if path.is_file():
+        raise DataError(f"--train_latents {path}: is a file, not a shard folder (give the folder that "
+                        "`saga-sr prepare -o` wrote)")
     if not path.is_dir():
         raise DataError(f"--train_latents {path}: no such folder")
     return str(path)

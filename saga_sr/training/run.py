@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from saga_sr.config import prepare_config, uses_rolloff
 from saga_sr.config.typed import ModelSettings, TrainingSettings
 from saga_sr.data import SAGASRDataset, build_index, collate, write_skipped_report
-from saga_sr.data.index import MANIFEST_SUFFIXES, read_manifest
+from saga_sr.data.index import MANIFEST_SUFFIXES, first_reasons, read_manifest, write_index_cache
 from saga_sr.data.sampler import EpochSampler
 from saga_sr.errors import ConfigError, DataError, ModelLoadError
 from saga_sr.models.build import build_model
@@ -64,23 +64,38 @@ def _sources(paths, flag: str) -> list[Path]:
 
 
 def make_dataset(sources: list[Path], cfg: dict, ns: argparse.Namespace, *, deterministic: bool, title: str,
-                 report: Path):
-    """Index `sources` (writing skipped files to `report`) and build the dataset; DataError when empty."""
-    index = build_index(sources, cache_path=report.with_name("index_cache.json"), update_cache=is_rank_zero())
-    if is_rank_zero():
-        write_skipped_report(report, index.skipped, title=title)
+                 cache: Path):
+    """Index `sources` (reading, not writing, the check cache `cache`) and build the dataset; DataError naming
+    the first skipped files when none is usable. Returns (dataset, index): `write_data_records` writes the
+    skipped-files report and the cache once the run is accepted."""
+    index = build_index(sources, cache_path=cache, update_cache=False)
     names = ", ".join(map(str, sources))
     if not index.entries:
         raise DataError(f"{title} data {names}: no usable audio files"
-                        + (f" ({len(index.skipped)} skipped, see {report})" if index.skipped else ""))
-    log.info("%s: %d audio files, %d skipped%s", title, len(index.entries), len(index.skipped),
-             f" (see {report})" if index.skipped else "")
+                        + (f" ({len(index.skipped)} skipped{first_reasons(index.skipped)})" if index.skipped else ""))
+    log.info("%s: %d audio files, %d skipped", title, len(index.entries), len(index.skipped))
     s = ModelSettings.from_config(cfg)
     lowpass = 0.0 if deterministic else TrainingSettings.from_config(cfg).target_lowpass_prob  # training only
-    return SAGASRDataset(sources, s.sample_size, s.sample_rate, s.audio_channels,
-                         compute_rolloff=ns.compute_rolloff or uses_rolloff(cfg), use_caption=not ns.disable_caption,
-                         deterministic=deterministic, seed=ns.seed, index=index,
-                         target_lowpass_prob=lowpass)
+    dataset = SAGASRDataset(sources, s.sample_size, s.sample_rate, s.audio_channels,
+                            compute_rolloff=ns.compute_rolloff or uses_rolloff(cfg), use_caption=not ns.disable_caption,
+                            deterministic=deterministic, seed=ns.seed, index=index,
+                            target_lowpass_prob=lowpass)
+    return dataset, index
+
+
+def write_data_records(out: Path, indexes: dict) -> None:
+    """OUT/skipped_files.txt (one section per data set) and OUT/index_cache.json, for {title: IndexResult}."""
+    report = out / "skipped_files.txt"
+    report.write_text("", encoding="utf-8")
+    cache: dict = {}
+    for title, index in indexes.items():
+        if index is not None:
+            write_skipped_report(report, index.skipped, title=title)
+            if index.skipped:
+                log.info("%s: %d skipped files listed in %s", title, len(index.skipped), report)
+            cache.update(index.cache)
+    if cache:
+        write_index_cache(out / "index_cache.json", cache)
 
 
 def _loader(ds, batch_size: int, num_workers: int, *, train: bool, pin: bool):
@@ -159,6 +174,45 @@ def check_resume_fits(path: Path, cfg: dict) -> None:
                         f"difference at {diff} (checkpoint vs --model_config); nothing was changed")
 
 
+# flags that define what is trained, compared on resume with the run's record; the others (--max_steps,
+# --max_time, validation, logging, checkpoint, hardware and speed flags) may change when a run is resumed
+RUN_FLAGS = ("train_dir", "manifest", "train_latents", "seed", "learning_rate", "ema", "timestep_sampler",
+             "compute_rolloff", "disable_caption")
+
+
+def run_facts(args: dict, cfg: dict) -> dict:
+    """What a run trains, as JSON values: the effective batch, accumulation, clip and segment, the data and the
+    other RUN_FLAGS, and the model config (its `training.max_steps` aside, which a resume may raise)."""
+    training = TrainingSettings.from_config(cfg).override(
+        batch_size=args.get("batch_size"), accumulate_grad_batches=args.get("accumulate_grad_batches"),
+        gradient_clip_val=args.get("gradient_clip_val"))
+    config = json.loads(json.dumps(cfg, default=str))
+    (config.get("training") or {}).pop("max_steps", None)
+    facts = {"batch_size": training.batch_size, "accumulate_grad_batches": training.accumulate_grad_batches,
+             "gradient_clip_val": training.gradient_clip_val, "sample_size": cfg.get("sample_size"),
+             **{k: args.get(k) for k in RUN_FLAGS}, "model_config": config}
+    return json.loads(json.dumps(facts, default=str))
+
+
+def check_resume_run(resume: Path, out: Path, ns: argparse.Namespace, cfg: dict) -> None:
+    """DataError naming the first difference when this resume would train something else than the run it
+    continues (its OUT/run_config.json, else the one beside the checkpoint's folder); nothing is changed."""
+    record_path = next((p for p in (out / "run_config.json", resume.parent.parent / "run_config.json")
+                        if p.is_file()), None)
+    if record_path is None:
+        return
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        old = run_facts(record["args"], record["model_config"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ConfigError):
+        raise DataError(f"{record_path}: unreadable run record; resume into a new --output_dir") from None
+    diff = _first_difference(old, run_facts(vars(ns), cfg))
+    if diff:
+        raise DataError(f"--resume {resume}: this run differs from the one it continues ({record_path}) at {diff} "
+                        "(recorded vs now); only --max_steps, --max_time and the validation, logging, checkpoint, "
+                        "hardware and speed flags may change on resume; nothing was changed")
+
+
 def checkpoint_step(path: Path) -> int:
     """The global step a checkpoint was saved at (from its step=N name, else read lazily from the file)."""
     step = _step_of(path.resolve())
@@ -229,15 +283,14 @@ def apply_speed_flags(model, ns: argparse.Namespace) -> None:
         model.dit.compile()  # in place: parameter names (checkpoints, export) stay the same
 
 
-def _build_model(cfg: dict, ns: argparse.Namespace, out: Path):
+def _build_model(cfg: dict, ns: argparse.Namespace):
+    """(model, the pretrained load report or None); the report is written once the run is accepted."""
     if ns.pretrained_ckpt:
         model, report = build_from_sao(cfg, ns.pretrained_ckpt, text_encoder_path=ns.text_encoder_path, seed=ns.seed)
-        if is_rank_zero():
-            write_report(report, out / "pretrained_load_report.json")
         log.info("pretrained weights: %s", report.text().splitlines()[0])
-        return model
+        return model, report
 
-    return build_model(cfg, text_encoder_path=ns.text_encoder_path, seed=ns.seed)
+    return build_model(cfg, text_encoder_path=ns.text_encoder_path, seed=ns.seed), None
 
 
 def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
@@ -269,18 +322,16 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
     resume = find_resume_checkpoint(ns.resume, out) if ns.resume else None
     if resume is not None:
         check_resume_fits(resume, cfg)
+        check_resume_run(resume, out, ns, cfg)
 
-    out.mkdir(parents=True, exist_ok=True)
-    report = out / "skipped_files.txt"
-    if is_rank_zero():
-        report.write_text("", encoding="utf-8")
-    train_ds = (make_dataset(train_sources, cfg, ns, deterministic=False, title="train", report=report)
-                if not latents else None)
-    val_ds = (make_dataset(val_sources, cfg, ns, deterministic=True, title="val", report=report)
-              if val_sources else None)
+    cache = out / "index_cache.json"
+    train_ds, train_index = (make_dataset(train_sources, cfg, ns, deterministic=False, title="train", cache=cache)
+                             if not latents else (None, None))
+    val_ds, val_index = (make_dataset(val_sources, cfg, ns, deterministic=True, title="val", cache=cache)
+                         if val_sources else (None, None))
 
     L.seed_everything(ns.seed, workers=True, verbose=False)
-    model = _build_model(cfg, ns, out)
+    model, load_report = _build_model(cfg, ns)
     batch = training.batch_size
     pin = _precision(ns) != "32-true"
     data = None
@@ -297,8 +348,14 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
                                 pin_memory=pin)
         train_ds = data.dataset(shuffle=False)
     preflight(model, train_ds)
+    # every refusal is above: nothing in OUT was created or rewritten before this line
+    out.mkdir(parents=True, exist_ok=True)
     if is_rank_zero():
-        record = {"args": {k: v for k, v in vars(ns).items() if k != "func"}, "model_config": cfg}
+        write_data_records(out, {"train": train_index, "val": val_index})
+        if load_report is not None:
+            write_report(load_report, out / "pretrained_load_report.json")
+        record = {"args": {k: v for k, v in vars(ns).items() if k != "func"}, "model_config": cfg,
+                  "resumed_from": str(resume) if resume else None}
         (out / "run_config.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
     use_ema = ns.ema
     if "fsdp" in str(ns.strategy) and (use_ema or (use_ema is None and training.use_ema)):
@@ -320,6 +377,8 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
                    "val_dataloaders": val_loader}
     try:
         trainer.fit(module, **loaders, ckpt_path=str(resume) if resume else None, weights_only=True)
+    except DataError as exc:  # from a loader worker, the message carries the worker's traceback: keep its line
+        raise DataError(worker_message(exc)) from exc
     except RuntimeError as exc:
         if resume and "state_dict" in str(exc):
             raise ModelLoadError(f"--resume {resume}: the checkpoint does not fit this config: "
@@ -331,6 +390,17 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
     if trainer.is_global_zero:
         loss_curve(out / "metrics.csv", out / "loss_curve.png")
     return out
+
+
+def worker_message(exc: Exception) -> str:
+    """The one-line message of an error re-raised from a DataLoader worker (whose text is the worker's whole
+    traceback ending in 'module.Class: message'); the message itself otherwise."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return str(exc)
+    last = lines[-1]
+    prefix = f"{type(exc).__module__}.{type(exc).__name__}: "
+    return last[len(prefix):] if last.startswith(prefix) else last
 
 
 def parse_max_time(value: str | float | None) -> dict | str | None:
@@ -388,5 +458,12 @@ def main(args: argparse.Namespace) -> int:
         pkg.addHandler(handler)
         pkg.setLevel(logging.INFO)
     out = train(args)
-    print(f"run folder: {out}  (model: {out / 'model'}, metrics: {out / 'metrics.csv'})")
+    print(f"run folder: {out}  (model: {out / 'model'}, {_metrics_note(out, args)})")
     return 0
+
+
+def _metrics_note(out: Path, args: argparse.Namespace) -> str:
+    """Where the metrics are, or why there are none: rows are written every --log_every steps."""
+    if (out / "metrics.csv").is_file():
+        return f"metrics: {out / 'metrics.csv'}"
+    return f"no metrics.csv: the run logged no row (it was shorter than --log_every {args.log_every})"
