@@ -42,6 +42,12 @@ def _config_with(tmp: Path, edit) -> str:
     return str(path)
 
 
+def _raw_config(tmp: Path, text: str) -> str:
+    path = tmp / "raw.json"
+    path.write_text(text)
+    return str(path)
+
+
 def _state(root: Path) -> dict:
     return {p.relative_to(root).as_posix(): (p.is_dir(), None if p.is_dir() else p.read_bytes())
             for p in root.rglob("*")}
@@ -112,6 +118,34 @@ CASES = [
     ("train config lr -1", lambda t, m: ["train", "--train_dir", ".", "--output_dir", "run", "--model_config",
                                          _config_with(t, lambda c: c["training"].update(learning_rate=-1))],
      ["training.learning_rate", "> 0"]),
+    ("train config depth 1e10", lambda t, m: ["train", "--train_dir", ".", "--output_dir", "run", "--model_config",
+                                              _config_with(t, lambda c: c["model"]["diffusion"]["config"].update(
+                                                  depth=10 ** 10))],
+     ["model.diffusion.config.depth", "maximum 1024"]),
+    ("train config 5000 digits", lambda t, m: ["train", "--train_dir", ".", "--output_dir", "run", "--model_config",
+                                               _raw_config(t, '{"sample_rate": ' + "9" * 5000 + "}")],
+     ["raw.json", "number too long"]),
+    ("train config nested", lambda t, m: ["train", "--train_dir", ".", "--output_dir", "run", "--model_config",
+                                          _raw_config(t, "[" * 100000 + "]" * 100000)],
+     ["raw.json", "nested too deeply"]),
+    ("train seed -1", lambda t, m: ["train", "--train_dir", ".", "--model_config", "tiny", "--output_dir", "run",
+                                    "--seed", "-1"], ["--seed", "minimum 0"]),
+    ("train only bad files", lambda t, m: ["train", "--train_dir", "junk", "--model_config", "tiny",
+                                           "--output_dir", "run"], ["junk", "no usable audio", "broken.wav"]),
+    ("train empty folder", lambda t, m: ["train", "--train_dir", "emptydir", "--model_config", "tiny",
+                                         "--output_dir", "run"], ["emptydir", "no usable audio"]),
+    ("train latents is a file", lambda t, m: ["train", "--train_latents", "a.wav", "--model_config", "tiny",
+                                              "--output_dir", "run"], ["--train_latents a.wav", "is a file"]),
+    ("evaluate test-dir missing", lambda t, m: ["evaluate", "--model", m, "--test-dir", "nope", "--out", "ev"],
+     ["nope", "does not exist"]),
+    ("evaluate test-dir empty", lambda t, m: ["evaluate", "--model", m, "--test-dir", "emptydir", "--out", "ev"],
+     ["emptydir", "no audio files"]),
+    ("degrade subtype bogus", lambda t, m: ["degrade", "a.wav", "-o", "o", "--subtype", "BOGUS"],
+     ["--subtype BOGUS", "PCM_16"]),
+    ("degrade cutoff 10", lambda t, m: ["degrade", "a.wav", "-o", "o", "--cutoff", "10"],
+     ["--cutoff 10", "[2000, 22050)"]),
+    ("degrade cutoff-range 10 20", lambda t, m: ["degrade", "a.wav", "-o", "o", "--cutoff-range", "10", "20"],
+     ["--cutoff-range 10 20", "[2000, 22050)"]),
 ]
 
 
@@ -125,6 +159,8 @@ def workdir(tmp_path, monkeypatch):
     sf.write(tmp_path / "a_plus_noise.wav", np.concatenate([tone(), noise]), SR, subtype="FLOAT")
     sf.write(tmp_path / "done.wav", tone(), SR)
     (tmp_path / "emptydir").mkdir()
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "broken.wav").write_bytes(b"RIFF not audio")
     (tmp_path / "x.pkl").write_bytes(pickle.dumps({"state_dict": {}}))
     torch.save({"saga_sr_config": {}, "state_dict": {}, "obj": Path("x")}, tmp_path / "obj.ckpt")
     (tmp_path / "m.jsonl").write_text('{"path": "a.wav"}\n{"path": oops}\n')

@@ -230,7 +230,7 @@ def build_index(source: str | Path | list, *, cache_path: str | Path | None = No
             result.entries.append(entry)
     if cache_path is not None and update_cache:
         write_index_cache(cache_path, cache)
-    if result.skipped:
+    if result.skipped and result.entries:  # with none usable, the caller's error names the skipped files
         log.warning("skipped %d of %d audio files (see the skipped-files report)",
                     len(result.skipped), len(result.skipped) + len(result.entries))
     return result
