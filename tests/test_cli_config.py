@@ -112,3 +112,57 @@ def test_derive_writes_a_valid_rung(tmp_path, capsys):
     assert main(["config", "derive", "saga_model_config", "Q7", "-o", str(tmp_path / "x.json")]) == 2
     assert "known rungs" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+def _sized(tmp_path: Path, name: str, base: str, edit) -> str:
+    cfg = read_config(base)
+    edit(cfg)
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(cfg))
+    return str(path)
+
+
+def _nested(levels: int) -> dict:
+    value: list = []
+    for _ in range(levels):
+        value = [value]
+    return {"x": value}
+
+
+SIZE_CASES = {
+    "depth 1e10": ("tiny", lambda c: c["model"]["diffusion"]["config"].update(depth=10 ** 10),
+                   "model.diffusion.config.depth"),
+    "too many parameters": ("tiny", lambda c: c["model"]["diffusion"]["config"].update(
+        embed_dim=65536, num_heads=1024, depth=1024), "model.diffusion.config: about 5.3e+13 parameters"),
+    "autoencoder too big": ("saga_model_config", lambda c: c["model"]["pretransform"]["config"]["encoder"][
+        "config"].update(channels=60000), "model.pretransform.config.encoder.config: about"),
+    "width beyond any machine": ("tiny", lambda c: c["model"]["conditioning"].update(cond_dim=2 ** 40),
+                                 "model.conditioning.cond_dim"),
+    "integer beyond JSON": ("tiny", lambda c: c["training"].update(max_steps=10 ** 30), "training.max_steps"),
+    "900 levels in a free-form field": ("tiny", lambda c: c["model"]["diffusion"]["config"].update(
+        attn_kwargs=_nested(900)),
+        "model.diffusion.config.attn_kwargs.x[0][0]"),
+}
+
+
+@pytest.mark.parametrize("case", list(SIZE_CASES))
+def test_sizes_no_machine_can_build_are_refused_naming_the_field(case, tmp_path, capsys):
+    base, edit, words = SIZE_CASES[case]
+    path = _sized(tmp_path, "big", base, edit)
+    assert main(["config", "check", path]) == 2
+    out = capsys.readouterr()
+    assert words in out.out + out.err
+    assert main(["config", "inspect", path]) == 2  # refused before anything is built (it used to hang)
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("text,words", [('{"sample_rate": ' + "9" * 5000 + "}", "number too long"),
+                                        ("[" * 100000 + "]" * 100000, "nested too deeply")])
+def test_unreadable_json_is_one_line_not_a_traceback(text, words, tmp_path, capsys):
+    path = tmp_path / "raw.json"
+    path.write_text(text)
+    for argv in (["config", "check", str(path)], ["config", "inspect", str(path)]):
+        assert main(argv) == 2
+        out = capsys.readouterr()
+        assert words in out.out + out.err and "Traceback" not in out.err

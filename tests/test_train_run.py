@@ -258,3 +258,42 @@ def test_parse_max_time():
     for bad in ("0", "-1", "soon", "12:00"):
         with pytest.raises(SagaError, match="--max_time"):
             parse_max_time(bad)
+
+
+def _copy_run(run: Path, out: Path) -> dict:
+    shutil.copytree(run / "checkpoints", out / "checkpoints", symlinks=True)
+    shutil.copy(run / "run_config.json", out / "run_config.json")
+    return {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("change,field", [({"batch_size": 3}, "batch_size"), ({"sample_size": 8192}, "sample_size"),
+                                          ({"seed": 5}, "seed"), ({"train_dir": [str(DATA)]}, "train_dir")])
+def test_resume_that_would_change_the_run_is_refused_naming_it(run: Path, data_dir, tmp_path, change, field):
+    out = tmp_path / "run"
+    before = _copy_run(run, out)
+    args = dict(FAST, train_dir=[str(data_dir)], val_dir=[str(data_dir)], output_dir=str(out), val_every=2,
+                max_steps=8)
+    with pytest.raises(DataError, match=rf"differs from the one it continues .* at \S*{field} .*nothing was changed"):
+        train(resume="last", **{**args, **change})
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_the_record_of_a_resumed_run_says_what_it_ran(run: Path):
+    """The fixture's resume raised --max_steps (allowed): run_config.json holds the resumed invocation."""
+    record = json.loads((run / "run_config.json").read_text())
+    assert record["args"]["max_steps"] == 6
+    assert record["resumed_from"].endswith("step=4.ckpt")
+    assert not list((run / "checkpoints").glob("last-v*.ckpt"))
+
+
+def test_a_run_shorter_than_log_every_names_no_missing_metrics_file(data_dir, tmp_path: Path, capsys):
+    out = tmp_path / "out"
+    argv = ["train", "--train_dir", str(data_dir), "--model_config", "tiny", "--output_dir", str(out),
+            "--max_steps", "1", "--log_every", "5", "--sample_size", "4096", "--batch_size", "2",
+            "--num_workers", "0", "--no_progress_bar"]
+    assert cli_main(argv) == 0
+    text = capsys.readouterr().out
+    if (out / "metrics.csv").is_file():
+        assert f"metrics: {out / 'metrics.csv'}" in text
+    else:
+        assert "no metrics.csv" in text and "--log_every 5" in text and "metrics: " not in text

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from saga_sr.config.schema import CONFIG, MAX_NESTING, T5_NAMES, nesting_depth, validate
+from saga_sr.config.schema import CONFIG, MAX_NESTING, T5_NAMES, nesting, validate
 
 _DIT = "model.diffusion.config"
 MAX_PARAMS = 5e10  # about 200 GB of fp32 weights: more than any one machine this tool runs on holds
@@ -248,9 +248,10 @@ def _check_size(cfg: dict) -> list[str]:
 
 def check_config(cfg: dict) -> list[str]:
     """Every violated rule of `cfg`, as 'json.path: message'; empty when the config builds."""
-    depth = nesting_depth(cfg)
+    depth, where = nesting(cfg)
     if depth > MAX_NESTING:
-        return [f"(top level): nested {depth} levels deep, more than the {MAX_NESTING} a config may use"]
+        where = where if len(where) <= 60 else where[:57] + "..."
+        return [f"{where or '(top level)'}: nested {depth} levels deep, more than the {MAX_NESTING} a config may use"]
     problems = validate(cfg, CONFIG, "")
     if not isinstance(cfg, dict):
         return problems

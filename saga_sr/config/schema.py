@@ -227,15 +227,19 @@ def _non_finite(value: Any, path: str) -> list[str]:
     return []
 
 
-def nesting_depth(value: Any) -> int:
-    """Levels of objects and lists in a JSON value, counted without recursion (any depth is safe to measure)."""
-    deepest, stack = 0, [(value, 1)]
+def nesting(value: Any) -> tuple[int, str]:
+    """(levels of objects and lists, the path where they go deepest), counted without recursion (any depth is
+    safe to measure)."""
+    deepest, where, stack = 0, "", [(value, 1, "")]
     while stack:
-        node, level = stack.pop()
+        node, level, path = stack.pop()
         if isinstance(node, (dict, list)):
-            deepest = max(deepest, level)
-            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
-    return deepest
+            if level > deepest:
+                deepest, where = level, path
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            stack.extend((child, level + 1, _join(path, str(k)) if isinstance(node, dict) else f"{path}[{k}]")
+                         for k, child in items if isinstance(child, (dict, list)))
+    return deepest, where
 
 
 def validate(value: Any, spec: Spec, path: str) -> list[str]:
