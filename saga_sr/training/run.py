@@ -355,7 +355,7 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
         if load_report is not None:
             write_report(load_report, out / "pretrained_load_report.json")
         record = {"args": {k: v for k, v in vars(ns).items() if k != "func"}, "model_config": cfg,
-                  "resumed_from": str(resume) if resume else None}
+                  "resumed_from": str(resume.resolve()) if resume else None}
         (out / "run_config.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
     use_ema = ns.ema
     if "fsdp" in str(ns.strategy) and (use_ema or (use_ema is None and training.use_ema)):
