@@ -144,6 +144,7 @@ CASES = [
      ["--subtype BOGUS", "PCM_16"]),
     ("degrade cutoff 10", lambda t, m: ["degrade", "a.wav", "-o", "o", "--cutoff", "10"],
      ["--cutoff 10", "[2000, 22050)"]),
+    ("degrade seed -1", lambda t, m: ["degrade", "a.wav", "-o", "o", "--seed", "-1"], ["--seed", "0 to 4294967295"]),
     ("degrade cutoff-range 10 20", lambda t, m: ["degrade", "a.wav", "-o", "o", "--cutoff-range", "10", "20"],
      ["--cutoff-range 10 20", "[2000, 22050)"]),
 ]

@@ -160,6 +160,14 @@ def _prepare_argv(audio: Path, out, *extra: str) -> list[str]:
             *extra]
 
 
+@pytest.fixture(autouse=True)
+def _no_stale_log_handlers(monkeypatch):
+    """A handler an earlier in-process `train` installed writes to that test's closed capture stream."""
+    import logging
+
+    monkeypatch.setattr(logging.getLogger("saga_sr"), "handlers", [])
+
+
 def _one_line_refusal(argv: list[str], capsys, *words: str) -> str:
     from saga_sr.cli import main
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from saga_sr.audio.filters import FILTER_TYPES
 from saga_sr.cli import CliError
-from saga_sr.cli.options import add_output_policy, filter_order, nonnegative_int, positive_float
+from saga_sr.cli.options import add_output_policy, filter_order, nonnegative_int, positive_float, seed
 from saga_sr.errors import AudioError
 from saga_sr.outputs import (apply_existing_policy, check_writable, names_a_file, plan_outputs, prepare_folders,
                              write_text_atomic)
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="range for drawn cutoffs (default 2000 16000); capped at 0.94 x each file's roll-off")
     p.add_argument("--filter", choices=FILTER_TYPES, help="filter type (default: drawn per file)")
     p.add_argument("--order", type=filter_order, help="filter order 2-10 (default: drawn per file)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (per file: seed + name hash); default 0")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (per file: seed + name hash); default 0")
     p.add_argument("--format", choices=("wav", "flac"), default="wav",
                    help="output container in folder mode (default wav: 32-bit float; flac is 24-bit integer)")
     p.add_argument("--subtype", help="soundfile subtype (default: FLOAT for WAV, PCM_24 for FLAC)")

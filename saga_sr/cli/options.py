@@ -49,6 +49,11 @@ def nonnegative_int(text: str) -> int:
     return _number(int, text, lambda v: v >= 0, "an integer >= 0")
 
 
+def seed(text: str) -> int:
+    """A seed every generator here takes (numpy, torch, Lightning): 0 to 2^32 - 1."""
+    return _number(int, text, lambda v: 0 <= v < 2 ** 32, f"an integer from 0 to {2 ** 32 - 1}")
+
+
 def probability(text: str) -> float:
     return _number(float, text, lambda v: 0 <= v <= 1, "in [0, 1]")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from saga_sr.cli.options import nonnegative_int
+from saga_sr.cli.options import nonnegative_int, seed
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "needs one to build)")
     p.add_argument("--num_lr", type=int, default=8,
                    help="LR versions per file (default 8); training draws one per item (see README: K vs diversity)")
-    p.add_argument("--seed", type=nonnegative_int, default=0,
+    p.add_argument("--seed", type=seed, default=0,
                    help="seed for the LR draws and the random model init (use training's --seed; default 0)")
     p.add_argument("--files_per_part", type=int, default=32,
                    help="files per resumable unit of work (default 32)")

@@ -191,7 +191,7 @@ def _write_part(out: Path, part: int, rows: list[dict], first_index: int, encode
                 reason = f"failed to encode: {(str(exc).splitlines() or [type(exc).__name__])[0][:200]}"
         if reason:
             skipped.append((Path(row["path"]), reason))
-            log.warning("skipping %s: %s", row["path"], reason)
+            log.info("skipping %s: %s", row["path"], reason)  # listed in skipped_files.txt and counted
         progress.update(1)
     writer.done()
     chunks, config = [], None
