@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
+import soundfile as sf
 
 from saga_sr.audio.bandedge import band_edge
 from saga_sr.audio.bwe import dsp_bandwidth_extension
@@ -177,6 +178,13 @@ def _clip_systems(hr: np.ndarray, lr: np.ndarray, cutoff: float, seed: int, mode
     return outs, secs
 
 
+def reference_edge_hz(path: str | Path, hr: np.ndarray) -> float:
+    """The band edge of a reference read from `path` and resampled to 44.1 kHz as `hr`: never above the
+    file's own Nyquist, which bounds its content whatever its spectrum shows (as `upsample` measures inputs)."""
+    native = sf.info(str(path)).samplerate
+    return band_edge(hr, SAMPLE_RATE, max_hz=min(native, SAMPLE_RATE) / 2).hz
+
+
 def load_systems(model_path: str | Path, *, device: str = "cpu", text_encoder_path: str | None = None,
                  **kwargs) -> tuple[ModelFn, RoundTripFn]:
     """`model_functions` for an exported model folder or checkpoint (ModelLoadError if it is missing)."""
@@ -211,7 +219,7 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
             continue
         if settings.max_seconds is not None:
             hr = np.ascontiguousarray(hr[:, : max(1, int(settings.max_seconds * SAMPLE_RATE))])
-        edge_hz = band_edge(hr, SAMPLE_RATE).hz
+        edge_hz = reference_edge_hz(path, hr)
         if edge_hz < FULL_BAND_HZ:
             band_limited.append(f"{rel.as_posix()} ({edge_hz / 1000:.1f} kHz)")
             log(f"warning: {rel.as_posix()}: the reference is itself band-limited (band edge {edge_hz / 1000:.1f} "
