@@ -61,12 +61,13 @@ def _target(given: bool, value) -> float | None:
     if not given:
         return None
     try:
+        value = float(value)
         resolve_target_rolloff(value, SR)
     except (TypeError, ValueError) as exc:
         import gradio as gr
 
         raise gr.Error(f"target roll-off: {exc}") from None
-    return float(value)
+    return value
 
 
 def _inputs(files, mic) -> list:
