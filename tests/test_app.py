@@ -83,8 +83,10 @@ def client(served, tmp_path_factory):
                   analytics_enabled=False)
 
 
-def upsample(client, files, target=0.9, edge=None, prompt=""):
-    return client.predict([handle_file(f) for f in files], None, target, prompt, STEPS, 1.4, 1.2, 0, True, edge,
+def upsample(client, files, target=None, edge=None, prompt=""):
+    """The page's /upsample; target None leaves "Set a target roll-off" unticked (none given)."""
+    return client.predict([handle_file(f) for f in files], None, target is not None,
+                          0.9 if target is None else target, prompt, STEPS, 1.4, 1.2, 0, True, edge,
                           api_name="/upsample")
 
 
@@ -270,7 +272,8 @@ def test_upload_size_limit(client, tmp_path):
 
 def test_served_on_loopback_and_temp_folder_removed_at_stop(tmp_path):
     """`saga-sr app` as a user starts it: 127.0.0.1 by default, uploads in a temporary folder that is gone
-    after Ctrl+C."""
+    after Ctrl+C, pressed while a job runs: the job ends at its next step and the process exits cleanly
+    (a worker thread left inside torch aborted it: 'terminate called without an active exception', rc -6)."""
     import signal
     import threading
     import time
@@ -301,6 +304,14 @@ def test_served_on_loopback_and_temp_folder_removed_at_stop(tmp_path):
         listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
         if listening:  # iproute2 present: the socket is bound to loopback only
             assert {row.split()[3] for row in listening.splitlines()} == {f"127.0.0.1:{port}"}, listening
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path / "dl"),
+                        analytics_enabled=False)
+        long = write_tone(tmp_path / "long.wav", 8000, seconds=30.0)
+        job = client.submit([handle_file(long)], None, False, 0.9, "", 50, 1.4, 1.2, 0, True, None,
+                            api_name="/upsample")
+        while job.status().code.name != "PROGRESS":  # sampling has started
+            assert time.monotonic() < deadline and not job.done(), job.status()
+            time.sleep(0.2)
     finally:
         for wait in (30, 60):  # Ctrl+C, and a second one as a user would
             proc.send_signal(signal.SIGINT)
@@ -312,4 +323,6 @@ def test_served_on_loopback_and_temp_folder_removed_at_stop(tmp_path):
         else:
             proc.kill()  # never leave a server behind, even when the test fails
             raise AssertionError(f"saga-sr app did not stop after two Ctrl+C; stderr: {''.join(rest)[-2000:]}")
+    time.sleep(0.5)  # the drain thread reads the last lines
+    assert proc.returncode == 0 and "terminate called" not in "".join(rest), "".join(rest)[-2000:]
     assert not tmp.exists()

@@ -299,3 +299,55 @@ def test_evaluate_cli_missing_model_is_a_clear_error(tmp_path, capsys):
     code = main(["evaluate", "--model", str(tmp_path / "nope"), "--test-dir", str(tmp_path)])
     assert code == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_a_band_limited_reference_is_named_per_file_and_in_the_notes(tmp_path):
+    """A 16 kHz file scored as the HR reference holds nothing above ~8 kHz: warned about per file and named
+    in results.md; a full-band reference is not."""
+    import soxr
+
+    from saga_sr.evaluation.evaluate import EvalSettings, run_evaluation
+
+    x, sr = sf.read(DATA / "guitar_mono.flac", dtype="float32")
+    (tmp_path / "t").mkdir()
+    sf.write(tmp_path / "t" / "full.wav", x[:sr], sr)
+    sf.write(tmp_path / "t" / "phone16k.wav", soxr.resample(x[:sr], sr, 16000), 16000)
+    logged: list[str] = []
+    res = run_evaluation(tmp_path / "t", tmp_path / "o", model_fn=None,
+                         settings=EvalSettings(cutoffs=(4000.0,), perceptual="none", n_plot=0), log=logged.append)
+    warnings = [m for m in logged if m.startswith("warning:")]
+    assert len(warnings) == 1 and "phone16k.wav" in warnings[0] and "band-limited" in warnings[0]
+    note = next(n for n in res.notes if "band-limited" in n)
+    assert "phone16k.wav (8.0 kHz)" in note and "full.wav" not in note
+    assert note in (tmp_path / "o" / "results.md").read_text()
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1", "nan"])
+def test_evaluate_refuses_max_seconds_that_is_not_positive(tmp_path, capsys, seconds):
+    """0 used to mean whole files without a word; now a usage error that writes nothing."""
+    from saga_sr.cli import main
+
+    test_dir = _clips(tmp_path / "test", 0.3)
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--test-dir", str(test_dir), "--out", str(tmp_path / "o"), f"--max-seconds={seconds}"])
+    assert exc.value.code == 2 and "--max-seconds" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_evaluation_refuses_max_seconds_that_is_not_positive(tmp_path):
+    from saga_sr.evaluation.evaluate import EvalSettings, run_evaluation
+
+    with pytest.raises(ValueError, match="max_seconds"):
+        run_evaluation(_clips(tmp_path / "test", 0.3), tmp_path / "o", model_fn=None,
+                       settings=EvalSettings(max_seconds=0.0))
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("target", ["1.5", "16", "0.01", "30000", "0", "-1", "nan"])
+def test_evaluate_refuses_the_targets_upsample_refuses(tmp_path, capsys, target):
+    from saga_sr.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--test-dir", str(tmp_path), "--out", str(tmp_path / "o"), f"--target-rolloff={target}"])
+    assert exc.value.code == 2 and "--target-rolloff" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -5,6 +5,7 @@ Files: Gradio keeps uploads in its upload folder (GRADIO_TEMP_DIR, which `saga-s
 temporary folder); results go to `<that folder>/saga-sr-results/<job>/`, so Gradio serves them without a copy.
 Uploads and results older than `keep_minutes` are deleted while the page runs, and everything when it stops.
 Several users: one upsample runs at a time (the model is shared), the others wait in Gradio's queue.
+Target roll-off: unless "Set a target roll-off" is ticked none is given, as `upsample` without the option.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from saga_sr.app.runner import Outcome, Settings, Upload, detect_edges, run_uploads, split_uploads, summary_line
+from saga_sr.app.runner import (Cancelled, JobGate, Outcome, Settings, Upload, detect_edges, run_uploads,
+                                split_uploads, summary_line)
 from saga_sr.audio.io import AUDIO_EXTENSIONS
-from saga_sr.audio.spectral import normalized_to_hz
+from saga_sr.inference.bands import DEFAULT_TARGET_ROLLOFF, resolve_target_rolloff
 from saga_sr.inference.pipeline import Upsampler
 
 __all__ = ["build_page", "launch", "results_folder"]
@@ -43,8 +45,29 @@ def _prune(root: Path, keep_seconds: float) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def _target_text(value: float) -> str:
-    return f"target roll-off **{value:.3f}** (normalised) = **{normalized_to_hz(value, SR) / 1000:.2f} kHz**"
+def _target_text(value: float, given: bool = True) -> str:
+    if not given:
+        return (f"no target given: conditioned on {DEFAULT_TARGET_ROLLOFF} (normalised) = "
+                f"{resolve_target_rolloff(None, SR)[1] / 1000:.2f} kHz, nothing removed")
+    try:
+        norm, hz = resolve_target_rolloff(value, SR)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return f"target roll-off **{norm:.3f}** (normalised) = **{hz / 1000:.2f} kHz**"
+
+
+def _target(given: bool, value) -> float | None:
+    """The target the run is given: None unless ticked; a value outside upsample's rule is refused."""
+    if not given:
+        return None
+    try:
+        value = float(value)
+        resolve_target_rolloff(value, SR)
+    except (TypeError, ValueError) as exc:
+        import gradio as gr
+
+        raise gr.Error(f"target roll-off: {exc}") from None
+    return value
 
 
 def _inputs(files, mic) -> list:
@@ -74,9 +97,13 @@ def _as_state(o: Outcome, edge_given: bool) -> dict:
             "edge_given": edge_given}
 
 
-def build_page(up: Upsampler, *, model_label: str, defaults: Settings = Settings(), keep_minutes: float = 60.0):
-    """The page as a gr.Blocks (queue configured, not launched). API names: /detect, /upsample, /show."""
+def build_page(up: Upsampler, *, model_label: str, defaults: Settings = Settings(), keep_minutes: float = 60.0,
+               gate: JobGate | None = None):
+    """The page as a gr.Blocks (queue configured, not launched). API names: /detect, /upsample, /show.
+    `gate`: the caller's handle to stop running jobs at shutdown (`JobGate.stop_and_wait`)."""
     import gradio as gr
+
+    gate = gate if gate is not None else JobGate()
 
     out_root = results_folder()
     keep = keep_minutes * 60.0
@@ -97,24 +124,31 @@ def build_page(up: Upsampler, *, model_label: str, defaults: Settings = Settings
         o = next((o for o in state or [] if o["name"] == name), None)
         return (o["input"], o["output"], o["spectrogram"]) if o else (None, None, None)
 
-    def run(files, mic, target, prompt, steps, cfg_audio, cfg_text, seed, lfr, edge, shown_edge,
+    def run(files, mic, set_target, target, prompt, steps, cfg_audio, cfg_text, seed, lfr, edge, shown_edge,
             progress=gr.Progress()):
         uploads = _inputs(files, mic)
         if not uploads:
             raise gr.Error("Nothing to upsample: upload audio files or record from the microphone.")
+        target = _target(bool(set_target), target)
         if edge is not None and edge <= 0:
             raise gr.Error("input band edge: must be positive (Hz), or empty to detect it per file")
         if not steps or steps < 1:
             raise gr.Error("steps: must be at least 1")
         if edge is not None and shown_edge is not None and round(edge) == shown_edge:
             edge = None  # the detected value, untouched: detect again, unrounded
-        settings = replace(defaults, target_rolloff=float(target), prompt=(prompt or "").strip() or None,
+        settings = replace(defaults, target_rolloff=target, prompt=(prompt or "").strip() or None,
                            steps=int(steps), cfg_audio=float(cfg_audio), cfg_text=float(cfg_text),
                            seed=int(seed or 0), lfr=bool(lfr),
                            input_cutoff_hz=float(edge) if edge is not None else None)
         _prune(out_root, keep)
         job = out_root / uuid.uuid4().hex[:12]
-        outcomes = run_uploads(up, uploads, job, settings, report=lambda f, text: progress(f, desc=text))
+        try:
+            with gate.running():
+                outcomes = run_uploads(up, uploads, job, settings, report=lambda f, text: progress(f, desc=text),
+                                       gate=gate)
+        except Cancelled as exc:  # an answer, not an error: the server is going away, nothing to report
+            shutil.rmtree(job, ignore_errors=True)
+            return [], gr.update(choices=[], value=None), None, None, None, f"stopped: {exc}", None, f"stopped: {exc}"
         state = [_as_state(o, edge is not None) for o in outcomes]
         log = "\n".join([line for o in outcomes for line in o.log] + [summary_line(outcomes)])
         for o in outcomes:
@@ -137,9 +171,13 @@ def build_page(up: Upsampler, *, model_label: str, defaults: Settings = Settings
                 mic = gr.Audio(label="... or record", sources=["microphone"], type="filepath", elem_id="mic")
                 detected = gr.Markdown("No input yet.", elem_id="detected")
             with gr.Column():
-                target = gr.Slider(0.05, 1.0, value=defaults.target_rolloff, step=0.005,
+                given = defaults.target_rolloff is not None
+                shown = defaults.target_rolloff if given else DEFAULT_TARGET_ROLLOFF
+                set_target = gr.Checkbox(value=given, label="Set a target roll-off (off: none given, as upsample "
+                                         "without --target-rolloff; nothing is removed)", elem_id="set-target")
+                target = gr.Slider(0.05, 1.0, value=shown, step=0.005,
                                    label="Target roll-off (normalised; 1.0 = 22.05 kHz)", elem_id="target")
-                target_hz = gr.Markdown(_target_text(defaults.target_rolloff), elem_id="target-hz")
+                target_hz = gr.Markdown(_target_text(shown, given), elem_id="target-hz")
                 prompt = gr.Textbox(label="Prompt (empty: each file's NAME.caption.txt if uploaded, else none)",
                                     value=defaults.prompt or "", elem_id="prompt")
                 edge = gr.Number(label="Input band edge, Hz (detected on upload; empty: detect per file)",
@@ -171,8 +209,11 @@ def build_page(up: Upsampler, *, model_label: str, defaults: Settings = Settings
 
         files.change(detect, [files, mic], [edge, shown_edge, detected], api_name="detect", concurrency_limit=2)
         mic.change(detect, [files, mic], [edge, shown_edge, detected], api_name=False, concurrency_limit=2)
-        target.change(_target_text, target, target_hz, api_name=False, queue=False)
-        go.click(run, [files, mic, target, prompt, steps, cfg_audio, cfg_text, seed, lfr, edge, shown_edge],
+        for control in (target, set_target):
+            control.change(lambda v, on: _target_text(v, on), [target, set_target], target_hz, api_name=False,
+                           queue=False)
+        go.click(run, [files, mic, set_target, target, prompt, steps, cfg_audio, cfg_text, seed, lfr, edge,
+                       shown_edge],
                  [state, choice, in_player, out_player, spec, table, downloads, log], api_name="upsample",
                  concurrency_limit=1, concurrency_id="model")
         choice.change(show, [state, choice], [in_player, out_player, spec], api_name="show")

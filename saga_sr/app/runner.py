@@ -3,10 +3,17 @@ file with `saga_sr.inference.files.upsample_file` (the CLI's own step), draw inp
 
 Failures stay per file and are reported with the CLI's line (`failure_line`), naming the user's file rather
 than its upload copy. Progress goes to `report(fraction, text)` in sampling windows done / total.
+
+Stopping: a job checks its `JobGate` at every sampling step and decoded chunk and ends with `Cancelled` once the
+page is stopping, so the process never exits while a worker thread is inside torch (torch's native threads
+abort the process then: "terminate called without an active exception").
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -14,8 +21,8 @@ from typing import Callable, Sequence
 from saga_sr.inference.files import FileResult, failure_line, resolve_prompt, upsample_file
 from saga_sr.inference.pipeline import Upsampler
 
-__all__ = ["Settings", "Upload", "Outcome", "split_uploads", "detect_edges", "run_uploads", "summary_line",
-           "spectrogram"]
+__all__ = ["Settings", "Upload", "Outcome", "Cancelled", "JobGate", "split_uploads", "detect_edges", "run_uploads",
+           "summary_line", "spectrogram"]
 
 CAPTION_SUFFIX = ".caption.txt"
 MAX_PLOT_FRAMES = 1500  # STFT frames per spectrogram panel (long files get a longer hop)
@@ -25,8 +32,9 @@ Report = Callable[[float, str], None]
 
 @dataclass(frozen=True)
 class Settings:
-    """The page's controls; None input_cutoff_hz = detect per file, None prompt = sidecar or empty."""
-    target_rolloff: float = 0.9
+    """The page's controls; None input_cutoff_hz = detect per file, None prompt = sidecar or empty, None
+    target_rolloff = not given (upsample's default: conditioned on 0.9, nothing removed)."""
+    target_rolloff: float | None = None
     prompt: str | None = None
     steps: int = 100
     cfg_audio: float = 1.4
@@ -51,6 +59,47 @@ class Outcome:
     error: str | None = None     # the CLI's one-line failure message
     spectrogram: Path | None = None
     log: list[str] = field(default_factory=list)
+
+
+class Cancelled(Exception):
+    """The page is stopping: the running job ends at its next sampling step or decoded chunk."""
+
+
+class JobGate:
+    """The page's running jobs and its stop signal: `stop_and_wait` (at shutdown) asks running jobs to end
+    and waits until none runs, so no worker thread is inside the model when the process exits."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._idle = threading.Condition()
+        self._running = 0
+
+    @contextmanager
+    def running(self):
+        """Around one job; refuses to start one once stopping."""
+        self.check()
+        with self._idle:
+            self._running += 1
+        try:
+            yield self
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
+    def check(self, *_) -> None:
+        """Raise Cancelled once stopping (any arguments ignored: usable as a progress callback)."""
+        if self._stop.is_set():
+            raise Cancelled("the page is stopping")
+
+    def stop_and_wait(self, timeout: float) -> bool:
+        """Ask running jobs to stop; True when none runs within `timeout` seconds."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._running and time.monotonic() < deadline:
+                self._idle.wait(min(0.2, max(deadline - time.monotonic(), 0.0)))
+            return self._running == 0
 
 
 def split_uploads(paths: Sequence[str | Path]) -> list[Upload]:
@@ -87,9 +136,11 @@ def _output_name(name: str, taken: set[str]) -> str:
 
 
 def run_uploads(up: Upsampler, uploads: Sequence[Upload], out_dir: Path, settings: Settings,
-                report: Report | None = None) -> list[Outcome]:
-    """Upsample each upload into out_dir/NAME.wav (+ NAME.spectrogram.png); one failure does not stop the rest."""
+                report: Report | None = None, gate: JobGate | None = None) -> list[Outcome]:
+    """Upsample each upload into out_dir/NAME.wav (+ NAME.spectrogram.png); one failure does not stop the rest.
+    Raises Cancelled when `gate` stops (nothing of the file in progress is written)."""
     report = report or (lambda fraction, text: None)
+    check = gate.check if gate is not None else (lambda *_: None)
     out_dir.mkdir(parents=True, exist_ok=True)
     outcomes, taken, n = [], set(), len(uploads)
     for k, u in enumerate(uploads):
@@ -102,12 +153,15 @@ def run_uploads(up: Upsampler, uploads: Sequence[Upload], out_dir: Path, setting
             report((k + done / max(total, 1)) / n, f"{tag} {u.name}: windows {done}/{total}")
 
         try:
+            check()
             report(k / n, f"{tag} {u.name}: reading")
             res = upsample_file(up, u.path, dst, prompt=resolve_prompt(settings.prompt, u.sidecar),
                                 input_cutoff_hz=settings.input_cutoff_hz, target_rolloff=settings.target_rolloff,
                                 steps=settings.steps, cfg_audio=settings.cfg_audio, cfg_text=settings.cfg_text,
                                 seed=settings.seed, lfr=settings.lfr, batch_size=settings.batch_size,
-                                on_windows=on_windows)
+                                on_windows=on_windows, progress=check)
+        except Cancelled:
+            raise
         except Exception as exc:  # noqa: BLE001 -- one bad file must not stop the others (as the CLI)
             o.error = failure_line(u.path, exc, shown=u.name)
             o.log.append(f"{tag} FAILED {o.error}")

@@ -30,13 +30,24 @@ _DEFAULT_SUBTYPES = {"WAV": "FLOAT", "W64": "FLOAT", "CAF": "FLOAT", "AIFF": "FL
 _FORMAT_BY_EXT = {".aif": "AIFF", ".aifc": "AIFF", ".oga": "OGG", ".opus": "OGG"}
 
 
+class ChannelCountError(AudioError):
+    """More than two channels without `downmix`. The remedy in the message is the caller's to name: a command
+    with a --downmix option says so (`with_remedy`); the default names none a caller may not have."""
+
+    def __init__(self, path: str | os.PathLike, channels: int, remedy: str = "downmix them to mono or stereo first"):
+        self.path, self.channels = path, channels
+        super().__init__(f"{path}: {channels} channels; only mono or stereo is supported ({remedy})")
+
+    def with_remedy(self, remedy: str) -> "ChannelCountError":
+        return ChannelCountError(self.path, self.channels, remedy)
+
+
 def _fit_channels(data: np.ndarray, channels: int | None, downmix: bool, path: str | os.PathLike) -> np.ndarray:
     """Mono <-> stereo: duplicate mono when 2 are asked, average when 1 is asked; refuse > 2 unless downmix."""
     n = data.shape[0]
     if n > 2:
         if not downmix:
-            raise AudioError(f"{path}: {n} channels; only mono or stereo is supported "
-                             "(--downmix in upsample / degrade, downmix=True here, averages them to mono)")
+            raise ChannelCountError(path, n)
         data = data.mean(axis=0, keepdims=True)
         n = 1
     if channels is None or channels == n:

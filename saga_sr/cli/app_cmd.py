@@ -3,6 +3,10 @@
 The page (saga_sr.app.page) runs the same per-file step as `saga-sr upsample`. It binds to 127.0.0.1 unless
 --host says otherwise; uploads (at most --max-upload-mb each) and results live in a temporary folder that is
 pruned while the page runs and deleted when it stops. Needs the `app` extra: pip install "saga-sr[app]".
+
+Stopping (Ctrl+C, SIGTERM): a running job is asked to end at its next sampling step and waited for, up to
+STOP_WAIT_S, before the process exits: a worker thread still inside torch at exit aborts the process
+("terminate called without an active exception"). A job that does not end in time is left by `os._exit`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from pathlib import Path
 
 from saga_sr.cli.options import model_or_shipped, positive_float, positive_int
 
-DESCRIPTION = __doc__.split("\n\n", 1)[1] if __doc__ else ""
+DESCRIPTION = __doc__.split("\n\n", 1)[1].split("\n\n", 1)[0] if __doc__ else ""
+STOP_WAIT_S = 30.0
 
 
 def register(subparsers) -> None:
@@ -52,6 +57,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def stop_jobs(gate, timeout: float = STOP_WAIT_S) -> bool:
+    """Ask the page's running job to end and wait for it; True when none runs. A second Ctrl+C stops waiting."""
+    try:
+        return gate.stop_and_wait(timeout)
+    except KeyboardInterrupt:
+        return gate.stop_and_wait(0.0)
+
+
 def run(args: argparse.Namespace) -> int:
     from saga_sr.cli import CliError
 
@@ -64,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError('the web page needs Gradio: pip install "saga-sr[app]"') from exc
 
     from saga_sr.app.page import build_page, launch
-    from saga_sr.app.runner import Settings
+    from saga_sr.app.runner import JobGate, Settings
     from saga_sr.cli.options import torch_device
     from saga_sr.inference.pipeline import Upsampler
     from saga_sr.models.checkpoint import load_model
@@ -77,11 +90,12 @@ def run(args: argparse.Namespace) -> int:
     # Ctrl+C stops the page even when a parent shell started us with SIGINT ignored (a background job of a
     # non-interactive shell, e.g. `ci-script &`): Python keeps an inherited SIG_IGN
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    gate = JobGate()
     with tempfile.TemporaryDirectory(prefix="saga-sr-app-") as tmp:
         os.environ["GRADIO_TEMP_DIR"] = tmp  # Gradio's upload folder: read when the page is built
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
         page = build_page(up, model_label=str(model_path), defaults=Settings(batch_size=args.batch_size),
-                          keep_minutes=args.keep_minutes)
+                          keep_minutes=args.keep_minutes, gate=gate)
         where = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
         print(f"saga-sr app: serving {model_path} on {where} (uploads in {tmp}; Ctrl+C stops)", file=sys.stderr)
         if not is_loopback(args.host):
@@ -93,5 +107,12 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CliError(f"--host {args.host} --port {args.port}: cannot serve ({exc})") from exc
         finally:
+            stopped = stop_jobs(gate)
             page.close()
+    if not stopped:  # a worker thread is still inside the model: a normal exit would abort in torch's teardown
+        print(f"saga-sr app: a running job did not stop within {STOP_WAIT_S:g} s; exiting without it",
+              file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     return 0

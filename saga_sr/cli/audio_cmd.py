@@ -15,7 +15,8 @@ from pathlib import Path
 
 from saga_sr.audio.filters import FILTER_TYPES
 from saga_sr.cli import CliError
-from saga_sr.cli.options import add_output_policy, filter_order, nonnegative_int, positive_float, seed
+from saga_sr.cli.options import (add_output_policy, downmix_hint, filter_order, nonnegative_int, positive_float,
+                                 seed)
 from saga_sr.errors import AudioError
 from saga_sr.outputs import (apply_existing_policy, check_writable, names_a_file, plan_outputs, prepare_folders,
                              write_text_atomic)
@@ -164,6 +165,7 @@ def run_degrade(args: argparse.Namespace) -> int:
             gain = fit_gain(audio, dst, args.subtype) if args.scale_to_fit else 1.0
             save_audio(dst, audio * gain if gain != 1.0 else audio, sr, subtype=args.subtype)
         except (AudioError, ValueError) as exc:
+            exc = downmix_hint(exc)
             hint = " (pass --scale-to-fit, or use the default float WAV)" if "full scale" in str(exc) else ""
             _err(f"saga-sr degrade: {src}: {exc}{hint}" if str(src) not in str(exc) else f"saga-sr degrade: {exc}{hint}")
             failed += 1

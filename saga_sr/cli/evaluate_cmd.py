@@ -11,7 +11,7 @@ from pathlib import Path
 
 from saga_sr.audio.filters import FILTER_TYPES
 from saga_sr.audio.lr_sim import RESAMPLE_ONLY
-from saga_sr.cli.options import filter_order, model_or_shipped
+from saga_sr.cli.options import filter_order, model_or_shipped, positive_float
 from saga_sr.errors import SagaError
 from saga_sr.outputs import check_writable
 
@@ -53,16 +53,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--target-rolloff", "--target_rolloff", type=target_setting_arg, action="append",
                    dest="target_rolloffs", metavar="{default,reference,VALUE}",
                    help="target roll-off given to the model; repeat to score several settings in one run (the "
-                   "baselines, which take none, are computed once). default: what upsample uses (0.9, ~19.9 kHz); "
-                   "reference: each clip's own HR roll-off (an oracle, reported as such); a number: the same for "
-                   "every clip, 0-1 normalised or Hz if > 1 (default: default)")
+                   "baselines, which take none, are computed once). default: what upsample does when none is given "
+                   "(conditioned on 0.9, ~19.9 kHz, nothing removed); reference: each clip's own HR roll-off (an "
+                   "oracle, reported as such); a number: the same for every clip, 0-1 normalised or 1000-22050 Hz "
+                   "(default: default)")
     p.add_argument("--steps", type=int, default=None,
                    help="sampling steps (default: the model's default_steps, else 50)")
     p.add_argument("--out", type=Path, default=Path("eval_out"), metavar="DIR", help="output folder (default eval_out)")
     p.add_argument("--max-files", "--max_files", type=int, dest="max_files", metavar="N",
                    help="at most N files per domain (sorted order)")
-    p.add_argument("--max-seconds", "--max_seconds", type=float, dest="max_seconds", metavar="S",
-                   help="score only the first S seconds of each file (default: whole files)")
+    p.add_argument("--max-seconds", "--max_seconds", type=positive_float, dest="max_seconds", metavar="S",
+                   help="score only the first S seconds of each file, S > 0 (default: whole files)")
     p.add_argument("--seed", type=int, default=0, help="seed of the LR simulation, DSP noise and sampler (default 0)")
     p.add_argument("--perceptual", choices=("auto", "visqol", "mel", "none"), default="auto",
                    help="perceptual metric: ViSQOL audio mode (auto falls back to a labelled log-mel distance if "

@@ -58,11 +58,28 @@ def probability(text: str) -> float:
     return _number(float, text, lambda v: 0 <= v <= 1, "in [0, 1]")
 
 
+def target_rolloff(text: str) -> float | None:
+    """A target roll-off (`saga_sr.inference.bands.parse_target_rolloff`): 'default' is None, as not given."""
+    from saga_sr.inference.bands import parse_target_rolloff  # lazy: numpy, kept out of `saga-sr --help`
+
+    try:
+        return parse_target_rolloff(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def filter_order(text: str) -> int:
     from saga_sr.audio.filters import ORDER_RANGE  # lazy: scipy, kept out of `saga-sr --help`
 
     lo, hi = ORDER_RANGE
     return _number(int, text, lambda v: lo <= v <= hi, f"a filter order from {lo} to {hi}")
+
+
+def downmix_hint(exc: BaseException) -> BaseException:
+    """A too-many-channels error as a command with --downmix reports it: naming that option."""
+    from saga_sr.audio.io import ChannelCountError  # lazy: soundfile, kept out of `saga-sr --help`
+
+    return exc.with_remedy("--downmix averages them to mono") if isinstance(exc, ChannelCountError) else exc
 
 
 def add_output_policy(p: argparse.ArgumentParser) -> None:

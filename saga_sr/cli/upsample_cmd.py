@@ -18,10 +18,9 @@ import sys
 from pathlib import Path
 
 from saga_sr.cli import CliError
-from saga_sr.cli.options import (add_output_policy, finite_float, model_or_shipped, positive_float, positive_int,
-                                 torch_device)
+from saga_sr.cli.options import (add_output_policy, downmix_hint, finite_float, model_or_shipped, positive_float,
+                                 positive_int, target_rolloff, torch_device)
 from saga_sr.errors import AudioError
-from saga_sr.inference.bands import DEFAULT_TARGET_ROLLOFF
 from saga_sr.outputs import apply_existing_policy, check_writable, plan_outputs, prepare_folders
 
 DESCRIPTION = __doc__.split("\n\n", 1)[1] if __doc__ else ""
@@ -42,8 +41,10 @@ def register(subparsers) -> None:
                    help="input band edge in Hz: the input is kept exactly below it (default: detected per file, "
                         "where its spectrum falls to the noise floor). The model's input roll-off f_l is always "
                         "the measured 98.5%% roll-off, as in training")
-    p.add_argument("--target-rolloff", type=positive_float, default=DEFAULT_TARGET_ROLLOFF, metavar="X",
-                   help="target roll-off: 0-1 normalised (bin/1025) or Hz if > 1 (default %(default)s, ~19.9 kHz)")
+    p.add_argument("--target-rolloff", type=target_rolloff, default=None, metavar="X",
+                   help="target roll-off: 0-1 normalised (bin/1025) or Hz from 1000 to 22050; a model with "
+                        "target_band_limit (saga-sr-mini) also removes what it generates above it, never the "
+                        "input's own band (default, or 'default': conditioned on 0.9, ~19.9 kHz, nothing removed)")
     p.add_argument("--prompt", metavar="TEXT",
                    help="caption for every input (default: NAME.caption.txt beside each input, else empty)")
     p.add_argument("--steps", type=positive_int, default=None,
@@ -102,12 +103,6 @@ def _write_report(dst: Path, src: Path, model: Path, info) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from saga_sr.inference.bands import resolve_target_rolloff  # lazy: keeps `saga-sr --help` fast
-
-    try:
-        resolve_target_rolloff(args.target_rolloff, 44100)
-    except ValueError as exc:
-        raise CliError(f"--target-rolloff: {exc}") from exc
     pairs, kept = _plan_outputs(args)
     model_path = model_or_shipped(args.model)
     device = torch_device(args.device)
@@ -143,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
             raise
         except Exception as exc:  # noqa: BLE001 -- one bad file must not stop the batch
             failed.append(src)
-            print(f"[{n}/{len(pairs)}] FAILED {failure_line(src, exc)}", file=sys.stderr)
+            print(f"[{n}/{len(pairs)}] FAILED {failure_line(src, downmix_hint(exc))}", file=sys.stderr)
             continue
         ok += 1
         if not args.quiet:

@@ -15,7 +15,9 @@ Protocol (one pass per test file and cutoff):
    = each clip's own HR roll-off, an oracle, or a fixed value); the baselines take no target roll-off and
    run once per clip and cutoff (their rows say "n/a" in the target column).
 4. Metrics against the HR reference: lsd, lsd_ssr, lsd_hf, lsd_lf, si_sdr (saga_sr.audio.metrics)
-   and a perceptual score (ViSQOL, or a labelled log-mel distance; see perceptual.py).
+   and a perceptual score (ViSQOL, or a labelled log-mel distance; see perceptual.py). A reference whose own
+   band edge (saga_sr.audio.bandedge) lies below FULL_BAND_HZ is no high-resolution reference above that
+   edge: it is warned about per file and named in the notes, since its scores reward adding nothing there.
 
 Every array that is scored is first written as a float32 44.1 kHz WAV under OUT/audio/, and scored as
 written, so the numbers can be recomputed from those files alone. Subfolders of the test folder are
@@ -33,7 +35,9 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
+import soundfile as sf
 
+from saga_sr.audio.bandedge import band_edge
 from saga_sr.audio.bwe import dsp_bandwidth_extension
 from saga_sr.audio.io import find_audio_files_relative, load_audio, save_audio
 from saga_sr.audio.lfr import low_frequency_replace
@@ -62,6 +66,9 @@ METRICS = ("lsd", "lsd_ssr", "lsd_hf", "lsd_lf", "si_sdr")
 LOWER_IS_BETTER = {"lsd": True, "lsd_ssr": True, "lsd_hf": True, "lsd_lf": True, "si_sdr": False,
                    "mel_dist": True, "visqol": False}
 ALL_DOMAINS = "all"
+# A reference band edge below 0.9 x the 22.05 kHz Nyquist (19.8 kHz) marks a band-limited reference: a
+# 44.1 kHz recording's own anti-alias filter lies above it, a lower-rate or codec-low-passed file below.
+FULL_BAND_HZ = 0.9 * SAMPLE_RATE / 2
 
 
 
@@ -171,6 +178,13 @@ def _clip_systems(hr: np.ndarray, lr: np.ndarray, cutoff: float, seed: int, mode
     return outs, secs
 
 
+def reference_edge_hz(path: str | Path, hr: np.ndarray) -> float:
+    """The band edge of a reference read from `path` and resampled to 44.1 kHz as `hr`: never above the
+    file's own Nyquist, which bounds its content whatever its spectrum shows (as `upsample` measures inputs)."""
+    native = sf.info(str(path)).samplerate
+    return band_edge(hr, SAMPLE_RATE, max_hz=min(native, SAMPLE_RATE) / 2).hz
+
+
 def load_systems(model_path: str | Path, *, device: str = "cpu", text_encoder_path: str | None = None,
                  **kwargs) -> tuple[ModelFn, RoundTripFn]:
     """`model_functions` for an exported model folder or checkpoint (ModelLoadError if it is missing)."""
@@ -183,6 +197,9 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
                    log: Callable[[str], None] | None = None) -> EvalResult:
     """Evaluate `model_fn` and the baselines on every file of `test_dir`; write CSV, tables, WAVs and PNGs."""
     log = log or (lambda _msg: None)
+    if settings.max_seconds is not None and not (math.isfinite(settings.max_seconds) and settings.max_seconds > 0):
+        raise ValueError(f"max_seconds must be a positive number of seconds (None: whole files), "
+                         f"got {settings.max_seconds}")
     targets = unique_settings(settings.target_rolloffs)
     out = Path(out_dir)
     files = list_test_files(test_dir, settings.max_files)  # a missing or empty test set creates nothing
@@ -192,6 +209,7 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
     rows: list[dict] = []
     plot_rows: dict[float, list] = {c: [] for c in settings.cutoffs}
     lossless = roundtrip_fn is not None
+    band_limited: list[str] = []  # "FILE (EDGE kHz)" of references that hold nothing above their band edge
     for i, (path, rel) in enumerate(files):
         try:
             hr, _ = load_audio(path, target_sr=SAMPLE_RATE)
@@ -199,8 +217,13 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
             notes.append(f"skipped {rel.as_posix()}: {exc}")
             log(f"[{i + 1}/{len(files)}] {rel.as_posix()}: skipped ({exc})")
             continue
-        if settings.max_seconds:
+        if settings.max_seconds is not None:
             hr = np.ascontiguousarray(hr[:, : max(1, int(settings.max_seconds * SAMPLE_RATE))])
+        edge_hz = reference_edge_hz(path, hr)
+        if edge_hz < FULL_BAND_HZ:
+            band_limited.append(f"{rel.as_posix()} ({edge_hz / 1000:.1f} kHz)")
+            log(f"warning: {rel.as_posix()}: the reference is itself band-limited (band edge {edge_hz / 1000:.1f} "
+                f"kHz, below {FULL_BAND_HZ / 1000:.1f} kHz): above its edge it holds nothing to score against")
         roundtrip = None
         if roundtrip_fn is not None:
             t0 = time.perf_counter()
@@ -236,6 +259,11 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
                          "reference": hr}
                 plot_rows[cutoff].append((rel.stem, {k: v for k, v in cells.items() if v is not None}))
         log(f"[{i + 1}/{len(files)}] {rel.as_posix()}")
+    if band_limited:
+        notes.append(f"{len(band_limited)} reference(s) are themselves band-limited (band edge below "
+                     f"{FULL_BAND_HZ / 1000:.1f} kHz): above their edge they hold nothing, so scores there reward "
+                     f"outputs that add nothing (the unprocessed input) over any restoration: "
+                     + ", ".join(band_limited))
     if lossless:
         notes.append("the pretransform round trip is lossless here (a parameter-free pretransform: patched or "
                      "spectrogram), so the 'round trip + LFR' row measures what LFR alone costs against the reference")

@@ -1,5 +1,6 @@
 """What an upsample call measures of its input and conditions on: the input's roll-off f_l and band edge
-(measured in one streamed pass), and the target roll-off (given).
+(measured in one streamed pass), and the target roll-off (given): the one rule that checks it and places
+the output's band limit, shared by `upsample`, `evaluate`, the web page and the Python API.
 
 Units (docs/DESIGN.md): normalised roll-off = bin / 1025 in [0, 1); Hz = bin * sr / 2048, so at 44.1 kHz
 normalised 0.9 is about 19.9 kHz and 1.0 is 22.05 kHz.
@@ -13,13 +14,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from saga_sr.audio.bandedge import BandEdge, band_edge_from_power
+from saga_sr.audio.lfr import TARGET_TAPER_FRACTION
 from saga_sr.audio.spectral import (HOP, N_FFT, ROLLOFF_PERCENT, hann, hz_of_bin, hz_to_normalized, normalized_to_hz,
                                     rolloff_bin_from_spectrum)
 
-__all__ = ["DEFAULT_TARGET_ROLLOFF", "InputBands", "LongTermSpectrum", "measure_bands", "resolve_target_rolloff"]
+__all__ = ["DEFAULT_TARGET_ROLLOFF", "MIN_TARGET_HZ", "InputBands", "LongTermSpectrum", "band_limit_hz",
+           "measure_bands", "parse_target_rolloff", "resolve_target_rolloff"]
 
 # The authors' training logger conditions on output_cutoff_ratio 0.9 (saga_sr.yaml); we use it as default.
 DEFAULT_TARGET_ROLLOFF = 0.9
+# The lowest target roll-off, in either form. Below 1 kHz a target asks for less than any input's own band
+# (4 kHz files reach 2 kHz), and a Hz value from 1 to 1000 is far likelier a slip (1.5 meant normalised,
+# 16 meant kHz) than a wish: such values are refused rather than silently honoured.
+MIN_TARGET_HZ = 1000.0
 _BINS = N_FFT // 2 + 1
 
 
@@ -81,15 +88,52 @@ def measure_bands(blocks: Iterable[np.ndarray], sr: int, input_sr: int) -> Input
 
 
 def resolve_target_rolloff(value: float | None, sr: int) -> tuple[float, float]:
-    """User target roll-off -> (normalised, Hz). Values <= 1 are normalised, larger ones are Hz;
-    None is DEFAULT_TARGET_ROLLOFF. Raises ValueError outside (0, 1] / (1, sr/2]."""
+    """User target roll-off -> (normalised, Hz). Values in (0, 1] are normalised (bin / 1025), larger ones
+    are Hz; either must come to MIN_TARGET_HZ .. sr / 2 (normalised 1.0 is the Nyquist bin, a hair above
+    sr / 2, and allowed). None (not given) conditions on DEFAULT_TARGET_ROLLOFF. ValueError otherwise."""
     if value is None:
         value = DEFAULT_TARGET_ROLLOFF
     value = float(value)
+    nyquist = sr / 2
+    accepted = f"0-1 normalised or {MIN_TARGET_HZ:g}-{nyquist:g} Hz"
     if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"target roll-off must be positive (0-1 normalised or Hz), got {value}")
+        raise ValueError(f"target roll-off must be {accepted}, got {value:g}")
     if value <= 1.0:
-        return value, normalized_to_hz(value, sr)
-    if value > sr / 2:
-        raise ValueError(f"target roll-off {value:g} Hz is above the Nyquist frequency {sr / 2:g} Hz")
+        hz = normalized_to_hz(value, sr)
+        if hz < MIN_TARGET_HZ:
+            raise ValueError(f"target roll-off {value:g} (normalised) is {hz:.0f} Hz, below the lowest target "
+                             f"{MIN_TARGET_HZ:g} Hz (accepted: {accepted})")
+        return value, hz
+    if value < MIN_TARGET_HZ:
+        hint = f"; for {value:g} kHz write {value * 1000:g}" if 2 <= value <= nyquist / 1000 else ""
+        raise ValueError(f"target roll-off {value:g} is neither 0-1 normalised nor a frequency of "
+                         f"{MIN_TARGET_HZ:g}-{nyquist:g} Hz{hint}")
+    if value > nyquist:
+        raise ValueError(f"target roll-off {value:g} Hz is above the Nyquist frequency {nyquist:g} Hz "
+                         f"(accepted: {accepted})")
     return hz_to_normalized(value, sr), value
+
+
+def parse_target_rolloff(text: str, sr: int = 44100) -> float | None:
+    """A target roll-off as typed: 'default' (None: not given) or a number under `resolve_target_rolloff`'s rule."""
+    if str(text).strip().lower() == "default":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected 'default' or a number, got {text!r}") from None
+    resolve_target_rolloff(value, sr)
+    return value
+
+
+def band_limit_hz(target_hz: float | None, edge_hz: float, sr: int) -> float | None:
+    """Where the output's band limit (`audio.lfr.limit_to_target`) sits, or None for no limit.
+
+    The limit only removes what the model generated, never the input's own band: its taper (the
+    TARGET_TAPER_FRACTION below the limit) starts at the band edge's bin at the lowest (one bin added for the
+    bins' rounding), so a target below the edge gives the input's band and nothing added above it. No target
+    (None) or a limit at or above the Nyquist frequency: no limit."""
+    if target_hz is None:
+        return None
+    limit = max(float(target_hz), float(edge_hz) / (1.0 - TARGET_TAPER_FRACTION) + sr / N_FFT)
+    return None if limit >= sr / 2 else limit

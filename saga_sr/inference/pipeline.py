@@ -38,7 +38,7 @@ from saga_sr.audio.spectral import hz_to_normalized
 from saga_sr.config.typed import DEFAULT_CFG_AUDIO, DEFAULT_CFG_TEXT
 from saga_sr.errors import AudioError, SagaError
 from saga_sr.inference.chunks import ChunkDecoder, Window
-from saga_sr.inference.bands import InputBands, measure_bands, resolve_target_rolloff
+from saga_sr.inference.bands import InputBands, band_limit_hz, measure_bands, resolve_target_rolloff
 from saga_sr.inference.guidance import guided_velocity
 from saga_sr.inference.samplers import euler
 from saga_sr.inference.schedules import make_schedule
@@ -107,7 +107,8 @@ class UpsampleInfo:
     cfg_audio: float
     cfg_text: float
     seed: int
-    target_band_limit: bool = False  # content above target_rolloff_hz removed after decoding
+    target_band_limit: bool = False  # content above band_limit_hz removed after decoding
+    band_limit_hz: float | None = None  # the given target, raised to the band edge if below it (bands.band_limit_hz)
     timings: Timings = field(default_factory=Timings)
     wall_s: float = 0.0
 
@@ -167,12 +168,14 @@ class Upsampler:
 
         input_cutoff_hz: the input band edge for low-frequency replacement; default the detected edge. It
             never changes f_l, the input roll-off the model is conditioned on (always measured, as in training).
-        target_rolloff: normalised (<= 1) or Hz (> 1); default 0.9 normalised (about 19.9 kHz).
+        target_rolloff: normalised (0-1) or Hz (1000 to 22050; bands.resolve_target_rolloff); None (not given):
+            conditioned on 0.9 normalised (about 19.9 kHz) and nothing removed.
         prompt: caption text (None = empty caption). cfg_audio / cfg_text: s_a / s_t of the paper's CFG.
         lfr: low-frequency replacement on (default). steps, schedule, batch_size, progress, seed: sampling.
         Deterministic for a seed: window i's noise comes from `window_seed(seed, i)`.
         """
         t0 = time.perf_counter()
+        resolve_target_rolloff(options.get("target_rolloff"), self.sr)  # a bad target fails before any reading
         try:
             meta = sf.info(str(src))
         except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
@@ -207,9 +210,9 @@ class Upsampler:
                 on_windows: ProgressFn | None = None, limit_band: bool | None = None) -> Iterator[np.ndarray]:
         """The resampled input as blocks [C, n] (`length` samples at the model rate) -> output blocks [C, n].
         on_windows: `on_windows(done, total)` in sampling windows (x model items), at the start and per batch.
-        limit_band: remove the output's content above the target roll-off (None: when a target roll-off is
-        given and the model config's `target_band_limit` says its target means "content up to", as
-        saga-sr-mini's; the default target, 0.9, asks for the full band and limits nothing)."""
+        limit_band: remove the output's content above the target roll-off, never below the band edge
+        (bands.band_limit_hz; None: when a target roll-off is given and the model config's `target_band_limit`
+        says its target means "content up to", as saga-sr-mini's; no target given limits nothing)."""
         self.timings = Timings()
         self._cond_cache = None
         steps = steps or getattr(self.model, "default_steps", None) or 100  # the model's own default first
@@ -239,11 +242,11 @@ class Upsampler:
                 "rolloff_low": f_l, "rolloff_high": target_hz, "seconds_total": length / self.sr,
                 "lr_cutoff_hz": edge_hz}
         ts = make_schedule(schedule, steps)
-        if limit_band is None:  # the model's rule, for a target the caller gave (the default asks for no limit)
+        if limit_band is None:  # the model's rule, for a target the caller gave (none given: no limit)
             limit_band = self.model.settings.target_band_limit and target_rolloff is not None
-        decoder = ChunkDecoder(self, plan, lr, OverlapAdd((n_items, m), length), edge_hz if lfr else None,
-                               target_hz if limit_band else None)
-        info.target_band_limit = bool(limit_band)
+        limit_hz = band_limit_hz(target_hz if limit_band else None, edge_hz, self.sr)
+        decoder = ChunkDecoder(self, plan, lr, OverlapAdd((n_items, m), length), edge_hz if lfr else None, limit_hz)
+        info.target_band_limit, info.band_limit_hz = limit_hz is not None, limit_hz
         jobs = [(w, i) for w in range(len(plan)) for i in range(n_items)]
         batches = [jobs[k:k + batch_size] for k in range(0, len(jobs), batch_size)]
         tick, close = _progress(progress, len(batches) * steps + len(decoder.plan))

@@ -2,11 +2,13 @@
 
 The target roll-off is an input of the model (the user's knob, `saga-sr upsample --target-rolloff`), so every
 quality number depends on which value it was given:
-- `default`: what `upsample` uses when the user says nothing (DEFAULT_TARGET_ROLLOFF, about 19.9 kHz);
+- `default`: what `upsample` does when the user says nothing (no target given: conditioned on
+  DEFAULT_TARGET_ROLLOFF, about 19.9 kHz, and no band limit);
 - `reference`: each clip's own HR reference roll-off (98.5 %, saga_sr.audio.spectral.rolloff): an oracle,
-  the best the knob can give when set right, which a user without the reference cannot reproduce;
-- a number: the same value for every clip, normalised 0-1 (bin / 1025) or Hz if > 1 (the upsample rule,
-  `saga_sr.inference.bands.resolve_target_rolloff`).
+  the best the knob can give when set right, which a user without the reference cannot reproduce (a roll-off
+  below the lowest target, MIN_TARGET_HZ, is given as that lowest target);
+- a number: the same value for every clip, normalised 0-1 (bin / 1025) or Hz from MIN_TARGET_HZ to the
+  Nyquist frequency (the upsample rule, `saga_sr.inference.bands.resolve_target_rolloff`).
 Baselines take no target roll-off: their rows carry NOT_USED.
 """
 
@@ -14,8 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from saga_sr.audio.spectral import hz_to_normalized
-from saga_sr.inference.bands import DEFAULT_TARGET_ROLLOFF, resolve_target_rolloff
+from saga_sr.inference.bands import MIN_TARGET_HZ, resolve_target_rolloff
 
 DEFAULT = "default"
 REFERENCE = "reference"
@@ -30,11 +31,11 @@ class TargetSetting:
     value: float | None = None  # the fixed value as given (normalised or Hz); None for default / reference
 
     def resolve(self, reference_hz: float, sr: int) -> tuple[float, float]:
-        """(normalised, Hz) given to the model for a clip whose HR reference rolls off at `reference_hz`.
+        """(normalised, Hz) the model is conditioned on for a clip whose HR reference rolls off at `reference_hz`.
 
-        A reference roll-off of 0 (a silent reference) is given as one bin, the smallest positive value."""
+        A reference roll-off below MIN_TARGET_HZ (a silent or sub-bass reference) is given as MIN_TARGET_HZ."""
         if self.name == REFERENCE:
-            return resolve_target_rolloff(max(hz_to_normalized(reference_hz, sr), 1.0 / 1025), sr)
+            return resolve_target_rolloff(max(float(reference_hz), MIN_TARGET_HZ), sr)
         return resolve_target_rolloff(self.value, sr)
 
     def describe(self, sr: int = 44100) -> str:
@@ -46,10 +47,10 @@ class TargetSetting:
 
 
 def parse_target_setting(text: str | float, sr: int = 44100) -> TargetSetting:
-    """`default`, `reference` or a number (normalised 0-1, Hz if > 1); ValueError naming the bad value."""
+    """`default`, `reference` or a number (bands.resolve_target_rolloff's rule); ValueError naming the bad value."""
     word = str(text).strip().lower()
     if word == DEFAULT:
-        return TargetSetting(DEFAULT, DEFAULT_TARGET_ROLLOFF)
+        return TargetSetting(DEFAULT)
     if word == REFERENCE:
         return TargetSetting(REFERENCE)
     try:
