@@ -75,8 +75,11 @@ def _as_state(o: Outcome, edge_given: bool) -> dict:
 
 
 def build_page(up: Upsampler, *, model_label: str, defaults: Settings = Settings(), keep_minutes: float = 60.0):
-    """The page as a gr.Blocks (queue configured, not launched). API names: /detect, /upsample, /show."""
+    """The page as a gr.Blocks (queue configured, not launched). API names: /detect, /upsample, /show.
+    Controls start at `defaults`, with what they leave out taken from the model."""
     import gradio as gr
+
+    defaults = defaults.resolved(up.model.settings)
 
     out_root = results_folder()
     keep = keep_minutes * 60.0

@@ -15,11 +15,10 @@ import numpy as np
 from saga_sr.audio.bandedge import BandEdge, band_edge_from_power
 from saga_sr.audio.spectral import (HOP, N_FFT, ROLLOFF_PERCENT, hann, hz_of_bin, hz_to_normalized, normalized_to_hz,
                                     rolloff_bin_from_spectrum)
+from saga_sr.config.typed import DEFAULT_TARGET_ROLLOFF
 
 __all__ = ["DEFAULT_TARGET_ROLLOFF", "InputBands", "LongTermSpectrum", "measure_bands", "resolve_target_rolloff"]
 
-# The authors' training logger conditions on output_cutoff_ratio 0.9 (saga_sr.yaml); we use it as default.
-DEFAULT_TARGET_ROLLOFF = 0.9
 _BINS = N_FFT // 2 + 1
 
 

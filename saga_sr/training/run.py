@@ -279,7 +279,6 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
     val_ds = (make_dataset(val_sources, cfg, ns, deterministic=True, title="val", report=report)
               if val_sources else None)
 
-    L.seed_everything(ns.seed, workers=True, verbose=False)
     model = _build_model(cfg, ns, out)
     batch = training.batch_size
     pin = _precision(ns) != "32-true"
