@@ -4,7 +4,8 @@ Python's salted `hash`). Every random draw in saga_sr comes from a generator mad
 RNG, so a resumed run, another batching or another device draws the same numbers.
 
 Each use of randomness has its own `Stream`, and the number of keys enters the hash, so no two streams, and no
-two key tuples of one stream, share a seed (offsets like `seed + 1` would: seed s + 1's draw is seed s's other).
+two key tuples of one stream, share a seed. Never derive one seed from another by an offset (`seed + 1` is
+another seed's draw).
 """
 
 from __future__ import annotations
