@@ -20,10 +20,10 @@ from saga_sr.data.latents import LatentPair
 from saga_sr.errors import DataError, SagaError
 from saga_sr.flow import (NULL_LR_VALUE, VALIDATION_TIMESTEPS, flow_loss, interpolate, latent_mask, sample_timesteps,
                           velocity_target)
+from saga_sr.inference.sampling import relative_latents
 from saga_sr.models.checkpoint import CONFIG_KEY
 from saga_sr.models.conditioners import MultiConditioner
 from saga_sr.models.wrapper import SagaSRModel, used_conditioner
-from saga_sr.inference.sampling import relative_latents
 from saga_sr.seeding import Stream, torch_generator
 from saga_sr.training.ema import make_ema
 from saga_sr.training.optim import build_optimizer
