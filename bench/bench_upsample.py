@@ -110,15 +110,15 @@ def run_one(args: argparse.Namespace) -> dict:
     sampler = RssSampler()
     sampler.start()
     t0, c0 = time.perf_counter(), cpu_s()
-    up.upsample_file(args.input, work / "out.wav", steps=args.steps, batch_size=args.batch_size, prompt="a test tone",
-                     cfg_audio=args.cfg_audio, cfg_text=args.cfg_text)
+    info = up.upsample_file(args.input, work / "out.wav", steps=args.steps, batch_size=args.batch_size,
+                            prompt="a test tone", cfg_audio=args.cfg_audio, cfg_text=args.cfg_text)
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
     wall, cpu = time.perf_counter() - t0, cpu_s() - c0
     sampler.stop.set()
     sampler.join()
     minutes = sf.info(args.input).duration / 60
-    tm = up.timings
+    tm = info.timings
     out = {"minutes": minutes, "wall_s": wall, "s_per_audio_min": wall / minutes, "cpu_s_per_audio_min": cpu / minutes,
            "call_peak_rss_mib": sampler.peak, "steps": args.steps,
            "cfg": [args.cfg_audio, args.cfg_text],

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from saga_sr.config.typed import ModelSettings
 from saga_sr.inference import adapters
 
 
@@ -33,7 +34,9 @@ class _RecordingUpsampler:
 def test_cfg_scale_precedence_flag_then_model_config_then_default(monkeypatch, model_scales, flags, expected):
     monkeypatch.setattr(adapters, "Upsampler", _RecordingUpsampler)
     _RecordingUpsampler.calls = []
-    model = SimpleNamespace(cfg_scales=model_scales)
+    settings = ModelSettings(sample_rate=44100, audio_channels=1, sample_size=4096, io_channels=8,
+                             cfg_audio=model_scales.get("audio"), cfg_text=model_scales.get("text"))
+    model = SimpleNamespace(settings=settings)
     model_fn, _ = adapters.model_functions(model, steps=3, seed=5, **flags)
     lr = np.zeros((1, 4096), dtype=np.float32)
     out = model_fn(lr, 44100, 4000.0)

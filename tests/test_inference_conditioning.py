@@ -9,6 +9,7 @@ import torch
 from saga_sr.config import load_config
 from saga_sr.config.rungs import with_rolloff_conditioner
 from saga_sr.flow import NULL_LR_VALUE
+from saga_sr.inference.guidance import guided_velocity
 from saga_sr.inference.pipeline import Upsampler
 from saga_sr.models.build import build_model
 
@@ -54,7 +55,8 @@ def test_fast_guided_velocity_matches_plain(variant):
     z_lr = torch.randn(2, model.latent_channels, 16, generator=g)
     x = torch.randn(2, model.latent_channels, 16, generator=g)
     with torch.no_grad():
-        guided, dit = up._guided_velocity(metadata, z_lr, 1.4, 1.2)
+        guided = guided_velocity(model, up._conditioning(metadata, {}), z_lr, scale_audio=1.4, scale_text=1.2,
+                                 rolloff=up._rolloff(metadata))
         fast = [guided(x, t) for t in (0.9, 0.4)]
         plain = [reference_velocity(model, metadata, z_lr, x, t, 1.4, 1.2) for t in (0.9, 0.4)]
     for f, p in zip(fast, plain):

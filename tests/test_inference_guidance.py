@@ -116,12 +116,12 @@ def test_prepare_runs_once_and_projected_call_matches(dit, cond):
     x = torch.randn(B, C, T, generator=torch.Generator().manual_seed(4))
     ts = linear_quadratic(6)
     with torch.no_grad():
-        plain = euler(TwoScaleCFG(dit, cond), x, ts)
+        plain = euler(TwoScaleCFG(dit, cond, scale_audio=1.4, scale_text=1.2), x, ts)
         kv_calls = []
         hooks = [layer.cross_attn.to_kv.register_forward_hook(lambda *_: kv_calls.append(1))
                  for layer in dit.transformer.layers]
         try:
-            fast = euler(TwoScaleCFG(denoise, cond, prepare=prepare), x, ts)
+            fast = euler(TwoScaleCFG(denoise, cond, scale_audio=1.4, scale_text=1.2, prepare=prepare), x, ts)
         finally:
             for h in hooks:
                 h.remove()
@@ -134,4 +134,4 @@ def test_prepare_runs_once_and_projected_call_matches(dit, cond):
 
 def test_missing_lr_latent_is_an_error(cond):
     with pytest.raises(ValueError, match="input_concat_cond"):
-        TwoScaleCFG(Recorder(), {"cross_attn_cond": cond["cross_attn_cond"]})
+        TwoScaleCFG(Recorder(), {"cross_attn_cond": cond["cross_attn_cond"]}, scale_audio=1.4, scale_text=1.2)

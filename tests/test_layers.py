@@ -1,6 +1,7 @@
-"""The package layering (README "Layout") holds: a module imports only from its own layer or lower ones, and
-no two packages import each other. Imports are read with `ast` from every module, including the ones inside
-functions, so a lazy import cannot hide an upward dependency."""
+"""The package layering (README "Layout") holds: a module imports only from its own layer or lower ones, no
+two packages import each other, and no two modules import each other (directly or round a longer loop).
+Imports are read with `ast` from every module, including the ones inside functions and under
+`if TYPE_CHECKING:`, so neither a lazy nor a typing-only import can hide a dependency."""
 
 from __future__ import annotations
 
@@ -102,6 +103,54 @@ def package_cycles(files: list[Path]) -> list[list[str]]:
     return cycles
 
 
+def module_imports(path: Path, known: set[str]) -> set[str]:
+    """The saga_sr modules `path` imports: `from a.b import c` names module a.b.c when that is a module of
+    `known`, else a.b itself (a package's __init__)."""
+    me = module_name(path)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - (node.level - 1)] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            out |= {f"{target}.{a.name}" if f"{target}.{a.name}" in known else target for a in node.names}
+    return {m for m in out if m in known and m != me}
+
+
+def module_cycles(files: list[Path]) -> list[list[str]]:
+    """The modules that import each other, as groups (strongly connected components of size > 1), sorted."""
+    graph = {module_name(p): set() for p in files}
+    for p in files:
+        graph[module_name(p)] = module_imports(p, set(graph))
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups = []
+
+    def visit(v: str) -> None:  # Tarjan's algorithm
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while not group or group[-1] != v:
+                group.append(stack.pop())
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(groups)
+
+
 def test_every_module_belongs_to_a_layer():
     unknown = sorted({layer_of(module_name(p)) for p in package_modules()} - set(LAYERS) - {None})
     assert not unknown, f"packages/modules outside the layer order {LAYERS}: {unknown} (add them to README and here)"
@@ -115,6 +164,11 @@ def test_no_module_imports_a_higher_layer():
 def test_no_import_cycle_between_packages():
     cycles = package_cycles(package_modules())
     assert not cycles, "import cycles between packages: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_no_import_cycle_between_modules():
+    cycles = module_cycles(package_modules())
+    assert not cycles, "modules that import each other: " + "; ".join(" <-> ".join(c) for c in cycles)
 
 
 def _write(root: Path, rel: str, text: str) -> Path:
@@ -149,6 +203,20 @@ def test_checker_catches_a_cycle(fake_package):
     assert package_cycles([a, b]) == [["evaluation", "experiments", "evaluation"]]
     assert package_cycles([a, c]) == [["evaluation", "experiments", "evaluation"]]
     assert package_cycles([b, c]) == []
+
+
+def test_checker_catches_a_module_cycle(fake_package):
+    init = _write(fake_package, "inference/__init__.py", "")
+    pipe = _write(fake_package, "inference/pipeline.py", "from saga_sr.inference.chunks import ChunkDecoder\n")
+    typing_only = _write(fake_package, "inference/chunks.py", "from typing import TYPE_CHECKING\n"
+                         "if TYPE_CHECKING:\n    from saga_sr.inference.pipeline import Upsampler\n")
+    lazy = _write(fake_package, "inference/stream.py", "def f():\n    from . import pipeline\n")
+    leaf = _write(fake_package, "inference/windows.py", "import saga_sr.inference.pipeline\n")
+    assert module_cycles([init, pipe, typing_only]) == [["saga_sr.inference.chunks", "saga_sr.inference.pipeline"]]
+    assert module_cycles([init, pipe, leaf]) == []
+    lazy_cycle = _write(fake_package, "inference/chunks.py", "from .stream import f\n")
+    assert module_cycles([init, pipe, lazy_cycle, lazy]) == [
+        ["saga_sr.inference.chunks", "saga_sr.inference.pipeline", "saga_sr.inference.stream"]]
 
 
 def test_loading_a_model_does_not_import_lightning_and_help_does_not_import_torch():

@@ -192,8 +192,8 @@ def test_upsampling_prefills_at_the_input_band_edge():
     model.lr_input = lambda lr, cut, seeds: seen.extend(cut) or inner(lr, cut, seeds)
     wav = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
     up = Upsampler(model)
-    up.upsample(wav, 16000, steps=1)
-    assert seen and set(seen) == {up.info.band_edge_hz}
+    _, info = up.upsample_with_info(wav, 16000, steps=1)
+    assert seen and set(seen) == {info.band_edge_hz}
 
 
 def test_prepare_refuses_a_prefill_config(tmp_path):
@@ -216,12 +216,13 @@ def test_upsampling_enforces_the_target_band_when_the_config_says_so(band_limit)
     cfg["model"]["diffusion"]["target_band_limit"] = band_limit
     up = Upsampler(build_model(cfg, seed=0).eval())
     wav = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
-    out = up.upsample(wav, 16000, steps=2, target_rolloff=12000.0)[0]
+    out, info = up.upsample_with_info(wav, 16000, steps=2, target_rolloff=12000.0)
+    out = out[0]
     spec = np.abs(np.fft.rfft(out)) ** 2
     f = np.fft.rfftfreq(len(out), 1 / 44100)
     above = 10 * np.log10(spec[(f > 12500) & (f < 20000)].mean() + 1e-30)
     below = 10 * np.log10(spec[(f > 8500) & (f < 11000)].mean() + 1e-30)
-    assert up.info.target_band_limit is band_limit
+    assert info.target_band_limit is band_limit
     assert bool(above < below - 35) == band_limit, (above, below)
-    up.upsample(wav, 16000, steps=1)  # no target given: the default asks for the full band, nothing is limited
-    assert up.info.target_band_limit is False
+    _, info = up.upsample_with_info(wav, 16000, steps=1)  # no target given: the default asks for the full band
+    assert info.target_band_limit is False

@@ -18,6 +18,7 @@ from saga_sr.data.dataset import _rolloff
 from saga_sr.data.latents import crop_record, latent_collate, make_latent_dataset
 from saga_sr.data.prepare import prepare_shards
 from saga_sr.errors import DataError
+from saga_sr.seeding import Stream, numpy_rng
 from saga_sr.models.build import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,9 +47,9 @@ def test_loss_on_latents_equals_the_on_the_fly_loss(tmp_path: Path):
 
     hr = sf.read(clip, dtype="float32")[0][None]
     hr_hz = _rolloff(hr, SR)[1]
-    lr = simulate_lr(hr, SR, rng=np.random.default_rng([5, 0]), hr_rolloff_hz=hr_hz).audio
+    lr = simulate_lr(hr, SR, rng=numpy_rng(5, Stream.LR_SIM, 0), hr_rolloff_hz=hr_hz).audio
     assert md_lat[0]["lr_cutoff_hz"] == pytest.approx(simulate_lr(
-        hr, SR, rng=np.random.default_rng([5, 0]), hr_rolloff_hz=hr_hz).cutoff_hz)
+        hr, SR, rng=numpy_rng(5, Stream.LR_SIM, 0), hr_rolloff_hz=hr_hz).cutoff_hz)
     md_audio = [{k: v for k, v in md_lat[0].items() if k != "latent_mask"}]
     md_audio[0].update(lr_audio=torch.from_numpy(lr), padding_mask=torch.ones(4096, dtype=torch.bool))
     audio = torch.from_numpy(hr)[None]

@@ -32,10 +32,9 @@ def test_input_band_survives(upsampler, clip):
     hr = hr[:, :44100]
     for rate in (4000, 8000, 16000, 22050, 32000):  # 4 kHz: the crossfade narrows (audio.lfr.edge_crossfade_hz)
         x = soxr.resample(hr.T, 44100, rate, "HQ").T.astype(np.float32)
-        y = upsampler.upsample(x, rate, steps=1, cfg_audio=1.0, cfg_text=1.0)
+        y, info = upsampler.upsample_with_info(x, rate, steps=1, cfg_audio=1.0, cfg_text=1.0)
         ref = soxr.resample(x.T, rate, 44100, "HQ").T
         band = lsd_range(ref, y, 44100, 50.0, 0.9 * rate / 2)
-        info = upsampler.info
         assert band < 0.3, (clip, rate, band, info)
         assert info.band_edge_hz >= 0.9 * rate / 2 and info.rolloff_hz < info.band_edge_hz
 
@@ -48,10 +47,11 @@ def test_rolloff_conditioning_is_measured_not_the_edge(upsampler, monkeypatch):
     expected = rolloff(soxr.resample(x.T, 16000, 44100, "HQ").T, 44100).hz
     seen = []
     real = upsampler._conditioning
-    monkeypatch.setattr(upsampler, "_conditioning", lambda metadata: seen.append(dict(metadata[0])) or real(metadata))
+    monkeypatch.setattr(upsampler, "_conditioning",
+                        lambda metadata, cache: seen.append(dict(metadata[0])) or real(metadata, cache))
     for cutoff in (None, 3000.0):
-        upsampler.upsample(x, 16000, steps=1, input_cutoff_hz=cutoff)
-        assert upsampler.info.rolloff_hz == pytest.approx(expected, abs=44100 / 2048)
-        assert seen[-1]["rolloff_low"] == upsampler.info.rolloff_hz
-        assert seen[-1]["input_rolloff"] == pytest.approx(hz_to_normalized(upsampler.info.rolloff_hz, 44100))
-    assert upsampler.info.band_edge_hz == 3000.0 and upsampler.info.detected_edge_hz > 7000
+        _, info = upsampler.upsample_with_info(x, 16000, steps=1, input_cutoff_hz=cutoff)
+        assert info.rolloff_hz == pytest.approx(expected, abs=44100 / 2048)
+        assert seen[-1]["rolloff_low"] == info.rolloff_hz
+        assert seen[-1]["input_rolloff"] == pytest.approx(hz_to_normalized(info.rolloff_hz, 44100))
+    assert info.band_edge_hz == 3000.0 and info.detected_edge_hz > 7000

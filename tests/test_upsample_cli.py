@@ -88,8 +88,9 @@ def test_cfg_scales_default_to_the_models_own_then_flags_win(tmp_path, monkeypat
     real = pipeline.Upsampler.upsample_file
 
     def record(self, src, dst, **kwargs):
-        calls.append((kwargs["cfg_audio"], kwargs["cfg_text"]))
-        return real(self, src, dst, **kwargs)
+        info = real(self, src, dst, **kwargs)
+        calls.append((info.cfg_audio, info.cfg_text))  # what the run used
+        return info
 
     monkeypatch.setattr(pipeline.Upsampler, "upsample_file", record)
     write_tone(tmp_path / "a.wav", 16000, 1, seconds=0.2)

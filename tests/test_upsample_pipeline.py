@@ -166,9 +166,8 @@ def test_conditioning_cached_per_file_matches_model():
         {"id": "seconds_start", "type": "number", "config": {"min_val": 0, "max_val": 512}})
     cfg["model"]["diffusion"]["cross_attention_cond_ids"].append("seconds_start")
     up = Upsampler(build_model(cfg, seed=0), "cpu", "fp32")
-    up._cond_cache = None
     metas = [{"prompt": "rain", "input_rolloff": 0.2, "target_rolloff": 0.9, "seconds_start": s} for s in (0, 3.5)]
-    got = up._conditioning(metas)
+    got = up._conditioning(metas, {})
     ref = up.model.conditioning(metas, "cpu")
     assert set(got) == set(ref)
     for cid in ref:

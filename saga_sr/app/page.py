@@ -100,10 +100,12 @@ def _as_state(o: Outcome, edge_given: bool) -> dict:
 def build_page(up: Upsampler, *, model_label: str, defaults: Settings = Settings(), keep_minutes: float = 60.0,
                gate: JobGate | None = None):
     """The page as a gr.Blocks (queue configured, not launched). API names: /detect, /upsample, /show.
+    Controls start at `defaults`, with the steps and CFG scales they leave out taken from the model.
     `gate`: the caller's handle to stop running jobs at shutdown (`JobGate.stop_and_wait`)."""
     import gradio as gr
 
     gate = gate if gate is not None else JobGate()
+    defaults = defaults.resolved(up.model.settings)
 
     out_root = results_folder()
     keep = keep_minutes * 60.0

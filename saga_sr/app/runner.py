@@ -14,10 +14,11 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+from saga_sr.config.typed import ModelSettings
 from saga_sr.inference.files import FileResult, failure_line, resolve_prompt, upsample_file
 from saga_sr.inference.pipeline import Upsampler
 
@@ -33,16 +34,23 @@ Report = Callable[[float, str], None]
 @dataclass(frozen=True)
 class Settings:
     """The page's controls; None input_cutoff_hz = detect per file, None prompt = sidecar or empty, None
-    target_rolloff = not given (upsample's default: conditioned on 0.9, nothing removed)."""
+    target_rolloff = not given (upsample's default: conditioned on 0.9, nothing removed); None steps and CFG
+    scales = the model's own (`resolved` fills them in for the page to show)."""
     target_rolloff: float | None = None
     prompt: str | None = None
-    steps: int = 100
-    cfg_audio: float = 1.4
-    cfg_text: float = 1.2
+    steps: int | None = None
+    cfg_audio: float | None = None
+    cfg_text: float | None = None
     seed: int = 0
     lfr: bool = True
     input_cutoff_hz: float | None = None
     batch_size: int = 4
+
+    def resolved(self, model: ModelSettings) -> "Settings":
+        """These settings with the steps and CFG scales not given taken from the model (ModelSettings.sampling).
+        The target roll-off stays as given: None means "not given", which limits nothing."""
+        s = model.sampling(self.steps, self.cfg_audio, self.cfg_text, self.target_rolloff)
+        return replace(self, steps=s.steps, cfg_audio=s.cfg_audio, cfg_text=s.cfg_text)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import importlib
 import sys
 
 from saga_sr import __version__
-from saga_sr.cli.options import OneLineParser  # options imports nothing from this package
+from saga_sr.cli.options import CliError, OneLineParser  # options imports nothing from this package
 from saga_sr.errors import SagaError
 
 # subcommand module -> the subcommands it registers (for the help listing order)
@@ -30,10 +30,6 @@ COMMANDS = [
     "saga_sr.cli.recipe_cmd",  # recipe
     "saga_sr.cli.app_cmd",  # app (the web page)
 ]
-
-
-class CliError(Exception):
-    """A user-facing error: printed without a traceback, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "oracle, reported as such); a number: the same for every clip, 0-1 normalised or 1000-22050 Hz "
                    "(default: default)")
     p.add_argument("--steps", type=int, default=None,
-                   help="sampling steps (default: the model's default_steps, else 50)")
+                   help="sampling steps (default: the model config's default_steps, else 100)")
     p.add_argument("--out", type=Path, default=Path("eval_out"), metavar="DIR", help="output folder (default eval_out)")
     p.add_argument("--max-files", "--max_files", type=int, dest="max_files", metavar="N",
                    help="at most N files per domain (sorted order)")

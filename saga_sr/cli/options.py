@@ -10,6 +10,10 @@ import argparse
 import math
 
 
+class CliError(Exception):
+    """A user-facing error: printed without a traceback, exit code 2 (raised as `saga_sr.cli.CliError`)."""
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line (the usage itself is under --help), exit code 2."""
 
@@ -94,7 +98,6 @@ def torch_device(name: str, option: str = "--device") -> str:
     """`name` ('auto', 'cpu', 'cuda', 'cuda:N', 'mps') checked against this machine; CliError otherwise."""
     import torch  # lazy: kept out of `saga-sr --help`
 
-    from saga_sr.cli import CliError  # lazy: saga_sr.cli imports this module
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -120,7 +123,6 @@ def model_or_shipped(model, option: str = "--model"):
     install has none; ModelLoadError naming the option for a path that is not a model)."""
     from pathlib import Path
 
-    from saga_sr.cli import CliError  # lazy: saga_sr.cli imports this module
     from saga_sr.models.checkpoint import check_model_path  # lazy: imports torch
     from saga_sr.models.shipped import default_model_path
 

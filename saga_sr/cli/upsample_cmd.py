@@ -48,7 +48,7 @@ def register(subparsers) -> None:
     p.add_argument("--prompt", metavar="TEXT",
                    help="caption for every input (default: NAME.caption.txt beside each input, else empty)")
     p.add_argument("--steps", type=positive_int, default=None,
-                   help="Euler steps (default: the model's default_steps, else 100)")
+                   help="Euler steps (default: the model config's default_steps, else 100)")
     p.add_argument("--schedule", default="linear_quadratic", choices=["linear_quadratic", "logsnr_linear"],
                    help="time grid (default %(default)s, the paper's)")
     p.add_argument("--cfg-audio", type=finite_float, default=None,
@@ -112,14 +112,11 @@ def run(args: argparse.Namespace) -> int:
 
     from saga_sr.data.index import sidecar_path  # lazy: keeps `saga-sr --help` fast
     from saga_sr.inference.files import failure_line, resolve_prompt, upsample_file
-    from saga_sr.inference.guidance import cfg_scales
     from saga_sr.inference.pipeline import Upsampler
     from saga_sr.models.checkpoint import load_model
 
     model = load_model(model_path, device=device, text_encoder_path=args.text_encoder_path)
     up = Upsampler(model, device, args.precision)
-    steps = args.steps or model.default_steps or 100
-    cfg_audio, cfg_text = cfg_scales(model, args.cfg_audio, args.cfg_text)
     prepare_folders([dst for _, dst in pairs] + kept)
     if kept:
         print(f"upsample: {len(kept)} existing output(s) kept (--skip-existing)", file=sys.stderr)
@@ -129,8 +126,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             res = upsample_file(up, src, dst, prompt=resolve_prompt(args.prompt, sidecar_path(src, "caption")),
                                 downmix=args.downmix, input_cutoff_hz=args.input_cutoff,
-                                target_rolloff=args.target_rolloff, steps=steps, cfg_audio=cfg_audio,
-                                cfg_text=cfg_text, seed=args.seed, lfr=not args.no_lfr, batch_size=args.batch_size,
+                                target_rolloff=args.target_rolloff, steps=args.steps, cfg_audio=args.cfg_audio,
+                                cfg_text=args.cfg_text, seed=args.seed, lfr=not args.no_lfr, batch_size=args.batch_size,
                                 progress=show, schedule=args.schedule)
             if args.report:
                 _write_report(dst, src, model_path, res.info)

@@ -13,11 +13,14 @@ from typing import Any
 
 from saga_sr.errors import ConfigError
 
-__all__ = ["OBJECTIVE", "DEFAULT_CFG_AUDIO", "DEFAULT_CFG_TEXT", "ModelSettings", "TrainingSettings",
-           "objective_problem"]
+__all__ = ["OBJECTIVE", "DEFAULT_CFG_AUDIO", "DEFAULT_CFG_TEXT", "DEFAULT_STEPS", "DEFAULT_TARGET_ROLLOFF",
+           "ModelSettings", "Sampling", "TrainingSettings", "objective_problem"]
 
 OBJECTIVE = "rectified_flow"  # the only objective saga-sr trains and samples
+# sampling defaults for a config that does not set its own (read only through ModelSettings.sampling)
 DEFAULT_CFG_AUDIO, DEFAULT_CFG_TEXT = 1.4, 1.2  # the paper's s_a, s_t
+DEFAULT_STEPS = 100  # Euler steps
+DEFAULT_TARGET_ROLLOFF = 0.9  # normalised (about 19.9 kHz at 44.1 kHz), the authors' training logger's value
 
 
 def objective_problem(cfg: dict) -> str | None:
@@ -30,6 +33,16 @@ def objective_problem(cfg: dict) -> str | None:
         return None
     return (f"model.diffusion.diffusion_objective: '{objective}' is not supported; saga-sr trains and samples "
             f"'{OBJECTIVE}' only (a shape-only build, e.g. `config inspect`, still works)")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Resolved sampling settings: Euler steps, CFG scales (s_a, s_t), the target roll-off to condition on
+    (normalised, or Hz when > 1)."""
+    steps: int
+    cfg_audio: float
+    cfg_text: float
+    target_rolloff: float
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,15 @@ class ModelSettings:
         """The config's `cfg_scales` block as given ({} when absent)."""
         return {k: v for k, v in (("audio", self.cfg_audio), ("text", self.cfg_text)) if v is not None}
 
+    def sampling(self, steps: int | None = None, cfg_audio: float | None = None, cfg_text: float | None = None,
+                 target_rolloff: float | None = None) -> Sampling:
+        """The one rule for sampling settings (upsample, the app, evaluate, validation): a value given wins
+        (None = not given; 0 is a value), then this model's config, then the package default."""
+        return Sampling(steps=int(_first(steps, self.default_steps, DEFAULT_STEPS)),
+                        cfg_audio=float(_first(cfg_audio, self.cfg_audio, DEFAULT_CFG_AUDIO)),
+                        cfg_text=float(_first(cfg_text, self.cfg_text, DEFAULT_CFG_TEXT)),
+                        target_rolloff=float(_first(target_rolloff, DEFAULT_TARGET_ROLLOFF)))
+
 
 @dataclass(frozen=True)
 class TrainingSettings:
@@ -106,6 +128,10 @@ def _lr_gain(block: dict | None) -> dict:
     if block is None:
         return {}
     return {"lr_gain_frames": int(block.get("smooth_frames", 9)), "lr_gain_floor": float(block.get("floor", 0.1))}
+
+
+def _first(*values):
+    return next(v for v in values if v is not None)
 
 
 def _opt_float(value) -> float | None:

@@ -30,7 +30,7 @@ from saga_sr.audio.spectral import hz_to_normalized, rolloff
 from saga_sr.data.index import AudioEntry, IndexResult, build_index
 from saga_sr.data.segment import Segment, read_segment
 from saga_sr.errors import DataError, SagaError
-from saga_sr.seeding import numpy_rng
+from saga_sr.seeding import Stream, numpy_rng
 
 log = logging.getLogger(__name__)
 
@@ -115,12 +115,12 @@ class SAGASRDataset(Dataset):
 
     def _rng(self, index: int, epoch: int | None) -> np.random.Generator:
         if self.deterministic:
-            return numpy_rng(self.seed, index)
+            return numpy_rng(self.seed, Stream.CROP, index)
         if epoch is not None:
-            return numpy_rng(self.seed, index, epoch)
+            return numpy_rng(self.seed, Stream.CROP, index, epoch)
         self._draws += 1
         # torch.initial_seed differs per DataLoader worker and per epoch; the counter covers num_workers=0
-        return numpy_rng(self.seed, index, torch.initial_seed(), self._draws)
+        return numpy_rng(self.seed, Stream.CROP, index, torch.initial_seed(), self._draws)
 
     def __getitem__(self, key: int | tuple[int, int]):
         index, epoch = key if isinstance(key, tuple) else (key, None)

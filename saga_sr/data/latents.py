@@ -8,7 +8,7 @@ shorter) and one of the K LR versions drawn uniformly, plus the metadata the con
 `SAGASRDataset`, with `latent_mask` in place of `padding_mask`). The VAE is not run: training samples
 z = mean + std * eps from the stored posterior with the step's generator (`LatentPair.sample`).
 
-Randomness: the crop and the LR draw come from `numpy.random.default_rng([seed, epoch, index])`, so a resumed
+Randomness: the crop and the LR draw come from `seeding.numpy_rng(seed, Stream.LATENT_CROP, epoch, index)`, so a resumed
 run draws the same crops as the run it continues.
 
 litdata does the streaming: local folders or `s3://` URLs, each DDP rank / worker a disjoint part of the
@@ -31,6 +31,7 @@ import torch
 from saga_sr.audio.spectral import hz_to_normalized
 from saga_sr.data.dataset import compose_prompt
 from saga_sr.errors import DataError
+from saga_sr.seeding import Stream, numpy_rng
 
 INFO_FILE = "prepare_info.json"  # written by prepare beside litdata's index.json
 FORMAT_VERSION = 1
@@ -211,7 +212,7 @@ class _Crops:
             text = (str(exc).strip().splitlines() or [""])[0][:200]
             raise DataError(f"latent shards {self.input_dir.path or self.input_dir.url}: cannot read item {flat} "
                             f"({type(exc).__name__}: {text}); run `saga-sr prepare` again") from None
-        rng = np.random.default_rng([self.crop_seed, int(self.current_epoch), int(flat)])
+        rng = numpy_rng(self.crop_seed, Stream.LATENT_CROP, int(self.current_epoch), int(flat))
         return crop_record(record, self.segment_frames, rng, sample_rate=self.sample_rate,
                            downsampling_ratio=self.downsampling_ratio, use_caption=self.use_caption)
 

@@ -10,7 +10,7 @@ least one training segment and to a whole number of latent frames) one record wi
 - `hr_rolloff_hz`, `frames` (real latent frames), `samples`, `seconds_total`, `path`, `caption`, `transcript`,
   `domain`; with `t5_embeddings`, `t5` = {conditioner id: {hidden [L, D], mask [L], text}} (the frozen T5
   output for that text; its trainable projection still runs in training).
-Randomness: file i's LR versions come from `default_rng([seed, i])`, whatever rank or resume processes it.
+Randomness: file i's LR versions come from `numpy_rng(seed, Stream.LR_SIM, i)`, whatever rank or resume processes it.
 
 Work is split into parts of `files_per_part` consecutive candidates; part p belongs to rank p % world_size, so
 ranks (processes, GPUs, nodes) write disjoint parts. A part is written to a temporary folder and becomes
@@ -40,6 +40,7 @@ from saga_sr.data.latents import FORMAT_VERSION, INFO_FILE
 from saga_sr.data.segment import read_segment
 from saga_sr.errors import ConfigError, DataError, OutputError, SagaError
 from saga_sr.outputs import check_writable
+from saga_sr.seeding import Stream, numpy_rng
 
 log = logging.getLogger(__name__)
 
@@ -331,7 +332,7 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
 
     def encode(entry: AudioEntry, index: int) -> dict:
         return encode_record(entry, pretransform, sample_size=cfg["sample_size"], sample_rate=cfg["sample_rate"],
-                             channels=cfg["audio_channels"], num_lr=num_lr, rng=np.random.default_rng([seed, index]),
+                             channels=cfg["audio_channels"], num_lr=num_lr, rng=numpy_rng(seed, Stream.LR_SIM, index),
                              device=device, latent_dtype=LATENT_DTYPES[latent_dtype], encode_batch=encode_batch,
                              encoders=encoders)
 

@@ -13,7 +13,7 @@ from typing import Iterator
 import torch
 from torch.utils.data import Sampler
 
-from saga_sr.seeding import torch_generator
+from saga_sr.seeding import Stream, torch_generator
 
 __all__ = ["EpochSampler"]
 
@@ -31,5 +31,5 @@ class EpochSampler(Sampler):
         return self.n
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        order = torch.randperm(self.n, generator=torch_generator(self.seed, self.epoch)).tolist()
+        order = torch.randperm(self.n, generator=torch_generator(self.seed, Stream.DATA_ORDER, self.epoch)).tolist()
         return iter([(i, self.epoch) for i in order])

@@ -51,7 +51,7 @@ from saga_sr.evaluation.stats import Summary, mean_ci
 from saga_sr.inference.adapters import ModelFn, RoundTripFn, model_functions
 from saga_sr.inference.targets import DEFAULT, NOT_USED, TargetSetting, unique_settings
 from saga_sr.models.checkpoint import load_model
-from saga_sr.seeding import derive_seed, text_key
+from saga_sr.seeding import Stream, derive_seed, text_key
 
 SAMPLE_RATE = 44100
 SYSTEMS = ("unprocessed", "ours", "ours_no_lfr", "vae_lfr", "dsp_bwe")
@@ -100,7 +100,7 @@ class EvalResult:
 
 def clip_seed(rel_path: str, cutoff_hz: float, seed: int) -> int:
     """A stable per-(file, cutoff) seed (saga_sr.seeding; the path enters as its crc32, the cutoff in 0.1 Hz)."""
-    return derive_seed(seed, text_key(rel_path), round(float(cutoff_hz) * 10))
+    return derive_seed(seed, Stream.EVAL_CLIP, text_key(rel_path), round(float(cutoff_hz) * 10))
 
 
 def _domain(rel: Path) -> str:

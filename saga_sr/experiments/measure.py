@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from saga_sr.models.build import build_model
-from saga_sr.seeding import torch_generator
+from saga_sr.seeding import Stream, torch_generator
 from saga_sr.training.module import SAGASRTrainer
 
 
@@ -32,7 +32,7 @@ def benchmark_step(cfg: dict, batch_size: int, device: str, *, steps: int = 3, s
     on synthetic audio, after one warm-up step: the rung's compute cost without data loading or validation."""
     model = build_model(cfg, seed=seed).to(device).train()
     module = SAGASRTrainer(model, use_ema=False, seed=seed)
-    gen = torch_generator(seed)
+    gen = torch_generator(seed, Stream.BENCH)
     channels, length, sr = model.audio_channels, model.sample_size, model.sample_rate
     audio = 0.1 * torch.randn(batch_size, channels, length, generator=gen)
     metadata = [{"lr_audio": audio[i].clone(), "prompt": "", "seconds_start": 0.0, "seconds_total": length / sr,

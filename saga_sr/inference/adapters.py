@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 from saga_sr.audio.lfr import edge_crossfade_hz, low_frequency_replace
-from saga_sr.inference.guidance import cfg_scales
 from saga_sr.inference.pipeline import Upsampler
 from saga_sr.inference.targets import takes_target_rolloff
 
@@ -24,15 +23,15 @@ def model_functions(model, *, steps: int | None = None, seed: int = 0, device: s
     """The model's two systems: (LR -> {"ours", "ours_no_lfr"}) through the Upsampler, and the pretransform round trip.
 
     The model is sampled once per clip and target roll-off, without LFR ("ours_no_lfr", empty prompt, the
-    config's CFG scales, the input roll-off f_l measured on the LR input as in training, `--target-rolloff` =
-    the value given, None = upsample's default); "ours" is that same sample after `low_frequency_replace`
+    model's own steps and CFG scales unless given (ModelSettings.sampling), the input roll-off f_l measured on
+    the LR input as in training, `--target-rolloff` = the value given, None = upsample's default); "ours" is that same sample after `low_frequency_replace`
     with the LR input at the known (simulated) cutoff, the LFR band edge. The pipeline applies the same
     function per decoded chunk, so "ours" matches `saga-sr upsample` up to chunk-seam crossfades, at half the sampling cost of a second pass.
     """
     up = Upsampler(model, device, precision)
-    steps = steps or getattr(model, "default_steps", None) or 50  # the model's own default, else 50
-    s_a, s_t = cfg_scales(model, cfg_audio, cfg_text)
-    kwargs = dict(steps=steps, seed=seed, batch_size=batch_size, cfg_audio=s_a, cfg_text=s_t)
+    sampling = model.settings.sampling(steps, cfg_audio, cfg_text)
+    kwargs = dict(steps=sampling.steps, seed=seed, batch_size=batch_size, cfg_audio=sampling.cfg_audio,
+                  cfg_text=sampling.cfg_text)
 
     def model_fn(lr: np.ndarray, sr: int, cutoff: float, target_rolloff: float | None = None) -> dict[str, np.ndarray]:
         raw = up.upsample(lr, sr, input_cutoff_hz=cutoff, target_rolloff=target_rolloff, lfr=False, **kwargs)

@@ -17,12 +17,11 @@ from saga_sr.audio.bandedge import BandEdge, band_edge_from_power
 from saga_sr.audio.lfr import TARGET_TAPER_FRACTION
 from saga_sr.audio.spectral import (HOP, N_FFT, ROLLOFF_PERCENT, hann, hz_of_bin, hz_to_normalized, normalized_to_hz,
                                     rolloff_bin_from_spectrum)
+from saga_sr.config.typed import DEFAULT_TARGET_ROLLOFF
 
 __all__ = ["DEFAULT_TARGET_ROLLOFF", "MIN_TARGET_HZ", "InputBands", "LongTermSpectrum", "band_limit_hz",
            "measure_bands", "parse_target_rolloff", "resolve_target_rolloff"]
 
-# The authors' training logger conditions on output_cutoff_ratio 0.9 (saga_sr.yaml); we use it as default.
-DEFAULT_TARGET_ROLLOFF = 0.9
 # The lowest target roll-off, in either form. Below 1 kHz a target asks for less than any input's own band
 # (4 kHz files reach 2 kHz), and a Hz value from 1 to 1000 is far likelier a slip (1.5 meant normalised,
 # 16 meant kHz) than a wish: such values are refused rather than silently honoured.

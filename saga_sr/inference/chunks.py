@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -23,9 +23,6 @@ import torch
 from saga_sr.audio.lfr import edge_crossfade_hz, limit_to_target, low_frequency_replace
 from saga_sr.inference.stream import ForwardBuffer, OverlapAdd
 from saga_sr.inference.windows import WindowPlan, window_weights
-
-if TYPE_CHECKING:
-    from saga_sr.inference.pipeline import Upsampler
 
 __all__ = ["ChunkDecoder", "Window"]
 
@@ -38,19 +35,29 @@ class Window:
     z: torch.Tensor
 
 
+Decode = Callable[[torch.Tensor], np.ndarray]  # latents [I, K, T] -> audio [I, m, T * ratio]
+Item = Callable[[np.ndarray, int], np.ndarray]  # (input audio [C, n], item i) -> the item's audio [m, n]
+
 
 class ChunkDecoder:
     """Decodes overlapping latent chunks as soon as the sampling windows they need are finished, and hands
-    out the output samples that no later chunk touches."""
+    out the output samples that no later chunk touches.
 
-    def __init__(self, up: Upsampler, plan: WindowPlan, lr: ForwardBuffer, out: OverlapAdd,
-                 cutoff_hz: float | None, target_hz: float | None = None) -> None:
-        self.up, self.lr, self.out, self.cutoff_hz, self.target_hz = up, lr, out, cutoff_hz, target_hz
+    decode / item: the model's decoder and its view of the input; ratio: samples per latent frame; margin:
+    extra latent frames decoded on each side of a chunk and dropped; cutoff_hz: the LFR band edge (None: no
+    LFR); target_hz: remove content above it (None: keep). `decode_s` / `lfr_s`: seconds spent so far."""
+
+    def __init__(self, plan: WindowPlan, lr: ForwardBuffer, out: OverlapAdd, *, decode: Decode, item: Item,
+                 sample_rate: int, ratio: int, margin: int, cutoff_hz: float | None,
+                 target_hz: float | None = None) -> None:
+        self.lr, self.out, self.cutoff_hz, self.target_hz = lr, out, cutoff_hz, target_hz
+        self.decode, self.item, self.sr, self.ratio = decode, item, int(sample_rate), int(ratio)
         self.plan = plan
-        self.margin = int(round(plan.length * up.decode_margin))
-        self.sample_plan = plan.scaled(up.ratio, total=out.length)
+        self.margin = int(margin)
+        self.sample_plan = plan.scaled(self.ratio, total=out.length)
         self.windows: OrderedDict[int, Window] = OrderedDict()
         self.next_chunk = 0
+        self.decode_s = self.lfr_s = 0.0
 
     def add(self, window: Window) -> None:
         self.windows[window.start] = window
@@ -96,24 +103,23 @@ class ChunkDecoder:
                 z[:, :, lo - a: hi - a] += w.z[:, :, lo - w.start: hi - w.start]
         return z
 
-    @torch.no_grad()
     def _decode(self, j: int, a: int, b: int) -> None:
-        up, ratio, clock = self.up, self.up.ratio, time.perf_counter
+        ratio, clock = self.ratio, time.perf_counter
         t0 = clock()
-        wav = up.model.decode(self._latent(a, b).to(up.device)).float().cpu().numpy()
+        wav = self.decode(self._latent(a, b))
         t1 = clock()
         if self.cutoff_hz is not None:
             lr = self.lr.get(a * ratio, b * ratio)
             fade = edge_crossfade_hz(self.cutoff_hz)
-            wav = np.stack([low_frequency_replace(wav[i], up._item(lr, i), up.sr, cutoff_hz=self.cutoff_hz,
+            wav = np.stack([low_frequency_replace(wav[i], self.item(lr, i), self.sr, cutoff_hz=self.cutoff_hz,
                                                   crossfade_hz=fade)
                             for i in range(wav.shape[0])])
         if self.target_hz is not None:
-            wav = np.stack([limit_to_target(wav[i], up.sr, self.target_hz) for i in range(wav.shape[0])])
+            wav = np.stack([limit_to_target(wav[i], self.sr, self.target_hz) for i in range(wav.shape[0])])
         t2 = clock()
         s, e = self.sample_plan.span(j)
         e = min(e, self.out.length)
         weights = window_weights(self.sample_plan, j)[: e - s]
         self.out.add(s, wav[:, :, s - a * ratio: e - a * ratio] * weights)
-        up.timings.decode += t1 - t0
-        up.timings.lfr += t2 - t1
+        self.decode_s += t1 - t0
+        self.lfr_s += t2 - t1

@@ -25,10 +25,9 @@ from typing import Callable, ContextManager, Mapping
 
 import torch
 
-from saga_sr.config.typed import DEFAULT_CFG_AUDIO, DEFAULT_CFG_TEXT
 from saga_sr.flow import NULL_LR_VALUE
 
-__all__ = ["NULL_LR_VALUE", "BRANCHES", "cfg_weights", "TwoScaleCFG", "two_scale_cfg", "guided_velocity", "cfg_scales"]
+__all__ = ["NULL_LR_VALUE", "BRANCHES", "cfg_weights", "TwoScaleCFG", "two_scale_cfg", "guided_velocity"]
 
 # (name, uses the LR latent, uses the text / cross-attention tokens)
 BRANCHES = (("uncond", False, False), ("audio", True, False), ("full", True, True))
@@ -73,11 +72,12 @@ class TwoScaleCFG:
     cross-attention key/value cache recognise them). `dynamic` optionally supplies kwargs that depend
     on t (e.g. a prepend token that carries a timestep embedding); they are kept in all branches.
     `prepare` runs once on the batched kwargs (e.g. the DiT's `project_conditioning`, so the conditioning
-    MLPs run once per window instead of once per step).
+    MLPs run once per window instead of once per step). The scales have no default here: a model's own come
+    from `ModelSettings.sampling`.
     """
 
     def __init__(self, denoise: Denoiser, cond: Mapping[str, torch.Tensor | None], *,
-                 scale_audio: float = DEFAULT_CFG_AUDIO, scale_text: float = DEFAULT_CFG_TEXT,
+                 scale_audio: float, scale_text: float,
                  null_lr_value: float = NULL_LR_VALUE, dynamic: DynamicCond | None = None,
                  prepare: Prepare | None = None) -> None:
         if cond.get("input_concat_cond") is None:
@@ -131,25 +131,17 @@ class TwoScaleCFG:
 
 
 def two_scale_cfg(denoise: Denoiser, x: torch.Tensor, t: float, cond: Mapping[str, torch.Tensor | None], *,
-                  scale_audio: float = DEFAULT_CFG_AUDIO, scale_text: float = DEFAULT_CFG_TEXT,
+                  scale_audio: float, scale_text: float,
                   null_lr_value: float = NULL_LR_VALUE) -> torch.Tensor:
     """One guided velocity evaluation (convenience; samplers should reuse a `TwoScaleCFG` per window)."""
     return TwoScaleCFG(denoise, cond, scale_audio=scale_audio, scale_text=scale_text,
                        null_lr_value=null_lr_value)(x, t)
 
 
-def cfg_scales(model, cfg_audio: float | None = None, cfg_text: float | None = None) -> tuple[float, float]:
-    """(s_a, s_t): a scale given wins, then the model config's `cfg_scales`, then the paper's 1.4 / 1.2 (the one
-    rule of `upsample`, `evaluate` and validation)."""
-    own = getattr(model, "cfg_scales", {}) or {}
-    return (float(cfg_audio if cfg_audio is not None else own.get("audio", DEFAULT_CFG_AUDIO)),
-            float(cfg_text if cfg_text is not None else own.get("text", DEFAULT_CFG_TEXT)))
-
-
 def guided_velocity(model, cond: Mapping, z_lr: torch.Tensor, *, scale_audio: float, scale_text: float,
                     rolloff: tuple[torch.Tensor, torch.Tensor] | None = None,
                     autocast: Callable[[], ContextManager] = nullcontext) -> TwoScaleCFG:
-    """The one set-up of guided sampling (validation and the Upsampler): a SagaSRModel's conditioner outputs
+    """The one set-up of guided sampling (inference.sampling): a SagaSRModel's conditioner outputs
     `cond` and normalised roll-offs (low, high) [B] -> a TwoScaleCFG over the DiT for z_lr [B,C,T].
 
     The conditioning MLPs and the cross-attention keys/values run once (`project_conditioning` as `prepare`);

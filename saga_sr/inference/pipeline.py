@@ -7,14 +7,17 @@ soxr's stream API, through the model: model items (a mono model runs each channe
 model gets a mono input duplicated and its output averaged back); overlapping windows of the model's
 `sample_size` over the latent timeline; per batch of windows: encode the LR window, compute the
 conditioning ONCE (T5, roll-off / seconds numbers, the DiT's projected conditioning, cross-attention
-keys/values), sample with Euler + two-scale CFG from noise derived from (seed, window index); crossfade the
+keys/values), sample with Euler + two-scale CFG (inference.sampling) from noise derived from (seed, window
+index); crossfade the
 windows' latents linearly in latent frames (weights sum to 1); decode overlapping latent chunks (with extra
 context margins that are thrown away), put the input band below the edge back (low-frequency replacement)
 per chunk, crossfade linearly in the waveform, and hand out each output block as soon as no later chunk
 touches it. Only a window's worth of input, latents and output is ever held: memory is flat in the length.
 
 `upsample_file` reads and writes files block by block (the input is read twice: analysis, then
-processing); `upsample` does the same on arrays and is the non-streamed reference (one soxr call).
+processing); `upsample` does the same on arrays and is the non-streamed reference (one soxr call). The
+Upsampler keeps no state between calls: what a call measured and used (`UpsampleInfo`, with its timings) is
+returned by it.
 
 Shape legend: C channels, L samples, I model items, m model audio channels, K latent channels, T frames.
 """
@@ -35,16 +38,14 @@ import torch
 from saga_sr.audio.io import SILENCE_PEAK, read_audio_blocks, save_audio_blocks
 from saga_sr.audio.resample import resample, resample_blocks
 from saga_sr.audio.spectral import hz_to_normalized
-from saga_sr.config.typed import DEFAULT_CFG_AUDIO, DEFAULT_CFG_TEXT
 from saga_sr.errors import AudioError, SagaError
-from saga_sr.inference.chunks import ChunkDecoder, Window
 from saga_sr.inference.bands import InputBands, band_limit_hz, measure_bands, resolve_target_rolloff
-from saga_sr.inference.guidance import guided_velocity
-from saga_sr.inference.samplers import euler
+from saga_sr.inference.chunks import ChunkDecoder, Window
+from saga_sr.inference.sampling import sample_latents
 from saga_sr.inference.schedules import make_schedule
 from saga_sr.inference.stream import ForwardBuffer, OverlapAdd
 from saga_sr.inference.windows import WindowPlan, plan_windows, window_weights
-from saga_sr.seeding import derive_seed, torch_generator
+from saga_sr.seeding import Stream, derive_seed, torch_generator
 
 __all__ = ["Upsampler", "UpsampleInfo", "PRECISIONS", "MIN_INPUT_SR", "MAX_INPUT_SR", "window_seed"]
 
@@ -57,7 +58,7 @@ _PER_WINDOW = frozenset({"seconds_start"})  # metadata fields that differ betwee
 
 def window_seed(seed: int, window: int) -> int:
     """The noise seed of one window: a hash of (seed, window index), independent of batching and device."""
-    return derive_seed(seed, window)
+    return derive_seed(seed, Stream.NOISE, window)
 
 
 def _as_audio(wav: np.ndarray) -> np.ndarray:
@@ -74,7 +75,7 @@ def _as_audio(wav: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Timings:
-    """Seconds spent per stage in the last call (the benchmark's cost split)."""
+    """Seconds spent per stage in one call (the benchmark's cost split)."""
     prepare: float = 0.0       # analysis pass: reading, resampling, roll-off and band edge
     encode: float = 0.0        # pretransform encode of the LR windows
     conditioning: float = 0.0  # T5 + number / roll-off conditioners + DiT projections
@@ -118,7 +119,7 @@ class UpsampleInfo:
 
 class Upsampler:
     """Super-resolution with a loaded SagaSRModel (any weights). Build once, call `upsample` (arrays) or
-    `upsample_file` (files, streamed) per input; `info` describes the last call.
+    `upsample_file` (files, streamed) per input; calls share nothing but the model.
 
     overlap: fraction of a window shared with its neighbour (crossfaded linearly in latent frames);
     decode_margin: extra latent context (fraction of a window) decoded on each side of a chunk and dropped.
@@ -138,9 +139,6 @@ class Upsampler:
         self.ratio = int(model.downsampling_ratio)
         # latent frames per window: the model's training length unless overridden (shorter = less memory)
         self.window_frames = int(window_frames or max(1, int(model.sample_size) // self.ratio))
-        self.timings = Timings()
-        self.info: UpsampleInfo | None = None
-        self._cond_cache: tuple[dict, dict] | None = None
 
     # ---- public -------------------------------------------------------------------------------------------
     def upsample(self, wav: np.ndarray, sr: int, **options) -> np.ndarray:
@@ -148,23 +146,28 @@ class Upsampler:
 
         The whole input is resampled at once (the non-streamed reference of `upsample_file`); options as
         `upsample_file`."""
+        return self.upsample_with_info(wav, sr, **options)[0]
+
+    def upsample_with_info(self, wav: np.ndarray, sr: int, **options) -> tuple[np.ndarray, UpsampleInfo]:
+        """`upsample`, with what the call measured and used."""
         t0 = time.perf_counter()
         x = _as_audio(wav)
         _check_rate(sr)
         lr = self._resample(x, int(sr))
         bands = measure_bands([lr.mean(axis=0)], self.sr, int(sr))
+        info, blocks = self._stream(iter([lr]), lr.shape[1], x.shape[0], int(sr), bands, t0, **options)
         out = np.zeros((x.shape[0], lr.shape[1]), dtype=np.float32)
         pos = 0
-        for block in self._stream(iter([lr]), lr.shape[1], x.shape[0], int(sr), bands, t0, **options):
+        for block in blocks:
             out[:, pos: pos + block.shape[1]] = block
             pos += block.shape[1]
-        return out
+        return out, info
 
     def upsample_file(self, src: str | os.PathLike, dst: str | os.PathLike, *, downmix: bool = False,
                       block_seconds: float = BLOCK_SECONDS, **options) -> UpsampleInfo:
         """Super-resolve the audio file `src` into `dst` (written atomically, 32-bit float WAV for .wav), reading,
-        resampling and writing in blocks: memory does not grow with the length. Returns (and keeps as `info`)
-        what was measured and used.
+        resampling and writing in blocks: memory does not grow with the length. Returns what was measured and
+        used.
 
         input_cutoff_hz: the input band edge for low-frequency replacement; default the detected edge. It
             never changes f_l, the input roll-off the model is conditioned on (always measured, as in training).
@@ -172,6 +175,7 @@ class Upsampler:
             conditioned on 0.9 normalised (about 19.9 kHz) and nothing removed.
         prompt: caption text (None = empty caption). cfg_audio / cfg_text: s_a / s_t of the paper's CFG.
         lfr: low-frequency replacement on (default). steps, schedule, batch_size, progress, seed: sampling.
+        steps, cfg_audio, cfg_text: None = the model's own (ModelSettings.sampling).
         Deterministic for a seed: window i's noise comes from `window_seed(seed, i)`.
         """
         t0 = time.perf_counter()
@@ -198,26 +202,27 @@ class Upsampler:
         channels = 1 if meta.channels > 2 else int(meta.channels)  # more than 2: refused above unless downmix
         length = round(frames * self.sr / sr)
         blocks = resample_blocks(read_audio_blocks(src, block, downmix=downmix), sr, self.sr, channels)
-        save_audio_blocks(dst, self._stream(blocks, length, channels, sr, bands, t0, **options), self.sr, channels)
-        return self.info
+        info, out = self._stream(blocks, length, channels, sr, bands, t0, **options)
+        save_audio_blocks(dst, out, self.sr, channels)
+        return info
 
     # ---- the streamed core ----------------------------------------------------------------------------------
     def _stream(self, blocks: Iterator[np.ndarray], length: int, channels: int, input_sr: int, bands: InputBands,
                 t0: float, *, input_cutoff_hz: float | None = None, target_rolloff: float | None = None,
-                prompt: str | None = None, steps: int | None = None, cfg_audio: float = DEFAULT_CFG_AUDIO,
-                cfg_text: float = DEFAULT_CFG_TEXT, seed: int = 0, lfr: bool = True, batch_size: int = 4,
+                prompt: str | None = None, steps: int | None = None, cfg_audio: float | None = None,
+                cfg_text: float | None = None, seed: int = 0, lfr: bool = True, batch_size: int = 4,
                 progress: bool | ProgressFn = False, schedule: str = "linear_quadratic",
-                on_windows: ProgressFn | None = None, limit_band: bool | None = None) -> Iterator[np.ndarray]:
-        """The resampled input as blocks [C, n] (`length` samples at the model rate) -> output blocks [C, n].
+                on_windows: ProgressFn | None = None, limit_band: bool | None = None
+                ) -> tuple[UpsampleInfo, Iterator[np.ndarray]]:
+        """The resampled input as blocks [C, n] (`length` samples at the model rate) -> (what the call uses,
+        the output blocks [C, n]); the info's timings and wall time are complete once the blocks are consumed.
         on_windows: `on_windows(done, total)` in sampling windows (x model items), at the start and per batch.
         limit_band: remove the output's content above the target roll-off, never below the band edge
         (bands.band_limit_hz; None: when a target roll-off is given and the model config's `target_band_limit`
         says its target means "content up to", as saga-sr-mini's; no target given limits nothing)."""
-        self.timings = Timings()
-        self._cond_cache = None
-        steps = steps or getattr(self.model, "default_steps", None) or 100  # the model's own default first
-        if steps < 1 or batch_size < 1:
-            raise ValueError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
+        sampling = self.model.settings.sampling(steps, cfg_audio, cfg_text, target_rolloff)
+        if sampling.steps < 1 or batch_size < 1:
+            raise ValueError(f"steps and batch_size must be >= 1, got {sampling.steps}, {batch_size}")
         if bands.rolloff_hz <= 0:
             raise AudioError("no input band found (silent input?)")
         nyquist = min(input_sr, self.sr) / 2  # nothing of the input exists above its Nyquist
@@ -225,36 +230,48 @@ class Upsampler:
             raise ValueError(f"input_cutoff_hz must be a positive number of Hz, got {input_cutoff_hz}")
         edge_hz = min(float(input_cutoff_hz), nyquist) if input_cutoff_hz is not None else bands.edge.hz
         f_l = bands.rolloff_hz
-        target_norm, target_hz = resolve_target_rolloff(target_rolloff, self.sr)
-        self.info = info = UpsampleInfo(
+        target_norm, target_hz = resolve_target_rolloff(sampling.target_rolloff, self.sr)
+        if limit_band is None:  # the model's rule, for a target the caller gave (the default asks for no limit)
+            limit_band = self.model.settings.target_band_limit and target_rolloff is not None
+        limit_hz = band_limit_hz(target_hz if limit_band else None, edge_hz, self.sr)
+        info = UpsampleInfo(
             input_sr=input_sr, channels=channels, input_seconds=length / self.sr, band_edge_hz=edge_hz,
             band_edge_source="detected" if input_cutoff_hz is None else "input_cutoff",
             detected_edge_hz=bands.edge.hz, edge_cliff=bands.edge.cliff, rolloff_hz=f_l,
             rolloff_normalized=hz_to_normalized(f_l, self.sr), target_rolloff_normalized=target_norm,
-            target_rolloff_hz=target_hz, lfr=lfr, steps=steps, schedule=schedule, cfg_audio=cfg_audio,
-            cfg_text=cfg_text, seed=seed, timings=self.timings)
-        self.timings.prepare = time.perf_counter() - t0
+            target_rolloff_hz=target_hz, lfr=lfr, steps=sampling.steps, schedule=schedule,
+            cfg_audio=sampling.cfg_audio, cfg_text=sampling.cfg_text, seed=seed,
+            target_band_limit=limit_hz is not None, band_limit_hz=limit_hz)
+        info.timings.prepare = time.perf_counter() - t0
+        return info, self._blocks(blocks, length, channels, info, t0, prompt=prompt, batch_size=batch_size,
+                                  progress=progress, on_windows=on_windows)
 
+    def _blocks(self, blocks: Iterator[np.ndarray], length: int, channels: int, info: UpsampleInfo, t0: float, *,
+                prompt: str | None, batch_size: int, progress: bool | ProgressFn,
+                on_windows: ProgressFn | None) -> Iterator[np.ndarray]:
+        """The output blocks [C, n] of one call set up by `_stream`; fills in the info's timings."""
         lr = ForwardBuffer(blocks, channels, length)
         n_items, m = self._n_items(channels)
         plan = plan_windows(-(-length // self.ratio), self.window_frames, int(self.window_frames * self.overlap))
-        meta = {"prompt": prompt or "", "input_rolloff": info.rolloff_normalized, "target_rolloff": target_norm,
-                "rolloff_low": f_l, "rolloff_high": target_hz, "seconds_total": length / self.sr,
-                "lr_cutoff_hz": edge_hz}
-        ts = make_schedule(schedule, steps)
-        if limit_band is None:  # the model's rule, for a target the caller gave (none given: no limit)
-            limit_band = self.model.settings.target_band_limit and target_rolloff is not None
-        limit_hz = band_limit_hz(target_hz if limit_band else None, edge_hz, self.sr)
-        decoder = ChunkDecoder(self, plan, lr, OverlapAdd((n_items, m), length), edge_hz if lfr else None, limit_hz)
-        info.target_band_limit, info.band_limit_hz = limit_hz is not None, limit_hz
+        meta = {"prompt": prompt or "", "input_rolloff": info.rolloff_normalized,
+                "target_rolloff": info.target_rolloff_normalized, "rolloff_low": info.rolloff_hz,
+                "rolloff_high": info.target_rolloff_hz, "seconds_total": length / self.sr,
+                "lr_cutoff_hz": info.band_edge_hz}
+        ts = make_schedule(info.schedule, info.steps)
+        decoder = ChunkDecoder(plan, lr, OverlapAdd((n_items, m), length), decode=self._decode, item=self._item,
+                               sample_rate=self.sr, ratio=self.ratio,
+                               margin=int(round(plan.length * self.decode_margin)),
+                               cutoff_hz=info.band_edge_hz if info.lfr else None,
+                               target_hz=info.band_limit_hz)
         jobs = [(w, i) for w in range(len(plan)) for i in range(n_items)]
         batches = [jobs[k:k + batch_size] for k in range(0, len(jobs), batch_size)]
-        tick, close = _progress(progress, len(batches) * steps + len(decoder.plan))
+        tick, close = _progress(progress, len(batches) * info.steps + len(decoder.plan))
         pending: dict[int, list[torch.Tensor | None]] = {}
+        cache: dict = {}
         windows_done = on_windows or (lambda done, total: None)
         windows_done(0, len(jobs))
         for b, batch in enumerate(batches):
-            z = self._sample_batch(batch, plan, lr, meta, ts, cfg_audio, cfg_text, seed, tick)
+            z = self._sample_batch(batch, plan, lr, meta, ts, info, cache, tick)
             windows_done(min((b + 1) * batch_size, len(jobs)), len(jobs))
             for (w, i), z_item in zip(batch, z):
                 pending.setdefault(w, [None] * n_items)[i] = z_item
@@ -269,6 +286,7 @@ class Upsampler:
         for out in decoder.flush(tick, final=True):
             yield _merge(out, channels)
         close()
+        info.timings.decode, info.timings.lfr = decoder.decode_s, decoder.lfr_s
         info.wall_s = time.perf_counter() - t0
 
     def detect_input_cutoff(self, wav: np.ndarray, sr: int) -> float:
@@ -296,49 +314,53 @@ class Upsampler:
             return audio[i:i + 1]
         return audio if audio.shape[0] == 2 else np.broadcast_to(audio, (2, audio.shape[1]))
 
+    @torch.no_grad()
+    def _decode(self, z: torch.Tensor) -> np.ndarray:
+        """Latents [I, K, T] -> audio [I, m, T * ratio] on the CPU."""
+        return self.model.decode(z.to(self.device)).float().cpu().numpy()
+
     def _autocast(self):
         if self.precision == "fp32":
             return nullcontext()
         return torch.autocast(self.device.type, dtype=PRECISIONS[self.precision])
 
     @torch.no_grad()
-    def _sample_batch(self, batch, plan: WindowPlan, lr: ForwardBuffer, meta, ts, cfg_audio, cfg_text, seed, tick):
-        model, dev, clock = self.model, self.device, time.perf_counter
+    def _sample_batch(self, batch, plan: WindowPlan, lr: ForwardBuffer, meta: dict, ts: torch.Tensor,
+                      info: UpsampleInfo, cache: dict, tick) -> torch.Tensor:
+        """Latents [B, K, W] of a batch of (window, item) jobs; the prefill, posterior and noise of each window
+        come from its own seeds, whatever the batching."""
+        model, dev, clock, seed = self.model, self.device, time.perf_counter, info.seed
         t0 = clock()
         audio = np.stack([self._item(lr.get(plan.starts[w] * self.ratio, plan.span(w)[1] * self.ratio), i)
                           for w, i in batch])
         audio = model.lr_input(torch.from_numpy(audio), [meta["lr_cutoff_hz"]] * len(batch),
-                               [seed + 2 + w for w, _ in batch]).numpy()
+                               [derive_seed(seed, Stream.PREFILL, w) for w, _ in batch]).numpy()
         z_lr = []
         for (w, _), one in zip(batch, audio):  # one by one: a sampling VAE bottleneck gets a per-window seed
-            generator = torch_generator(seed + 1, w, device=dev)
+            generator = torch_generator(seed, Stream.POSTERIOR, w, device=dev)
             z_lr.append(model.encode(torch.from_numpy(one[None]).to(dev), generator=generator).float())
         z_lr = torch.cat(z_lr)
-        gain = model.lr_gain(z_lr)
-        if gain is not None:  # the flow runs relative to the input's level (SagaSRModel.lr_gain)
-            z_lr = z_lr / gain
         t1 = clock()
         metadata = [dict(meta, seconds_start=plan.starts[w] * self.ratio / self.sr) for w, _ in batch]
-        cfg, dit = self._guided_velocity(metadata, z_lr, cfg_audio, cfg_text)
+        cond = self._conditioning(metadata, cache)
         t2 = clock()
-        noise = torch.stack([torch.randn(z_lr.shape[1:], generator=torch_generator(seed, w))
-                             for w, _ in batch]).to(dev)
-        z = euler(cfg, noise, ts, callback=lambda *_: tick(1))
-        if gain is not None:
-            z = z * gain
-        self.timings.encode += t1 - t0
-        self.timings.conditioning += t2 - t1
-        self.timings.sampling += clock() - t2
+        noise = torch.stack([torch.randn(z_lr.shape[1:], generator=torch_generator(seed, Stream.NOISE, w))
+                             for w, _ in batch])
+        z = sample_latents(model, z_lr, cond, noise, ts, cfg_audio=info.cfg_audio, cfg_text=info.cfg_text,
+                           rolloff=self._rolloff(metadata), autocast=self._autocast, callback=lambda *_: tick(1))
+        info.timings.encode += t1 - t0
+        info.timings.conditioning += t2 - t1
+        info.timings.sampling += clock() - t2
         return z.float().cpu()
 
-    def _conditioning(self, metadata: list[dict]) -> dict:
+    def _conditioning(self, metadata: list[dict], cache: dict) -> dict:
         """model.conditioning(metadata), with everything but the per-window fields (seconds_start) computed
-        once per file: the T5 text encoding runs once per upsample call, not once per window batch."""
+        once per call (kept in `cache`): the T5 text encoding runs once per upsample call, not once per batch."""
         model, dev = self.model, self.device
         key = {k: v for k, v in metadata[0].items() if k not in _PER_WINDOW}
-        if self._cond_cache is None or self._cond_cache[0] != key:
-            self._cond_cache = (key, model.conditioning(metadata[:1], dev))
-        base, b = self._cond_cache[1], len(metadata)
+        if cache.get("key") != key:
+            cache.update(key=key, cond=model.conditioning(metadata[:1], dev))
+        base, b = cache["cond"], len(metadata)
         conditioners = getattr(model.conditioner, "conditioners", {})
         default_keys = getattr(model.conditioner, "default_keys", {})
         cond = {}
@@ -350,16 +372,12 @@ class Upsampler:
                 cond[cid] = (emb.expand(b, *emb.shape[1:]), mask.expand(b, *mask.shape[1:]))
         return cond
 
-    def _guided_velocity(self, metadata: list[dict], z_lr: torch.Tensor, cfg_audio: float, cfg_text: float):
-        """Conditioning computed once for the batch -> (TwoScaleCFG velocity, the DiT)."""
-        model, dev = self.model, self.device
-        rolloff = None
-        if getattr(model, "rolloff_conditioner", None) is not None:
-            rolloff = (torch.tensor([m["input_rolloff"] for m in metadata], device=dev),
-                       torch.tensor([m["target_rolloff"] for m in metadata], device=dev))
-        cfg = guided_velocity(model, self._conditioning(metadata), z_lr, scale_audio=cfg_audio, scale_text=cfg_text,
-                              rolloff=rolloff, autocast=self._autocast)
-        return cfg, model.dit
+    def _rolloff(self, metadata: list[dict]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Normalised (input, target) roll-offs [B] for a roll-off conditioner, or None without one."""
+        if getattr(self.model, "rolloff_conditioner", None) is None:
+            return None
+        return (torch.tensor([m["input_rolloff"] for m in metadata], device=self.device),
+                torch.tensor([m["target_rolloff"] for m in metadata], device=self.device))
 
 
 def _progress(progress: bool | ProgressFn, total: int) -> tuple[Callable[[int], None], Callable[[], None]]:

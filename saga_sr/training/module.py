@@ -20,10 +20,11 @@ from saga_sr.data.latents import LatentPair
 from saga_sr.errors import DataError, SagaError
 from saga_sr.flow import (NULL_LR_VALUE, VALIDATION_TIMESTEPS, flow_loss, interpolate, latent_mask, sample_timesteps,
                           velocity_target)
+from saga_sr.inference.sampling import relative_latents
 from saga_sr.models.checkpoint import CONFIG_KEY
 from saga_sr.models.conditioners import MultiConditioner
 from saga_sr.models.wrapper import SagaSRModel, used_conditioner
-from saga_sr.seeding import torch_generator
+from saga_sr.seeding import Stream, torch_generator
 from saga_sr.training.ema import make_ema
 from saga_sr.training.optim import build_optimizer
 from saga_sr.training.validation import validate_batch
@@ -134,9 +135,7 @@ class SAGASRTrainer(L.LightningModule):
             t = sample_timesteps(b, self.timestep_sampler, generator)
         t = t.to(device=device, dtype=torch.float32)
         z, z_lr = post.sample(generator)
-        gain = self.diffusion.lr_gain(z_lr)
-        if gain is not None:  # the flow runs relative to the input's level (SagaSRModel.lr_gain)
-            z, z_lr = z / gain, z_lr / gain
+        _, (z_lr, z) = relative_latents(self.diffusion, z_lr, z)
         noise = torch.randn(z.shape, generator=generator, device=generator.device).to(z)
         inputs = self.dit_inputs(metadata, t, generator=generator)
         if dropout:
@@ -155,13 +154,13 @@ class SAGASRTrainer(L.LightningModule):
             mask = latent_mask(pm, z.shape[-1])
         return flow_loss(pred, velocity_target(z, noise), mask)
 
-    def _generator(self, *parts: int) -> torch.Generator:
-        """A generator seeded from (seed, rank, parts): the same draws after a resume."""
-        return torch_generator(self.hparams.seed, self.global_rank, *parts, device=self.device)
+    def stream_generator(self, stream: Stream, *keys: int) -> torch.Generator:
+        """A generator of `stream` seeded from (seed, stream, rank, keys): the same draws after a resume."""
+        return torch_generator(self.hparams.seed, stream, self.global_rank, *keys, device=self.device)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, metadata = batch
-        loss = self.flow_step(x, metadata, self._generator(0, self.global_step, batch_idx))
+        loss = self.flow_step(x, metadata, self.stream_generator(Stream.TRAIN_STEP, self.global_step, batch_idx))
         finite = bool(torch.isfinite(loss).item())
         if self._trainer is not None:
             finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
@@ -192,7 +191,7 @@ class SAGASRTrainer(L.LightningModule):
         audio, metadata = batch
         b = audio.shape[0]
         t = torch.tensor([VALIDATION_TIMESTEPS[(batch_idx * b + i) % len(VALIDATION_TIMESTEPS)] for i in range(b)])
-        loss = self.flow_step(audio, metadata, self._generator(1, batch_idx), t=t, dropout=False)
+        loss = self.flow_step(audio, metadata, self.stream_generator(Stream.VAL_LOSS, batch_idx), t=t, dropout=False)
         self.log("val/loss", loss, on_epoch=True, sync_dist=True, batch_size=b)
         budget = int(self.hparams.max_val_items) - self._val_items
         if budget > 0:

@@ -330,7 +330,6 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
     val_ds, val_index = (make_dataset(val_sources, cfg, ns, deterministic=True, title="val", cache=cache)
                          if val_sources else (None, None))
 
-    L.seed_everything(ns.seed, workers=True, verbose=False)
     model, load_report = _build_model(cfg, ns)
     batch = training.batch_size
     pin = _precision(ns) != "32-true"

@@ -22,11 +22,11 @@ from saga_sr.audio.io import save_audio
 from saga_sr.audio.lfr import low_frequency_replace
 from saga_sr.audio.metrics import lsd, lsd_bands, si_sdr
 from saga_sr.audio.plots import spectrogram_grid
-from saga_sr.inference.guidance import cfg_scales, guided_velocity
-from saga_sr.inference.samplers import euler
+from saga_sr.inference.sampling import sample_latents
 from saga_sr.inference.schedules import linear_quadratic
 from saga_sr.inference.targets import NOT_USED, REFERENCE, takes_target_rolloff
 from saga_sr.models.wrapper import used_conditioner
+from saga_sr.seeding import Stream
 
 log = logging.getLogger(__name__)
 
@@ -48,33 +48,28 @@ def lfr_cutoff(metadata: dict) -> float | None:
 
 
 @torch.no_grad()
-def sample_latents(module, z_lr: torch.Tensor, metadata: list[dict], generator: torch.Generator,
-                   steps: int) -> torch.Tensor:
-    """Guided Euler sampling from noise to a latent [B, C, T] conditioned on z_lr and the metadata."""
+def sample_batch(module, z_lr: torch.Tensor, metadata: list[dict], generator: torch.Generator,
+                 steps: int) -> torch.Tensor:
+    """Guided Euler sampling (the model's CFG scales) from noise to a latent [B, C, T] for z_lr and the
+    metadata."""
     model = module.inference_model()
-    b = z_lr.shape[0]
-    gain = model.lr_gain(z_lr)
-    if gain is not None:
-        z_lr = z_lr / gain
     cond = used_conditioner(model)(metadata, z_lr.device)
-    s_a, s_t = cfg_scales(model)
-    velocity = guided_velocity(model, cond, z_lr, rolloff=module._rolloff(metadata, z_lr.device),
-                               scale_audio=s_a, scale_text=s_t)
-    shape = (b, model.io_channels, z_lr.shape[-1])
-    x = torch.randn(shape, generator=generator, device=generator.device).to(z_lr)
-    z = euler(velocity, x, linear_quadratic(int(steps)).to(z_lr.device))
-    return z if gain is None else z * gain
+    sampling = model.settings.sampling(steps=steps)
+    shape = (z_lr.shape[0], model.io_channels, z_lr.shape[-1])
+    noise = torch.randn(shape, generator=generator, device=generator.device)
+    return sample_latents(model, z_lr, cond, noise, linear_quadratic(sampling.steps), cfg_audio=sampling.cfg_audio,
+                          cfg_text=sampling.cfg_text, rolloff=module._rolloff(metadata, z_lr.device))
 
 
 def validate_batch(module, audio: torch.Tensor, metadata: list[dict], batch_idx: int,
                    batch_size: int | None = None) -> dict[str, float]:
     """Sample, decode, LFR and score the batch; save the first examples on rank 0. Returns metric means."""
     hp = module.hparams
-    _, z_lr = module.encode_pair(audio, metadata, module._generator(3, batch_idx))
+    _, z_lr = module.encode_pair(audio, metadata, module.stream_generator(Stream.VAL_ENCODE, batch_idx))
     was_training = module.training
     module.eval()
     try:
-        z = sample_latents(module, z_lr, metadata, module._generator(2, batch_idx), hp.val_steps)
+        z = sample_batch(module, z_lr, metadata, module.stream_generator(Stream.VAL_NOISE, batch_idx), hp.val_steps)
         pred = module.diffusion.decode(z).float().cpu().numpy()
     finally:
         module.train(was_training)
