@@ -178,15 +178,17 @@ def test_two_users_queue_and_the_microphone(client, served, tmp_path):
     other = Client(served[0], verbose=False, download_files=str(tmp_path / "other"), analytics_enabled=False)
     a = write_tone(tmp_path / "a.wav", 22050)
     rec = write_tone(tmp_path / "recording.wav", 48000)
-    jobs = [client.submit([handle_file(a)], None, 0.9, "", STEPS, 1.4, 1.2, 0, True, None, api_name="/upsample"),
-            other.submit(None, handle_file(rec), 0.9, "", STEPS, 1.4, 1.2, 0, True, None, api_name="/upsample")]
+    jobs = [client.submit([handle_file(a)], None, False, 0.9, "", STEPS, 1.4, 1.2, 0, True, None,
+                          api_name="/upsample"),
+            other.submit(None, handle_file(rec), False, 0.9, "", STEPS, 1.4, 1.2, 0, True, None,
+                         api_name="/upsample")]
     logs = [job.result(timeout=300)[6] for job in jobs]
     assert "[1/1] a.wav -> a.wav" in logs[0] and "[1/1] microphone.wav -> microphone.wav" in logs[1]
 
 
 def test_nothing_uploaded_is_an_error(client):
     with pytest.raises(Exception, match="Nothing to upsample"):
-        client.predict(None, None, 0.9, "", STEPS, 1.4, 1.2, 0, True, None, api_name="/upsample")
+        client.predict(None, None, False, 0.9, "", STEPS, 1.4, 1.2, 0, True, None, api_name="/upsample")
 
 
 # ---- a real browser ---------------------------------------------------------------------------------------
