@@ -156,14 +156,15 @@ def _plan(rows: list[dict], settings: dict) -> dict:
     return {**settings, "files": len(rows), "files_hash": names, "format_version": FORMAT_VERSION}
 
 
-def _check_plan(out: Path, plan: dict) -> None:
-    """The plan of a folder being resumed must be this one (same inputs and settings)."""
+def _check_plan(out: Path, plan: dict, name: str | None = None) -> None:
+    """The plan of a folder being resumed must be this one (same inputs and settings); `name` is how errors
+    call the output (the URL when `out` stages a bucket)."""
     path = out / PLAN_FILE
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
         diff = sorted(k for k in set(old) | set(plan) if old.get(k) != plan.get(k))
         if diff:
-            raise DataError(f"{out}: holds a prepare with other inputs or settings ({', '.join(diff)} differ); "
+            raise DataError(f"{name or out}: holds a prepare with other inputs or settings ({', '.join(diff)} differ); "
                             "use a new output folder or the same flags")
     else:
         _atomic_json(path, plan)
@@ -267,7 +268,10 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
                            "this config from audio)"])
     rows = check_options(sources, num_lr=num_lr, rank=rank, world_size=world_size, files_per_part=files_per_part,
                          latent_dtype=latent_dtype)
-    out = Path(out_dir).expanduser()
+    from saga_sr.data.remote import open_sink
+
+    sink = open_sink(out_dir, PARTS, PLAN_FILE)  # a folder, or a bucket written through a staging folder
+    out = sink.folder
     cfg = model.config
     pretransform = model.pretransform.to(device).eval()
     settings = {"num_lr": num_lr, "seed": seed, "files_per_part": files_per_part, "latent_dtype": latent_dtype,
@@ -279,7 +283,8 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
         raise DataError("--t5_embeddings: the model config has no T5 conditioner the DiT uses")
     out.mkdir(parents=True, exist_ok=True)
     (out / PARTS).mkdir(exist_ok=True)
-    _check_plan(out, _plan(rows, settings))
+    _check_plan(out, _plan(rows, settings), sink.name)
+    sink.publish(PLAN_FILE)
     n_parts = math.ceil(len(rows) / files_per_part)
     mine = [p for p in range(n_parts) if p % world_size == rank]
     todo = [p for p in mine if not (out / PARTS / f"part-{p:05d}.json").is_file()]
@@ -299,6 +304,7 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
         for p in todo:
             part_rows = rows[p * files_per_part:(p + 1) * files_per_part]
             written, skipped = _write_part(out, p, part_rows, p * files_per_part, encode, chunk_bytes, bar)
+            sink.publish_part(p)
             result.written += written
             result.skipped += skipped
             result.parts_done += 1
@@ -306,5 +312,7 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
         bar.close()
     info = {**settings, "config_source": config_source, "files": len(rows), "format_version": FORMAT_VERSION,
             "latent_channels": int(model.latent_channels), "downsampling_ratio": int(model.downsampling_ratio)}
+    sink.pull_markers()
     result.merged = merge_parts(out, n_parts, info)
+    sink.finish(result.merged)
     return result
