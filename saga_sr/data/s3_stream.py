@@ -25,13 +25,16 @@ CHUNK_WAIT_S = 600  # a chunk nobody reports as failed (another process download
 _FAILED: dict[str, str] = {}  # local chunk path -> why its download failed (per process)
 
 
-_CLIENTS: dict[int, object] = {}  # pid -> client: a forked DataLoader worker makes its own
+_CLIENTS: dict[tuple, object] = {}  # one per process (a forked DataLoader worker makes its own) and environment
+_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+        "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE")
 
 
 def _client():
-    if os.getpid() not in _CLIENTS:
-        _CLIENTS[os.getpid()] = s3_client()
-    return _CLIENTS[os.getpid()]
+    key = (os.getpid(), *(os.environ.get(name) for name in _ENV))
+    if key not in _CLIENTS:
+        _CLIENTS[key] = s3_client()
+    return _CLIENTS[key]
 
 
 class BoundedS3Downloader(Downloader):
