@@ -38,6 +38,16 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGKILL when the test process dies, even by SIGKILL (no orphaned servers)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class SeaweedS3:
     """One `weed server -s3` process; `env` holds the AWS variables that point boto3 at it."""
 
@@ -59,7 +69,7 @@ class SeaweedS3:
                f"-s3.port.grpc={s3g}", "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}",
                "-master.telemetry=false", "-volume.max=0", "-master.volumeSizeLimitMB=64"]
         self.log = open(root / "weed.log", "wb")  # noqa: SIM115 (closed in kill)
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         self.env = {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET,
                     "AWS_DEFAULT_REGION": "us-east-1"}
         self._wait_ready()
@@ -70,7 +80,7 @@ class SeaweedS3:
         return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=KEY, aws_secret_access_key=SECRET,
                             region_name="us-east-1")
 
-    def _wait_ready(self, timeout_s: float = 60) -> None:
+    def _wait_ready(self, timeout_s: float = 120) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

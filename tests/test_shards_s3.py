@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 from latent_fixtures import write_clips
-from s3_server import s3_env, s3_server  # noqa: F401 (fixtures)
 
 from saga_sr.data import prepare as prep
 from saga_sr.data.remote import looks_like_url, parse_s3_url
@@ -91,6 +90,7 @@ def tiny_model():
     return build_model(prepare_config("tiny", sample_size=4096), seed=0)
 
 
+@pytest.mark.slow
 def test_prepare_to_s3_resumes_after_a_kill_and_matches_a_folder(tmp_path: Path, s3_env, tiny_model, monkeypatch):
     s3_env.make_bucket("resume")
     audio = tmp_path / "audio"

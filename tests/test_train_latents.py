@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from latent_fixtures import tiny_vae_config, write_clips
-from s3_server import s3_server  # noqa: F401 (fixture)
 
 from saga_sr.audio.lr_sim import simulate_lr
 from saga_sr.data.dataset import _rolloff
