@@ -21,6 +21,16 @@ from litdata.streaming.item_loader import PyTreeLoader
 from saga_sr.data.remote import describe, s3_client
 from saga_sr.errors import DataError
 
+class ShardReadError(DataError):
+    """A chunk could not be fetched. Raised in a DataLoader worker, torch rebuilds it in the main process from
+    "Caught ... Original Traceback ..."; the rebuilt error keeps only the original one-line message."""
+
+    def __init__(self, message: str) -> None:
+        if message.startswith("Caught ") and "Traceback" in message:
+            message = message.rstrip().splitlines()[-1].split(": ", 1)[-1]
+        super().__init__(message)
+
+
 CHUNK_WAIT_S = 600  # a chunk nobody reports as failed (another process downloading it) is awaited this long
 _FAILED: dict[str, str] = {}  # local chunk path -> why its download failed (per process)
 
@@ -69,9 +79,9 @@ def wait_for_chunk(path: str, size: int, timeout_s: float = CHUNK_WAIT_S) -> Non
     deadline = time.monotonic() + timeout_s
     while not (os.path.exists(path) and os.stat(path).st_size >= size):
         if path in _FAILED:
-            raise DataError(_FAILED[path])
+            raise ShardReadError(_FAILED[path])
         if time.monotonic() > deadline:
-            raise DataError(f"{path}: not downloaded after {timeout_s:.0f} s")
+            raise ShardReadError(f"{path}: not downloaded after {timeout_s:.0f} s")
         time.sleep(0.05)
 
 
