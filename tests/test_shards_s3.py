@@ -136,6 +136,9 @@ def test_prepare_to_s3_resumes_after_a_kill_and_matches_a_folder(tmp_path: Path,
         prep.prepare_shards([audio], url, tiny_model, num_lr=3, files_per_part=2, progress=False)
     after = {o["Key"]: o["ETag"] for o in s3_env.client().list_objects_v2(Bucket="resume")["Contents"]}
     assert after == before
+    from saga_sr.data.remote import parse_s3_url, staging_folder
+
+    assert not staging_folder(parse_s3_url(url, "-o")).exists()  # nor a local staging folder
 
 
 def test_missing_bucket_and_refused_credentials_are_one_line_errors(tmp_path: Path, s3_env, monkeypatch, capsys):

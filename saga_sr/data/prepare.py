@@ -283,7 +283,11 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
         raise DataError("--t5_embeddings: the model config has no T5 conditioner the DiT uses")
     out.mkdir(parents=True, exist_ok=True)
     (out / PARTS).mkdir(exist_ok=True)
-    _check_plan(out, _plan(rows, settings), sink.name)
+    try:
+        _check_plan(out, _plan(rows, settings), sink.name)
+    except DataError:
+        sink.finish(False)  # a refused run leaves no staging folder behind
+        raise
     sink.publish(PLAN_FILE)
     n_parts = math.ceil(len(rows) / files_per_part)
     mine = [p for p in range(n_parts) if p % world_size == rank]
