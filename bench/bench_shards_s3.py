@@ -9,7 +9,8 @@ MB/s per store and the ratio S3 / folder (JSON with --json), and the rate of pla
 saga_sr's boto3 client (what the server and loopback allow; the rest of the gap is litdata's download pipeline,
 one chunk at a time, a few ahead).
 
-    python bench/bench_shards_s3.py                       # 96 records of 10 s, K = 4 (~50 MB), 3 reps each
+    python bench/bench_shards_s3.py                       # 96 records of 10 s, K = 4 (~50 MB), 8 MB chunks, 3 reps
+    python bench/bench_shards_s3.py --records 256 --chunk_bytes 64MB   # prepare's chunk size (~140 MB)
     python bench/bench_shards_s3.py --records 32 --reps 1   # quicker
 """
 
