@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -131,9 +132,9 @@ def _seen(out: Path, rank: int) -> list[dict]:
     return [json.loads(line) for line in (out / f"seen_rank{rank}.jsonl").read_text().splitlines()]
 
 
-def _run(shards: Path, out: Path, steps: int, devices: int, *extra: str) -> None:
+def _run(shards: Path | str, out: Path, steps: int, devices: int, *extra: str, env: dict | None = None) -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "latent_train.py"), str(shards), str(out), str(steps),
-                           str(devices), *extra], cwd=ROOT, capture_output=True, text=True, timeout=600)
+                           str(devices), *extra], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
@@ -146,6 +147,21 @@ def ten_clip_shards(tmp_path_factory) -> Path:
     model = build_model(prepare_config("tiny", sample_size=4096), seed=1)
     prepare_shards([root / "audio"], root / "shards", model, num_lr=2, files_per_part=4, seed=1, progress=False)
     return root / "shards"
+
+
+@pytest.fixture(scope="module")
+def s3_ten_clip_shards(ten_clip_shards: Path, s3_server) -> tuple[str, dict]:
+    """The same ten clips prepared into a bucket of a SeaweedFS server on 127.0.0.1: (URL, its AWS variables)."""
+    from unittest import mock
+
+    from saga_sr.training.run import prepare_config
+
+    s3_server.make_bucket("latents")
+    model = build_model(prepare_config("tiny", sample_size=4096), seed=1)
+    with mock.patch.dict("os.environ", s3_server.env):
+        prepare_shards([ten_clip_shards.parent / "audio"], "s3://latents/ten", model, num_lr=2, files_per_part=4,
+                       seed=1, progress=False)
+    return "s3://latents/ten", s3_server.env
 
 
 @pytest.mark.slow
@@ -164,12 +180,20 @@ def test_a_resumed_run_draws_exactly_what_an_uninterrupted_run_draws(tmp_path: P
 
 
 @pytest.mark.slow
-def test_ddp_ranks_read_disjoint_items_and_resume_mid_epoch(tmp_path: Path, ten_clip_shards: Path):
+@pytest.mark.parametrize("store", ["folder", "s3"])
+def test_ddp_ranks_read_disjoint_items_and_resume_mid_epoch(tmp_path: Path, store: str, request):
     """2 CPU processes, batch 1, 10 items: an epoch is 5 steps per rank covering all 10 items once; a run stopped
-    after 3 steps and resumed continues with the 4 items not yet seen, then starts the next epoch."""
+    after 3 steps and resumed continues with the 4 items not yet seen, then starts the next epoch. The same from
+    a local folder and from S3 (SeaweedFS on 127.0.0.1; litdata's chunk cache in a fresh HOME)."""
     out = tmp_path / "ddp"
-    _run(ten_clip_shards, out, 3, 2)
-    _run(ten_clip_shards, out, 7, 2, "--resume")
+    env = None
+    if store == "s3":
+        shards, aws = request.getfixturevalue("s3_ten_clip_shards")
+        env = {**os.environ, **aws, "HOME": str(tmp_path / "home")}
+    else:
+        shards = request.getfixturevalue("ten_clip_shards")
+    _run(shards, out, 3, 2, env=env)
+    _run(shards, out, 7, 2, "--resume", env=env)
     seen = {r: _seen(out, r) for r in (0, 1)}
     for r in (0, 1):
         assert [x["step"] for x in seen[r]] == list(range(7))

@@ -17,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "or GPUs (--processes, or --rank/--world_size, or torchrun), skipped files in "
                     "OUT/skipped_files.txt.")
     p.add_argument("sources", nargs="+", metavar="PATH", help="audio folders (recursive), files or manifests")
-    p.add_argument("-o", "--out", required=True, metavar="DIR", help="shard folder (created; resumed if present)")
+    p.add_argument("-o", "--out", required=True, metavar="DIR_OR_URL",
+                   help="shard folder (created; resumed if present) or s3://BUCKET/PREFIX (endpoint and credentials "
+                        "from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...; see README)")
     p.add_argument("--model_config", required=True, metavar="PATH_OR_NAME",
                    help="the model config training will use (its pretransform encodes; sample rate, channels)")
     p.add_argument("--pretrained_ckpt", default=None, metavar="FILE",
@@ -61,10 +63,12 @@ def run_rank(args: argparse.Namespace, rank: int, world_size: int, threads: int 
     import torch
 
     from saga_sr.data.prepare import check_options, prepare_shards
+    from saga_sr.data.remote import check_output
 
     check_options(args.sources, num_lr=args.num_lr, rank=rank, world_size=world_size,
                   files_per_part=args.files_per_part, latent_dtype=args.latent_dtype, out=args.out,
                   seed=args.seed, encode_batch=args.encode_batch)  # before the model is built
+    check_output(args.out)
     if threads:
         torch.set_num_threads(threads)
     if args.pretrained_ckpt:
@@ -110,10 +114,12 @@ def _run(args: argparse.Namespace) -> int:
         import multiprocessing as mp
 
         from saga_sr.data.prepare import check_options
+        from saga_sr.data.remote import check_output
 
         check_options(args.sources, num_lr=args.num_lr, rank=0, world_size=args.processes,
                       files_per_part=args.files_per_part, latent_dtype=args.latent_dtype, out=args.out,
                       seed=args.seed, encode_batch=args.encode_batch)
+        check_output(args.out)
         threads = max(1, (os.cpu_count() or 1) // args.processes)
         ctx = mp.get_context("spawn")
         procs = [ctx.Process(target=_child, args=(args, r, args.processes, threads)) for r in range(args.processes)]
@@ -131,14 +137,20 @@ def _report(out: str, result) -> int:
     import json
     from pathlib import Path
 
-    info_path = Path(out) / "prepare_info.json"
+    from saga_sr.data.remote import looks_like_url, read_json
+
     if result is not None:
         print(f"this rank: {result.written} files written, {len(result.skipped)} skipped; "
               f"parts {result.parts_done}/{result.parts_total} of its share done")
-    if info_path.is_file():
-        info = json.loads(info_path.read_text(encoding="utf-8"))
+    if looks_like_url(out):
+        out = out.rstrip("/")
+        info, report = read_json(out, "prepare_info.json", "-o"), f"{out}/skipped_files.txt"
+    else:
+        info_path, report = Path(out) / "prepare_info.json", Path(out) / "skipped_files.txt"
+        info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else None
+    if info is not None:
         print(f"shards complete: {out} ({info['records']} records, {info['skipped']} skipped, see "
-              f"{Path(out) / 'skipped_files.txt'}); train with --train_latents {out}")
+              f"{report}); train with --train_latents {out}")
     else:
         print(f"shards incomplete: other ranks' parts are still missing in {out}; the last rank to finish merges")
     return 0

@@ -67,7 +67,11 @@ def _draw(mean: torch.Tensor, std: torch.Tensor | None, generator: torch.Generat
 
 
 def read_info(source: str | Path) -> dict:
-    """prepare_info.json of a local shard folder (None-safe for remote URLs: returns {})."""
+    """prepare_info.json of a shard folder or s3:// URL ({} where absent, and for the other URL schemes)."""
+    if str(source).startswith("s3://"):
+        from saga_sr.data.remote import read_json
+
+        return read_json(str(source), INFO_FILE) or {}
     if "://" in str(source):
         return {}
     path = Path(source).expanduser()
@@ -231,18 +235,22 @@ def __getattr__(name: str):
         # litdata asks PyPI for a newer version of itself in every StreamingDataset (a 30 s timeout on offline
         # nodes); saga-sr never goes to the network at run time
         streaming._check_version_and_prompt_upgrade = lambda *_: None
+        from saga_sr.data.s3_stream import install
+
+        install()  # s3:// through saga_sr's bounded client (see saga_sr.data.s3_stream)
         cls = type("LatentShardDataset", (_Crops, StreamingDataset),
                    {"__module__": __name__, "__doc__": "litdata StreamingDataset of cropped training items."})
         _CLASS.append(cls)
     return _CLASS[0]
 
 
-def open_records(source: str | Path):
+def open_records(source: str | Path, cache_dir: str | None = None):
     """The raw shard records (a litdata StreamingDataset without cropping), e.g. to inspect a prepared set."""
     from litdata import StreamingDataset
 
     __getattr__("LatentShardDataset")  # silences litdata's version check
-    return StreamingDataset(_resolve(source), serializers={"pickle": _no_pickle()})
+    return StreamingDataset(_resolve(source), cache_dir=cache_dir, serializers={"pickle": _no_pickle()},
+                            item_loader=_item_loader(source))
 
 
 def _resolve(source: str | Path) -> str:
@@ -250,11 +258,21 @@ def _resolve(source: str | Path) -> str:
     return src if "://" in src else str(Path(src).expanduser().resolve())
 
 
+def _item_loader(source):
+    """litdata's default loader for folders; for s3:// one that fails at once when a chunk cannot be fetched."""
+    if not str(source).startswith("s3://"):
+        return None
+    from saga_sr.data.s3_stream import FailFastLoader
+
+    return FailFastLoader()
+
+
 def make_latent_dataset(source: str, *, segment_frames: int, sample_rate: int, downsampling_ratio: int,
                         use_caption: bool = True, shuffle: bool = True, seed: int = 0, cache_dir: str | None = None):
     """A LatentShardDataset over the shards at `source` (a folder or an s3:// URL) yielding training items."""
     ds = __getattr__("LatentShardDataset")(_resolve(source), cache_dir=cache_dir, shuffle=shuffle, seed=seed,
-                                          max_cache_size="25GB", serializers={"pickle": _no_pickle()})
+                                          max_cache_size="25GB", serializers={"pickle": _no_pickle()},
+                                          item_loader=_item_loader(source))
     ds.configure(segment_frames=segment_frames, sample_rate=sample_rate, downsampling_ratio=downsampling_ratio,
                  use_caption=use_caption, crop_seed=seed)
     return ds

@@ -37,6 +37,7 @@ import torch
 from saga_sr.data.dataset import _rolloff, compose_prompt
 from saga_sr.data.index import AudioEntry, checked_entry, first_reasons, list_candidates, write_skipped_report
 from saga_sr.data.latents import FORMAT_VERSION, INFO_FILE
+from saga_sr.data.remote import looks_like_url
 from saga_sr.data.segment import read_segment
 from saga_sr.errors import ConfigError, DataError, OutputError, SagaError
 from saga_sr.outputs import check_writable
@@ -158,14 +159,15 @@ def _plan(rows: list[dict], settings: dict) -> dict:
     return {**settings, "files": len(rows), "files_hash": names, "format_version": FORMAT_VERSION}
 
 
-def _check_plan(out: Path, plan: dict) -> None:
-    """The plan of a folder being resumed must be this one (same inputs and settings)."""
+def _check_plan(out: Path, plan: dict, name: str | None = None) -> None:
+    """The plan of a folder being resumed must be this one (same inputs and settings); `name` is how errors
+    call the output (the URL when `out` stages a bucket)."""
     path = out / PLAN_FILE
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
         diff = sorted(k for k in set(old) | set(plan) if old.get(k) != plan.get(k))
         if diff:
-            raise DataError(f"{out}: holds a prepare with other inputs or settings ({', '.join(diff)} differ); "
+            raise DataError(f"{name or out}: holds a prepare with other inputs or settings ({', '.join(diff)} differ); "
                             "use a new output folder or the same flags")
     else:
         _atomic_json(path, plan)
@@ -273,7 +275,7 @@ def check_options(sources, *, num_lr: int, rank: int, world_size: int, files_per
                   encode_batch: int = 0) -> list[dict]:
     """The candidate rows of `sources`, after checking the options and the output folder `out` (DataError or
     OutputError naming the flag otherwise)."""
-    if out is not None:
+    if out is not None and not looks_like_url(out):  # a URL is checked by remote.check_output
         check_out_folder(out)
     if not 0 <= seed < 2 ** 32:
         raise DataError(f"--seed {seed}: must be an integer from 0 to {2 ** 32 - 1}")
@@ -307,7 +309,10 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
                            "this config from audio)"])
     rows = check_options(sources, num_lr=num_lr, rank=rank, world_size=world_size, files_per_part=files_per_part,
                          latent_dtype=latent_dtype, out=out_dir, seed=seed, encode_batch=encode_batch)
-    out = Path(out_dir).expanduser()
+    from saga_sr.data.remote import open_sink
+
+    sink = open_sink(out_dir, PARTS, PLAN_FILE)  # a folder, or a bucket written through a staging folder
+    out = sink.folder
     cfg = model.config
     pretransform = model.pretransform.to(device).eval()
     settings = {"num_lr": num_lr, "seed": seed, "files_per_part": files_per_part, "latent_dtype": latent_dtype,
@@ -323,7 +328,12 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
         (out / PARTS).mkdir(exist_ok=True)
     except OSError as exc:
         raise OutputError(f"-o {out_dir}: cannot create the shard folder ({exc.strerror or exc})") from None
-    _check_plan(out, _plan(rows, settings))
+    try:
+        _check_plan(out, _plan(rows, settings), sink.name)
+    except DataError:
+        sink.finish(False)  # a refused run leaves no staging folder behind
+        raise
+    sink.publish(PLAN_FILE)
     n_parts = math.ceil(len(rows) / files_per_part)
     mine = [p for p in range(n_parts) if p % world_size == rank]
     todo = [p for p in mine if not (out / PARTS / f"part-{p:05d}.json").is_file()]
@@ -343,6 +353,7 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
         for p in todo:
             part_rows = rows[p * files_per_part:(p + 1) * files_per_part]
             written, skipped = _write_part(out, p, part_rows, p * files_per_part, encode, chunk_bytes, bar)
+            sink.publish_part(p)
             result.written += written
             result.skipped += skipped
             result.parts_done += 1
@@ -350,9 +361,12 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
         bar.close()
     info = {**settings, "config_source": config_source, "files": len(rows), "format_version": FORMAT_VERSION,
             "latent_channels": int(model.latent_channels), "downsampling_ratio": int(model.downsampling_ratio)}
+    sink.pull_markers()
     try:
         result.merged = merge_parts(out, n_parts, info)
     except NothingUsable:
         _discard(out, created)
+        sink.discard()  # nothing usable: the bucket keeps no plan or parts of this run either
         raise
+    sink.finish(result.merged)
     return result

@@ -100,9 +100,11 @@ def _resumable_loader_class():
 
 
 def shard_source(value: str) -> str:
-    """A local shard folder (must exist) or a URL litdata reads (s3://, gs://, ...)."""
-    if "://" in value:
-        return value
+    """A local shard folder (must exist) or a shard URL (s3:// checked up front: bucket and index.json)."""
+    from saga_sr.data.remote import check_source, looks_like_url
+
+    if looks_like_url(value):
+        return check_source(value)
     path = Path(value).expanduser()
     if path.is_file():
         raise DataError(f"--train_latents {path}: is a file, not a shard folder (give the folder that "
