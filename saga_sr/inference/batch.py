@@ -21,12 +21,12 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
-__all__ = ["Layout", "plan_layout", "shard", "plan_digest", "run_batch"]
+__all__ = ["Layout", "plan_digest", "plan_layout", "run_batch", "shard"]
 
 # the slowest rank may finish long after the others (one long recording): wait for it this long at the end
 RESULT_TIMEOUT = timedelta(days=7)
