@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from saga_sr.cli import main
 from saga_sr.config import load_config
@@ -93,6 +94,27 @@ def test_summary_line_is_the_single_process_one():
     assert summary_line(3, ["in/x.wav"], 0) == "upsample: 3 ok, 1 failed, 0 kept (existing) (in/x.wav)"
 
 
+def test_rank_zero_collects_every_rank_and_stops_when_one_crashed(monkeypatch):
+    """Results travel through the store; a rank that exited without reporting stops rank 0's wait (instead of
+    waiting for days), one that reported and then exited does not."""
+    import torch.distributed as dist
+
+    from saga_sr.inference import batch as batch_mod
+
+    store = dist.HashStore()
+    monkeypatch.setattr(batch_mod, "_store", lambda: store)
+    assert batch_mod._gather(1, 2, 3, [[4, "in/x.wav", "in/x.wav: bad"]], dict) is None
+    got = batch_mod._gather(0, 2, 5, [], lambda missing: {r: "ended" for r in missing})
+    assert [(r["rank"], r["ok"], len(r["failed"])) for r in got] == [(0, 5, 0), (1, 3, 1)]
+
+    fresh = dist.HashStore()
+    monkeypatch.setattr(batch_mod, "_store", lambda: fresh)
+    t0 = time.monotonic()
+    with pytest.raises(batch_mod.RankEnded, match="rank 1 ended with exit code -9"):
+        batch_mod._gather(0, 2, 5, [], lambda missing: {r: f"rank {r} ended with exit code -9" for r in missing})
+    assert time.monotonic() - t0 < 5
+
+
 # ---- a real batch of 24 files over 2 CPU processes ------------------------------------------------------------
 N_FILES, BAD = 24, "f07.wav"
 
@@ -142,7 +164,8 @@ def _outputs(out: Path) -> set[str]:
 def test_two_processes_killed_and_resumed_equal_one_process(batch: Path, tmp_path: Path):
     """24 files, one corrupt, 2 CPU processes: killed (SIGKILL to both) after some outputs, resumed with
     --skip-existing: every good file written exactly once over the two runs, the corrupt one failed alone with
-    its reason (exit 1), the progress counts the whole batch, and every output equals the single-process one."""
+    its reason (exit 1), the progress counts the whole batch, and every output equals the single-process one
+    (bit for bit, at the same threads per process)."""
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with open(tmp_path / "first.err", "w") as err:
@@ -173,7 +196,12 @@ def test_two_processes_killed_and_resumed_equal_one_process(batch: Path, tmp_pat
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # the killed run's temporaries removed
 
     ref = tmp_path / "ref"
-    assert main(_command(batch, ref, "-q")[3:]) == 1  # the same command in one process
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each rank: CPU matrix products round differently with other thread counts
+    try:
+        assert main(_command(batch, ref, "-q")[3:]) == 1  # the same command in one process
+    finally:
+        torch.set_num_threads(threads)
     for name in sorted(good):
         a, sr_a = sf.read(out / name, always_2d=True)
         b, sr_b = sf.read(ref / name, always_2d=True)

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -149,6 +150,7 @@ def _predict_module(pairs, make_step: Callable, quiet: bool, kept: int):
     import lightning as L
     from torch.utils.data import DataLoader
 
+    from saga_sr.errors import OutputError
     from saga_sr.inference.files import failure_line
 
     class BatchUpsample(L.LightningModule):
@@ -164,8 +166,8 @@ def _predict_module(pairs, make_step: Callable, quiet: bool, kept: int):
             keys = [f"{_PLAN}{r}" for r in range(world)]
             store.wait(keys, timedelta(minutes=30))
             if len({store.get(k) for k in keys}) != 1:
-                raise RuntimeError("the ranks found different input files or outputs (is every node seeing the "
-                                   "same folders?); nothing was written")
+                raise OutputError("the ranks found different input files or outputs (does every node see the "
+                                  "same folders?); nothing was written")
             if rank == 0 and kept:
                 print(f"upsample: {kept} existing output(s) kept (--skip-existing)", file=sys.stderr)
             self.part = shard(range(len(pairs)), rank, world)
@@ -193,16 +195,37 @@ def _predict_module(pairs, make_step: Callable, quiet: bool, kept: int):
     return BatchUpsample()
 
 
-def _gather(rank: int, world: int, ok: int, failed: list[list]) -> list[dict] | None:
+def _gather(rank: int, world: int, ok: int, failed: list[list], ended: Callable[[set[int]], dict[int, str]]
+            ) -> list[dict] | None:
     """Every rank's counts and failures, on rank 0 (None elsewhere), through the store: the slowest rank is
-    waited for without holding the others in a collective."""
+    waited for without holding the others in a collective. `ended(missing)` maps the ranks among `missing` whose
+    process has exited to a reason; one that still has not reported then crashed, which stops the wait
+    (RankEnded). torchrun stops the other workers itself when one fails."""
     store = _store()
     store.set(f"{_RESULT}{rank}", json.dumps({"rank": rank, "ok": ok, "failed": failed}))
     if rank != 0:
         return None
     keys = [f"{_RESULT}{r}" for r in range(world)]
-    store.wait(keys, RESULT_TIMEOUT)
+    deadline = time.monotonic() + RESULT_TIMEOUT.total_seconds()
+    while not store.check(keys):
+        gone = ended({r for r, k in enumerate(keys) if not store.check([k])})
+        crashed = [text for r, text in gone.items() if not store.check([keys[r]])]  # reported, then exited: fine
+        if crashed or time.monotonic() > deadline:
+            raise RankEnded(crashed[0] if crashed else f"no result from every rank after {RESULT_TIMEOUT}")
+        time.sleep(0.2)
     return [json.loads(store.get(k)) for k in keys]
+
+
+class RankEnded(RuntimeError):
+    """A rank ended before reporting its files."""
+
+
+def _local_ranks_ended(trainer, missing: set[int]) -> dict[int, str]:
+    """{rank: 'rank R ended with exit code X'} for the processes Lightning started here (ranks 1..N-1) among
+    `missing` that have exited."""
+    procs = getattr(trainer.strategy.launcher, "procs", None) or []
+    return {rank: f"rank {rank} ended with exit code {proc.returncode}"
+            for rank, proc in enumerate(procs, start=1) if rank in missing and proc.poll() is not None}
 
 
 def summary_line(ok: int, failed: Sequence[str], kept: int) -> str:
@@ -229,7 +252,13 @@ def run_batch(pairs: Sequence[tuple[Path, Path]], kept: int, layout: Layout, *, 
                             precision="32-true", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                             enable_model_summary=False, use_distributed_sampler=False, inference_mode=False)
         trainer.predict(module, return_predictions=False)
-    results = _gather(trainer.global_rank, trainer.world_size, module.ok, module.failed)
+    try:
+        results = _gather(trainer.global_rank, trainer.world_size, module.ok, module.failed,
+                          lambda missing: _local_ranks_ended(trainer, missing))
+    except RankEnded as exc:
+        print(f"upsample: {exc} before finishing its files; the outputs written are complete, rerun with "
+              "--skip-existing to do the rest", file=sys.stderr)
+        return 1
     if results is None:
         return 1 if module.failed else 0
     failed = sorted(item + [r["rank"]] for r in results for item in r["failed"])
