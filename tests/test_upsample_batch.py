@@ -206,3 +206,21 @@ def test_two_processes_killed_and_resumed_equal_one_process(batch: Path, tmp_pat
         a, sr_a = sf.read(out / name, always_2d=True)
         b, sr_b = sf.read(ref / name, always_2d=True)
         assert sr_a == sr_b == 44100 and np.array_equal(a, b), name
+
+
+@pytest.mark.slow
+def test_a_failure_on_another_rank_still_ends_in_rank_zeros_summary(batch: Path, tmp_path: Path):
+    """Rank 1 gets the corrupt file and a short one and finishes first; rank 0 still upsamples its long files and
+    prints the summary with exit code 1 (a non-zero exit of rank 1 makes Lightning kill rank 0 mid-batch)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(1)
+    for name, seconds in (("a.wav", 8), ("c.wav", 8), ("d.wav", 0.1), ("e.wav", 8)):  # rank 0: a, c, e
+        sf.write(src / name, 0.2 * rng.standard_normal((int(16000 * seconds), 1)), 16000)
+    (src / "b.wav").write_bytes(b"RIFF, but not audio")  # rank 1: b, d
+    proc = subprocess.run([sys.executable, "-m", "saga_sr", "upsample", str(src), "-o", str(tmp_path / "out"),
+                           "--model", str(batch / "model"), "--steps", "1", "--device", "cpu", "--processes", "2"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "upsample: 4 ok, 1 failed, 0 kept (existing)" in proc.stdout and "b.wav" in proc.stdout
+    assert _outputs(tmp_path / "out") == {"a.wav", "c.wav", "d.wav", "e.wav"}

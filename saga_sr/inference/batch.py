@@ -236,7 +236,8 @@ def summary_line(ok: int, failed: Sequence[str], kept: int) -> str:
 
 def run_batch(pairs: Sequence[tuple[Path, Path]], kept: int, layout: Layout, *, make_step: Callable,
               quiet: bool = False) -> int:
-    """Upsample `pairs` over the ranks of `layout`; the exit code: 1 if a file failed anywhere, else 0.
+    """Upsample `pairs` over the ranks of `layout`; the exit code, on rank 0: 1 if a file failed anywhere, else 0
+    (the other ranks exit 0 once they have reported).
 
     make_step(torch.device) loads the model once per rank and returns step(src, dst) -> the file's line
     (raising with the reason when the file fails). Rank 0 prints the batch's summary on stdout."""
@@ -259,8 +260,8 @@ def run_batch(pairs: Sequence[tuple[Path, Path]], kept: int, layout: Layout, *, 
         print(f"upsample: {exc} before finishing its files; the outputs written are complete, rerun with "
               "--skip-existing to do the rest", file=sys.stderr)
         return 1
-    if results is None:
-        return 1 if module.failed else 0
+    if results is None:  # rank 0 exits with the batch's code; a non-zero exit here would make Lightning kill it
+        return 0
     failed = sorted(item + [r["rank"]] for r in results for item in r["failed"])
     per_node = layout.world_size // layout.num_nodes
     for _, _, line, rank in failed:
