@@ -59,6 +59,10 @@ def register(subparsers) -> None:
     p.add_argument("--no-lfr", action="store_true", help="skip low-frequency replacement")
     p.add_argument("--batch-size", type=positive_int, default=4, help="windows per DiT batch (default %(default)s)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda if available)")
+    p.add_argument("--processes", type=positive_int, default=1, metavar="N",
+                   help="worker processes on this machine, each with its own model: N CPU processes, or with "
+                        "--device cuda the first N GPUs (default 1; under torchrun, torchrun sets them)")
+    p.add_argument("--devices", type=gpu_list, metavar="I,J", help="the GPUs to use, one process each (e.g. 0,2)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                    help="DiT autocast precision (default %(default)s; bf16 recommended on GPUs)")
     p.add_argument("--text-encoder-path", metavar="PATH", help="local T5 folder for pretrained-T5 configs")
@@ -102,21 +106,94 @@ def _write_report(dst: Path, src: Path, model: Path, info) -> Path:
     return write_text_atomic(dst.with_name(dst.stem + ".report.json"), json.dumps(report, indent=1) + "\n")
 
 
-def run(args: argparse.Namespace) -> int:
-    pairs, kept = _plan_outputs(args)
-    model_path = model_or_shipped(args.model)
-    device = torch_device(args.device)
-    if not pairs:
-        print(f"upsample: 0 ok, 0 failed, {len(kept)} kept (existing)")
-        return 0
+def gpu_list(text: str) -> list[int]:
+    """`--devices 0,2`: GPU indices (argparse type)."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected GPU indices such as 0,1, got {text!r}")
+    return values
 
+
+def _batch_layout(args: argparse.Namespace, device: str):
+    """Several processes (--processes, --devices, torchrun): their layout; None for this process alone."""
+    import os
+
+    import torch
+
+    from saga_sr.inference.batch import check_relaunchable, plan_layout
+
+    try:
+        layout = plan_layout(device, args.processes, args.devices, os.environ,
+                             gpu_count=torch.cuda.device_count() if torch.cuda.is_available() else 0)
+        if layout is not None and not layout.torchrun and "LOCAL_RANK" not in os.environ:
+            import __main__
+
+            check_relaunchable(sys.argv[0], getattr(getattr(__main__, "__spec__", None), "name", None))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return layout
+
+
+def _file_step(args: argparse.Namespace, model_path: Path, device):
+    """The model on `device` and the per-file step with this run's options: step(src, dst, progress) -> FileResult
+    (raises with the reason when the file fails). One process and every rank of a batch run this same step."""
     from saga_sr.data.index import sidecar_path  # lazy: keeps `saga-sr --help` fast
-    from saga_sr.inference.files import failure_line, resolve_prompt, upsample_file
+    from saga_sr.inference.files import resolve_prompt, upsample_file
     from saga_sr.inference.pipeline import Upsampler
     from saga_sr.models.checkpoint import load_model
 
     model = load_model(model_path, device=device, text_encoder_path=args.text_encoder_path)
     up = Upsampler(model, device, args.precision)
+
+    def step(src: Path, dst: Path, progress: bool = False):
+        res = upsample_file(up, src, dst, prompt=resolve_prompt(args.prompt, sidecar_path(src, "caption")),
+                            downmix=args.downmix, input_cutoff_hz=args.input_cutoff,
+                            target_rolloff=args.target_rolloff, steps=args.steps, cfg_audio=args.cfg_audio,
+                            cfg_text=args.cfg_text, seed=args.seed, lfr=not args.no_lfr, batch_size=args.batch_size,
+                            progress=progress, schedule=args.schedule)
+        if args.report:
+            _write_report(dst, src, model_path, res.info)
+        return res
+
+    return step
+
+
+def _run_batch(args: argparse.Namespace, pairs, kept, model_path: Path, layout) -> int:
+    """The batch over several processes (saga_sr.inference.batch): each rank loads the model on its device."""
+    from saga_sr.inference.batch import run_batch
+
+    prepare_folders([dst for _, dst in pairs] + kept)
+
+    def make_step(device):
+        step = _file_step(args, model_path, device)
+        return lambda src, dst: _file_text(src, dst, step(src, dst))
+
+    return run_batch(pairs, len(kept), layout, make_step=make_step, quiet=args.quiet)
+
+
+def _file_text(src: Path, dst: Path, res) -> str:
+    info = res.info
+    return (f"{src} -> {dst} ({info.input_seconds:.1f} s audio in {res.elapsed:.1f} s; "
+            f"{_edge_text(info)}, roll-off f_l {info.rolloff_hz:.0f} Hz)")
+
+
+def run(args: argparse.Namespace) -> int:
+    pairs, kept = _plan_outputs(args)
+    model_path = model_or_shipped(args.model)
+    device = torch_device(args.device)
+    layout = _batch_layout(args, device)
+    if not pairs:
+        print(f"upsample: 0 ok, 0 failed, {len(kept)} kept (existing)")
+        return 0
+    if layout is not None:
+        return _run_batch(args, pairs, kept, model_path, layout)
+
+    from saga_sr.inference.files import failure_line  # lazy: keeps `saga-sr --help` fast
+
+    step = _file_step(args, model_path, device)
     prepare_folders([dst for _, dst in pairs] + kept)
     if kept:
         print(f"upsample: {len(kept)} existing output(s) kept (--skip-existing)", file=sys.stderr)
@@ -124,13 +201,7 @@ def run(args: argparse.Namespace) -> int:
     show = not args.quiet and sys.stderr.isatty()
     for n, (src, dst) in enumerate(pairs, 1):
         try:
-            res = upsample_file(up, src, dst, prompt=resolve_prompt(args.prompt, sidecar_path(src, "caption")),
-                                downmix=args.downmix, input_cutoff_hz=args.input_cutoff,
-                                target_rolloff=args.target_rolloff, steps=args.steps, cfg_audio=args.cfg_audio,
-                                cfg_text=args.cfg_text, seed=args.seed, lfr=not args.no_lfr, batch_size=args.batch_size,
-                                progress=show, schedule=args.schedule)
-            if args.report:
-                _write_report(dst, src, model_path, res.info)
+            res = step(src, dst, progress=show)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 -- one bad file must not stop the batch
@@ -139,9 +210,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         ok += 1
         if not args.quiet:
-            info = res.info
-            print(f"[{n}/{len(pairs)}] {src} -> {dst} ({info.input_seconds:.1f} s audio in {res.elapsed:.1f} s; "
-                  f"{_edge_text(info)}, roll-off f_l {info.rolloff_hz:.0f} Hz)", file=sys.stderr)
+            print(f"[{n}/{len(pairs)}] {_file_text(src, dst, res)}", file=sys.stderr)
     print(f"upsample: {ok} ok, {len(failed)} failed, {len(kept)} kept (existing)"
           + (f" ({', '.join(map(str, failed))})" if failed else ""))
     return 1 if failed else 0
