@@ -136,8 +136,8 @@ SIZE_CASES = {
         embed_dim=65536, num_heads=1024, depth=1024), "model.diffusion.config: about 5.3e+13 parameters"),
     "autoencoder too big": ("saga_model_config", lambda c: c["model"]["pretransform"]["config"]["encoder"][
         "config"].update(channels=60000), "model.pretransform.config.encoder.config: about"),
-    "width beyond any machine": ("tiny", lambda c: c["model"]["conditioning"].update(cond_dim=2 ** 40),
-                                 "model.conditioning.cond_dim"),
+    "segment beyond any machine": ("tiny", lambda c: c.update(sample_size=2 ** 40),
+                                   "sample_size: 1099511627776 is above the maximum"),
     "integer beyond JSON": ("tiny", lambda c: c["training"].update(max_steps=10 ** 30), "training.max_steps"),
     "900 levels in a free-form field": ("tiny", lambda c: c["model"]["diffusion"]["config"].update(
         attn_kwargs=_nested(900)),

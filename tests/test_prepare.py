@@ -187,7 +187,8 @@ def test_prepare_refuses_an_output_it_cannot_make_before_any_work(tmp_path: Path
     write_clips(tmp_path / "audio", [0.2])
     (tmp_path / "file").write_text("x")
     _one_line_refusal(_prepare_argv(tmp_path / "audio", tmp_path / "file"), capsys, "-o", "not a folder")
-    _one_line_refusal(_prepare_argv(tmp_path / "audio", tmp_path / "file" / "sub"), capsys, "-o", "is a file")
+    err = _one_line_refusal(_prepare_argv(tmp_path / "audio", tmp_path / "file" / "sub"), capsys, "-o", "is a file")
+    assert "prepare_plan.json" not in err
     locked = tmp_path / "locked"
     locked.mkdir()
     real_access = prep.os.access

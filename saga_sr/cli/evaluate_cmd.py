@@ -79,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     # lazy: keeps `saga-sr --help` fast
+    from saga_sr.errors import DataError
     from saga_sr.evaluation.evaluate import EvalSettings, list_test_files, load_systems, run_evaluation
 
     if (args.steps is not None and args.steps < 1) or args.order < 1 or (args.max_files is not None and args.max_files < 1):
@@ -86,7 +87,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if any(not 0 < c < 22050 for c in args.cutoffs):
         raise SagaError(f"--cutoffs must lie in (0, 22050) Hz, got {args.cutoffs}")
     args.model = model_or_shipped(args.model)
-    list_test_files(args.test_dir, args.max_files)  # a missing or empty --test-dir: refused before the model loads
+    try:  # a missing or empty --test-dir: refused before the model loads
+        list_test_files(args.test_dir, args.max_files)
+    except DataError as exc:
+        raise DataError(f"--test-dir {exc}") from None
     check_writable([args.out / "results.md"])
     model_fn, roundtrip_fn = load_systems(args.model, steps=args.steps, seed=args.seed, device=args.device,
                                           precision=args.precision, batch_size=args.batch_size,

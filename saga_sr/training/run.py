@@ -191,6 +191,8 @@ def run_facts(args: dict, cfg: dict) -> dict:
     facts = {"batch_size": training.batch_size, "accumulate_grad_batches": training.accumulate_grad_batches,
              "gradient_clip_val": training.gradient_clip_val, "sample_size": cfg.get("sample_size"),
              **{k: args.get(k) for k in RUN_FLAGS}, "model_config": config}
+    if facts["learning_rate"] is None:  # not given: the config's, so giving that same value changes nothing
+        facts["learning_rate"] = (cfg.get("training") or {}).get("learning_rate")
     return json.loads(json.dumps(facts, default=str))
 
 
