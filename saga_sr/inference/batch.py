@@ -75,7 +75,7 @@ def plan_layout(device: str, processes: int, devices: Sequence[int] | None,
         return Layout("gpu" if kind == "cuda" else "cpu", per_node, world // per_node, torchrun=True)
     if devices:
         if kind != "cuda":
-            raise ValueError(f"--devices: GPU indices need --device cuda or auto, got --device {device}")
+            raise ValueError(f"--devices: GPU indices need CUDA (--device cuda); this run's device is {device}")
         if processes not in (1, len(devices)):
             raise ValueError(f"--processes {processes}: --devices names {len(devices)} GPU(s), one process each")
         if len(set(devices)) != len(devices) or max(devices) >= gpu_count:
