@@ -5,7 +5,8 @@ the ones torchrun started (any number of nodes), picks each rank's device and op
 Every rank plans the same sorted (input, output) list before the process group exists, so before any rank
 writes; the ranks then check that they planned the same list and rank r takes files r, r + W, r + 2W, ... of it.
 Each file runs the single-process step with the same options and seed (the noise depends on the seed and the
-window only), so the outputs do not depend on the rank, the order or the number of processes.
+window only), so the outputs do not depend on the rank, the order or the number of processes (bit for bit at
+the same threads per process: CPU matrix products round differently with other thread counts).
 
 A failing file fails alone. The ranks share a counter and their results through the process group's key-value
 store (no collective, so ranks with unequal work never wait on each other until the end): every file's line
