@@ -5,7 +5,8 @@ the ones torchrun started (any number of nodes), picks each rank's device and op
 Every rank plans the same sorted (input, output) list before the process group exists, so before any rank
 writes; the ranks then check that they planned the same list and rank r takes files r, r + W, r + 2W, ... of it.
 Each file runs the single-process step with the same options and seed (the noise depends on the seed and the
-window only), so the outputs do not depend on the rank, the order or the number of processes.
+window only), so the outputs do not depend on the rank, the order or the number of processes (bit for bit at
+the same threads per process: CPU matrix products round differently with other thread counts).
 
 A failing file fails alone. The ranks share a counter and their results through the process group's key-value
 store (no collective, so ranks with unequal work never wait on each other until the end): every file's line
@@ -75,7 +76,7 @@ def plan_layout(device: str, processes: int, devices: Sequence[int] | None,
         return Layout("gpu" if kind == "cuda" else "cpu", per_node, world // per_node, torchrun=True)
     if devices:
         if kind != "cuda":
-            raise ValueError(f"--devices: GPU indices need --device cuda or auto, got --device {device}")
+            raise ValueError(f"--devices: GPU indices need CUDA (--device cuda); this run's device is {device}")
         if processes not in (1, len(devices)):
             raise ValueError(f"--processes {processes}: --devices names {len(devices)} GPU(s), one process each")
         if len(set(devices)) != len(devices) or max(devices) >= gpu_count:
