@@ -49,6 +49,19 @@ class Layout:
         return per_node * self.num_nodes
 
 
+def say(line: str) -> None:
+    """One line on stderr in a single write: ranks share the stream, and a line written in two pieces (text,
+    then newline) can be cut in half by another rank's line."""
+    sys.stderr.flush()
+    data = (line + "\n").encode("utf-8", "replace")
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # a captured or replaced stream: no descriptor to share
+        sys.stderr.write(line + "\n")
+        return
+    os.write(fd, data)
+
+
 def _torchrun_world(environ: Mapping[str, str]) -> tuple[int, int] | None:
     """(world size, processes per node) when torchrun started this process, else None."""
     if "TORCHELASTIC_RUN_ID" not in environ or "WORLD_SIZE" not in environ:
@@ -186,12 +199,12 @@ def _predict_module(pairs, make_step: Callable, quiet: bool, kept: int):
             except Exception as exc:  # noqa: BLE001 -- one bad file must not stop the batch
                 self.failed.append([index, str(src), failure_line(src, exc)])
                 done = _store().add(_DONE, 1)
-                print(f"[{done}/{len(pairs)}] FAILED {self.failed[-1][2]}", file=sys.stderr, flush=True)
+                say(f"[{done}/{len(pairs)}] FAILED {self.failed[-1][2]}")
                 return
             self.ok += 1
             done = _store().add(_DONE, 1)
             if not quiet:
-                print(f"[{done}/{len(pairs)}] {text}", file=sys.stderr, flush=True)
+                say(f"[{done}/{len(pairs)}] {text}")
 
     return BatchUpsample()
 
@@ -267,6 +280,6 @@ def run_batch(pairs: Sequence[tuple[Path, Path]], kept: int, layout: Layout, *, 
     per_node = layout.world_size // layout.num_nodes
     for _, _, line, rank in failed:
         if rank >= per_node:  # printed on another node's console: repeat the reason here
-            print(f"FAILED (rank {rank}) {line}", file=sys.stderr)
+            say(f"FAILED (rank {rank}) {line}")
     print(summary_line(sum(r["ok"] for r in results), [src for _, src, _, _ in failed], kept))
     return 1 if failed else 0
