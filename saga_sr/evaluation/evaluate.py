@@ -21,7 +21,8 @@ Protocol (one pass per test file and cutoff):
 
 Every array that is scored is first written as a float32 44.1 kHz WAV under OUT/audio/, and scored as
 written, so the numbers can be recomputed from those files alone. Subfolders of the test folder are
-domains: tables are per domain and cutoff (plus "all"), mean ± 95 % t-interval over clips.
+domains: tables are per domain and cutoff (plus "all"), mean ± 95 % t-interval over clips, written with
+the CSVs by saga_sr.evaluation.tables (each file atomically: a reader sees the old file or the new one).
 """
 
 from __future__ import annotations
