@@ -351,3 +351,38 @@ def test_evaluate_refuses_the_targets_upsample_refuses(tmp_path, capsys, target)
         main(["evaluate", "--test-dir", str(tmp_path), "--out", str(tmp_path / "o"), f"--target-rolloff={target}"])
     assert exc.value.code == 2 and "--target-rolloff" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_markdown_table_known_answer():
+    from saga_sr.evaluation.tables import markdown_table
+
+    assert markdown_table(["a", "b"], [["1", "2"], ["x", "y"]]) == ["| a | b |", "|---|---|", "| 1 | 2 |", "| x | y |"]
+
+
+def _half_then_fail(monkeypatch, cls, name):
+    """Make `cls.name` write part of its data, then fail as a full disk would."""
+    original = getattr(cls, name)
+
+    def broken(self, data, *args, **kwargs):
+        original(self, data[: max(1, len(data) // 2)], *args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cls, name, broken)
+
+
+@pytest.mark.parametrize("target, cls, name", [("per_clip.csv", csv.DictWriter, "writerows"),
+                                               ("results.md", Path, "write_text")])
+def test_a_failure_mid_write_leaves_no_partial_table_or_csv(tmp_path, monkeypatch, target, cls, name):
+    from saga_sr.evaluation.evaluate import EvalSettings, run_evaluation
+    from saga_sr.outputs import TEMP_SUFFIX
+
+    test_dir, out = _clips(tmp_path / "t", 0.3), tmp_path / "o"
+    (out / "tables").mkdir(parents=True)
+    (out / target).write_text("a previous run's file\n")
+    _half_then_fail(monkeypatch, cls, name)
+    with pytest.raises(OSError, match="No space left"):
+        run_evaluation(test_dir, out, model_fn=None, settings=EvalSettings(cutoffs=(4000.0,), perceptual="none",
+                                                                          n_plot=0))
+    monkeypatch.undo()
+    assert (out / target).read_text() == "a previous run's file\n"  # the old file whole, not a half-written one
+    assert not list((out / "tables").iterdir()) and not list(out.rglob(f"*{TEMP_SUFFIX}"))

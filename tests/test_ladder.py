@@ -182,3 +182,21 @@ def test_a_started_run_resumes_with_the_config_it_started_with(tmp_path):
     assert json.loads(again.calls[0].config_path.read_text())["_comment"] == saved["_comment"]
     rec = json.loads((tmp_path / "out" / "runs" / "A0" / "seed0" / "record.json").read_text())
     assert rec["status"] == "done" and "differs from the config this run started with" in rec["config_note"]
+
+
+def test_rung_comparisons_are_verdicts_rendered_as_sentences(tmp_path):
+    from saga_sr.experiments.report import Verdict, collect, compare_runs
+
+    for seeds, verdict in (((0, 1), Verdict.CALLED), ((0,), Verdict.ONE_SEED)):
+        out = tmp_path / f"s{len(seeds)}"
+        run_ladder(_settings(tmp_path, ["A0", "A1"], seeds=seeds), out, train_fn=FakeTraining(), eval_fn=fake_eval)
+        records = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/seed*/record.json"))]
+        rows = collect(out, records, [4000.0])
+        worse = compare_runs(out, rows, "A1", "A0", "lsd", 4000.0)
+        assert worse.verdict is verdict and not worse.better and worse.mean_b - worse.mean_a == pytest.approx(0.5)
+        assert worse.reliably_worse == (verdict is Verdict.CALLED)  # one seed: a worse mean is not called
+        assert worse.sentence().startswith("lsd @ 4000 Hz: A1 1.6") and "A0 is worse" in worse.sentence()
+        better = compare_runs(out, rows, "A0", "A1", "lsd", 4000.0)
+        assert better.better and not better.reliably_worse
+    missing = compare_runs(out, rows, "A0", "B1", "lsd", 4000.0)
+    assert missing.verdict is Verdict.NO_RUNS and "cannot compare" in missing.sentence()

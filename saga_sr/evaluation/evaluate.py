@@ -21,12 +21,12 @@ Protocol (one pass per test file and cutoff):
 
 Every array that is scored is first written as a float32 44.1 kHz WAV under OUT/audio/, and scored as
 written, so the numbers can be recomputed from those files alone. Subfolders of the test folder are
-domains: tables are per domain and cutoff (plus "all"), mean ± 95 % t-interval over clips.
+domains: tables are per domain and cutoff (plus "all"), mean ± 95 % t-interval over clips, written with
+the CSVs by saga_sr.evaluation.tables (each file atomically: a reader sees the old file or the new one).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -47,24 +47,17 @@ from saga_sr.audio.plots import spectrogram_grid
 from saga_sr.audio.spectral import rolloff
 from saga_sr.errors import AudioError, DataError
 from saga_sr.evaluation.perceptual import make_scorer
-from saga_sr.evaluation.stats import Summary, mean_ci
+from saga_sr.evaluation.stats import mean_ci
+from saga_sr.evaluation.tables import SYSTEM_LABELS, write_csv, write_tables
 from saga_sr.inference.adapters import ModelFn, RoundTripFn, model_functions
 from saga_sr.inference.targets import DEFAULT, NOT_USED, TargetSetting, unique_settings
 from saga_sr.models.checkpoint import load_model
+from saga_sr.outputs import write_text_atomic
 from saga_sr.seeding import Stream, derive_seed, text_key
 
 SAMPLE_RATE = 44100
 SYSTEMS = ("unprocessed", "ours", "ours_no_lfr", "vae_lfr", "dsp_bwe")
-SYSTEM_LABELS = {
-    "unprocessed": "Unprocessed (LR input)",
-    "ours": "SAGA-SR (this model, with LFR)",
-    "ours_no_lfr": "SAGA-SR without LFR",
-    "vae_lfr": "Pretransform round trip + LFR (paper's VAE row)",
-    "dsp_bwe": "DSP bandwidth extension (no learning)",
-}
 METRICS = ("lsd", "lsd_ssr", "lsd_hf", "lsd_lf", "si_sdr")
-LOWER_IS_BETTER = {"lsd": True, "lsd_ssr": True, "lsd_hf": True, "lsd_lf": True, "si_sdr": False,
-                   "mel_dist": True, "visqol": False}
 ALL_DOMAINS = "all"
 # A reference band edge below 0.9 x the 22.05 kHz Nyquist (19.8 kHz) marks a band-limited reference: a
 # 44.1 kHz recording's own anti-alias filter lies above it, a lower-rate or codec-low-passed file below.
@@ -212,18 +205,12 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
     band_limited: list[str] = []  # "FILE (EDGE kHz)" of references that hold nothing above their band edge
     for i, (path, rel) in enumerate(files):
         try:
-            hr, _ = load_audio(path, target_sr=SAMPLE_RATE)
+            hr = _load_reference(path, settings.max_seconds)
         except AudioError as exc:  # a bad test file is skipped with its reason; the others are scored
             notes.append(f"skipped {rel.as_posix()}: {exc}")
             log(f"[{i + 1}/{len(files)}] {rel.as_posix()}: skipped ({exc})")
             continue
-        if settings.max_seconds is not None:
-            hr = np.ascontiguousarray(hr[:, : max(1, int(settings.max_seconds * SAMPLE_RATE))])
-        edge_hz = reference_edge_hz(path, hr)
-        if edge_hz < FULL_BAND_HZ:
-            band_limited.append(f"{rel.as_posix()} ({edge_hz / 1000:.1f} kHz)")
-            log(f"warning: {rel.as_posix()}: the reference is itself band-limited (band edge {edge_hz / 1000:.1f} "
-                f"kHz, below {FULL_BAND_HZ / 1000:.1f} kHz): above its edge it holds nothing to score against")
+        band_limited += _band_limited(path, rel, hr, log)
         roundtrip = None
         if roundtrip_fn is not None:
             t0 = time.perf_counter()
@@ -232,33 +219,92 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
         ref_hz = rolloff(hr, SAMPLE_RATE).hz
         given = {t.name: t.resolve(ref_hz, SAMPLE_RATE) for t in targets}  # name -> (normalised, Hz)
         for cutoff in settings.cutoffs:
-            cseed = clip_seed(rel.as_posix(), cutoff, settings.seed)
-            lr = simulate_lr(hr, SAMPLE_RATE, seed=cseed, cutoff=float(cutoff), filter_type=settings.filter_type,
-                             order=settings.order).audio
-            outs, secs = _clip_systems(hr, _fit(lr, hr), float(cutoff), cseed, model_fn, roundtrip,
-                                       {name: None if name == DEFAULT else norm  # default: as `upsample` without one
-                                        for name, (norm, _) in given.items()})
-            clip_dir = out / "audio" / f"{int(cutoff)}hz" / rel.with_suffix("")
-            ref_path = save_audio(clip_dir / "reference.wav", hr, SAMPLE_RATE, subtype="FLOAT")
-            for (name, setting), wav in outs.items():
-                stem = name if setting == NOT_USED else f"{name}.target_{setting}"
-                wav_path = save_audio(clip_dir / f"{stem}.wav", wav, SAMPLE_RATE, subtype="FLOAT")
-                norm, hz = given.get(setting, (None, None))
-                row = {"domain": _domain(rel), "file": rel.as_posix(), "cutoff_hz": float(cutoff),
-                       "system": name, "target_setting": setting, "target_rolloff": norm,
-                       "target_rolloff_hz": None if hz is None else round(hz, 1),
-                       "reference_rolloff_hz": round(ref_hz, 1), "seed": cseed,
-                       "seconds": round(secs.get((name, setting), float("nan")), 4),
-                       **_score(hr, wav, float(cutoff), scorer),
-                       "wav": wav_path.relative_to(out).as_posix(), "reference": ref_path.relative_to(out).as_posix()}
-                rows.append(row)
+            clip_rows, outs = _evaluate_clip(out, rel, hr, cutoff, settings, scorer, model_fn, roundtrip, given, ref_hz)
+            rows += clip_rows
             if len(plot_rows[cutoff]) < settings.n_plot:
-                ours = {("ours" if len(targets) == 1 else f"ours ({t.name})"): outs.get(("ours", t.name))
-                        for t in targets}
-                cells = {"input": outs[("unprocessed", NOT_USED)], **ours, "DSP": outs[("dsp_bwe", NOT_USED)],
-                         "reference": hr}
-                plot_rows[cutoff].append((rel.stem, {k: v for k, v in cells.items() if v is not None}))
+                plot_rows[cutoff].append((rel.stem, _plot_cells(outs, targets, hr)))
         log(f"[{i + 1}/{len(files)}] {rel.as_posix()}")
+    notes += _closing_notes(band_limited, lossless)
+    if not rows:
+        skipped = "; ".join(n for n in notes if n.startswith("skipped"))
+        raise DataError(f"{test_dir}: no test file could be read ({skipped})")
+    notes += _unscored_notes(rows, scorer)
+    metric_names = [m for m in (*METRICS, scorer.name) if any(m in r for r in rows)]
+    summary = summarize(rows, metric_names)
+    write_csv(out / "per_clip.csv", rows)
+    write_csv(out / "summary.csv", summary)
+    tables = write_tables(out, summary, metric_names, scorer.label, notes,
+                          {t.name: t.describe(SAMPLE_RATE) for t in targets})
+    figures = _write_figures(out, plot_rows)
+    meta = {"settings": {**asdict(settings), "target_rolloffs": [asdict(t) for t in targets]},
+            "sample_rate": SAMPLE_RATE, "systems": SYSTEM_LABELS,
+            "perceptual": {"name": scorer.name, "label": scorer.label, "note": scorer.note},
+            "files": [rel.as_posix() for _, rel in files]}
+    write_text_atomic(out / "eval.json", json.dumps(meta, indent=2, default=str))
+    return EvalResult(out, rows, summary, tables, figures, notes)
+
+
+def _load_reference(path: Path, max_seconds: float | None) -> np.ndarray:
+    """The HR reference at 44.1 kHz, cut to its first `max_seconds` (AudioError for an unreadable file)."""
+    hr, _ = load_audio(path, target_sr=SAMPLE_RATE)
+    if max_seconds is not None:
+        hr = np.ascontiguousarray(hr[:, : max(1, int(max_seconds * SAMPLE_RATE))])
+    return hr
+
+
+def _band_limited(path: Path, rel: Path, hr: np.ndarray, log: Callable[[str], None]) -> list[str]:
+    """["FILE (EDGE kHz)"] with a warning when the reference holds nothing above its band edge, else []."""
+    edge_hz = reference_edge_hz(path, hr)
+    if edge_hz >= FULL_BAND_HZ:
+        return []
+    log(f"warning: {rel.as_posix()}: the reference is itself band-limited (band edge {edge_hz / 1000:.1f} "
+        f"kHz, below {FULL_BAND_HZ / 1000:.1f} kHz): above its edge it holds nothing to score against")
+    return [f"{rel.as_posix()} ({edge_hz / 1000:.1f} kHz)"]
+
+
+def _evaluate_clip(out: Path, rel: Path, hr: np.ndarray, cutoff: float, settings: EvalSettings, scorer,
+                   model_fn: ModelFn | None, roundtrip: tuple[np.ndarray, float] | None,
+                   given: Mapping[str, tuple[float, float]],
+                   ref_hz: float) -> tuple[list[dict], dict[SystemKey, np.ndarray]]:
+    """One clip at one cutoff: simulate the LR input, run every system, save each output as a WAV and score
+    it as saved. `given`: target setting name -> (normalised, Hz). Returns (the rows, the outputs by system)."""
+    cseed = clip_seed(rel.as_posix(), cutoff, settings.seed)
+    lr = simulate_lr(hr, SAMPLE_RATE, seed=cseed, cutoff=float(cutoff), filter_type=settings.filter_type,
+                     order=settings.order).audio
+    outs, secs = _clip_systems(hr, _fit(lr, hr), float(cutoff), cseed, model_fn, roundtrip,
+                               {name: None if name == DEFAULT else norm  # default: as `upsample` without one
+                                for name, (norm, _) in given.items()})
+    clip_dir = out / "audio" / f"{int(cutoff)}hz" / rel.with_suffix("")
+    ref_path = save_audio(clip_dir / "reference.wav", hr, SAMPLE_RATE, subtype="FLOAT")
+    rows = []
+    for (name, setting), wav in outs.items():
+        stem = name if setting == NOT_USED else f"{name}.target_{setting}"
+        wav_path = save_audio(clip_dir / f"{stem}.wav", wav, SAMPLE_RATE, subtype="FLOAT")
+        norm, hz = given.get(setting, (None, None))
+        row = {"domain": _domain(rel), "file": rel.as_posix(), "cutoff_hz": float(cutoff),
+               "system": name, "target_setting": setting, "target_rolloff": norm,
+               "target_rolloff_hz": None if hz is None else round(hz, 1),
+               "reference_rolloff_hz": round(ref_hz, 1), "seed": cseed,
+               "seconds": round(secs.get((name, setting), float("nan")), 4),
+               **_score(hr, wav, float(cutoff), scorer),
+               "wav": wav_path.relative_to(out).as_posix(), "reference": ref_path.relative_to(out).as_posix()}
+        rows.append(row)
+    return rows, outs
+
+
+def _plot_cells(outs: Mapping[SystemKey, np.ndarray], targets: Sequence[TargetSetting],
+                hr: np.ndarray) -> dict[str, np.ndarray]:
+    """One row of the spectrogram grid: input, the model per target setting, DSP, reference."""
+    ours = {("ours" if len(targets) == 1 else f"ours ({t.name})"): outs.get(("ours", t.name))
+            for t in targets}
+    cells = {"input": outs[("unprocessed", NOT_USED)], **ours, "DSP": outs[("dsp_bwe", NOT_USED)],
+             "reference": hr}
+    return {k: v for k, v in cells.items() if v is not None}
+
+
+def _closing_notes(band_limited: Sequence[str], lossless: bool) -> list[str]:
+    """The notes on the whole test set: band-limited references, and a lossless round trip."""
+    notes = []
     if band_limited:
         notes.append(f"{len(band_limited)} reference(s) are themselves band-limited (band edge below "
                      f"{FULL_BAND_HZ / 1000:.1f} kHz): above their edge they hold nothing, so scores there reward "
@@ -267,27 +313,18 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
     if lossless:
         notes.append("the pretransform round trip is lossless here (a parameter-free pretransform: patched or "
                      "spectrogram), so the 'round trip + LFR' row measures what LFR alone costs against the reference")
-    if not rows:
-        skipped = "; ".join(n for n in notes if n.startswith("skipped"))
-        raise DataError(f"{test_dir}: no test file could be read ({skipped})")
+    return notes
+
+
+def _unscored_notes(rows: Sequence[dict], scorer) -> list[str]:
+    """A note naming the files the perceptual scorer could not score (too short), if any."""
     unscored = sorted({r["file"] for r in rows if scorer.fn is not None
                        and not math.isfinite(r.get(scorer.name, float("nan")))})
-    if unscored:
-        notes.append(f"{scorer.name} could not score {len(unscored)} file(s) (too short for its analysis "
-                     f"patches): {', '.join(unscored)}; their {scorer.name} cells are empty and the means use "
-                     "other clips only")
-    metric_names = [m for m in (*METRICS, scorer.name) if any(m in r for r in rows)]
-    summary = summarize(rows, metric_names)
-    write_csv(out / "per_clip.csv", rows)
-    write_csv(out / "summary.csv", summary)
-    tables = write_tables(out, summary, metric_names, scorer.label, notes, targets)
-    figures = _write_figures(out, plot_rows)
-    meta = {"settings": {**asdict(settings), "target_rolloffs": [asdict(t) for t in targets]},
-            "sample_rate": SAMPLE_RATE, "systems": SYSTEM_LABELS,
-            "perceptual": {"name": scorer.name, "label": scorer.label, "note": scorer.note},
-            "files": [rel.as_posix() for _, rel in files]}
-    (out / "eval.json").write_text(json.dumps(meta, indent=2, default=str))
-    return EvalResult(out, rows, summary, tables, figures, notes)
+    if not unscored:
+        return []
+    return [f"{scorer.name} could not score {len(unscored)} file(s) (too short for its analysis "
+            f"patches): {', '.join(unscored)}; their {scorer.name} cells are empty and the means use "
+            "other clips only"]
 
 
 def summarize(rows: Sequence[dict], metric_names: Sequence[str]) -> list[dict]:
@@ -322,52 +359,6 @@ def target_note(targets: Sequence[TargetSetting], model_fn=None) -> str:
     if model_fn is not None and not getattr(model_fn, "takes_target_rolloff", True):
         text += ". This model does not condition on a target roll-off: every setting gives the same output"
     return text
-
-
-def write_tables(out: Path, summary: Sequence[dict], metric_names: Sequence[str], perceptual_label: str,
-                 notes: Sequence[str], targets: Sequence[TargetSetting] = ()) -> list[Path]:
-    """tables/<domain>_<cutoff>hz.md for every group, and results.md holding them all with the notes.
-
-    Each table has a "target roll-off" column: the setting a model row used, "n/a" for the baselines."""
-    described = {t.name: t.describe(SAMPLE_RATE) for t in targets}
-    index: dict[tuple, dict[tuple, dict[str, Summary]]] = {}
-    for s in summary:
-        system = (s["system"], s.get("target_setting", NOT_USED))
-        index.setdefault((s["domain"], s["cutoff_hz"]), {}).setdefault(system, {})[s["metric"]] = \
-            Summary(s["mean"], s["ci95"], s["n"])
-    arrows = {m: ("↓" if LOWER_IS_BETTER.get(m, True) else "↑") for m in metric_names}
-    paths, blocks = [], []
-    for (domain, cutoff), systems in index.items():
-        n = max((v.n for d in systems.values() for v in d.values()), default=0)
-        head = f"### {domain}, cutoff {int(cutoff)} Hz (n = {n} clips; mean ± 95 % t-interval)\n\n"
-        lines = ["| system | target roll-off | " + " | ".join(f"{m} {arrows[m]}" for m in metric_names) + " |",
-                 "|---|---|" + "---|" * len(metric_names)]
-        for (system, setting), values in systems.items():
-            cells = [values[m].format(2) if m in values else "n/a" for m in metric_names]
-            lines.append(f"| {SYSTEM_LABELS.get(system, system)} | {described.get(setting, setting)} | "
-                         + " | ".join(cells) + " |")
-        block = head + "\n".join(lines) + "\n"
-        path = out / "tables" / f"{domain.replace('/', '_')}_{int(cutoff)}hz.md"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(block)
-        paths.append(path)
-        blocks.append(block)
-    legend = ("Metrics: lsd (NU-Wave 2 style, 2048/512 STFT), lsd_ssr (ssr_eval/AudioSR style), lsd_hf / lsd_lf "
-              "(lsd above / below the LR cutoff), si_sdr (dB), and " + perceptual_label + ".")
-    text = "# Evaluation results\n\n" + legend + "\n\n" + "".join(f"- {n}\n" for n in notes) + "\n" + "\n".join(blocks)
-    (out / "results.md").write_text(text)
-    return paths
-
-
-def write_csv(path: Path, rows: Sequence[dict]) -> None:
-    """Rows of dicts as CSV; the columns are every key in first-seen order (missing cells empty)."""
-    keys: list[str] = []
-    for r in rows:
-        keys.extend(k for k in r if k not in keys)
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def _write_figures(out: Path, plot_rows: Mapping[float, list]) -> list[Path]:

@@ -154,17 +154,13 @@ def run_one(spec: RungSpec, seed: int, out: Path, settings: LadderSettings, trai
               "max_steps": settings.max_steps, "problems": spec.problems}
     spec = _config_of_started_run(spec, run_dir, record, log)
     if spec.config is None or spec.problems:
-        record["status"] = "invalid"
         log(f"{spec.name}: refused before training:\n  - " + "\n  - ".join(spec.problems))
-        _write_json(record_path, record)
-        return record
+        return _finish(record, record_path, "invalid")
     try:
         record.update(count_parameters(spec.config))
     except Exception as exc:  # a config that passes the checks but does not build is a finding, not a crash
-        record.update(status="invalid", problems=[f"build_model failed: {type(exc).__name__}: {exc}"])
-        log(f"{spec.name}: {record['problems'][0]}")
-        _write_json(record_path, record)
-        return record
+        return _finish(record, record_path, "invalid", f"build_model failed: {type(exc).__name__}: {exc}",
+                       log, spec.name)
     record["bench_step_s"] = _bench(spec, settings, seed, log)
     config_path = run_dir / "config.json"
     if not config_path.is_file():
@@ -176,21 +172,15 @@ def run_one(spec: RungSpec, seed: int, out: Path, settings: LadderSettings, trai
         resume = last if last.is_file() else None
         log(f"{spec.name} seed {seed}: training {settings.max_steps} steps"
             + (f" (resuming {resume})" if resume else ""))
-        extra = dict(settings.train_extra)
-        if settings.text_encoder_path:
-            extra.setdefault("text_encoder_path", settings.text_encoder_path)
-        request = TrainRequest(config_path, Path(settings.train_dir), Path(settings.val_dir), train_dir,
-                               settings.max_steps, seed, settings.batch_size, dict(spec.flags), resume, extra)
+        request = _train_request(spec, seed, config_path, train_dir, resume, settings)
         first = start_step(train_dir, resume is not None)
         with PeakMemory(settings.device) as mem:
             t0 = time.perf_counter()
             try:
                 train_fn(request)
             except Exception as exc:  # one rung crashing (OOM, data) must not end the ladder; rerun retries it
-                record.update(status="failed", problems=[f"training failed: {type(exc).__name__}: {exc}"])
-                log(f"{spec.name} seed {seed}: {record['problems'][0]}")
-                _write_json(record_path, record)
-                return record
+                return _finish(record, record_path, "failed", f"training failed: {type(exc).__name__}: {exc}",
+                               log, f"{spec.name} seed {seed}")
             wall = time.perf_counter() - t0
         trained = {"max_steps": settings.max_steps, "wall_s": wall, "resumed_from": str(resume) if resume else None,
                    "start_step": first, "step_time_s": wall / max(1, settings.max_steps - first),
@@ -203,13 +193,30 @@ def run_one(spec: RungSpec, seed: int, out: Path, settings: LadderSettings, trai
     try:
         eval_fn(train_dir / "model", Path(settings.val_dir), eval_dir, settings, seed)
     except Exception as exc:  # recorded like a training failure; a rerun evaluates again without retraining
-        record.update(status="failed", problems=[f"evaluation failed: {type(exc).__name__}: {exc}"])
-        log(f"{spec.name} seed {seed}: {record['problems'][0]}")
-        _write_json(record_path, record)
-        return record
-    record.update(status="done", eval_dir=str(eval_dir.relative_to(out)))
+        return _finish(record, record_path, "failed", f"evaluation failed: {type(exc).__name__}: {exc}",
+                       log, f"{spec.name} seed {seed}")
+    return _finish(record, record_path, "done", eval_dir=str(eval_dir.relative_to(out)))
+
+
+def _finish(record: dict, record_path: Path, status: str, problem: str | None = None,
+            log: Callable[[str], None] | None = None, who: str = "", **fields) -> dict:
+    """End a run: set its status, `fields` and its one problem (logged as "WHO: PROBLEM"); save and return it."""
+    record.update(status=status, **fields)
+    if problem is not None:
+        record["problems"] = [problem]
+        log(f"{who}: {problem}")
     _write_json(record_path, record)
     return record
+
+
+def _train_request(spec: RungSpec, seed: int, config_path: Path, train_dir: Path, resume: Path | None,
+                   settings: LadderSettings) -> TrainRequest:
+    """What training is asked for one rung at one seed (the ladder's extra flags and the local T5 included)."""
+    extra = dict(settings.train_extra)
+    if settings.text_encoder_path:
+        extra.setdefault("text_encoder_path", settings.text_encoder_path)
+    return TrainRequest(config_path, Path(settings.train_dir), Path(settings.val_dir), train_dir,
+                        settings.max_steps, seed, settings.batch_size, dict(spec.flags), resume, extra)
 
 
 def _config_of_started_run(spec: RungSpec, run_dir: Path, record: dict, log: Callable[[str], None]) -> RungSpec:

@@ -10,13 +10,16 @@ says so ("not enough evidence"), quoting the clip-level interval for what it is 
 from __future__ import annotations
 
 import csv
+import enum
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from saga_sr.evaluation.evaluate import write_csv
-from saga_sr.evaluation.stats import mean_ci, paired_difference, std
+from saga_sr.evaluation.tables import markdown_table, write_csv
+from saga_sr.evaluation.stats import Summary, mean_ci, paired_difference, std
 from saga_sr.training.metrics_csv import read_metrics
+from saga_sr.outputs import write_text_atomic
 from saga_sr.training.plots import loss_curves
 
 TRAIN_LOSS_KEYS = ("train/loss", "train/loss_step", "train_loss", "loss")
@@ -121,37 +124,86 @@ def _fmt(x, digits: int = 3) -> str:
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
+class Verdict(enum.Enum):
+    """What a comparison of two rungs concludes."""
+
+    NO_RUNS = "no finished runs of both"
+    NO_DIFFERENCE = "no difference at this precision"
+    INSIDE_NOISE = "the seed-paired interval contains 0"
+    CALLED = "the seed-paired interval excludes 0"
+    ONE_SEED = "one seed: seed noise unmeasured"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """`rung_b` against `rung_a` on the model's eval metric at one cutoff: the numbers and the verdict.
+
+    `interval` is the seed-paired difference (b - a) for CALLED / INSIDE_NOISE, the clip-paired one for
+    ONE_SEED; `better` says which way b moved (whether or not the move is called)."""
+
+    rung_a: str
+    rung_b: str
+    metric: str
+    cutoff: float
+    verdict: Verdict
+    mean_a: float = math.nan
+    mean_b: float = math.nan
+    seeds: int = 0
+    better: bool = False
+    interval: Summary | None = None
+
+    @property
+    def reliably_worse(self) -> bool:
+        """b is worse than a beyond the seed noise."""
+        return self.verdict is Verdict.CALLED and not self.better
+
+    def sentence(self) -> str:
+        """The report's sentence for this comparison."""
+        a, b, where = self.rung_a, self.rung_b, f"{self.metric} @ {int(self.cutoff)} Hz"
+        if self.verdict is Verdict.NO_RUNS:
+            return f"{b} vs {a} ({where}): no finished runs of both; cannot compare."
+        head = (f"{where}: {a} {self.mean_a:.3f} -> {b} {self.mean_b:.3f} "
+                f"(Δ {self.mean_b - self.mean_a:+.3f}, {self.seeds} seed(s))")
+        better = "better" if self.better else "worse"
+        if self.verdict is Verdict.NO_DIFFERENCE:
+            return f"{head}: no difference at this precision ({NOT_ENOUGH} of any effect)."
+        d = self.interval
+        if self.verdict is Verdict.ONE_SEED:
+            return (f"{head}; one seed, so seed-to-seed noise is unmeasured (clip-paired 95 % interval "
+                    f"[{d.low:+.3f}, {d.high:+.3f}] over {d.n} clips covers only the test-set noise): {NOT_ENOUGH} "
+                    f"that {b} is {better}; rerun with --seeds 0,1,2.")
+        interval = f"seed-paired 95 % interval [{d.low:+.3f}, {d.high:+.3f}]"
+        if self.verdict is Verdict.INSIDE_NOISE:
+            return f"{head}; {interval} contains 0: {NOT_ENOUGH}."
+        return f"{head}; {interval} excludes 0: {b} is {better}."
+
+
 def compare_runs(out: Path, rows: Sequence[dict], rung_a: str, rung_b: str, metric: str, cutoff: float,
-                 lower_is_better: bool = True) -> str:
-    """A sentence comparing rung_b with rung_a on the model's eval metric, with its noise and verdict."""
+                 lower_is_better: bool = True) -> Comparison:
+    """Compare rung_b with rung_a on the model's eval metric, with its noise and verdict."""
     a = {r["seed"]: r for r in rows if r["rung"] == rung_a and r.get("status") == "done"}
     b = {r["seed"]: r for r in rows if r["rung"] == rung_b and r.get("status") == "done"}
     seeds = sorted(set(a) & set(b))
     key = f"ours_{metric}_{int(cutoff)}"
     pairs = [(a[s].get(key), b[s].get(key)) for s in seeds if a[s].get(key) is not None and b[s].get(key) is not None]
     if not pairs:
-        return f"{rung_b} vs {rung_a} ({metric} @ {int(cutoff)} Hz): no finished runs of both; cannot compare."
+        return Comparison(rung_a, rung_b, metric, cutoff, Verdict.NO_RUNS)
     ma = sum(p[0] for p in pairs) / len(pairs)
     mb = sum(p[1] for p in pairs) / len(pairs)
-    head = (f"{metric} @ {int(cutoff)} Hz: {rung_a} {ma:.3f} -> {rung_b} {mb:.3f} "
-            f"(Δ {mb - ma:+.3f}, {len(pairs)} seed(s))")
-    better = "better" if (mb < ma) == lower_is_better else "worse"
+    found = dict(rung_a=rung_a, rung_b=rung_b, metric=metric, cutoff=cutoff, mean_a=ma, mean_b=mb, seeds=len(pairs),
+                 better=(mb < ma) == lower_is_better)
     if round(mb, 3) == round(ma, 3):
-        return f"{head}: no difference at this precision ({NOT_ENOUGH} of any effect)."
+        return Comparison(verdict=Verdict.NO_DIFFERENCE, **found)
     if len(pairs) >= 2:
         diff = paired_difference([p[1] for p in pairs], [p[0] for p in pairs])
-        interval = f"seed-paired 95 % interval [{diff.low:+.3f}, {diff.high:+.3f}]"
-        if diff.low <= 0 <= diff.high:
-            return f"{head}; {interval} contains 0: {NOT_ENOUGH}."
-        return f"{head}; {interval} excludes 0: {rung_b} is {better}."
+        called = not diff.low <= 0 <= diff.high
+        return Comparison(verdict=Verdict.CALLED if called else Verdict.INSIDE_NOISE, interval=diff, **found)
     seed = seeds[0]
     clips_a, clips_b = (clip_values(read_per_clip(out / "runs" / g / f"seed{seed}" / "eval" / "per_clip.csv"),
                                     "ours", metric, cutoff) for g in (rung_a, rung_b))
     common = sorted(set(clips_a) & set(clips_b))
     diff = paired_difference([clips_b[k] for k in common], [clips_a[k] for k in common])
-    return (f"{head}; one seed, so seed-to-seed noise is unmeasured (clip-paired 95 % interval "
-            f"[{diff.low:+.3f}, {diff.high:+.3f}] over {diff.n} clips covers only the test-set noise): {NOT_ENOUGH} "
-            f"that {rung_b} is {better}; rerun with --seeds 0,1,2.")
+    return Comparison(verdict=Verdict.ONE_SEED, interval=diff, **found)
 
 
 def lfr_effect(out: Path, rows: Sequence[dict], rung: str, cutoffs: Sequence[float]) -> str:
@@ -234,7 +286,7 @@ def write_report(out: Path, records: Sequence[dict], settings) -> Path:
                          "them get an empty prompt" + (", and at --scale tiny the T5 is a random tiny one, so this "
                          "measures the cross-attention path, not language" if settings.scale == "tiny" else "") + ".\n")
         if a in done and b in done:
-            lines += [f"- {compare_runs(out, rows, a, b, m, c, m != 'si_sdr')}"
+            lines += [f"- {compare_runs(out, rows, a, b, m, c, m != 'si_sdr').sentence()}"
                       for m in ("lsd", "si_sdr") for c in cutoffs]
             lines.append(f"- val loss: {a} {_aggregate(rows, a, 'val_end')} vs {b} {_aggregate(rows, b, 'val_end')}.")
         else:
@@ -243,7 +295,7 @@ def write_report(out: Path, records: Sequence[dict], settings) -> Path:
     lines.append("Same sample with and without LFR, so the clip-paired interval is the right noise here.\n")
     lines += [lfr_effect(out, rows, g, cutoffs) for g in done] or ["- no finished runs."]
     path = out / "ladder_report.md"
-    path.write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -254,14 +306,14 @@ def _table(rows: Sequence[dict], rungs: Sequence[str], cutoffs: Sequence[float])
             ("val/lsd", "last_val/lsd"), ("val/si_sdr", "last_val/si_sdr")]
     cols += [(f"LSD {int(c)}", f"ours_lsd_{int(c)}") for c in cutoffs]
     cols += [(f"SI-SDR {int(c)}", f"ours_si_sdr_{int(c)}") for c in cutoffs]
-    out = ["## Metrics (mean over seeds; sd when several)\n",
-           "| rung | status | flags | " + " | ".join(c[0] for c in cols) + " |",
-           "|---|---|---|" + "---|" * len(cols)]
+    cells = []
     for g in rungs:
         mine = [r for r in rows if r["rung"] == g]
         flags = ", ".join(f for f in FLAGS if mine[0].get(f)) or "-"
         status = "/".join(sorted({str(r.get("status")) for r in mine}))
-        out.append(f"| {g} | {status} | {flags} | " + " | ".join(_aggregate(rows, g, k) for _, k in cols) + " |")
+        cells.append([g, status, flags, *(_aggregate(rows, g, k) for _, k in cols)])
+    out = ["## Metrics (mean over seeds; sd when several)\n",
+           *markdown_table(["rung", "status", "flags", *(c[0] for c in cols)], cells)]
     out.append("\nLSD / SI-SDR: this model with LFR on the evaluation clips; val/* : the last values training logged. "
                "s/step bench: median of timed synthetic training steps (encode, conditioning, DiT forward + backward, "
                "AdamW) on the evaluation device; s/step wall: the training call's wall time / its steps (includes "
@@ -309,9 +361,9 @@ def _enough(out: Path, rows: Sequence[dict], done: Sequence[str], cutoffs: Seque
             if best == g:
                 sentences.append(f"{g} is the best at {int(c)} Hz")
                 continue
-            s = compare_runs(out, rows, best, g, "lsd", c)
-            sentences.append(s)
-            worse = worse or (NOT_ENOUGH not in s and "is worse" in s)
+            comparison = compare_runs(out, rows, best, g, "lsd", c)
+            sentences.append(comparison.sentence())
+            worse = worse or comparison.reliably_worse
         lines += [f"- {g}: " + " / ".join(sentences)]
         if answer is None and not worse:
             answer = g

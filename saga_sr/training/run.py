@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -299,6 +300,43 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
     """Run one training (fresh or resumed) and return the output folder. Raises SagaError subclasses for
     problems a user can fix (missing data, empty data set, bad config) before anything is trained."""
     ns = namespace(args, **kwargs)
+    run = check_inputs(ns)
+    out, cfg, training, resume = run.out, run.cfg, run.training, run.resume
+    train_ds, train_index, val_ds, val_index = build_data(run, ns)
+    model, load_report = _build_model(cfg, ns)
+    batch = training.batch_size
+    pin = _precision(ns) != "32-true"
+    data = _latent_data(run.latents, cfg, model, training, ns, batch, pin)
+    if data is not None:
+        train_ds = data.dataset(shuffle=False)
+    preflight(model, train_ds)
+    # every refusal is above: nothing in OUT was created or rewritten before this line
+    write_run_records(out, ns, cfg, resume, train_index, val_index, load_report)
+    module = build_module(model, ns, out, training)
+    trainer = _make_trainer(ns, out, training, validate=val_ds is not None,
+                            resume_step=checkpoint_step(resume) if resume else None)
+    loaders, val_loader = _fit_loaders(data, train_ds, val_ds, batch, ns, pin)
+    fit(trainer, module, loaders, val_loader, resume)
+    finish_run(trainer, out)
+    return out
+
+
+@dataclass(frozen=True)
+class CheckedRun:
+    """What `check_inputs` accepted: the output folder, the resolved config and its training block with the
+    flags applied, the checkpoint to resume (or None) and the data sources (audio, or latent shards)."""
+
+    out: Path
+    cfg: dict
+    training: TrainingSettings
+    resume: Path | None
+    train_sources: list[Path]
+    val_sources: list[Path]
+    latents: object | None
+
+
+def check_inputs(ns: argparse.Namespace) -> CheckedRun:
+    """Every check that needs neither indexing nor a model: flags, output folder, data paths, config, resume."""
     check_train_args(ns)  # bad values stop here, before any indexing or writing
     parse_max_time(ns.max_time)
     out = Path(ns.output_dir).expanduser()
@@ -325,16 +363,24 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
     if resume is not None:
         check_resume_fits(resume, cfg)
         check_resume_run(resume, out, ns, cfg)
+    return CheckedRun(out, cfg, training, resume, train_sources, val_sources, latents)
 
+
+def build_data(run: CheckedRun, ns: argparse.Namespace):
+    """(train dataset, its index, val dataset, its index) of the audio sources; (None, None) for training
+    from latent shards and for a run without val data."""
+    out, cfg, latents, train_sources, val_sources = run.out, run.cfg, run.latents, run.train_sources, run.val_sources
     cache = out / "index_cache.json"
     train_ds, train_index = (make_dataset(train_sources, cfg, ns, deterministic=False, title="train", cache=cache)
                              if not latents else (None, None))
     val_ds, val_index = (make_dataset(val_sources, cfg, ns, deterministic=True, title="val", cache=cache)
                          if val_sources else (None, None))
+    return train_ds, train_index, val_ds, val_index
 
-    model, load_report = _build_model(cfg, ns)
-    batch = training.batch_size
-    pin = _precision(ns) != "32-true"
+
+def _latent_data(latents, cfg: dict, model, training: TrainingSettings, ns: argparse.Namespace, batch: int,
+                 pin: bool):
+    """The data module of --train_latents shards, checked against the model (None when training from audio)."""
     data = None
     if latents:
         from saga_sr.training.latent_data import LatentDataModule, check_shards
@@ -347,9 +393,13 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
         data = LatentDataModule(latents, cfg, downsampling_ratio=model.downsampling_ratio, batch_size=batch,
                                 num_workers=ns.num_workers, use_caption=not ns.disable_caption, seed=ns.seed,
                                 pin_memory=pin)
-        train_ds = data.dataset(shuffle=False)
-    preflight(model, train_ds)
-    # every refusal is above: nothing in OUT was created or rewritten before this line
+    return data
+
+
+def write_run_records(out: Path, ns: argparse.Namespace, cfg: dict, resume: Path | None, train_index, val_index,
+                      load_report) -> None:
+    """Accept the run: create OUT and (rank 0) write the data records, the pretrained load report and
+    run_config.json, the record a resume is checked against."""
     out.mkdir(parents=True, exist_ok=True)
     if is_rank_zero():
         write_data_records(out, {"train": train_index, "val": val_index})
@@ -358,6 +408,10 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
         record = {"args": {k: v for k, v in vars(ns).items() if k != "func"}, "model_config": cfg,
                   "resumed_from": str(resume.resolve()) if resume else None}
         (out / "run_config.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+
+
+def build_module(model, ns: argparse.Namespace, out: Path, training: TrainingSettings) -> SAGASRTrainer:
+    """The Lightning module around `model` (EMA off under FSDP), then the speed flags applied to the model."""
     use_ema = ns.ema
     if "fsdp" in str(ns.strategy) and (use_ema or (use_ema is None and training.use_ema)):
         log.warning("EMA is not supported with FSDP (the EMA copy would need the full weights); training without it")
@@ -367,8 +421,11 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
                            max_val_items=ns.max_val_items, val_examples=ns.val_examples, val_dir=str(out / "val"),
                            seed=ns.seed)
     apply_speed_flags(model, ns)  # after the EMA copy, which must not share a compiled forward
-    trainer = _make_trainer(ns, out, training, validate=val_ds is not None,
-                            resume_step=checkpoint_step(resume) if resume else None)
+    return module
+
+
+def _fit_loaders(data, train_ds, val_ds, batch: int, ns: argparse.Namespace, pin: bool):
+    """(the loaders' arguments to `trainer.fit`, the val loader or None): the latent data module, else loaders."""
     val_loader = _loader(val_ds, batch, ns.num_workers, train=False, pin=pin) if val_ds else None
     if data is not None:
         data.val_loader = val_loader
@@ -376,6 +433,11 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
     else:
         loaders = {"train_dataloaders": _loader(train_ds, batch, ns.num_workers, train=True, pin=pin),
                    "val_dataloaders": val_loader}
+    return loaders, val_loader
+
+
+def fit(trainer, module, loaders: dict, val_loader, resume: Path | None) -> None:
+    """trainer.fit, with a worker's or a resume's error made one line; a run with a val set ends validated."""
     try:
         trainer.fit(module, **loaders, ckpt_path=str(resume) if resume else None, weights_only=True)
     except DataError as exc:  # from a loader worker, the message carries the worker's traceback: keep its line
@@ -387,10 +449,14 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
         raise
     if val_loader is not None and module.last_val_step != trainer.global_step:
         trainer.validate(module, dataloaders=val_loader, verbose=False)  # always end with a validation
+
+
+def finish_run(trainer, out: Path) -> None:
+    """The final checkpoint (last.ckpt points at it) and, on rank 0, the loss curve; the model itself is
+    exported by ExportCallback."""
     _save_final_checkpoint(trainer, out / "checkpoints")
     if trainer.is_global_zero:
         loss_curve(out / "metrics.csv", out / "loss_curve.png")
-    return out
 
 
 def worker_message(exc: Exception) -> str:
