@@ -71,9 +71,9 @@ def test_a_running_job_ends_when_the_page_stops_and_writes_nothing(up, tmp_path)
 
 def test_the_page_refuses_a_target_upsample_refuses():
     gr = pytest.importorskip("gradio", reason="the app extra (gradio) is not installed")
-    from saga_sr.app.page import _target
+    from saga_sr.app.page import given_target
 
-    assert _target(False, 1.5) is None and _target(True, 0.5) == 0.5
+    assert given_target(False, 1.5) is None and given_target(True, 0.5) == 0.5
     for bad in (1.5, 0.0, 0.01, 30000.0, float("nan"), None):
         with pytest.raises(gr.Error, match="target roll-off"):
-            _target(True, bad)
+            given_target(True, bad)

@@ -71,7 +71,7 @@ def test_dropout_uses_the_authors_nulls_and_keeps_the_rolloff_prepend():
     assert kw0["cross_attn_cond"].abs().sum() > 0
     assert torch.allclose(kw0["prepend_cond"], prepend)
     t = torch.full((3,), 0.5)
-    assert torch.allclose(module._build_rolloff_prepend(md, t),
+    assert torch.allclose(module.dit_inputs(md, t)["prepend_cond"],
                           module.diffusion.build_rolloff_prepend(torch.full((3,), 0.2), torch.full((3,), 0.8), t))
 
 
