@@ -13,17 +13,19 @@ from s3_server import s3_env, s3_server  # noqa: F401 (fixtures)
 RANDOM_STD = 0.05  # random weights this small keep a tiny model's output finite and still input-dependent
 
 
-def tiny_model(*, config: str = "tiny", sample_size: int = 8192, edit: Callable[[dict], None] | None = None,
-               randomize: Iterable[str] = ()) -> torch.nn.Module:
-    """A shipped config (128-frame windows by default: fast, and many windows per second of audio), built with
-    seed 0. `edit(cfg)` changes the config before building. `randomize` names submodules ("dit",
-    "rolloff_conditioner") whose weights are drawn at std RANDOM_STD from one generator seeded 1, in that order:
-    the real init zeroes the DiT's residual branches, so without it the conditioning would have no effect."""
+def tiny_model(*, config: str = "tiny", sample_size: int | None = 8192, edit: Callable[[dict], None] | None = None,
+               randomize: Iterable[str] = (), jitter: float = 0.0) -> torch.nn.Module:
+    """A shipped config (128-frame windows by default: fast, and many windows per second of audio; None keeps
+    the config's), built with seed 0. `edit(cfg)` changes the config before building. `randomize` names
+    submodules ("dit", "rolloff_conditioner") whose weights are drawn at std RANDOM_STD from one generator seeded
+    1, in that order: the real init zeroes the DiT's residual branches, so without it the conditioning would have
+    no effect. `jitter` then adds jitter x N(0, 1) to every weight (the pretransform's and conditioners' too)."""
     from saga_sr.config import load_config
     from saga_sr.models.build import build_model
 
     cfg = load_config(config)
-    cfg["sample_size"] = sample_size
+    if sample_size is not None:
+        cfg["sample_size"] = sample_size
     if edit is not None:
         edit(cfg)
     model = build_model(cfg, seed=0)
@@ -32,6 +34,9 @@ def tiny_model(*, config: str = "tiny", sample_size: int = 8192, edit: Callable[
         for name in randomize:
             for p in getattr(model, name).parameters():
                 p.copy_(torch.randn(p.shape, generator=g) * RANDOM_STD)
+        if jitter:
+            for p in model.parameters():
+                p.add_(jitter * torch.randn(p.shape, generator=g))
     return model.eval()
 
 

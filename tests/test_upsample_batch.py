@@ -17,9 +17,7 @@ import soundfile as sf
 import torch
 
 from saga_sr.cli import main
-from saga_sr.config import load_config
 from saga_sr.inference.batch import Layout, check_relaunchable, plan_digest, plan_layout, shard, summary_line
-from saga_sr.models.build import build_model
 from saga_sr.models.checkpoint import export_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,11 +117,9 @@ N_FILES, BAD = 24, "f07.wav"
 
 
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory):
+def batch(tmp_path_factory, make_tiny_model):
     root = tmp_path_factory.mktemp("batch")
-    cfg = load_config("tiny")
-    cfg["sample_size"] = 8192  # short windows keep the runs fast
-    export_model(build_model(cfg, seed=0), root / "model")
+    export_model(make_tiny_model(), root / "model")
     rng = np.random.default_rng(0)
     (root / "in").mkdir()
     for i in range(N_FILES):
