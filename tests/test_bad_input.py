@@ -181,7 +181,7 @@ def test_refused_with_one_line_and_nothing_changed(name, argv, words, workdir, m
 
 
 def test_config_check_refuses_what_training_refuses(workdir, capsys):
-    """`config check` and training run the same rules: the issue's three values fail both, naming the field."""
+    """`config check` and training run the same rules: the same three bad values fail both, naming the field."""
     edits = {"model.pretransform.scale": lambda c: c["model"]["pretransform"].update(scale=float("nan")),
              "training.learning_rate": lambda c: c["training"].update(learning_rate=-1),
              "training.cfg_dropout_prob": lambda c: c["training"].update(cfg_dropout_prob=1.5),

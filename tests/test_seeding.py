@@ -41,8 +41,8 @@ def dsp_prefilled(cfg: dict) -> None:
 
 
 def test_upsample_windows_draw_from_distinct_streams(monkeypatch, make_tiny_model):
-    """Noise, posterior and DSP-prefill seeds of seeds 0 and 1 over several windows: all different (with offsets,
-    seed 1's noise was seed 0's posterior draw, and (seed 0, window 1) was (seed 1, window 0) for the prefill)."""
+    """Noise, posterior and DSP-prefill seeds of seeds 0 and 1 over several windows: all different (seeds derived by
+    offsets would make seed 1's noise seed 0's posterior draw, and (seed 0, window 1) equal (seed 1, window 0))."""
     from saga_sr.inference import pipeline
 
     model = make_tiny_model(sample_size=2048, edit=dsp_prefilled)  # windows of 0.05 s: several per input

@@ -112,7 +112,7 @@ def test_inverse_lr_schedule_from_config():
 
 
 def test_lr_only_config_never_needs_its_unused_text_encoder():
-    """Seed 002's F0: cross_attention_cond_ids [] -- the (absent, pretrained) T5 must not be loaded."""
+    """Rung F0: cross_attention_cond_ids [] -- the (absent, pretrained) T5 must not be loaded."""
     cfg = read_config("tiny")
     cfg["model"]["conditioning"]["configs"][0]["config"] = {"t5_model_name": "t5-base", "max_length": 8}
     cfg["model"]["diffusion"]["cross_attention_cond_ids"] = []

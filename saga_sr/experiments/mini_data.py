@@ -1,6 +1,6 @@
 """Data of saga-sr-mini: fetch the allowed Debian packages, decode, measure bandwidth, split, write manifests.
 
-Sources (issue 12; nothing else may be trained or tuned on): the Freesound CC0 clips of the project
+Sources (nothing else may be trained or tuned on): the Freesound CC0 clips of the project
 (`--freesound DIR`) and the Debian packages in `PACKAGES`, fetched with `apt-get download` and unpacked with
 `dpkg -x` (nothing installed). Every file is decoded, mixed to mono, resampled to 44.1 kHz and written as
 FLAC under OUT/audio/<split>/<domain>/; long files are cut into `CHUNK_SECONDS` chunks. Each file's real
