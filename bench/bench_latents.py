@@ -1,7 +1,7 @@
 """Pre-encoded latents vs on-the-fly encoding, measured side by side in one run (CPU by default).
 
 1. train: per-example training cost (flow loss forward + backward, batch 1, one segment) on the fly (two
-   frozen VAE encodes: HR and LR) vs on latents (`LatentPair` input, no VAE), for A0 and the seeds' full model,
+   frozen VAE encodes: HR and LR) vs on latents (`LatentPair` input, no VAE), for A0 and the full model,
    with the SAO-shaped VAE (random weights: the cost does not depend on them) and a random T5 of T5-base's
    shape. The two variants alternate, so both see the same machine load. Targets: >= 20x (A0), >= 2.5x (full).
 2. prepare: `prepare_shards` throughput with the SAO-shaped VAE and K LR versions (files/s and audio s/s,

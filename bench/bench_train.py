@@ -5,7 +5,7 @@ usage: python bench/bench_train.py [--what speed,memorise,loader] [--threads 2] 
 
 - speed: optimiser steps/s of tiny.json (batch 4, its 32768-sample segments) on `--threads` CPU threads,
   forward + backward + AdamW, after 3 warm-up steps.
-- memorise: the seeds' first question. The tiny model trains on 8 clips exactly one segment long (so every
+- memorise: can the model fit its data at all? The tiny model trains on 8 clips exactly one segment long (so every
   epoch sees the same audio); the train loss must fall to a low plateau. Writes OUT/memorise/loss_curve.png.
 - loader: SAGASRDataset items/s (read segment + resample + LR simulation + roll-offs) through a DataLoader.
 """

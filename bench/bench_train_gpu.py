@@ -1,6 +1,6 @@
 """GPU training-step benchmark on pre-encoded latents: step time, samples/s, peak memory, model FLOPs utilisation.
 
-For each config (A0 and B1 of the seeds' ladder, the seeds' full model) with the SAO-shaped VAE (never run: the
+For each config (A0 and B1 of the capacity ladder, the full model) with the SAO-shaped VAE (never run: the
 batch is latents, as with `--train_latents`) and an offline random T5 of T5-base's shape: AdamW (fused on CUDA),
 bf16 autocast, SDPA (flash kernels where the GPU supports them), optional torch.compile and activation
 checkpointing. FLOPs per step are counted once with torch's FlopCounterMode (matmuls, convolutions and
@@ -27,7 +27,7 @@ PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10"
 
 
 def bench_config(name: str, sample_size: int) -> dict:
-    """A0 / B1 (ladder rungs of the seeds' small model) or full (the seeds' full model), with SAO's VAE shape."""
+    """A0 / B1 (ladder rungs of the small model) or full (the full model), with SAO's VAE shape."""
     from saga_sr.config import load_config
     from saga_sr.config.rungs import derive_rung
 

@@ -4,7 +4,7 @@ CPU (default): the tiny config (random weights), 16 kHz mono inputs of 1, 10 and
 `--steps` Euler steps (default 2: the point is how cost and memory scale with length; time per step scales
 linearly; `--cfg-audio 1 --cfg-text 1` makes a step one DiT pass instead of a batch of three). Each input is written to a file block by block first; each length then runs in its own fresh
 subprocess that loads the model, warms up on 1 s, and upsamples the file to a file, so its peak RSS
-(ru_maxrss) is its own. Targets (issue 9): the 60-minute peak RSS within 1.3x the 1-minute one, and seconds
+(ru_maxrss) is its own. Targets: the 60-minute peak RSS within 1.3x the 1-minute one, and seconds
 per audio minute within 1.2x between 1 and 60 minutes. Run it on an otherwise idle machine with
 OMP_NUM_THREADS=1 for stable timings; on a shared machine read the CPU seconds (process user + system
 time), which other processes' load disturbs far less than wall time.

@@ -15,8 +15,6 @@ import soundfile as sf
 import torch
 
 from saga_sr.cli import main
-from saga_sr.config import load_config
-from saga_sr.models.build import build_model
 
 gradio_client = pytest.importorskip("gradio_client", reason="the app extra (gradio) is not installed")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -25,14 +23,11 @@ STEPS = 2
 pytestmark = pytest.mark.slow  # a served page: ~25 s to start, seconds per call
 
 
-def sensitive_tiny_model() -> torch.nn.Module:
-    """tiny.json with random weights everywhere (the real init zeroes the DiT's residual branches, so nothing
+def sensitive(model: torch.nn.Module) -> torch.nn.Module:
+    """The tiny model with random weights everywhere (the real init zeroes the DiT's residual branches, so nothing
     would condition anything) and a strong roll-off path: the number embedders and the DiT's projections of
     the conditioning at std 1, the rest at 0.05. A random model, so only "different" is meaningful, not which
     way the high band moves."""
-    cfg = load_config("tiny")
-    cfg["sample_size"] = 8192  # short windows keep the runs fast
-    model = build_model(cfg, seed=0)
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -56,7 +51,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, make_tiny_model):
     """The page on 127.0.0.1:<free port>, uploads in a temporary folder; yields (url, upload folder)."""
     from saga_sr.app.page import build_page, launch
     from saga_sr.app.runner import Settings
@@ -65,7 +60,7 @@ def served(tmp_path_factory):
     uploads = tmp_path_factory.mktemp("gradio")
     old = {k: os.environ.get(k) for k in ("GRADIO_TEMP_DIR", "GRADIO_ANALYTICS_ENABLED")}
     os.environ.update(GRADIO_TEMP_DIR=str(uploads), GRADIO_ANALYTICS_ENABLED="False")
-    up = Upsampler(sensitive_tiny_model(), "cpu")
+    up = Upsampler(sensitive(make_tiny_model()), "cpu")
     page = build_page(up, model_label="random tiny", defaults=Settings(steps=STEPS, batch_size=8))
     port = free_port()
     launch(page, host="127.0.0.1", port=port, max_upload_mb=5, block=False)
@@ -128,7 +123,7 @@ def test_detect_then_upsample_one_file(client, tmp_path, served):
     assert any(p.name == "tone8k.wav" for p in (served[1] / "saga-sr-results").rglob("*.wav"))
 
 
-def test_bad_file_gets_the_cli_line(client, tmp_path, capsys):
+def test_bad_file_gets_the_cli_line(client, tmp_path, capsys, tiny_model_dir):
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"RIFF not really audio")
     good = write_tone(tmp_path / "ok.wav", 16000)
@@ -137,20 +132,10 @@ def test_bad_file_gets_the_cli_line(client, tmp_path, capsys):
     assert "**broken.wav**: FAILED broken.wav: cannot read audio" in table
     assert choice["value"] == "ok.wav" and [Path(d).name for d in downloads] == ["ok.wav"]
     # the CLI prints the same reason for the same file
-    code = main(["upsample", str(bad), "-o", str(tmp_path / "cli"), "--model", str(_exported(tmp_path)), "-q"])
+    code = main(["upsample", str(bad), "-o", str(tmp_path / "cli"), "--model", str(tiny_model_dir), "-q"])
     err = capsys.readouterr().err
     cli_reason = err.split(f"FAILED {bad}: ", 1)[1].splitlines()[0]
     assert code == 1 and f"FAILED broken.wav: {cli_reason.replace(str(bad), 'broken.wav')}" in log
-
-
-def _exported(tmp_path: Path) -> Path:
-    from saga_sr.models.checkpoint import export_model
-
-    out = tmp_path / "model"
-    cfg = load_config("tiny")
-    cfg["sample_size"] = 8192
-    export_model(build_model(cfg, seed=0), out)
-    return out
 
 
 def test_target_rolloff_changes_the_high_band(client, tmp_path):
@@ -248,12 +233,12 @@ def test_headless_chromium_uploads_and_sees_the_result(served, tmp_path):
         driver.quit()
 
 
-def test_progress_counts_windows(tmp_path):
+def test_progress_counts_windows(tmp_path, make_tiny_model):
     """The page's progress text is windows done / total, from the pipeline's own count."""
     from saga_sr.app.runner import Settings, run_uploads, split_uploads
     from saga_sr.inference.pipeline import Upsampler
 
-    up = Upsampler(sensitive_tiny_model(), "cpu", window_frames=32)
+    up = Upsampler(sensitive(make_tiny_model()), "cpu", window_frames=32)
     seen = []
     src = write_tone(tmp_path / "t.wav", 16000, seconds=1.0)
     out = run_uploads(up, split_uploads([src]), tmp_path / "out", Settings(steps=1, batch_size=2),
@@ -272,7 +257,7 @@ def test_upload_size_limit(client, tmp_path):
         upsample(client, [big])
 
 
-def test_served_on_loopback_and_temp_folder_removed_at_stop(tmp_path):
+def test_served_on_loopback_and_temp_folder_removed_at_stop(tmp_path, tiny_model_dir):
     """`saga-sr app` as a user starts it: 127.0.0.1 by default, uploads in a temporary folder that is gone
     after Ctrl+C, pressed while a job runs: the job ends at its next step and the process exits cleanly
     (a worker thread left inside torch aborted it: 'terminate called without an active exception', rc -6)."""
@@ -281,7 +266,7 @@ def test_served_on_loopback_and_temp_folder_removed_at_stop(tmp_path):
     import time
     import urllib.request
 
-    model = _exported(tmp_path)
+    model = tiny_model_dir
     port = free_port()
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "saga_sr", "app", "--model", str(model), "--port", str(port),

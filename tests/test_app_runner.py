@@ -8,26 +8,19 @@ import threading
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from saga_sr.app.runner import Cancelled, JobGate, Settings, run_uploads, split_uploads
-from saga_sr.config import load_config
 from saga_sr.inference.pipeline import Upsampler
-from saga_sr.models.build import build_model
+
+
+def band_limited(cfg: dict) -> None:
+    cfg["model"]["diffusion"]["target_band_limit"] = True
 
 
 @pytest.fixture(scope="module")
-def up():
+def up(make_tiny_model):
     """The tiny config with a random DiT and the band limit on (as saga-sr-mini's config)."""
-    cfg = load_config("tiny")
-    cfg["sample_size"] = 4096
-    cfg["model"]["diffusion"]["target_band_limit"] = True
-    model = build_model(cfg, seed=0)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.dit.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.05)
-    return Upsampler(model.eval())
+    return Upsampler(make_tiny_model(sample_size=4096, edit=band_limited, randomize=("dit",)))
 
 
 def write_noise(path, sr: int, seconds: float):
@@ -71,9 +64,9 @@ def test_a_running_job_ends_when_the_page_stops_and_writes_nothing(up, tmp_path)
 
 def test_the_page_refuses_a_target_upsample_refuses():
     gr = pytest.importorskip("gradio", reason="the app extra (gradio) is not installed")
-    from saga_sr.app.page import _target
+    from saga_sr.app.page import given_target
 
-    assert _target(False, 1.5) is None and _target(True, 0.5) == 0.5
+    assert given_target(False, 1.5) is None and given_target(True, 0.5) == 0.5
     for bad in (1.5, 0.0, 0.01, 30000.0, float("nan"), None):
         with pytest.raises(gr.Error, match="target roll-off"):
-            _target(True, bad)
+            given_target(True, bad)

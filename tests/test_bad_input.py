@@ -13,9 +13,7 @@ import soundfile as sf
 import torch
 
 from saga_sr.cli import main
-from saga_sr.config import load_config, read_config
-from saga_sr.models.build import build_model
-from saga_sr.models.checkpoint import export_model
+from saga_sr.config import read_config
 
 SR = 16000
 
@@ -26,12 +24,8 @@ def tone(seconds=0.5, channels=1, sr=SR, amp=0.3):
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    cfg = load_config("tiny")
-    cfg["sample_size"] = 8192
-    out = tmp_path_factory.mktemp("model") / "model"
-    export_model(build_model(cfg, seed=0), out)
-    return out
+def model_dir(tiny_model_dir):
+    return tiny_model_dir
 
 
 def _config_with(tmp: Path, edit) -> str:
@@ -187,7 +181,7 @@ def test_refused_with_one_line_and_nothing_changed(name, argv, words, workdir, m
 
 
 def test_config_check_refuses_what_training_refuses(workdir, capsys):
-    """`config check` and training run the same rules: the issue's three values fail both, naming the field."""
+    """`config check` and training run the same rules: the same three bad values fail both, naming the field."""
     edits = {"model.pretransform.scale": lambda c: c["model"]["pretransform"].update(scale=float("nan")),
              "training.learning_rate": lambda c: c["training"].update(learning_rate=-1),
              "training.cfg_dropout_prob": lambda c: c["training"].update(cfg_dropout_prob=1.5),

@@ -214,21 +214,10 @@ def test_vae_row_beats_unprocessed_and_bad_files_are_skipped(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    import torch
-
-    from saga_sr.config import load_config
-    from saga_sr.models.build import build_model
-    from saga_sr.models.checkpoint import export_model
-
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("model") / "model"
-    model = build_model(load_config("tiny"))
-    with torch.no_grad():  # off the zero-initialised output layer, so the conditioning changes the output
-        for param in model.parameters():
-            param.add_(0.05 * torch.randn_like(param))
-    export_model(model, out)
-    return out
+def jittered_model_dir(make_model_dir):
+    """tiny.json at its own window length, every weight moved off its init (the zero-initialised output layer
+    included), so the conditioning changes the output."""
+    return make_model_dir(sample_size=None, jitter=0.05)
 
 
 def test_evaluate_cli_help(capsys):
@@ -241,12 +230,12 @@ def test_evaluate_cli_help(capsys):
     assert "--test-dir" in text and "--target-rolloff" in text and "reference" in text
 
 
-def test_evaluate_cli_runs_the_model(tmp_path, tiny_model_dir, capsys):
+def test_evaluate_cli_runs_the_model(tmp_path, jittered_model_dir, capsys):
     from saga_sr.cli import main
 
     test_dir = _clips(tmp_path / "test", 0.8)
     out = tmp_path / "eval"
-    code = main(["evaluate", "--model", str(tiny_model_dir), "--test-dir", str(test_dir), "--cutoffs", "4000",
+    code = main(["evaluate", "--model", str(jittered_model_dir), "--test-dir", str(test_dir), "--cutoffs", "4000",
                  "--steps", "1", "--out", str(out), "--perceptual", "mel", "--max-files", "1", "--plots", "1"])
     assert code == 0
     text = capsys.readouterr().out
@@ -259,12 +248,12 @@ def test_evaluate_cli_runs_the_model(tmp_path, tiny_model_dir, capsys):
     assert sr == 44100 and wav.shape == ref.shape
 
 
-def test_evaluate_cli_scores_two_target_settings(tmp_path, tiny_model_dir, capsys):
+def test_evaluate_cli_scores_two_target_settings(tmp_path, jittered_model_dir, capsys):
     from saga_sr.cli import main
 
     test_dir = _clips(tmp_path / "test", 0.5)
     out = tmp_path / "eval"
-    code = main(["evaluate", "--model", str(tiny_model_dir), "--test-dir", str(test_dir), "--cutoffs", "4000",
+    code = main(["evaluate", "--model", str(jittered_model_dir), "--test-dir", str(test_dir), "--cutoffs", "4000",
                  "--steps", "1", "--out", str(out), "--perceptual", "none", "--max-files", "1", "--plots", "1",
                  "--target-rolloff", "default", "--target-rolloff", "12000"])
     assert code == 0

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from saga_sr.experiments.mini_data import _split_of, measure_bandwidth, prepare, sf2_samples
+from saga_sr.experiments.mini_data import measure_bandwidth, prepare, sf2_samples, split_of
 
 SR = 44100
 
@@ -68,10 +68,10 @@ def test_sf2_samples_are_read_back(tmp_path):
 
 
 def test_splits_are_deterministic_and_hold_out_languages():
-    assert _split_of("klettres:fr:a") == "test" and _split_of("ktuberling:nl:x") == "val"
-    assert _split_of("klettres:de:a") == "train"
-    picks = [_split_of(f"wesnoth:track{i}") for i in range(400)]
-    assert picks == [_split_of(f"wesnoth:track{i}") for i in range(400)]
+    assert split_of("klettres:fr:a") == "test" and split_of("ktuberling:nl:x") == "val"
+    assert split_of("klettres:de:a") == "train"
+    picks = [split_of(f"wesnoth:track{i}") for i in range(400)]
+    assert picks == [split_of(f"wesnoth:track{i}") for i in range(400)]
     assert 0.7 < picks.count("train") / 400 < 0.9 and picks.count("val") > 10 and picks.count("test") > 20
 
 
@@ -119,9 +119,9 @@ def test_export_half_loads_back(tmp_path):
 
 
 def test_sf2_velocity_layers_share_a_split_and_some_prompts_are_empty():
-    from saga_sr.experiments.mini_data import _instrument, blank_prompts
+    from saga_sr.experiments.mini_data import blank_prompts, instrument_of
 
-    assert _instrument("42-SabianRockHatCl-3") == _instrument("42-SabianRockHatCl-12") == "42-SabianRockHatCl"
+    assert instrument_of("42-SabianRockHatCl-3") == instrument_of("42-SabianRockHatCl-12") == "42-SabianRockHatCl"
     rows = [{"path": f"a{i % 50}.flac", "caption": "music"} for i in range(2000)]
     blank = blank_prompts(rows)
     share = sum(r["caption"] == "" for r in blank) / len(rows)

@@ -16,8 +16,6 @@ import pytest
 import soundfile as sf
 
 from saga_sr.cli import main
-from saga_sr.config import load_config
-from saga_sr.models.build import build_model
 from saga_sr.outputs import TEMP_SUFFIX, clean_stale_temps, new_temp_file
 from saga_sr.models.checkpoint import export_model
 
@@ -41,15 +39,13 @@ def umask_022():
 
 
 @pytest.fixture(scope="module")
-def model():
-    cfg = load_config("tiny")
-    cfg["sample_size"] = 8192
-    return build_model(cfg, seed=0)
+def model(make_tiny_model):
+    return make_tiny_model()
 
 
 @pytest.fixture(scope="module")
-def model_dir(model, tmp_path_factory):
-    return export_model(model, tmp_path_factory.mktemp("model") / "model")
+def model_dir(tiny_model_dir):
+    return tiny_model_dir
 
 
 def test_export_has_ordinary_permissions_and_replaces_atomically(model, tmp_path, umask_022):

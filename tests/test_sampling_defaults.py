@@ -8,12 +8,8 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
-from saga_sr.config import load_config
 from saga_sr.config.typed import DEFAULT_CFG_AUDIO, DEFAULT_CFG_TEXT, DEFAULT_STEPS, ModelSettings
-from saga_sr.models.build import build_model
-from saga_sr.models.checkpoint import export_model
 
 OWN = {"steps": 2, "audio": 2.5, "text": 0.5}  # a model's own defaults, unlike the package's
 SR, CUTOFF = 16000, 6000.0
@@ -43,20 +39,15 @@ def test_the_app_offers_the_models_own_defaults():
     assert Settings(steps=9).resolved(own).steps == 9
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    cfg = load_config("tiny")
-    cfg["sample_size"] = 8192
+def own_defaults(cfg: dict) -> None:
     cfg["model"]["diffusion"]["default_steps"] = OWN["steps"]
     cfg["model"]["diffusion"]["cfg_scales"] = {"audio": OWN["audio"], "text": OWN["text"]}
-    model = build_model(cfg, seed=0)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # random DiT weights (the init zeroes its residual branches): steps and CFG matter
-        for p in model.model.parameters():
-            p.copy_(0.05 * torch.randn(p.shape, generator=g))
-    out = tmp_path_factory.mktemp("model") / "model"
-    export_model(model, out)
-    return out
+
+
+@pytest.fixture(scope="module")
+def model_dir(make_model_dir):
+    """A random DiT (the init zeroes its residual branches): steps and CFG matter."""
+    return make_model_dir(edit=own_defaults, randomize=("dit",))
 
 
 @pytest.mark.slow

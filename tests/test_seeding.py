@@ -9,8 +9,6 @@ import pytest
 import torch
 
 from saga_sr import seeding
-from saga_sr.config import load_config
-from saga_sr.models.build import build_model
 from saga_sr.seeding import Stream, derive_seed, numpy_rng, torch_generator
 
 
@@ -38,15 +36,16 @@ def test_seeds_are_stable_and_need_a_named_stream():
         derive_seed(3, 1, 2)
 
 
-def test_upsample_windows_draw_from_distinct_streams(monkeypatch):
-    """Noise, posterior and DSP-prefill seeds of seeds 0 and 1 over several windows: all different (with offsets,
-    seed 1's noise was seed 0's posterior draw, and (seed 0, window 1) was (seed 1, window 0) for the prefill)."""
+def dsp_prefilled(cfg: dict) -> None:
+    cfg["model"]["diffusion"]["lr_prefill"] = "dsp"
+
+
+def test_upsample_windows_draw_from_distinct_streams(monkeypatch, make_tiny_model):
+    """Noise, posterior and DSP-prefill seeds of seeds 0 and 1 over several windows: all different (seeds derived by
+    offsets would make seed 1's noise seed 0's posterior draw, and (seed 0, window 1) equal (seed 1, window 0))."""
     from saga_sr.inference import pipeline
 
-    cfg = load_config("tiny")
-    cfg["sample_size"] = 2048  # windows of 0.05 s: several per input
-    cfg["model"]["diffusion"]["lr_prefill"] = "dsp"
-    model = build_model(cfg, seed=0).eval()
+    model = make_tiny_model(sample_size=2048, edit=dsp_prefilled)  # windows of 0.05 s: several per input
     generator_seeds, prefill_seeds = [], []
     real_generator, real_input = pipeline.torch_generator, model.lr_input
 

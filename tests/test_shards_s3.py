@@ -36,7 +36,7 @@ def test_url_parts_and_paths():
 
 
 def test_prepare_to_a_url_typo_writes_no_local_folder(tmp_path: Path, monkeypatch, capsys):
-    """`-o s3:/bucket/x` (one slash) used to become the local folder `s3:/bucket/x`."""
+    """`-o s3:/bucket/x` (one slash) is a refused URL, never the local folder `s3:/bucket/x`."""
     from saga_sr.cli import main
 
     write_clips(tmp_path / "audio", [0.2])

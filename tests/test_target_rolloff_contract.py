@@ -9,40 +9,27 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
-import torch
 
 from saga_sr.audio.lfr import TARGET_TAPER_FRACTION, edge_crossfade_hz
 from saga_sr.audio.spectral import HOP, N_FFT, bin_of_hz, stft
 from saga_sr.cli import main
-from saga_sr.config import read_config
 from saga_sr.inference.bands import MIN_TARGET_HZ, band_limit_hz, parse_target_rolloff, resolve_target_rolloff
 from saga_sr.inference.pipeline import Upsampler
-from saga_sr.models.build import build_model
-from saga_sr.models.checkpoint import export_model
 
 SR = 44100
 BAD = ["0", "-1", "nan", "inf", "1.5", "16", "999", "0.01", "30000", "loud"]
 GOOD = {"1": 1.0, "1.0": 1.0, "0.05": 0.05, "1000": 1000.0, "2000": 2000.0, "22050": 22050.0, "default": None}
 
 
-def band_limited_model() -> torch.nn.Module:
-    cfg = read_config("mini")
-    cfg["sample_size"] = 8192
+def band_limited(cfg: dict) -> None:
     cfg["model"]["diffusion"].pop("lr_prefill", None)
     cfg["model"]["diffusion"]["target_band_limit"] = True
-    model = build_model(cfg, seed=0)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # the real init zeroes the DiT's residual branches: it would generate nothing
-        for p in model.dit.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.05)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("model") / "model"
-    export_model(band_limited_model(), out)
-    return out
+def model_dir(make_model_dir):
+    """The real init zeroes the DiT's residual branches: it would generate nothing."""
+    return make_model_dir(config="mini", edit=band_limited, randomize=("dit",))
 
 
 @pytest.fixture(scope="module")

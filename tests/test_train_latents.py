@@ -15,7 +15,7 @@ import torch
 from latent_fixtures import tiny_vae_config, write_clips
 
 from saga_sr.audio.lr_sim import simulate_lr
-from saga_sr.data.dataset import _rolloff
+from saga_sr.audio.spectral import rolloff
 from saga_sr.data.latents import crop_record, latent_collate, make_latent_dataset
 from saga_sr.data.prepare import prepare_shards
 from saga_sr.errors import DataError
@@ -47,7 +47,7 @@ def test_loss_on_latents_equals_the_on_the_fly_loss(tmp_path: Path):
     import soundfile as sf
 
     hr = sf.read(clip, dtype="float32")[0][None]
-    hr_hz = _rolloff(hr, SR)[1]
+    hr_hz = float(rolloff(hr, SR).hz)  # the HR roll-off prepare_shards measures
     lr = simulate_lr(hr, SR, rng=numpy_rng(5, Stream.LR_SIM, 0), hr_rolloff_hz=hr_hz).audio
     assert md_lat[0]["lr_cutoff_hz"] == pytest.approx(simulate_lr(
         hr, SR, rng=numpy_rng(5, Stream.LR_SIM, 0), hr_rolloff_hz=hr_hz).cutoff_hz)

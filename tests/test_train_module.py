@@ -71,7 +71,7 @@ def test_dropout_uses_the_authors_nulls_and_keeps_the_rolloff_prepend():
     assert kw0["cross_attn_cond"].abs().sum() > 0
     assert torch.allclose(kw0["prepend_cond"], prepend)
     t = torch.full((3,), 0.5)
-    assert torch.allclose(module._build_rolloff_prepend(md, t),
+    assert torch.allclose(module.dit_inputs(md, t)["prepend_cond"],
                           module.diffusion.build_rolloff_prepend(torch.full((3,), 0.2), torch.full((3,), 0.8), t))
 
 
@@ -112,7 +112,7 @@ def test_inverse_lr_schedule_from_config():
 
 
 def test_lr_only_config_never_needs_its_unused_text_encoder():
-    """Seed 002's F0: cross_attention_cond_ids [] -- the (absent, pretrained) T5 must not be loaded."""
+    """Rung F0: cross_attention_cond_ids [] -- the (absent, pretrained) T5 must not be loaded."""
     cfg = read_config("tiny")
     cfg["model"]["conditioning"]["configs"][0]["config"] = {"t5_model_name": "t5-base", "max_length": 8}
     cfg["model"]["diffusion"]["cross_attention_cond_ids"] = []

@@ -195,7 +195,7 @@ def test_cli_help():
 
 def test_sigkill_mid_training_then_resume(data_dir, tmp_path: Path):
     """The real CLI, killed with SIGKILL once step=4.ckpt exists, resumes from its newest readable checkpoint.
-    The config has no roll-off ids, so --compute_rolloff adds the seeds' Fourier roll-off conditioner."""
+    The config has no roll-off ids, so --compute_rolloff adds the Fourier roll-off conditioner."""
     import json
 
     from saga_sr.config import read_config

@@ -1,8 +1,9 @@
-"""The upsampling contract of issue 9: the input's real content is never replaced. For CC0 recordings
+"""The upsampling contract: the input's real content is never replaced. For CC0 recordings
 (vocal, music, drums) at 8, 16, 22.05 and 32 kHz (and 4 kHz), the output matches the input (resampled to 44.1 kHz)
 over 50 Hz .. 0.9 x the input's Nyquist, with LSD < 0.3 -- whatever the model, here the tiny config with
 every DiT weight random (one step, CFG scales 1: one DiT pass, which keeps the test quick; the band
-survives by construction, whatever the sampling). And the model's input roll-off f_l is the measured roll-off, never the edge."""
+survives by construction, whatever the sampling). And the model's input roll-off f_l is the measured roll-off,
+never the edge."""
 
 from pathlib import Path
 
@@ -13,16 +14,14 @@ import soxr
 from saga_sr.audio.io import load_audio
 from saga_sr.audio.spectral import hz_to_normalized, rolloff
 from saga_sr.audio.metrics import lsd_range
-from saga_sr.inference.pipeline import Upsampler
-from test_upsample_pipeline import tiny_model
 
 DEMO = Path(__file__).resolve().parents[1] / "saga_sr" / "assets" / "demo" / "test"
 CLIPS = ["vocal/ambi_choir.flac", "music/loop_mika.flac", "drums/loop_compus.flac"]
 
 
 @pytest.fixture(scope="module")
-def upsampler():
-    return Upsampler(tiny_model(), "cpu", "fp32")
+def upsampler(random_upsampler):
+    return random_upsampler
 
 
 @pytest.mark.slow
@@ -46,9 +45,9 @@ def test_rolloff_conditioning_is_measured_not_the_edge(upsampler, monkeypatch):
     x = soxr.resample(hr[:, :44100].T, 44100, 16000, "HQ").T.astype(np.float32)
     expected = rolloff(soxr.resample(x.T, 16000, 44100, "HQ").T, 44100).hz
     seen = []
-    real = upsampler._conditioning
-    monkeypatch.setattr(upsampler, "_conditioning",
-                        lambda metadata, cache: seen.append(dict(metadata[0])) or real(metadata, cache))
+    real = upsampler.model.conditioning
+    monkeypatch.setattr(upsampler.model, "conditioning",
+                        lambda metadata, device: seen.append(dict(metadata[0])) or real(metadata, device))
     for cutoff in (None, 3000.0):
         _, info = upsampler.upsample_with_info(x, 16000, steps=1, input_cutoff_hz=cutoff)
         assert info.rolloff_hz == pytest.approx(expected, abs=44100 / 2048)

@@ -17,9 +17,7 @@ import soundfile as sf
 import torch
 
 from saga_sr.cli import main
-from saga_sr.config import load_config
 from saga_sr.inference.batch import Layout, check_relaunchable, plan_digest, plan_layout, shard, summary_line
-from saga_sr.models.build import build_model
 from saga_sr.models.checkpoint import export_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +92,7 @@ def test_summary_line_is_the_single_process_one():
     assert summary_line(3, ["in/x.wav"], 0) == "upsample: 3 ok, 1 failed, 0 kept (existing) (in/x.wav)"
 
 
-def test_rank_zero_collects_every_rank_and_stops_when_one_crashed(monkeypatch):
+def test_rank_zero_collects_every_rank_and_stops_when_one_crashed():
     """Results travel through the store; a rank that exited without reporting stops rank 0's wait (instead of
     waiting for days), one that reported and then exited does not."""
     import torch.distributed as dist
@@ -102,16 +100,15 @@ def test_rank_zero_collects_every_rank_and_stops_when_one_crashed(monkeypatch):
     from saga_sr.inference import batch as batch_mod
 
     store = dist.HashStore()
-    monkeypatch.setattr(batch_mod, "_store", lambda: store)
-    assert batch_mod._gather(1, 2, 3, [[4, "in/x.wav", "in/x.wav: bad"]], dict) is None
-    got = batch_mod._gather(0, 2, 5, [], lambda missing: {r: "ended" for r in missing})
+    assert batch_mod.gather_results(store, 1, 2, 3, [[4, "in/x.wav", "in/x.wav: bad"]], dict) is None
+    got = batch_mod.gather_results(store, 0, 2, 5, [], lambda missing: {r: "ended" for r in missing})
     assert [(r["rank"], r["ok"], len(r["failed"])) for r in got] == [(0, 5, 0), (1, 3, 1)]
 
     fresh = dist.HashStore()
-    monkeypatch.setattr(batch_mod, "_store", lambda: fresh)
     t0 = time.monotonic()
     with pytest.raises(batch_mod.RankEnded, match="rank 1 ended with exit code -9"):
-        batch_mod._gather(0, 2, 5, [], lambda missing: {r: f"rank {r} ended with exit code -9" for r in missing})
+        batch_mod.gather_results(fresh, 0, 2, 5, [],
+                                 lambda missing: {r: f"rank {r} ended with exit code -9" for r in missing})
     assert time.monotonic() - t0 < 5
 
 
@@ -120,11 +117,9 @@ N_FILES, BAD = 24, "f07.wav"
 
 
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory):
+def batch(tmp_path_factory, make_tiny_model):
     root = tmp_path_factory.mktemp("batch")
-    cfg = load_config("tiny")
-    cfg["sample_size"] = 8192  # short windows keep the runs fast
-    export_model(build_model(cfg, seed=0), root / "model")
+    export_model(make_tiny_model(), root / "model")
     rng = np.random.default_rng(0)
     (root / "in").mkdir()
     for i in range(N_FILES):

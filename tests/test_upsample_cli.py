@@ -8,18 +8,11 @@ import pytest
 import soundfile as sf
 
 from saga_sr.cli import main
-from saga_sr.config import load_config
-from saga_sr.models.build import build_model
-from saga_sr.models.checkpoint import export_model
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    cfg = load_config("tiny")
-    cfg["sample_size"] = 8192  # short windows keep the CLI run fast
-    out = tmp_path_factory.mktemp("model") / "model"
-    export_model(build_model(cfg, seed=0), out)
-    return out
+def model_dir(tiny_model_dir):
+    return tiny_model_dir
 
 
 def write_tone(path, sr, channels, seconds=0.6):
@@ -73,15 +66,15 @@ def test_missing_model_is_a_usage_error(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_cfg_scales_default_to_the_models_own_then_flags_win(tmp_path, monkeypatch):
+def own_cfg_scales(cfg: dict) -> None:
+    cfg["model"]["diffusion"]["cfg_scales"] = {"audio": 2.0, "text": 1.7}
+
+
+def test_cfg_scales_default_to_the_models_own_then_flags_win(tmp_path, monkeypatch, make_model_dir):
     """Like `evaluate` and validation: no flag -> the model config's cfg_scales; a flag (0 too) wins."""
     from saga_sr.inference import pipeline
 
-    cfg = load_config("tiny")
-    cfg["sample_size"] = 8192
-    cfg["model"]["diffusion"]["cfg_scales"] = {"audio": 2.0, "text": 1.7}
-    model_dir = tmp_path / "model"
-    export_model(build_model(cfg, seed=0), model_dir)
+    model_dir = make_model_dir(edit=own_cfg_scales)
 
     calls = []
 

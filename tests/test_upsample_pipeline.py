@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from saga_sr.config import load_config
+from saga_sr.audio.resample import resample
 from saga_sr.errors import AudioError
-from saga_sr.inference.pipeline import Upsampler, window_seed
-from saga_sr.models.build import build_model
+from saga_sr.inference.pipeline import Upsampler, window_conditioning, window_seed
 
 STEPS = 2
 
@@ -25,23 +24,9 @@ def tones(sr: int, seconds: float, channels: int, seed: int = 0) -> np.ndarray:
     return np.asarray(chans, dtype=np.float32)
 
 
-def tiny_model(**overrides) -> torch.nn.Module:
-    """The tiny config with 128-frame windows (fast, and many windows per second of audio) and every DiT
-    weight random: the real init zeroes the residual branches, so conditioning would have no effect."""
-    cfg = load_config("tiny")
-    cfg["sample_size"] = 8192
-    cfg.update(overrides)
-    model = build_model(cfg, seed=0)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.dit.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.05)
-    return model
-
-
 @pytest.fixture(scope="module")
-def upsampler():
-    return Upsampler(tiny_model(), "cpu", "fp32")
+def upsampler(random_upsampler):
+    return random_upsampler
 
 
 @pytest.fixture()
@@ -76,7 +61,7 @@ def band_error(ref: np.ndarray, est: np.ndarray, sr: int, lo: float, hi: float) 
 def test_lr_band_survives_lfr(upsampler):
     sr = 8000
     x = tones(sr, 2.0, 1)
-    lr44 = upsampler._resample(x, sr)
+    lr44 = resample(x, sr, 44100)
     with_lfr = upsampler.upsample(x, sr, steps=STEPS)
     without = upsampler.upsample(x, sr, steps=STEPS, lfr=False)
     err_lfr, gain = band_error(lr44[0], with_lfr[0], 44100, 100, 3000)
@@ -132,13 +117,16 @@ def test_windows_and_crossfades_are_seamless(oracle_upsampler, channels):
     up = oracle_upsampler
     x = tones(16000, 7.0, channels)
     y = up.upsample(x, 16000, steps=3, cfg_audio=1.0, cfg_text=1.0, lfr=False, batch_size=3)
-    np.testing.assert_allclose(y, up._resample(x, 16000), atol=2e-5)
+    np.testing.assert_allclose(y, resample(x, 16000, 44100), atol=2e-5)
 
 
-def test_stereo_model_mono_input():
-    cfg = load_config("tiny")
+def stereo(cfg: dict) -> None:
+    cfg["audio_channels"] = 2
     cfg["model"]["pretransform"]["config"] = {"channels": 2, "patch_size": 32}  # 64 latent channels, as tiny
-    up = Upsampler(tiny_model(audio_channels=2, model=cfg["model"]), "cpu", "fp32")
+
+
+def test_stereo_model_mono_input(make_tiny_model):
+    up = Upsampler(make_tiny_model(edit=stereo, randomize=("dit",)), "cpu", "fp32")
     assert up.model.audio_channels == 2
     x = tones(16000, 1.0, 1)
     y = up.upsample(x, 16000, steps=1)
@@ -159,16 +147,18 @@ def test_bad_inputs(upsampler):
         upsampler.upsample(np.zeros((1, 0), np.float32), 16000, steps=1)
 
 
-def test_conditioning_cached_per_file_matches_model():
-    """T5 runs once per file; per-window fields (seconds_start) are still recomputed per window."""
-    cfg = load_config("tiny")
+def seconds_start_conditioned(cfg: dict) -> None:
     cfg["model"]["conditioning"]["configs"].append(
         {"id": "seconds_start", "type": "number", "config": {"min_val": 0, "max_val": 512}})
     cfg["model"]["diffusion"]["cross_attention_cond_ids"].append("seconds_start")
-    up = Upsampler(build_model(cfg, seed=0), "cpu", "fp32")
+
+
+def test_conditioning_cached_per_file_matches_model(make_tiny_model):
+    """T5 runs once per file; per-window fields (seconds_start) are still recomputed per window."""
+    model = make_tiny_model(edit=seconds_start_conditioned)
     metas = [{"prompt": "rain", "input_rolloff": 0.2, "target_rolloff": 0.9, "seconds_start": s} for s in (0, 3.5)]
-    got = up._conditioning(metas, {})
-    ref = up.model.conditioning(metas, "cpu")
+    got = window_conditioning(model, metas, {}, "cpu")
+    ref = model.conditioning(metas, "cpu")
     assert set(got) == set(ref)
     for cid in ref:
         torch.testing.assert_close(got[cid][0], ref[cid][0])

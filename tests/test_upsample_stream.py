@@ -8,14 +8,13 @@ import soundfile as sf
 from saga_sr.audio.io import load_audio
 from saga_sr.errors import AudioError
 from saga_sr.inference import pipeline
-from saga_sr.inference.pipeline import Upsampler
 from saga_sr.inference.stream import ForwardBuffer, OverlapAdd
-from test_upsample_pipeline import tiny_model, tones
+from test_upsample_pipeline import tones
 
 
 @pytest.fixture(scope="module")
-def upsampler():
-    return Upsampler(tiny_model(), "cpu", "fp32")
+def upsampler(random_upsampler):
+    return random_upsampler
 
 
 def test_forward_buffer_reads_on_demand_and_forgets():

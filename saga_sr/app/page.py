@@ -56,7 +56,7 @@ def _target_text(value: float, given: bool = True) -> str:
     return f"target roll-off **{norm:.3f}** (normalised) = **{hz / 1000:.2f} kHz**"
 
 
-def _target(given: bool, value) -> float | None:
+def given_target(given: bool, value) -> float | None:
     """The target the run is given: None unless ticked; a value outside upsample's rule is refused."""
     if not given:
         return None
@@ -131,7 +131,7 @@ def build_page(up: Upsampler, *, model_label: str, defaults: Settings = Settings
         uploads = _inputs(files, mic)
         if not uploads:
             raise gr.Error("Nothing to upsample: upload audio files or record from the microphone.")
-        target = _target(bool(set_target), target)
+        target = given_target(bool(set_target), target)
         if edge is not None and edge <= 0:
             raise gr.Error("input band edge: must be positive (Hz), or empty to detect it per file")
         if not steps or steps < 1:

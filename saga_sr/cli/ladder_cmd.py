@@ -1,4 +1,4 @@
-"""`saga-sr ladder`: the seeds' capacity ladder (A0 -> A1 -> B1, F0 -> F1 -> F2) as one resumable command.
+"""`saga-sr ladder`: the capacity ladder (A0 -> A1 -> B1, F0 -> F1 -> F2) as one resumable command.
 
 A thin wrapper over saga_sr.experiments.ladder.run_ladder (layout and resume rules are documented there).
 """

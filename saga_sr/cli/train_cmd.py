@@ -1,4 +1,4 @@
-"""`saga-sr train`: the seeds' training program (same flags as `python train_saga_sr.py`)."""
+"""`saga-sr train`: the training program (same flags as `python train_saga_sr.py`)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Model configs: stable-audio-tools' JSON format plus our documented keys, validated before use.
 
 `load_config(path_or_name)` reads a file (or a config shipped in saga_sr/configs by name) and raises
-ConfigError listing every problem; `check_config(cfg)` returns them; `derive_rung` makes the seeds' ladder;
+ConfigError listing every problem; `check_config(cfg)` returns them; `derive_rung` makes the ladder's rungs;
 `prepare_config` is the config a training run uses (roll-off conditioner added on request, segment override).
 """
 
@@ -84,7 +84,7 @@ def uses_rolloff(cfg: dict) -> bool:
 
 def prepare_config(model_config, *, compute_rolloff: bool = False, sample_size: int | None = None) -> dict:
     """The validated config for this run: `--compute_rolloff` on a config without roll-off conditioning adds
-    the seeds' Fourier roll-off conditioner (prepend width = embed_dim); `sample_size` overrides the segment."""
+    the Fourier roll-off conditioner (prepend width = embed_dim); `sample_size` overrides the segment."""
     cfg = copy.deepcopy(model_config) if isinstance(model_config, dict) else read_config(model_config)
     source = None if isinstance(model_config, dict) else str(model_config)
     try:

@@ -1,4 +1,4 @@
-"""The seeds' capacity ladder as named rungs derived from a base config.
+"""The capacity ladder as named rungs derived from a base config.
 
 A0/A1/B1 come from the small-model plan (widen/deepen the DiT step by step), F0/F1/F2 from the full-model
 plan (LR only, + text, + roll-off). A rung fixes the DiT and conditioning widths and which conditions are
@@ -75,7 +75,7 @@ def _tiny_base(cfg: dict) -> None:
 
 
 def with_rolloff_conditioner(cfg: dict, *, dropout_rate: float | None = None) -> dict:
-    """A copy of `cfg` with the seeds' RolloffFourierConditioner (`--compute_rolloff` on a config without
+    """A copy of `cfg` with the RolloffFourierConditioner (`--compute_rolloff` on a config without
     roll-off ids): adds model.diffusion.rolloff_conditioner and sizes prepend_cond_dim to embed_dim."""
     cfg = copy.deepcopy(cfg)
     diffusion = cfg["model"]["diffusion"]

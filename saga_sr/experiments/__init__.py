@@ -1,1 +1,1 @@
-"""Experiments built on training and evaluation: the seeds' capacity ladder and its report."""
+"""Experiments built on training and evaluation: the capacity ladder and its report."""

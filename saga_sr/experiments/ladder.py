@@ -1,4 +1,4 @@
-"""The seeds' capacity ladder as one resumable run: check, train and evaluate each rung the same way.
+"""The capacity ladder as one resumable run: check, train and evaluate each rung the same way.
 
 Layout under OUT:
   ladder.json                       the settings (data, budget, seeds, scale)
@@ -70,13 +70,13 @@ class LadderSettings:
     max_steps: int = 200
     seeds: tuple[int, ...] = (0,)
     scale: str = "full"
-    base: str | None = None  # base config for named rungs (default: the seeds' small / full config)
+    base: str | None = None  # base config for named rungs (default: the small / full config)
     batch_size: int = 2
     eval_cutoffs: tuple[float, ...] = (4000.0, 8000.0)
     eval_steps: int = 8
     eval_max_files: int | None = 4
     perceptual: str = "mel"
-    val_lowfreq_replace: bool = False  # the seeds' ladder trains with --disable_val_lowfreq_replace
+    val_lowfreq_replace: bool = False  # the ladder trains with --disable_val_lowfreq_replace by default
     device: str = "cpu"
     bench_steps: int = 3  # timed synthetic training steps per rung (0: skip)
     text_encoder_path: str | None = None  # local T5 folder for full-scale rungs (offline)
@@ -88,7 +88,7 @@ EvalFn = Callable[[Path, Path, Path, LadderSettings, int], object]
 
 
 def rung_flags(name: str, config: dict | None, settings: LadderSettings) -> dict[str, bool]:
-    """The seeds' CLI flags for a rung: roll-off features iff it has a roll-off conditioner, captions iff text."""
+    """The training CLI flags for a rung: roll-off features iff it has a roll-off conditioner, captions iff text."""
     if name in RUNGS:
         spec = RUNGS[name]
         rolloff, text = spec.rolloff, "prompt" in spec.cross_attention_cond_ids
@@ -284,7 +284,7 @@ def run_ladder(settings: LadderSettings, out_dir: str | Path, *, train_fn: Train
 
 # ---- default training / evaluation through the package's APIs --------------------------------------------
 def train_with_api(req: TrainRequest) -> Path:
-    """Train one rung through saga_sr.training.run.train with the seeds' flags (validation every fifth of the run)."""
+    """Train one rung through saga_sr.training.run.train with the rung's flags (validation every fifth of the run)."""
     kwargs = dict(train_dir=[str(req.train_dir)], val_dir=[str(req.val_dir)], model_config=str(req.config_path),
                   output_dir=str(req.out_dir), max_steps=req.max_steps, seed=req.seed, batch_size=req.batch_size,
                   # the run folder, not last.ckpt itself: training then takes its newest *readable* checkpoint

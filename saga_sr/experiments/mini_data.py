@@ -1,6 +1,6 @@
 """Data of saga-sr-mini: fetch the allowed Debian packages, decode, measure bandwidth, split, write manifests.
 
-Sources (issue 12; nothing else may be trained or tuned on): the Freesound CC0 clips of the project
+Sources (nothing else may be trained or tuned on): the Freesound CC0 clips of the project
 (`--freesound DIR`) and the Debian packages in `PACKAGES`, fetched with `apt-get download` and unpacked with
 `dpkg -x` (nothing installed). Every file is decoded, mixed to mono, resampled to 44.1 kHz and written as
 FLAC under OUT/audio/<split>/<domain>/; long files are cut into `CHUNK_SECONDS` chunks. Each file's real
@@ -61,7 +61,7 @@ def fetch(debs_dir: Path, root: Path) -> Path:
     return root
 
 
-def _split_of(group: str, val_frac: float = 0.08, test_frac: float = 0.12) -> str:
+def split_of(group: str, val_frac: float = 0.08, test_frac: float = 0.12) -> str:
     """Deterministic split of a group name (hash, not Python's salted hash)."""
     lang = group.split(":")[1] if group.startswith(("klettres:", "ktuberling:")) else ""
     if lang:
@@ -164,7 +164,7 @@ def _decode(src: Source) -> list[tuple[str, np.ndarray, int]]:
     return [(src.path.stem, x.mean(axis=1), int(sr))]
 
 
-def _instrument(sample_name: str) -> str:
+def instrument_of(sample_name: str) -> str:
     """An SF2 sample's instrument: its name without the velocity-layer suffix ("42-HatCl-3" -> "42-HatCl"), so
     the layers of one instrument (near-copies) never straddle splits."""
     import re
@@ -195,7 +195,7 @@ def prepare(root: Path, out: Path, *, freesound: Path | None, exclude_names: set
             skipped.append({"path": str(src.path), "reason": f"unreadable: {str(exc)[:120]}"})
             continue
         for k, (name, x, sr) in enumerate(items[:max_sf2_per_file]):
-            split = _split_of(src.group + (f":{_instrument(name)}" if len(items) > 1 else ""))  # SF2: per instrument
+            split = split_of(src.group + (f":{instrument_of(name)}" if len(items) > 1 else ""))  # SF2: per instrument
             if sr > 96000 or sr < 4000:
                 skipped.append({"path": f"{src.path}:{name}", "reason": f"sample rate {sr} Hz out of range"})
                 continue

@@ -1,4 +1,4 @@
-"""The ladder report: one loss plot, one metrics table, and the seeds' questions answered from the numbers.
+"""The ladder report: one loss plot, one metrics table, and the ladder's questions answered from the numbers.
 
 Every number comes from the per-run files (train/metrics.csv, eval/per_clip.csv, trained.json), so the
 report can be checked against them; ladder_metrics.csv holds the same numbers at full precision.

@@ -209,13 +209,12 @@ def _predict_module(pairs, make_step: Callable, quiet: bool, kept: int):
     return BatchUpsample()
 
 
-def _gather(rank: int, world: int, ok: int, failed: list[list], ended: Callable[[set[int]], dict[int, str]]
-            ) -> list[dict] | None:
-    """Every rank's counts and failures, on rank 0 (None elsewhere), through the store: the slowest rank is
-    waited for without holding the others in a collective. `ended(missing)` maps the ranks among `missing` whose
-    process has exited to a reason; one that still has not reported then crashed, which stops the wait
-    (RankEnded). torchrun stops the other workers itself when one fails."""
-    store = _store()
+def gather_results(store, rank: int, world: int, ok: int, failed: list[list],
+                   ended: Callable[[set[int]], dict[int, str]]) -> list[dict] | None:
+    """Every rank's counts and failures, on rank 0 (None elsewhere), through `store` (a torch.distributed Store):
+    the slowest rank is waited for without holding the others in a collective. `ended(missing)` maps the ranks
+    among `missing` whose process has exited to a reason; one that still has not reported then crashed, which
+    stops the wait (RankEnded). torchrun stops the other workers itself when one fails."""
     store.set(f"{_RESULT}{rank}", json.dumps({"rank": rank, "ok": ok, "failed": failed}))
     if rank != 0:
         return None
@@ -268,8 +267,8 @@ def run_batch(pairs: Sequence[tuple[Path, Path]], kept: int, layout: Layout, *, 
                             enable_model_summary=False, use_distributed_sampler=False, inference_mode=False)
         trainer.predict(module, return_predictions=False)
     try:
-        results = _gather(trainer.global_rank, trainer.world_size, module.ok, module.failed,
-                          lambda missing: _local_ranks_ended(trainer, missing))
+        results = gather_results(_store(), trainer.global_rank, trainer.world_size, module.ok, module.failed,
+                                 lambda missing: _local_ranks_ended(trainer, missing))
     except RankEnded as exc:
         print(f"upsample: {exc} before finishing its files; the outputs written are complete, rerun with "
               "--skip-existing to do the rest", file=sys.stderr)

@@ -145,7 +145,7 @@ def guided_velocity(model, cond: Mapping, z_lr: torch.Tensor, *, scale_audio: fl
     `cond` and normalised roll-offs (low, high) [B] -> a TwoScaleCFG over the DiT for z_lr [B,C,T].
 
     The conditioning MLPs and the cross-attention keys/values run once (`project_conditioning` as `prepare`);
-    the seeds' roll-off prepend token carries the timestep embedding, so it is rebuilt at every step (`dynamic`).
+    the Fourier roll-off prepend token carries the timestep embedding, so it is rebuilt at every step (`dynamic`).
     `autocast` wraps each DiT call (e.g. bf16)."""
     dit, b, dev = model.dit, z_lr.shape[0], z_lr.device
     inputs = dict(model.conditioning_inputs(cond, rolloff=rolloff, timestep=torch.ones(b, device=dev)))

@@ -342,7 +342,7 @@ class Upsampler:
         z_lr = torch.cat(z_lr)
         t1 = clock()
         metadata = [dict(meta, seconds_start=plan.starts[w] * self.ratio / self.sr) for w, _ in batch]
-        cond = self._conditioning(metadata, cache)
+        cond = window_conditioning(model, metadata, cache, dev)
         t2 = clock()
         noise = torch.stack([torch.randn(z_lr.shape[1:], generator=torch_generator(seed, Stream.NOISE, w))
                              for w, _ in batch])
@@ -353,31 +353,32 @@ class Upsampler:
         info.timings.sampling += clock() - t2
         return z.float().cpu()
 
-    def _conditioning(self, metadata: list[dict], cache: dict) -> dict:
-        """model.conditioning(metadata), with everything but the per-window fields (seconds_start) computed
-        once per call (kept in `cache`): the T5 text encoding runs once per upsample call, not once per batch."""
-        model, dev = self.model, self.device
-        key = {k: v for k, v in metadata[0].items() if k not in _PER_WINDOW}
-        if cache.get("key") != key:
-            cache.update(key=key, cond=model.conditioning(metadata[:1], dev))
-        base, b = cache["cond"], len(metadata)
-        conditioners = getattr(model.conditioner, "conditioners", {})
-        default_keys = getattr(model.conditioner, "default_keys", {})
-        cond = {}
-        for cid, (emb, mask) in base.items():
-            field = cid if cid in metadata[0] else default_keys.get(cid, cid)
-            if field in _PER_WINDOW and cid in conditioners:
-                cond[cid] = tuple(conditioners[cid]([m[field] for m in metadata], dev))
-            else:
-                cond[cid] = (emb.expand(b, *emb.shape[1:]), mask.expand(b, *mask.shape[1:]))
-        return cond
-
     def _rolloff(self, metadata: list[dict]) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Normalised (input, target) roll-offs [B] for a roll-off conditioner, or None without one."""
         if getattr(self.model, "rolloff_conditioner", None) is None:
             return None
         return (torch.tensor([m["input_rolloff"] for m in metadata], device=self.device),
                 torch.tensor([m["target_rolloff"] for m in metadata], device=self.device))
+
+
+def window_conditioning(model: torch.nn.Module, metadata: list[dict], cache: dict,
+                        device: str | torch.device) -> dict:
+    """model.conditioning(metadata), with everything but the per-window fields (seconds_start) computed
+    once per call (kept in `cache`): the T5 text encoding runs once per upsample call, not once per batch."""
+    key = {k: v for k, v in metadata[0].items() if k not in _PER_WINDOW}
+    if cache.get("key") != key:
+        cache.update(key=key, cond=model.conditioning(metadata[:1], device))
+    base, b = cache["cond"], len(metadata)
+    conditioners = getattr(model.conditioner, "conditioners", {})
+    default_keys = getattr(model.conditioner, "default_keys", {})
+    cond = {}
+    for cid, (emb, mask) in base.items():
+        field = cid if cid in metadata[0] else default_keys.get(cid, cid)
+        if field in _PER_WINDOW and cid in conditioners:
+            cond[cid] = tuple(conditioners[cid]([m[field] for m in metadata], device))
+        else:
+            cond[cid] = (emb.expand(b, *emb.shape[1:]), mask.expand(b, *mask.shape[1:]))
+    return cond
 
 
 def _progress(progress: bool | ProgressFn, total: int) -> tuple[Callable[[int], None], Callable[[], None]]:

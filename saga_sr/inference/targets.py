@@ -72,6 +72,6 @@ def unique_settings(settings) -> tuple[TargetSetting, ...]:
 
 def takes_target_rolloff(model) -> bool:
     """True when the model conditions on a target roll-off (a `target_rolloff` conditioner id the DiT reads,
-    or the seeds' Fourier roll-off conditioner); otherwise every setting gives the same output."""
+    or a Fourier roll-off conditioner); otherwise every setting gives the same output."""
     ids = set(getattr(model, "cross_attn_cond_ids", ()) or ()) | set(getattr(model, "global_cond_ids", ()) or ())
     return "target_rolloff" in ids or getattr(model, "rolloff_conditioner", None) is not None

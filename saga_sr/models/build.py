@@ -82,7 +82,7 @@ def build_dit(cfg: dict) -> nn.Module:
 
 
 def build_rolloff_conditioner(cfg: dict) -> nn.Module | None:
-    """The seeds' RolloffFourierConditioner sized to the DiT (token cond_token_dim, global embed_dim), or None."""
+    """The RolloffFourierConditioner sized to the DiT (token cond_token_dim, global embed_dim), or None."""
     spec = cfg["model"]["diffusion"].get("rolloff_conditioner")
     if spec is None:
         return None

@@ -1,10 +1,10 @@
-"""The seeds' RolloffFourierConditioner, with the paper's learned Fourier features.
+"""RolloffFourierConditioner (the roll-off conditioning of `--compute_rolloff`), with learned Fourier features.
 
 Input: normalised spectral roll-offs of the LR input (`low`) and of the target (`high`), each [B] in [0,1)
 (bin / 1025, see saga_sr.audio.spectral). Output: one cross-attention token [B,1,Dc] and a global vector [B,Dg]
-(the seeds add the global vector to the timestep embedding and prepend it: `_build_rolloff_prepend`).
+(the model adds the global vector to the timestep embedding and prepends it: `build_rolloff_prepend`).
 
-Differences from the third-party port the seeds used: learned Fourier frequencies (the paper; the port used fixed
+Differences from the common third-party port: learned Fourier frequencies (the paper; the port used fixed
 log-spaced ones), one embedder per roll-off, and `dropout_rate` is real: in training mode each sample's
 cross-attention token is zeroed with that probability (the global vector is never dropped, as in the official
 code), so the model also learns to run with the roll-off token absent.

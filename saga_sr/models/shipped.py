@@ -1,4 +1,4 @@
-"""The model shipped inside the package (saga-sr-mini, issue 12): what `upsample`, `evaluate`, `demo` and
+"""The model shipped inside the package (saga-sr-mini): what `upsample`, `evaluate`, `demo` and
 `app` use without `--model`.
 
 One function, so that the shipped model's location is decided in one place. An install without the weights

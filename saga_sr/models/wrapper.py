@@ -2,7 +2,7 @@
 
 Keys: `model.model.*` (DiT), `conditioner.conditioners.<id>.*`, `pretransform.model.*` (VAE; none for the
 patched pretransform), `rolloff_conditioner.*` (optional). This module assembles the DiT's conditioning
-inputs the way stable-audio-tools' ConditionedDiffusionModelWrapper does, plus the seeds' roll-off path:
+inputs the way stable-audio-tools' ConditionedDiffusionModelWrapper does, plus the Fourier roll-off path:
 the RolloffFourierConditioner's token goes after the cross-attention ids, and its global vector plus the
 DiT's timestep embedding is the prepended condition (`build_rolloff_prepend`).
 """
@@ -117,7 +117,7 @@ class SagaSRModel(nn.Module):
 
     def build_rolloff_prepend(self, rolloff_low: torch.Tensor, rolloff_high: torch.Tensor,
                               t: torch.Tensor) -> torch.Tensor:
-        """The seeds' roll-off prepend token [B, 1, embed_dim]: roll-off global embedding + timestep embedding.
+        """The roll-off prepend token [B, 1, embed_dim]: roll-off global embedding + timestep embedding.
 
         `rolloff_low` / `rolloff_high` are normalised roll-offs [B] (see `rolloff_from_hz`)."""
         if self.rolloff_conditioner is None:

@@ -1,4 +1,4 @@
-"""Command-line arguments of `saga-sr train` / `python train_saga_sr.py` (the seeds' flags, spelled exactly)."""
+"""Command-line arguments of `saga-sr train` / `python train_saga_sr.py`: one set of flags, spelled with underscores."""
 
 from __future__ import annotations
 

@@ -71,12 +71,6 @@ class SAGASRTrainer(L.LightningModule):
                             "build the dataset with compute_rolloff=True (--compute_rolloff)") from exc
         return (torch.tensor(low, device=device), torch.tensor(high, device=device))
 
-    def _build_rolloff_prepend(self, metadata: list[dict], t: torch.Tensor, model: SagaSRModel | None = None):
-        """The seeds' roll-off prepend token [B, 1, embed_dim] (roll-off global + timestep embedding)."""
-        model = model or self.diffusion
-        low, high = self._rolloff(metadata, t.device)
-        return model.build_rolloff_prepend(low, high, t)
-
     def dit_inputs(self, metadata: list[dict], t: torch.Tensor, model: SagaSRModel | None = None,
                    generator: torch.Generator | None = None) -> dict:
         """The DiT's conditioning kwargs for a batch (the roll-off token's dropout, in training mode, draws

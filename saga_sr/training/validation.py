@@ -1,5 +1,5 @@
 """Validation sampling: Euler on the linear-quadratic schedule with two-scale CFG (saga_sr.inference),
-decode, low-frequency replacement (cutoff: rolloff_low when present, else lr_cutoff_hz, as seed 001 says),
+decode, low-frequency replacement (cutoff: rolloff_low when present, else lr_cutoff_hz),
 metrics (LSD, LSD-HF, SI-SDR) and a few saved examples (audio + spectrogram PNG + a JSON sidecar) under
 OUT/val/step=N/.
 
@@ -40,7 +40,7 @@ def target_setting(model, metadata: dict) -> tuple[str, float | None]:
 
 
 def lfr_cutoff(metadata: dict) -> float | None:
-    """Seed 001's rule: the measured input roll-off when the batch has one, else the simulated cutoff."""
+    """The LFR cutoff: the measured input roll-off when the batch has one, else the simulated cutoff."""
     value = metadata.get("rolloff_low")
     if value is None:
         value = metadata.get("lr_cutoff_hz")
