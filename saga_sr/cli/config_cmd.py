@@ -92,14 +92,14 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _derive(args: argparse.Namespace) -> int:
     from saga_sr.config import derive_rung, read_config, validated  # lazy: keeps `saga-sr --help` fast
+    from saga_sr.config.typed import ModelSettings
 
     cfg = validated(derive_rung(read_config(args.base), args.rung, scale=args.scale),
                     source=f"{args.base} -> {args.rung}")
     from saga_sr.outputs import write_text_atomic
 
     write_text_atomic(args.output, json.dumps(cfg, indent=2) + "\n")
-    dit = cfg["model"]["diffusion"]["config"]
-    print(f"{args.output}: rung {args.rung} ({args.scale}) of {args.base}: embed {dit['embed_dim']}, "
-          f"depth {dit['depth']}, heads {dit['num_heads']}, cond {cfg['model']['conditioning']['cond_dim']}, "
-          f"cross {cfg['model']['diffusion']['cross_attention_cond_ids']}")
+    ms = ModelSettings.from_config(cfg)
+    print(f"{args.output}: rung {args.rung} ({args.scale}) of {args.base}: embed {ms.embed_dim}, "
+          f"depth {ms.depth}, heads {ms.num_heads}, cond {ms.cond_dim}, cross {list(ms.cross_attn_cond_ids)}")
     return 0

@@ -75,6 +75,18 @@ def load_config(path_or_name: str | Path | dict[str, Any]) -> dict:
     return validated(cfg, source=str(path_or_name))
 
 
+def model_identity(cfg: dict) -> dict:
+    """What a checkpoint's weights depend on: the `model` section, rate and channels (None where absent)."""
+    return {k: cfg.get(k) for k in ("model", "sample_rate", "audio_channels")}
+
+
+def resume_identity(cfg: dict) -> dict:
+    """The config as JSON values without `training.max_steps`, which a resumed run may raise."""
+    config = json.loads(json.dumps(cfg, default=str))
+    (config.get("training") or {}).pop("max_steps", None)
+    return config
+
+
 ROLLOFF_NUMBER_IDS = ("input_rolloff", "target_rolloff")
 
 
@@ -101,5 +113,6 @@ def prepare_config(model_config, *, compute_rolloff: bool = False, sample_size: 
 
 
 __all__ = ["CONFIG_DIR", "RUNGS", "TINY_T5_CONFIG", "check_config", "check_runnable", "conditioner_types",
-           "config_path", "derive_rung", "load_config", "objective_problem", "prepare_config", "pretransform_facts",
-           "read_config", "shipped_configs", "uses_rolloff", "validated", "with_rolloff_conditioner"]
+           "config_path", "derive_rung", "load_config", "model_identity", "objective_problem", "prepare_config",
+           "pretransform_facts", "read_config", "resume_identity", "shipped_configs", "uses_rolloff", "validated",
+           "with_rolloff_conditioner"]

@@ -53,6 +53,15 @@ class ModelSettings:
     lr_prefill: str | None = None  # model.diffusion.lr_prefill: "dsp" = the LR input is DSP-extended before encoding
     target_band_limit: bool = False  # model.diffusion.target_band_limit: upsampling removes content above the target
     pretransform_json: str = "{}"  # model.pretransform as canonical JSON: latent shards record and compare it
+    cond_dim: int = 0  # model.conditioning.cond_dim
+    rolloff_conditioner: bool = False  # model.diffusion.rolloff_conditioner is set (the Fourier roll-off tokens)
+    # the DiT's sizes (model.diffusion.config; 0 where absent, as the DiT defaults them)
+    embed_dim: int = 0
+    depth: int = 0
+    num_heads: int = 0
+    cond_token_dim: int = 0
+    global_cond_dim: int = 0
+    dit_io_channels: int = 0
 
     @classmethod
     def from_config(cls, cfg: dict) -> "ModelSettings":
@@ -61,6 +70,11 @@ class ModelSettings:
         return cls(sample_rate=int(cfg["sample_rate"]), audio_channels=int(cfg["audio_channels"]),
                    sample_size=int(cfg["sample_size"]), io_channels=int(cfg["model"]["io_channels"]),
                    pretransform_json=json.dumps(cfg["model"]["pretransform"], sort_keys=True),
+                   cond_dim=int(cfg["model"]["conditioning"]["cond_dim"]),
+                   rolloff_conditioner=diffusion.get("rolloff_conditioner") is not None,
+                   **{k: int(diffusion["config"].get(k, 0)) for k in ("embed_dim", "depth", "num_heads",
+                                                                        "cond_token_dim", "global_cond_dim")},
+                   dit_io_channels=int(diffusion["config"].get("io_channels", 0)),
                    input_concat_dim=int(diffusion["config"].get("input_concat_dim", 0)),
                    cross_attn_cond_ids=tuple(diffusion.get("cross_attention_cond_ids", [])),
                    global_cond_ids=tuple(diffusion.get("global_cond_ids", [])),

@@ -26,7 +26,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.strategies import DDPStrategy
 from torch.utils.data import DataLoader
 
-from saga_sr.config import prepare_config, uses_rolloff
+from saga_sr.config import model_identity, prepare_config, resume_identity, uses_rolloff
 from saga_sr.config.typed import ModelSettings, TrainingSettings
 from saga_sr.data import SAGASRDataset, build_index, collate, write_skipped_report
 from saga_sr.data.index import MANIFEST_SUFFIXES, first_reasons, read_manifest, write_index_cache
@@ -167,8 +167,7 @@ def check_resume_fits(path: Path, cfg: dict) -> None:
     saved = ckpt.get(CONFIG_KEY) if isinstance(ckpt, dict) else None
     if not isinstance(saved, dict) or "state_dict" not in ckpt:
         raise DataError(f"--resume {path}: not a saga-sr training checkpoint (no '{CONFIG_KEY}')")
-    keys = ("model", "sample_rate", "audio_channels")
-    diff = _first_difference({k: saved.get(k) for k in keys}, {k: cfg.get(k) for k in keys})
+    diff = _first_difference(model_identity(saved), model_identity(cfg))
     if diff:
         raise DataError(f"--resume {path}: the checkpoint was trained with a different model config; first "
                         f"difference at {diff} (checkpoint vs --model_config); nothing was changed")
@@ -183,16 +182,13 @@ RUN_FLAGS = ("train_dir", "manifest", "train_latents", "seed", "learning_rate", 
 def run_facts(args: dict, cfg: dict) -> dict:
     """What a run trains, as JSON values: the effective batch, accumulation, clip and segment, the data and the
     other RUN_FLAGS, and the model config (its `training.max_steps` aside, which a resume may raise)."""
-    training = TrainingSettings.from_config(cfg).override(
-        batch_size=args.get("batch_size"), accumulate_grad_batches=args.get("accumulate_grad_batches"),
-        gradient_clip_val=args.get("gradient_clip_val"))
-    config = json.loads(json.dumps(cfg, default=str))
-    (config.get("training") or {}).pop("max_steps", None)
+    training = TrainingSettings.from_flags(cfg, args)
     facts = {"batch_size": training.batch_size, "accumulate_grad_batches": training.accumulate_grad_batches,
-             "gradient_clip_val": training.gradient_clip_val, "sample_size": cfg.get("sample_size"),
-             **{k: args.get(k) for k in RUN_FLAGS}, "model_config": config}
-    if facts["learning_rate"] is None:  # not given: the config's, so giving that same value changes nothing
-        facts["learning_rate"] = (cfg.get("training") or {}).get("learning_rate")
+             "gradient_clip_val": training.gradient_clip_val,
+             "sample_size": ModelSettings.from_config(cfg).sample_size,
+             **{k: args.get(k) for k in RUN_FLAGS}, "model_config": resume_identity(cfg)}
+    # not given: the config's, so giving that same value changes nothing
+    facts["learning_rate"] = training.learning_rate
     return json.loads(json.dumps(facts, default=str))
 
 
@@ -317,10 +313,7 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
         raise DataError("no training data: give --train_dir and/or --manifest (or --train_latents)")
     val_sources = _sources(ns.val_dir, "--val_dir")
     cfg = prepare_config(ns.model_config, compute_rolloff=ns.compute_rolloff, sample_size=ns.sample_size)
-    # the config's training block with the flags that were given (TrainingSettings holds every default)
-    training = TrainingSettings.from_config(cfg).override(
-        batch_size=ns.batch_size, accumulate_grad_batches=ns.accumulate_grad_batches, max_steps=ns.max_steps,
-        gradient_clip_val=ns.gradient_clip_val)
+    training = TrainingSettings.from_flags(cfg, vars(ns))  # TrainingSettings holds every default
     resume = find_resume_checkpoint(ns.resume, out) if ns.resume else None
     if resume is not None:
         check_resume_fits(resume, cfg)
@@ -339,12 +332,12 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
     if latents:
         from saga_sr.training.latent_data import LatentDataModule, check_shards
 
-        check_shards(latents, cfg, model)
+        check_shards(latents, model)
         if training.target_lowpass_prob > 0:
             raise ConfigError([f"training.target_lowpass_prob: {training.target_lowpass_prob} needs audio training "
                                "data (it low-passes the HR audio); --train_latents shards hold the HR latent as "
                                "encoded. Set it to 0 or train from audio"])
-        data = LatentDataModule(latents, cfg, downsampling_ratio=model.downsampling_ratio, batch_size=batch,
+        data = LatentDataModule(latents, model.settings, downsampling_ratio=model.downsampling_ratio, batch_size=batch,
                                 num_workers=ns.num_workers, use_caption=not ns.disable_caption, seed=ns.seed,
                                 pin_memory=pin)
         train_ds = data.dataset(shuffle=False)
@@ -358,11 +351,12 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
         record = {"args": {k: v for k, v in vars(ns).items() if k != "func"}, "model_config": cfg,
                   "resumed_from": str(resume.resolve()) if resume else None}
         (out / "run_config.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
-    use_ema = ns.ema
-    if "fsdp" in str(ns.strategy) and (use_ema or (use_ema is None and training.use_ema)):
+    use_ema = training.use_ema
+    if "fsdp" in str(ns.strategy) and use_ema:
         log.warning("EMA is not supported with FSDP (the EMA copy would need the full weights); training without it")
         use_ema = False
-    module = SAGASRTrainer(model, learning_rate=ns.learning_rate, use_ema=use_ema, timestep_sampler=ns.timestep_sampler,
+    module = SAGASRTrainer(model, learning_rate=training.learning_rate, use_ema=use_ema,
+                           timestep_sampler=training.timestep_sampler,
                            val_steps=ns.val_steps, lowfreq_replace=not ns.disable_val_lowfreq_replace,
                            max_val_items=ns.max_val_items, val_examples=ns.val_examples, val_dir=str(out / "val"),
                            seed=ns.seed)
