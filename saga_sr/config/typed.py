@@ -105,7 +105,8 @@ class ModelSettings:
                         target_rolloff=float(_first(target_rolloff, DEFAULT_TARGET_ROLLOFF)))
 
 
-DEFAULT_OPTIMIZER = ("AdamW", (("lr", 1e-4), ("betas", (0.9, 0.999)), ("weight_decay", 1e-3)))
+# stable-audio-tools' defaults, as (type, sorted (key, value) pairs)
+DEFAULT_OPTIMIZER = ("AdamW", (("betas", (0.9, 0.999)), ("lr", 1e-4), ("weight_decay", 1e-3)))
 DEFAULT_SCHEDULER = ("InverseLR", (("inv_gamma", 1e6), ("power", 0.5), ("warmup", 0.99)))
 
 

@@ -18,6 +18,9 @@ def inverse_lr_factor(step: int, *, inv_gamma: float = 1e6, power: float = 0.5, 
     return warm * max(final_lr_factor, (1.0 + step / inv_gamma) ** -power)
 
 
+SCHEDULES = {"InverseLR": inverse_lr_factor}  # the schedule names config/checks.py accepts
+
+
 def build_optimizer(params: Iterable[torch.nn.Parameter], settings: OptimizerSettings,
                     learning_rate: float | None = None):
     """(optimizer, scheduler or None) from the typed settings; `learning_rate` (the training settings' rate)
@@ -31,6 +34,7 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], settings: OptimizerSet
     optimizer = getattr(torch.optim, settings.optimizer)(params, **kwargs)
     if settings.scheduler is None:
         return optimizer, None
+    factor = SCHEDULES[settings.scheduler]
     conf = {k: v for k, v in settings.scheduler_kwargs if k != "verbose"}
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: inverse_lr_factor(step, **conf))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: factor(step, **conf))
     return optimizer, scheduler
