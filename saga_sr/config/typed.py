@@ -2,8 +2,9 @@
 
 The JSON format and key names stay stable-audio-tools' (weights and configs move between the two); this
 module is the only reader of the `model.diffusion` and `training` blocks: `ModelSettings.from_config(cfg)`
-gives what SagaSRModel needs, `TrainingSettings.from_config(cfg)` what the trainer and `saga-sr train` use
-(command-line flags override it with `replace`, where None means "not given", never 0).
+gives what SagaSRModel, data preparation and weight loading need, `TrainingSettings.from_config(cfg)` what the
+trainer and the optimiser (`OptimizerSettings`) use; `TrainingSettings.from_flags` is the one place `saga-sr
+train`'s flags override it (None means "not given", never 0).
 """
 
 from __future__ import annotations

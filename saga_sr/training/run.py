@@ -337,9 +337,9 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
             raise ConfigError([f"training.target_lowpass_prob: {training.target_lowpass_prob} needs audio training "
                                "data (it low-passes the HR audio); --train_latents shards hold the HR latent as "
                                "encoded. Set it to 0 or train from audio"])
-        data = LatentDataModule(latents, model.settings, downsampling_ratio=model.downsampling_ratio, batch_size=batch,
-                                num_workers=ns.num_workers, use_caption=not ns.disable_caption, seed=ns.seed,
-                                pin_memory=pin)
+        data = LatentDataModule(latents, model.settings, downsampling_ratio=model.downsampling_ratio,
+                                batch_size=batch, num_workers=ns.num_workers, use_caption=not ns.disable_caption,
+                                seed=ns.seed, pin_memory=pin)
         train_ds = data.dataset(shuffle=False)
     preflight(model, train_ds)
     # every refusal is above: nothing in OUT was created or rewritten before this line
