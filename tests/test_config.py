@@ -219,3 +219,18 @@ def test_training_flags_override_the_config_in_one_place():
     assert set(TRAIN_FLAGS) == set(given) - {"seed", "val_every"}
     unset = TrainingSettings.from_flags(cfg, dict.fromkeys(given))
     assert (unset.learning_rate, unset.use_ema, unset.timestep_sampler) == (3e-4, True, "logit_normal")
+
+
+def test_the_optimizer_argument_table_matches_torch():
+    """`config check` knows the common optimisers' arguments without importing torch; each is one torch takes."""
+    import inspect
+
+    import torch
+
+    from saga_sr.config.checks import OPTIMIZER_ARGS, optimizer_args
+
+    for name, args in OPTIMIZER_ARGS.items():
+        takes = set(inspect.signature(getattr(torch.optim, name)).parameters) - {"params"}
+        assert set(args) <= takes, (name, set(args) - takes)
+    assert optimizer_args("Rprop") >= {"etas", "step_sizes"}  # outside the table: read from torch.optim
+    assert optimizer_args("Optimizer") is None and optimizer_args("lr_scheduler") is None

@@ -266,6 +266,20 @@ _ATTN_KWARGS = {"qk_norm": ("none", False, None), "differential": (False,), "fea
                 "natten_kernel_size": (None,)}
 _FF_KWARGS = {"mult": None, "no_bias": (False,), "glu": (True,), "use_conv": (False,), "conv_kernel_size": None}
 _SCHEDULERS = {"InverseLR": {"inv_gamma", "power", "warmup", "final_lr_factor", "verbose"}}
+# keyword arguments of the common torch.optim classes, so `config check` needs no torch import (tests/test_config.py
+# holds them against the installed torch); other names are looked up in torch.optim itself
+_COMMON = ("lr", "weight_decay", "foreach", "maximize", "differentiable")
+OPTIMIZER_ARGS = {
+    "Adam": _COMMON + ("betas", "eps", "amsgrad", "capturable", "fused", "decoupled_weight_decay"),
+    "AdamW": _COMMON + ("betas", "eps", "amsgrad", "capturable", "fused"),
+    "SGD": _COMMON + ("momentum", "dampening", "nesterov", "fused"),
+    "RMSprop": _COMMON + ("alpha", "eps", "momentum", "centered", "capturable"),
+    "Adagrad": _COMMON + ("lr_decay", "initial_accumulator_value", "eps", "fused"),
+    "Adadelta": _COMMON + ("rho", "eps", "capturable"),
+    "Adamax": _COMMON + ("betas", "eps", "capturable"),
+    "NAdam": _COMMON + ("betas", "eps", "momentum_decay", "decoupled_weight_decay", "capturable"),
+    "RAdam": _COMMON + ("betas", "eps", "decoupled_weight_decay", "capturable"),
+}
 _OPT = "training.optimizer_configs.diffusion"
 
 
@@ -295,10 +309,6 @@ def _check_unimplemented(cfg: dict) -> list[str]:
 
 def _check_optimizer(cfg: dict) -> list[str]:
     """The optimiser is a torch.optim class given arguments it takes, and the schedule one saga-sr implements."""
-    import inspect
-
-    import torch  # lazy: the other rules need no torch
-
     if not all(isinstance(_get(cfg, path, {}) or {}, dict) for path in ("training", "training.optimizer_configs")):
         return []  # the schema reports these
     block = _get(cfg, _OPT, {})
@@ -311,11 +321,10 @@ def _check_optimizer(cfg: dict) -> list[str]:
         return bad
     settings = OptimizerSettings.from_config(cfg)
     problems = []
-    opt_cls = getattr(torch.optim, settings.optimizer, None)
-    if not isinstance(opt_cls, type):
+    takes = optimizer_args(settings.optimizer)
+    if takes is None:
         problems.append(f"{_OPT}.optimizer.type: unknown optimizer '{settings.optimizer}' (a torch.optim class)")
     else:
-        takes = set(inspect.signature(opt_cls).parameters) - {"params"}
         if unknown := {k for k, _ in settings.optimizer_kwargs} - takes:
             problems.append(f"{_OPT}.optimizer.config: {settings.optimizer} takes no {sorted(unknown)}")
     if settings.scheduler is not None:
@@ -326,6 +335,20 @@ def _check_optimizer(cfg: dict) -> list[str]:
         elif unknown := {k for k, _ in settings.scheduler_kwargs} - known:
             problems.append(f"{_OPT}.scheduler.config: unknown keys {sorted(unknown)}")
     return problems
+
+
+def optimizer_args(name: str) -> set[str] | None:
+    """The keyword arguments torch.optim.`name` takes, or None when it is no optimizer class."""
+    if name in OPTIMIZER_ARGS:
+        return set(OPTIMIZER_ARGS[name])
+    import inspect
+
+    import torch  # lazy: only a name outside the table needs it
+
+    cls = getattr(torch.optim, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)) or cls is torch.optim.Optimizer:
+        return None
+    return set(inspect.signature(cls).parameters) - {"params"}
 
 
 def objective_problem(cfg: dict) -> str | None:
