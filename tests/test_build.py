@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
@@ -158,3 +159,74 @@ def test_patched_scale_divides_the_latent():
     plain, scaled = PatchedPretransform(1, 64), PatchedPretransform(1, 64, scale=0.125)
     assert torch.equal(scaled.encode(audio), plain.encode(audio) * 8)  # scaling by a power of 2 is exact
     assert torch.equal(scaled.decode(scaled.encode(audio)), audio)
+
+
+def _diffusion(c: dict) -> dict:
+    return c["model"]["diffusion"]
+
+
+def _optimizer(c: dict) -> dict:
+    return c["training"]["optimizer_configs"]["diffusion"]
+
+
+# (base config, mutation, the field `config check` names): each is refused by a module or the optimiser
+UNBUILDABLE = [
+    ("tiny", lambda c: _diffusion(c).update(diffusion_objective="v"), "diffusion_objective"),
+    ("tiny", lambda c: _diffusion(c).pop("diffusion_objective"), "diffusion_objective"),
+    ("tiny", lambda c: _diffusion(c)["config"].update(global_cond_type="adaLN"), "global_cond_type"),
+    ("tiny", lambda c: _diffusion(c)["config"].update(attn_kwargs={"qk_norm": "l2"}), "attn_kwargs.qk_norm"),
+    ("tiny", lambda c: _diffusion(c)["config"].update(ff_kwargs={"glu": False}), "ff_kwargs.glu"),
+    ("tiny", lambda c: _diffusion(c)["config"].update(ff_kwargs={"dropout": 0.1}), "ff_kwargs.dropout"),
+    ("tiny", lambda c: c["model"]["conditioning"]["configs"][0]["config"].update(enable_grad=True), "enable_grad"),
+    ("tiny", lambda c: (_diffusion(c).update(rolloff_conditioner={"type": "fourier", "dropout_rate": 1.0}),
+                        _diffusion(c)["config"].update(prepend_cond_dim=128)), "dropout_rate"),
+    ("tiny", lambda c: c["model"].update(pretransform={"type": "spectrogram", "scale": -1.0, "config": {
+        "channels": 1, "n_fft": 256, "hop": 128}}, io_channels=258) or _diffusion(c)["config"].update(
+        io_channels=258, input_concat_dim=258), "model.pretransform.scale"),
+    ("saga_model_config_small", lambda c: c["model"]["pretransform"].update(model_half=True), "model_half"),
+    ("saga_model_config_small", lambda c: c["model"]["pretransform"].update(chunked=True), "chunked"),
+    ("saga_model_config_small", lambda c: c["model"]["pretransform"]["config"]["encoder"]["config"].update(
+        antialias_activation=True), "encoder.config.antialias_activation"),
+    ("saga_model_config_small", lambda c: c["model"]["pretransform"]["config"]["decoder"]["config"].update(
+        use_nearest_upsample=True), "decoder.config.use_nearest_upsample"),
+    ("tiny", lambda c: _optimizer(c)["optimizer"].update(type="Adamm"), "optimizer.type"),
+    ("tiny", lambda c: _optimizer(c)["optimizer"]["config"].update(momentum=0.9), "optimizer.config"),
+    ("tiny", lambda c: _optimizer(c)["scheduler"].update(type="CosineLR"), "scheduler.type"),
+    ("tiny", lambda c: _optimizer(c)["scheduler"]["config"].update(gamma=0.5), "scheduler.config"),
+]
+
+
+def _build_unchecked(cfg: dict) -> None:
+    """Every builder step and the optimiser on the raw config, without the checks that load_config runs."""
+    from saga_sr.config.checks import objective_problem
+    from saga_sr.config.typed import OptimizerSettings
+    from saga_sr.models import build
+    from saga_sr.training.optim import build_optimizer
+
+    if objective_problem(cfg):
+        raise ConfigError([objective_problem(cfg)])  # build_model's own refusal, before any module
+    with torch.device("meta"):
+        build.build_dit(cfg), build.build_conditioner(cfg), build.build_pretransform(cfg)
+        build.build_rolloff_conditioner(cfg)
+    build_optimizer([torch.nn.Parameter(torch.zeros(1))], OptimizerSettings.from_config(cfg))
+
+
+@pytest.mark.parametrize("base, mutate, field", UNBUILDABLE, ids=[f for _, _, f in UNBUILDABLE])
+def test_config_check_refuses_what_building_refuses(base, mutate, field, tmp_path, capsys):
+    """Each case is refused by a module, the optimiser or build_model when built unchecked; `config check`
+    (check_runnable) names it first, with exit 2, and build_model refuses it through the same rule."""
+    from saga_sr.cli import main
+    from saga_sr.config import check_runnable, read_config
+
+    cfg = read_config(base)
+    _build_unchecked(copy.deepcopy(cfg))  # the unmutated config builds
+    mutate(cfg)
+    with pytest.raises((ConfigError, NotImplementedError, ValueError, TypeError, AttributeError, KeyError)):
+        _build_unchecked(copy.deepcopy(cfg))
+    problems = check_runnable(cfg)
+    assert len(problems) == 1 and field in problems[0], problems
+    (tmp_path / "c.json").write_text(json.dumps(cfg))
+    assert main(["config", "check", str(tmp_path / "c.json")]) == 2
+    assert field in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=field.split(".")[-1]):
+        build_model(cfg, device="cpu" if "objective" in field else "meta")

@@ -34,11 +34,15 @@ def test_help(argv, capsys):
 
 
 def test_check_all_shipped_configs_via_console_script():
-    files = [str(CONFIG_DIR / f"{n}.json") for n in shipped_configs()]
-    run = subprocess.run([sys.executable, "-m", "saga_sr", "config", "check", *files],
+    """Every shipped config passes but SAO 1.0 (a weight source of objective "v", which no build to run takes)."""
+    runnable = [str(CONFIG_DIR / f"{n}.json") for n in shipped_configs() if n != "stable_audio_open_1.0"]
+    run = subprocess.run([sys.executable, "-m", "saga_sr", "config", "check", *runnable],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.count(": ok") == len(files)
+    assert run.stdout.count(": ok") == len(runnable)
+    sao = subprocess.run([sys.executable, "-m", "saga_sr", "config", "check", "stable_audio_open_1.0"],
+                         capture_output=True, text=True, timeout=120)
+    assert sao.returncode == 2 and "diffusion_objective: 'v' is not supported" in sao.stderr
 
 
 @pytest.mark.parametrize("mutate, field", [

@@ -181,3 +181,56 @@ def test_pretransform_scale_must_be_positive():
     cfg["model"]["pretransform"]["scale"] = 0
     problems = check_config(cfg)
     assert any(p.startswith("model.pretransform.scale") for p in problems), problems
+
+
+def test_malformed_optimizer_block_is_listed_not_raised():
+    cfg = load_config("tiny")
+    cfg["training"]["optimizer_configs"]["diffusion"] = {"optimizer": "AdamW", "scheduler": {"config": [1]}}
+    problems = check_config(cfg)
+    assert problems == ["training.optimizer_configs.diffusion.optimizer: expected an object, got 'AdamW'",
+                        "training.optimizer_configs.diffusion.scheduler.config: expected an object, got [1]"]
+
+
+def test_optimizer_settings_follow_stable_audio_tools_defaults():
+    from saga_sr.config.typed import OptimizerSettings
+
+    bare = load_config("tiny")
+    del bare["training"]["optimizer_configs"]
+    assert OptimizerSettings.from_config(bare) == OptimizerSettings()  # AdamW with InverseLR
+    assert OptimizerSettings().scheduler == "InverseLR"
+    only_opt = load_config("tiny")
+    del only_opt["training"]["optimizer_configs"]["diffusion"]["scheduler"]
+    assert OptimizerSettings.from_config(only_opt).scheduler is None  # an optimizer without a schedule: constant
+    tiny = OptimizerSettings.from_config(load_config("tiny"))
+    assert dict(tiny.optimizer_kwargs) == {"lr": 3e-4, "betas": (0.9, 0.999), "weight_decay": 1e-3}
+
+
+def test_training_flags_override_the_config_in_one_place():
+    """`saga-sr train`'s flags (None = not given; 0 and False are values) over the config's training block."""
+    from saga_sr.config.typed import TRAIN_FLAGS, TrainingSettings
+
+    cfg = load_config("tiny")
+    assert TrainingSettings.from_flags(cfg, {}) == TrainingSettings.from_config(cfg)
+    given = {"learning_rate": 1e-3, "batch_size": 2, "max_steps": 7, "accumulate_grad_batches": 3,
+             "gradient_clip_val": 0.0, "ema": False, "timestep_sampler": "uniform", "seed": 5, "val_every": 9}
+    s = TrainingSettings.from_flags(cfg, given)
+    assert (s.learning_rate, s.batch_size, s.max_steps, s.accumulate_grad_batches, s.gradient_clip_val,
+            s.use_ema, s.timestep_sampler) == (1e-3, 2, 7, 3, 0.0, False, "uniform")
+    assert set(TRAIN_FLAGS) == set(given) - {"seed", "val_every"}
+    unset = TrainingSettings.from_flags(cfg, dict.fromkeys(given))
+    assert (unset.learning_rate, unset.use_ema, unset.timestep_sampler) == (3e-4, True, "logit_normal")
+
+
+def test_the_optimizer_argument_table_matches_torch():
+    """`config check` knows the common optimisers' arguments without importing torch; each is one torch takes."""
+    import inspect
+
+    import torch
+
+    from saga_sr.config.checks import OPTIMIZER_ARGS, optimizer_args
+
+    for name, args in OPTIMIZER_ARGS.items():
+        takes = set(inspect.signature(getattr(torch.optim, name)).parameters) - {"params"}
+        assert set(args) <= takes, (name, set(args) - takes)
+    assert optimizer_args("Rprop") >= {"etas", "step_sizes"}  # outside the table: read from torch.optim
+    assert optimizer_args("Optimizer") is None and optimizer_args("lr_scheduler") is None

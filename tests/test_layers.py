@@ -229,3 +229,53 @@ def test_loading_a_model_does_not_import_lightning_and_help_does_not_import_torc
     env = {**os.environ, "PYTHONPATH": str(PACKAGE_DIR.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+# ---- the config is read raw only by saga_sr/config/ and the builder ------------------------------------------
+# keys of the config's top level and of its `model` / `training` sections; a subscript or .get/.pop/.setdefault
+# with one of them outside the readers below is a raw config read (typed settings exist for it)
+CONFIG_KEYS = {"model_type", "sample_rate", "sample_size", "audio_channels", "model", "training", "pretransform",
+               "conditioning", "diffusion", "io_channels", "optimizer_configs"}
+RAW_READERS = ("config/", "models/build.py")  # the parser, and the builder that turns `model` into modules
+# reads of other objects that share a key name: (file, expression) -> why it is not the config
+NOT_CONFIG = {
+    ("data/latents.py", "info['pretransform']"): "the shards' prepare_info.json, compared with the typed settings",
+    ("training/module.py", "ema['model']"): "the EMA copy's ModuleDict, whose DiT is named `model` as in SAT",
+}
+
+
+def raw_config_reads(text: str) -> list[tuple[int, str]]:
+    """(line, expression) of every subscript or .get/.pop/.setdefault with a config key in `text`."""
+    out = []
+    for node in ast.walk(ast.parse(text)):
+        key = None
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            key = node.slice.value
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr in ("get", "pop", "setdefault") and node.args
+              and isinstance(node.args[0], ast.Constant)):
+            key = node.args[0].value
+        if isinstance(key, str) and key in CONFIG_KEYS:
+            out.append((node.lineno, ast.unparse(node)))
+    return out
+
+
+def test_the_config_is_read_raw_only_by_config_and_the_builder():
+    bad, allowed_seen = [], set()
+    for path in package_modules():
+        rel = path.relative_to(PACKAGE_DIR).as_posix()
+        if rel.startswith(RAW_READERS):
+            continue
+        for line, expr in raw_config_reads(path.read_text(encoding="utf-8")):
+            if (rel, expr) in NOT_CONFIG:
+                allowed_seen.add((rel, expr))
+            else:
+                bad.append(f"{rel}:{line}: {expr}")
+    assert not bad, "raw config reads (use ModelSettings / TrainingSettings):\n" + "\n".join(bad)
+    assert allowed_seen == set(NOT_CONFIG), f"stale allow-list entries: {set(NOT_CONFIG) - allowed_seen}"
+
+
+def test_raw_config_read_checker_catches_subscripts_and_gets():
+    text = ("def f(cfg):\n    d = cfg['model']['diffusion']\n    t = cfg.get('training', {})\n"
+            "    return cfg.get('model_type'), d.get('steps'), cfg[key]\n")
+    assert sorted(line for line, _ in raw_config_reads(text)) == [2, 2, 3, 4]

@@ -121,11 +121,11 @@ def test_training_refuses_shards_from_another_vae(tmp_path: Path):
     cfg = tiny_vae_config()
     write_clips(tmp_path / "audio", [0.2])
     prepare_shards([tmp_path / "audio"], tmp_path / "shards", build_model(cfg, seed=0), num_lr=1, progress=False)
-    check_shards(str(tmp_path / "shards"), build_model(cfg, seed=0).config, build_model(cfg, seed=0))
+    check_shards(str(tmp_path / "shards"), build_model(cfg, seed=0))
     with pytest.raises(DataError, match="other VAE weights"):
-        check_shards(str(tmp_path / "shards"), cfg, build_model(cfg, seed=1))
+        check_shards(str(tmp_path / "shards"), build_model(cfg, seed=1))
     with pytest.raises(DataError, match="no index.json"):
-        check_shards(str(tmp_path / "audio"), cfg, build_model(cfg, seed=0))
+        check_shards(str(tmp_path / "audio"), build_model(cfg, seed=0))
 
 
 def _seen(out: Path, rank: int) -> list[dict]:
@@ -311,7 +311,7 @@ def test_corrupt_shards_are_refused_naming_the_shard_and_the_fault(small_shards,
     shards, cfg = small_shards
     bad = _corrupt(shards, tmp_path, how)
     with pytest.raises(DataError) as exc:
-        check_shards(str(bad), cfg, build_model(cfg, seed=0))
+        check_shards(str(bad), build_model(cfg, seed=0))
     message = str(exc.value)
     assert len(message.splitlines()) == 1 and str(bad) in message, message
     for word in words:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from saga_sr.config import read_config
+from saga_sr.config.typed import OptimizerSettings
 from saga_sr.training.optim import build_optimizer, inverse_lr_factor
 from saga_sr.config import prepare_config
 
@@ -102,7 +103,7 @@ def test_inverse_lr_schedule_from_config():
     assert inverse_lr_factor(99) == pytest.approx((1 - 0.99 ** 100) * (1 + 99 / 1e6) ** -0.5)
     assert inverse_lr_factor(10**6, warmup=0.0) == pytest.approx(2 ** -0.5)
     p = torch.nn.Parameter(torch.zeros(2))
-    opt, sched = build_optimizer([p], read_config("tiny")["training"], learning_rate=1e-3)
+    opt, sched = build_optimizer([p], OptimizerSettings.from_config(read_config("tiny")), learning_rate=1e-3)
     assert isinstance(opt, torch.optim.AdamW) and opt.param_groups[0]["weight_decay"] == 1e-3
     assert opt.param_groups[0]["lr"] == pytest.approx(1e-5)  # 1e-3 x warm-up 0.01 at step 0
     for _ in range(3):
@@ -160,7 +161,7 @@ def test_ema_beta_zero_is_a_value_not_unset():
     assert base.override(cfg_dropout_prob=0.0, use_ema=False).cfg_dropout_prob == 0.0
 
 
-def test_an_objective_other_than_rectified_flow_is_refused_at_build(capsys):
+def test_an_objective_other_than_rectified_flow_is_refused_at_build_and_by_the_check(capsys):
     from saga_sr.cli import main
     from saga_sr.config import load_config
     from saga_sr.errors import ConfigError
@@ -171,5 +172,5 @@ def test_an_objective_other_than_rectified_flow_is_refused_at_build(capsys):
     with pytest.raises(ConfigError, match="diffusion_objective: 'v' is not supported"):
         build_model(cfg)
     assert build_model(cfg, device="meta").diffusion_objective == "v"  # shapes of any SAT config
-    assert main(["config", "check", "stable_audio_open_1.0"]) == 0  # valid SAT config, reported
+    assert main(["config", "check", "stable_audio_open_1.0"]) == 2  # a valid SAT config saga-sr cannot run
     assert "diffusion_objective: 'v' is not supported" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """Model configs: stable-audio-tools' JSON format plus our documented keys, validated before use.
 
 `load_config(path_or_name)` reads a file (or a config shipped in saga_sr/configs by name) and raises
-ConfigError listing every problem; `check_config(cfg)` returns them; `derive_rung` makes the ladder's rungs;
+ConfigError listing every problem; `check_config(cfg)` returns them (`check_runnable(cfg)` also the objective a
+model to train or sample needs); `derive_rung` makes the ladder's rungs;
 `prepare_config` is the config a training run uses (roll-off conditioner added on request, segment override).
 """
 
@@ -12,7 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from saga_sr.config.checks import check_config, conditioner_types, pretransform_facts
+from saga_sr.config.checks import (check_config, check_runnable, conditioner_types, objective_problem,
+                                   pretransform_facts)
 from saga_sr.config.rungs import RUNGS, TINY_T5_CONFIG, derive_rung, with_rolloff_conditioner
 from saga_sr.errors import ConfigError
 
@@ -73,6 +75,18 @@ def load_config(path_or_name: str | Path | dict[str, Any]) -> dict:
     return validated(cfg, source=str(path_or_name))
 
 
+def model_identity(cfg: dict) -> dict:
+    """What a checkpoint's weights depend on: the `model` section, rate and channels (None where absent)."""
+    return {k: cfg.get(k) for k in ("model", "sample_rate", "audio_channels")}
+
+
+def resume_identity(cfg: dict) -> dict:
+    """The config as JSON values without `training.max_steps`, which a resumed run may raise."""
+    config = json.loads(json.dumps(cfg, default=str))
+    (config.get("training") or {}).pop("max_steps", None)
+    return config
+
+
 ROLLOFF_NUMBER_IDS = ("input_rolloff", "target_rolloff")
 
 
@@ -98,6 +112,7 @@ def prepare_config(model_config, *, compute_rolloff: bool = False, sample_size: 
     return validated(cfg, source=source)
 
 
-__all__ = ["CONFIG_DIR", "RUNGS", "TINY_T5_CONFIG", "check_config", "conditioner_types", "config_path",
-           "derive_rung", "load_config", "prepare_config", "pretransform_facts", "read_config", "shipped_configs",
-           "uses_rolloff", "validated", "with_rolloff_conditioner"]
+__all__ = ["CONFIG_DIR", "RUNGS", "TINY_T5_CONFIG", "check_config", "check_runnable", "conditioner_types",
+           "config_path", "derive_rung", "load_config", "model_identity", "objective_problem", "prepare_config",
+           "pretransform_facts", "read_config", "resume_identity", "shipped_configs", "uses_rolloff", "validated",
+           "with_rolloff_conditioner"]

@@ -1,8 +1,11 @@
 """Dimension rules between config fields, checked before any tensor exists.
 
 Each rule mirrors a shape relation that stable-audio-tools' modules need at run time (a violated one
-crashes deep inside attention, or silently drops a condition). `check_config` returns every violated
-rule as "json.path: message with the numbers"; an empty list means the config builds.
+crashes deep inside attention, or silently drops a condition), or an option of stable-audio-tools' format
+that saga-sr does not implement (refused here rather than by a module's constructor or the optimiser).
+`check_config` returns every violated rule as "json.path: message with the numbers"; an empty list means the
+config builds. `check_runnable` adds the objective: a model to train or sample must be rectified flow, while
+a stable-audio-tools model of another objective still builds as a weight source or for its shapes.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import math
 from typing import Any
 
 from saga_sr.config.schema import CONFIG, MAX_NESTING, T5_NAMES, nesting, validate
+from saga_sr.config.typed import OBJECTIVE, OptimizerSettings
 
 _DIT = "model.diffusion.config"
 MAX_PARAMS = 5e10  # about 200 GB of fp32 weights: more than any one machine this tool runs on holds
@@ -71,6 +75,9 @@ def _check_pretransform(cfg: dict) -> list[str]:
             problems.append(f"{base}.n_fft: {n_fft} must be even, >= 2 x hop ({hop}) and n_fft - hop even")
         if isinstance(power, (int, float)) and not 0 < power <= 1:
             problems.append(f"{base}.power: must be in (0, 1], got {power}")
+        scale = _get(cfg, "model.pretransform.scale")
+        if isinstance(scale, (int, float)) and not scale > 0:
+            problems.append(f"model.pretransform.scale: must be > 0, got {scale}")
     if pt_type != "autoencoder":
         return problems
     enc = _get(cfg, f"{base}.encoder.config", {}) or {}
@@ -246,6 +253,125 @@ def _check_size(cfg: dict) -> list[str]:
     return problems
 
 
+# options of stable-audio-tools' format that saga-sr's modules do not implement: path -> (key, value it needs)
+_PLAIN_OPTIONS = (
+    ("model.pretransform", "model_half", False), ("model.pretransform", "chunked", False),
+    ("model.pretransform.config.encoder.config", "antialias_activation", False),
+    ("model.pretransform.config.decoder.config", "antialias_activation", False),
+    ("model.pretransform.config.decoder.config", "use_nearest_upsample", False),
+    (_DIT, "global_cond_type", "prepend"),
+)
+# DiT attention / feed-forward keyword arguments: key -> the values saga-sr implements (None: any value)
+_ATTN_KWARGS = {"qk_norm": ("none", False, None), "differential": (False,), "feat_scale": (False,),
+                "natten_kernel_size": (None,)}
+_FF_KWARGS = {"mult": None, "no_bias": (False,), "glu": (True,), "use_conv": (False,), "conv_kernel_size": None}
+_SCHEDULERS = {"InverseLR": {"inv_gamma", "power", "warmup", "final_lr_factor", "verbose"}}
+# keyword arguments of the common torch.optim classes, so `config check` needs no torch import (tests/test_config.py
+# holds them against the installed torch); other names are looked up in torch.optim itself
+_COMMON = ("lr", "weight_decay", "foreach", "maximize", "differentiable")
+OPTIMIZER_ARGS = {
+    "Adam": _COMMON + ("betas", "eps", "amsgrad", "capturable", "fused", "decoupled_weight_decay"),
+    "AdamW": _COMMON + ("betas", "eps", "amsgrad", "capturable", "fused"),
+    "SGD": _COMMON + ("momentum", "dampening", "nesterov", "fused"),
+    "RMSprop": _COMMON + ("alpha", "eps", "momentum", "centered", "capturable"),
+    "Adagrad": _COMMON + ("lr_decay", "initial_accumulator_value", "eps", "fused"),
+    "Adadelta": _COMMON + ("rho", "eps", "capturable"),
+    "Adamax": _COMMON + ("betas", "eps", "capturable"),
+    "NAdam": _COMMON + ("betas", "eps", "momentum_decay", "decoupled_weight_decay", "capturable"),
+    "RAdam": _COMMON + ("betas", "eps", "decoupled_weight_decay", "capturable"),
+}
+_OPT = "training.optimizer_configs.diffusion"
+
+
+def _check_unimplemented(cfg: dict) -> list[str]:
+    """Options the format allows but saga-sr's modules refuse when built."""
+    problems = []
+    for path, key, wanted in _PLAIN_OPTIONS:
+        value = _get(cfg, f"{path}.{key}", wanted)
+        if value != wanted:
+            problems.append(f"{path}.{key}: {value!r} is not implemented (saga-sr builds {wanted!r} only, as SAO)")
+    for name, allowed in (("attn_kwargs", _ATTN_KWARGS), ("ff_kwargs", _FF_KWARGS)):
+        for key, value in (_get(cfg, f"{_DIT}.{name}", {}) or {}).items():
+            if key not in allowed:
+                problems.append(f"{_DIT}.{name}.{key}: unknown option; known: {', '.join(allowed)}")
+            elif allowed[key] is not None and not any(value == ok and type(value) is type(ok) for ok in allowed[key]):
+                problems.append(f"{_DIT}.{name}.{key}: {value!r} is not implemented (saga-sr builds "
+                                f"{' or '.join(map(repr, allowed[key]))})")
+    for i, c in enumerate(_get(cfg, "model.conditioning.configs", []) or []):
+        if isinstance(c, dict) and c.get("type") == "t5" and _get(c, "config.enable_grad", False):
+            problems.append(f"model.conditioning.configs[{i}].config.enable_grad: fine-tuning T5 is not implemented")
+    dropout = _get(cfg, "model.diffusion.rolloff_conditioner.dropout_rate")
+    if isinstance(dropout, (int, float)) and dropout >= 1:
+        problems.append(f"model.diffusion.rolloff_conditioner.dropout_rate: {dropout} must be below 1 "
+                        "(1 drops every roll-off)")
+    return problems
+
+
+def _check_optimizer(cfg: dict) -> list[str]:
+    """The optimiser is a torch.optim class given arguments it takes, and the schedule one saga-sr implements."""
+    if not all(isinstance(_get(cfg, path, {}) or {}, dict) for path in ("training", "training.optimizer_configs")):
+        return []  # the schema reports these
+    block = _get(cfg, _OPT, {})
+    shapes = [(_OPT, block)] + ([(f"{_OPT}.{part}{sub}", _get(block, f"{part}{sub}", {}))
+                                 for part in ("optimizer", "scheduler") for sub in ("", ".config")]
+                                if isinstance(block, dict) else [])
+    bad = [f"{path}: expected an object, got {value!r}" for path, value in shapes
+           if value is not None and not isinstance(value, dict)]
+    if bad:
+        return bad
+    settings = OptimizerSettings.from_config(cfg)
+    problems = []
+    takes = optimizer_args(settings.optimizer)
+    if takes is None:
+        problems.append(f"{_OPT}.optimizer.type: unknown optimizer '{settings.optimizer}' (a torch.optim class)")
+    else:
+        if unknown := {k for k, _ in settings.optimizer_kwargs} - takes:
+            problems.append(f"{_OPT}.optimizer.config: {settings.optimizer} takes no {sorted(unknown)}")
+    if settings.scheduler is not None:
+        known = _SCHEDULERS.get(settings.scheduler)
+        if known is None:
+            problems.append(f"{_OPT}.scheduler.type: only {', '.join(map(repr, _SCHEDULERS))} is supported, "
+                            f"not {settings.scheduler!r}")
+        elif unknown := {k for k, _ in settings.scheduler_kwargs} - known:
+            problems.append(f"{_OPT}.scheduler.config: unknown keys {sorted(unknown)}")
+    return problems
+
+
+def optimizer_args(name: str) -> set[str] | None:
+    """The keyword arguments torch.optim.`name` takes, or None when it is no optimizer class."""
+    if name in OPTIMIZER_ARGS:
+        return set(OPTIMIZER_ARGS[name])
+    import inspect
+
+    import torch  # lazy: only a name outside the table needs it
+
+    cls = getattr(torch.optim, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)) or cls is torch.optim.Optimizer:
+        return None
+    return set(inspect.signature(cls).parameters) - {"params"}
+
+
+def objective_problem(cfg: dict) -> str | None:
+    """Why this config's model cannot be trained or sampled here (its objective), or None.
+
+    stable-audio-tools' default objective is "v"; saga-sr implements rectified flow only, so any other value
+    (or none) is refused instead of silently training rectified flow."""
+    objective = _get(cfg, "model.diffusion.diffusion_objective", "v")
+    if objective == OBJECTIVE:
+        return None
+    return (f"model.diffusion.diffusion_objective: '{objective}' is not supported; saga-sr trains and samples "
+            f"'{OBJECTIVE}' only (a shape-only build, e.g. `config inspect`, still works)")
+
+
+def check_runnable(cfg: dict) -> list[str]:
+    """`check_config` plus what a model to train or sample needs (its objective): what `config check` and a
+    build for use refuse."""
+    problems = check_config(cfg)
+    if isinstance(cfg, dict) and (problem := objective_problem(cfg)):
+        problems.append(problem)
+    return problems
+
+
 def check_config(cfg: dict) -> list[str]:
     """Every violated rule of `cfg`, as 'json.path: message'; empty when the config builds."""
     depth, where = nesting(cfg)
@@ -255,7 +381,8 @@ def check_config(cfg: dict) -> list[str]:
     problems = validate(cfg, CONFIG, "")
     if not isinstance(cfg, dict):
         return problems
-    for rule in (_check_pretransform, _check_conditioners, _check_ids, _check_dit):
+    for rule in (_check_pretransform, _check_conditioners, _check_ids, _check_dit, _check_unimplemented,
+                 _check_optimizer):
         problems += rule(cfg)
     if not problems:
         problems += _check_size(cfg)

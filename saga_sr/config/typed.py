@@ -2,37 +2,27 @@
 
 The JSON format and key names stay stable-audio-tools' (weights and configs move between the two); this
 module is the only reader of the `model.diffusion` and `training` blocks: `ModelSettings.from_config(cfg)`
-gives what SagaSRModel needs, `TrainingSettings.from_config(cfg)` what the trainer and `saga-sr train` use
-(command-line flags override it with `replace`, where None means "not given", never 0).
+gives what SagaSRModel, data preparation and weight loading need, `TrainingSettings.from_config(cfg)` what the
+trainer and the optimiser (`OptimizerSettings`) use; `TrainingSettings.from_flags` is the one place `saga-sr
+train`'s flags override it (None means "not given", never 0).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from typing import Any
+import json
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping
 
 from saga_sr.errors import ConfigError
 
 __all__ = ["OBJECTIVE", "DEFAULT_CFG_AUDIO", "DEFAULT_CFG_TEXT", "DEFAULT_STEPS", "DEFAULT_TARGET_ROLLOFF",
-           "ModelSettings", "Sampling", "TrainingSettings", "objective_problem"]
+           "TRAIN_FLAGS", "ModelSettings", "OptimizerSettings", "Sampling", "TrainingSettings"]
 
 OBJECTIVE = "rectified_flow"  # the only objective saga-sr trains and samples
 # sampling defaults for a config that does not set its own (read only through ModelSettings.sampling)
 DEFAULT_CFG_AUDIO, DEFAULT_CFG_TEXT = 1.4, 1.2  # the paper's s_a, s_t
 DEFAULT_STEPS = 100  # Euler steps
 DEFAULT_TARGET_ROLLOFF = 0.9  # normalised (about 19.9 kHz at 44.1 kHz), the authors' training logger's value
-
-
-def objective_problem(cfg: dict) -> str | None:
-    """Why this config's model cannot be trained or sampled here (its objective), or None.
-
-    stable-audio-tools' default objective is "v"; saga-sr implements rectified flow only, so any other value
-    (or none) is refused at build time instead of silently training rectified flow."""
-    objective = cfg["model"]["diffusion"].get("diffusion_objective", "v")
-    if objective == OBJECTIVE:
-        return None
-    return (f"model.diffusion.diffusion_objective: '{objective}' is not supported; saga-sr trains and samples "
-            f"'{OBJECTIVE}' only (a shape-only build, e.g. `config inspect`, still works)")
 
 
 @dataclass(frozen=True)
@@ -63,6 +53,16 @@ class ModelSettings:
     lr_gain_floor: float = 0.1  # model.diffusion.lr_gain.floor (of the window's RMS)
     lr_prefill: str | None = None  # model.diffusion.lr_prefill: "dsp" = the LR input is DSP-extended before encoding
     target_band_limit: bool = False  # model.diffusion.target_band_limit: upsampling removes content above the target
+    pretransform_json: str = "{}"  # model.pretransform as canonical JSON: latent shards record and compare it
+    cond_dim: int = 0  # model.conditioning.cond_dim
+    rolloff_conditioner: bool = False  # model.diffusion.rolloff_conditioner is set (the Fourier roll-off tokens)
+    # the DiT's sizes (model.diffusion.config; 0 where absent, as the DiT defaults them)
+    embed_dim: int = 0
+    depth: int = 0
+    num_heads: int = 0
+    cond_token_dim: int = 0
+    global_cond_dim: int = 0
+    dit_io_channels: int = 0
 
     @classmethod
     def from_config(cls, cfg: dict) -> "ModelSettings":
@@ -70,6 +70,12 @@ class ModelSettings:
         scales = diffusion.get("cfg_scales") or {}
         return cls(sample_rate=int(cfg["sample_rate"]), audio_channels=int(cfg["audio_channels"]),
                    sample_size=int(cfg["sample_size"]), io_channels=int(cfg["model"]["io_channels"]),
+                   pretransform_json=json.dumps(cfg["model"]["pretransform"], sort_keys=True),
+                   cond_dim=int(cfg["model"]["conditioning"]["cond_dim"]),
+                   rolloff_conditioner=diffusion.get("rolloff_conditioner") is not None,
+                   **{k: int(diffusion["config"].get(k, 0)) for k in ("embed_dim", "depth", "num_heads",
+                                                                        "cond_token_dim", "global_cond_dim")},
+                   dit_io_channels=int(diffusion["config"].get("io_channels", 0)),
                    input_concat_dim=int(diffusion["config"].get("input_concat_dim", 0)),
                    cross_attn_cond_ids=tuple(diffusion.get("cross_attention_cond_ids", [])),
                    global_cond_ids=tuple(diffusion.get("global_cond_ids", [])),
@@ -79,6 +85,11 @@ class ModelSettings:
                    lr_prefill=diffusion.get("lr_prefill"),
                    target_band_limit=bool(diffusion.get("target_band_limit", False)),
                    **_lr_gain(diffusion.get("lr_gain")))
+
+    @property
+    def pretransform(self) -> dict:
+        """The `model.pretransform` block (a fresh copy)."""
+        return json.loads(self.pretransform_json)
 
     @property
     def cfg_scales(self) -> dict[str, float]:
@@ -95,6 +106,38 @@ class ModelSettings:
                         target_rolloff=float(_first(target_rolloff, DEFAULT_TARGET_ROLLOFF)))
 
 
+# stable-audio-tools' defaults, as (type, sorted (key, value) pairs)
+DEFAULT_OPTIMIZER = ("AdamW", (("betas", (0.9, 0.999)), ("lr", 1e-4), ("weight_decay", 1e-3)))
+DEFAULT_SCHEDULER = ("InverseLR", (("inv_gamma", 1e6), ("power", 0.5), ("warmup", 0.99)))
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """`training.optimizer_configs.diffusion` (stable-audio-tools' format): a torch.optim class name and its
+    keyword arguments, and the learning-rate schedule (None: a constant rate). Without the block: AdamW with
+    InverseLR; a block naming an optimizer but no scheduler has none. config/checks.py refuses unknown names."""
+    optimizer: str = DEFAULT_OPTIMIZER[0]
+    optimizer_kwargs: tuple[tuple[str, Any], ...] = DEFAULT_OPTIMIZER[1]
+    scheduler: str | None = DEFAULT_SCHEDULER[0]
+    scheduler_kwargs: tuple[tuple[str, Any], ...] = DEFAULT_SCHEDULER[1]
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "OptimizerSettings":
+        block = ((cfg.get("training") or {}).get("optimizer_configs") or {}).get("diffusion") or {}
+        opt = block.get("optimizer") or {"type": DEFAULT_OPTIMIZER[0], "config": dict(DEFAULT_OPTIMIZER[1])}
+        sched = block.get("scheduler", None if "optimizer" in block else
+                          {"type": DEFAULT_SCHEDULER[0], "config": dict(DEFAULT_SCHEDULER[1])})
+        return cls(optimizer=str(opt.get("type", "AdamW")), optimizer_kwargs=_items(opt.get("config")),
+                   scheduler=str(sched.get("type")) if sched else None,
+                   scheduler_kwargs=_items(sched.get("config")) if sched else ())
+
+
+# `saga-sr train` flag -> the TrainingSettings field it overrides (the flags keep the seeds' spelling)
+TRAIN_FLAGS = {"learning_rate": "learning_rate", "batch_size": "batch_size", "max_steps": "max_steps",
+               "accumulate_grad_batches": "accumulate_grad_batches", "gradient_clip_val": "gradient_clip_val",
+               "ema": "use_ema", "timestep_sampler": "timestep_sampler"}
+
+
 @dataclass(frozen=True)
 class TrainingSettings:
     """The `training` block with its defaults (the only place they are written down)."""
@@ -109,12 +152,20 @@ class TrainingSettings:
     lr_dropout_prob: float = 0.1
     timestep_sampler: str = "uniform"
     target_lowpass_prob: float = 0.0  # training items whose HR is low-passed below its band (target roll-off knob)
+    optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
 
     @classmethod
     def from_config(cls, cfg: dict) -> "TrainingSettings":
         block = cfg.get("training") or {}
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in block.items() if k in known and v is not None})
+        known = {f.name for f in fields(cls)} - {"optimizer"}
+        return cls(**{k: v for k, v in block.items() if k in known and v is not None},
+                   optimizer=OptimizerSettings.from_config(cfg))
+
+    @classmethod
+    def from_flags(cls, cfg: dict, flags: Mapping[str, Any]) -> "TrainingSettings":
+        """The one place `saga-sr train`'s flags (a dict of their values; None = not given) override the
+        config's training block; flags other than TRAIN_FLAGS are ignored."""
+        return cls.from_config(cfg).override(**{name: flags.get(flag) for flag, name in TRAIN_FLAGS.items()})
 
     def override(self, **flags: Any) -> "TrainingSettings":
         """A copy with the flags that were given (None = not given; 0 and False are values)."""
@@ -128,6 +179,11 @@ def _lr_gain(block: dict | None) -> dict:
     if block is None:
         return {}
     return {"lr_gain_frames": int(block.get("smooth_frames", 9)), "lr_gain_floor": float(block.get("floor", 0.1))}
+
+
+def _items(block: dict | None) -> tuple[tuple[str, Any], ...]:
+    """A config object as sorted (key, value) pairs, lists as tuples, so the settings stay frozen."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in (block or {}).items()))
 
 
 def _first(*values):

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from saga_sr.audio.spectral import hz_to_normalized
+from saga_sr.config.typed import ModelSettings
 from saga_sr.data.dataset import compose_prompt
 from saga_sr.errors import DataError
 from saga_sr.seeding import Stream, numpy_rng
@@ -114,16 +115,15 @@ def check_shard_files(path: Path) -> None:
                             "replaced); run `saga-sr prepare` again in a new folder")
 
 
-def check_compatible(info: dict, cfg: dict, source) -> None:
+def check_compatible(info: dict, settings: ModelSettings, source) -> None:
     """Shards must come from a pretransform with this config's latent size, rate and channels."""
     if not info:
         return
-    want = {"sample_rate": cfg["sample_rate"], "audio_channels": cfg["audio_channels"]}
+    want = {"sample_rate": settings.sample_rate, "audio_channels": settings.audio_channels}
     for key, value in want.items():
         if key in info and int(info[key]) != int(value):
             raise DataError(f"--train_latents {source}: shards have {key} {info[key]}, the model config {value}")
-    pre = cfg["model"]["pretransform"]
-    if "pretransform" in info and info["pretransform"] != pre:
+    if "pretransform" in info and info["pretransform"] != settings.pretransform:
         raise DataError(f"--train_latents {source}: the shards were encoded with a different pretransform "
                         f"({info.get('config_source', '?')}); prepare them with this config")
 

@@ -321,11 +321,11 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
 
     sink = open_sink(out_dir, PARTS, PLAN_FILE)  # a folder, or a bucket written through a staging folder
     out = sink.folder
-    cfg = model.config
+    ms = model.settings
     pretransform = model.pretransform.to(device).eval()
     settings = {"num_lr": num_lr, "seed": seed, "files_per_part": files_per_part, "latent_dtype": latent_dtype,
-                "sample_rate": cfg["sample_rate"], "audio_channels": cfg["audio_channels"],
-                "sample_size": cfg["sample_size"], "pretransform": cfg["model"]["pretransform"],
+                "sample_rate": ms.sample_rate, "audio_channels": ms.audio_channels,
+                "sample_size": ms.sample_size, "pretransform": ms.pretransform,
                 "pretransform_fingerprint": pretransform_fingerprint(pretransform), "t5_embeddings": t5_embeddings}
     encoders = text_encoders(model) if t5_embeddings else None
     if t5_embeddings and not encoders:
@@ -349,8 +349,8 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
     n_todo = sum(len(rows[p * files_per_part:(p + 1) * files_per_part]) for p in todo)
 
     def encode(entry: AudioEntry, index: int) -> dict:
-        return encode_record(entry, pretransform, sample_size=cfg["sample_size"], sample_rate=cfg["sample_rate"],
-                             channels=cfg["audio_channels"], num_lr=num_lr, rng=numpy_rng(seed, Stream.LR_SIM, index),
+        return encode_record(entry, pretransform, sample_size=ms.sample_size, sample_rate=ms.sample_rate,
+                             channels=ms.audio_channels, num_lr=num_lr, rng=numpy_rng(seed, Stream.LR_SIM, index),
                              device=device, latent_dtype=LATENT_DTYPES[latent_dtype], encode_batch=encode_batch,
                              encoders=encoders)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from saga_sr.config import RUNGS, check_config, derive_rung, load_config
+from saga_sr.config.typed import ModelSettings
 from saga_sr.errors import ConfigError, SagaError
 from saga_sr.evaluation.evaluate import EvalSettings, load_systems, run_evaluation
 from saga_sr.experiments.measure import PeakMemory, benchmark_step, count_parameters
@@ -93,10 +94,10 @@ def rung_flags(name: str, config: dict | None, settings: LadderSettings) -> dict
         spec = RUNGS[name]
         rolloff, text = spec.rolloff, "prompt" in spec.cross_attention_cond_ids
     else:
-        diffusion = (config or {}).get("model", {}).get("diffusion", {})
-        reads = set(diffusion.get("cross_attention_cond_ids", [])) | set(diffusion.get("global_cond_ids", []))
-        rolloff = bool(diffusion.get("rolloff_conditioner")) or bool(reads & {"input_rolloff", "target_rolloff"})
-        text = "prompt" in diffusion.get("cross_attention_cond_ids", [])
+        ms = ModelSettings.from_config(config) if config is not None else None
+        reads = set(ms.cross_attn_cond_ids) | set(ms.global_cond_ids) if ms else set()
+        rolloff = bool(ms and ms.rolloff_conditioner) or bool(reads & {"input_rolloff", "target_rolloff"})
+        text = bool(ms) and "prompt" in ms.cross_attn_cond_ids
     return {"compute_rolloff": bool(rolloff), "disable_caption": not text,
             "disable_val_lowfreq_replace": not settings.val_lowfreq_replace}
 

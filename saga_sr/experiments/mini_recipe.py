@@ -148,18 +148,19 @@ def val_baselines(manifest: str | Path, n_items: int = TRAIN_SETTINGS["max_val_i
     (the first `n_items` of the deterministic val set), so the val/lsd curve has its baselines beside it."""
     from saga_sr.audio.bwe import dsp_bandwidth_extension
     from saga_sr.config import load_config
+    from saga_sr.config.typed import ModelSettings
     from saga_sr.data import SAGASRDataset
     from saga_sr.audio.metrics import lsd
 
-    cfg = load_config(CONFIG)
-    ds = SAGASRDataset(manifest, cfg["sample_size"], cfg["sample_rate"], cfg["audio_channels"],
+    ms = ModelSettings.from_config(load_config(CONFIG))
+    ds = SAGASRDataset(manifest, ms.sample_size, ms.sample_rate, ms.audio_channels,
                        compute_rolloff=True, deterministic=True, seed=seed)
     scores: dict[str, list[float]] = {"unprocessed": [], "dsp_bwe": []}
     for i in range(min(n_items, len(ds))):
         audio, md = ds[i]
         valid = int(md["padding_mask"].sum())
         hr, lr = audio[:, :valid].numpy(), md["lr_audio"][:, :valid].numpy()
-        scores["unprocessed"].append(lsd(hr, lr, cfg["sample_rate"]))
-        dsp = dsp_bandwidth_extension(lr, cfg["sample_rate"], md["lr_cutoff_hz"], seed)
-        scores["dsp_bwe"].append(lsd(hr, dsp, cfg["sample_rate"]))
+        scores["unprocessed"].append(lsd(hr, lr, ms.sample_rate))
+        dsp = dsp_bandwidth_extension(lr, ms.sample_rate, md["lr_cutoff_hz"], seed)
+        scores["dsp_bwe"].append(lsd(hr, dsp, ms.sample_rate))
     return {k: float(sum(v) / len(v)) for k, v in scores.items()}

@@ -17,8 +17,8 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from saga_sr.config import load_config
-from saga_sr.config.typed import ModelSettings, objective_problem
+from saga_sr.config import load_config, objective_problem
+from saga_sr.config.typed import ModelSettings
 from saga_sr.errors import ConfigError
 from saga_sr.models import autoencoder, pretransforms
 from saga_sr.models.conditioners import MultiConditioner, NumberConditioner, T5Conditioner

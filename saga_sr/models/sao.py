@@ -122,29 +122,23 @@ def build_from_sao(cfg: dict | str | os.PathLike, checkpoint: str | os.PathLike,
         candidate = Path(checkpoint).with_name("model_config.json")
         sao_config = candidate if candidate.is_file() else None
     if sao_config is not None:
-        sao = load_config(sao_config)
-        if sao["model"]["pretransform"] != cfg["model"]["pretransform"]:
+        sao, ours = ModelSettings.from_config(load_config(sao_config)), ModelSettings.from_config(cfg)
+        if sao.pretransform != ours.pretransform:
             report_notes.append("the SAO config's pretransform differs from this config's; VAE keys load only "
                                 "where shapes agree")
-        sao_dit = sao["model"]["diffusion"]["config"]
-        ours = cfg["model"]["diffusion"]["config"]
-        for k in ("embed_dim", "depth", "num_heads", "cond_token_dim", "global_cond_dim", "io_channels"):
-            if sao_dit.get(k, 0) != ours.get(k, 0):
-                report_notes.append(f"DiT {k}: SAO {sao_dit.get(k, 0)} vs this config {ours.get(k, 0)}")
-        if sao["model"]["diffusion"].get("diffusion_objective", "v") != ours_objective(cfg):
-            report_notes.append(f"objective: SAO was trained with "
-                                f"'{sao['model']['diffusion'].get('diffusion_objective', 'v')}', this config "
-                                f"uses '{ours_objective(cfg)}' (fine-tuning adapts it)")
+        for k in ("embed_dim", "depth", "num_heads", "cond_token_dim", "global_cond_dim", "dit_io_channels"):
+            if getattr(sao, k) != getattr(ours, k):
+                name = k.removeprefix("dit_")
+                report_notes.append(f"DiT {name}: SAO {getattr(sao, k)} vs this config {getattr(ours, k)}")
+        if sao.diffusion_objective != ours.diffusion_objective:
+            report_notes.append(f"objective: SAO was trained with '{sao.diffusion_objective}', this config "
+                                f"uses '{ours.diffusion_objective}' (fine-tuning adapts it)")
     else:
         report_notes.append("no model_config.json next to the checkpoint: shapes alone decide what loads")
     model = build_model(cfg, device=device, text_encoder_path=text_encoder_path, seed=seed)
     report = transfer_sao_weights(model, read_checkpoint(checkpoint))
     report.notes += report_notes
     return model, report
-
-
-def ours_objective(cfg: dict) -> str:
-    return ModelSettings.from_config(cfg).diffusion_objective
 
 
 def write_report(report: LoadReport, path: str | os.PathLike) -> None:

@@ -13,16 +13,18 @@ from pathlib import Path
 
 import lightning as L
 
+from saga_sr.config.typed import ModelSettings
 from saga_sr.data.latents import check_compatible, latent_collate, make_latent_dataset, read_info
 from saga_sr.errors import DataError
 
 
-def check_shards(source: str, cfg: dict, model) -> dict:
-    """The shards' prepare_info.json (local folders), checked against this run's config and VAE weights."""
+def check_shards(source: str, model) -> dict:
+    """The shards' prepare_info.json (local folders), checked against this run's model (its settings and VAE
+    weights)."""
     from saga_sr.data.prepare import pretransform_fingerprint
 
     info = read_info(source)
-    check_compatible(info, cfg, source)
+    check_compatible(info, model.settings, source)
     want = info.get("pretransform_fingerprint")
     if want and want != pretransform_fingerprint(model.pretransform):
         raise DataError(f"--train_latents {source}: the shards were encoded with other VAE weights than this "
@@ -33,14 +35,14 @@ def check_shards(source: str, cfg: dict, model) -> dict:
 class LatentDataModule(L.LightningDataModule):
     """Train loader from latent shards (litdata), optional validation loader over audio."""
 
-    def __init__(self, source: str, cfg: dict, *, downsampling_ratio: int, batch_size: int, num_workers: int,
-                 use_caption: bool, seed: int, val_loader=None, pin_memory: bool = False) -> None:
+    def __init__(self, source: str, settings: ModelSettings, *, downsampling_ratio: int, batch_size: int,
+                 num_workers: int, use_caption: bool, seed: int, val_loader=None, pin_memory: bool = False) -> None:
         super().__init__()
         ratio = int(downsampling_ratio)
-        if cfg["sample_size"] % ratio:
-            raise DataError(f"sample_size {cfg['sample_size']} is not a whole number of latent frames "
+        if settings.sample_size % ratio:
+            raise DataError(f"sample_size {settings.sample_size} is not a whole number of latent frames "
                             f"(downsampling ratio {ratio})")
-        self.kwargs = dict(segment_frames=cfg["sample_size"] // ratio, sample_rate=cfg["sample_rate"],
+        self.kwargs = dict(segment_frames=settings.sample_size // ratio, sample_rate=settings.sample_rate,
                            downsampling_ratio=ratio, use_caption=use_caption, seed=seed)
         self.source, self.batch_size, self.num_workers = str(source), int(batch_size), int(num_workers)
         self.val_loader, self.pin_memory = val_loader, pin_memory

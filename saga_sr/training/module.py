@@ -50,7 +50,6 @@ class SAGASRTrainer(L.LightningModule):
             learning_rate=learning_rate, use_ema=use_ema, ema_beta=ema_beta, timestep_sampler=timestep_sampler,
             cfg_dropout_prob=cfg_dropout_prob, lr_dropout_prob=lr_dropout_prob)
         s = self.settings
-        self.learning_rate = learning_rate
         self.timestep_sampler = s.timestep_sampler
         self.cfg_dropout_prob, self.lr_dropout_prob = float(s.cfg_dropout_prob), float(s.lr_dropout_prob)
         _freeze_unused_conditioners(model)
@@ -208,8 +207,7 @@ class SAGASRTrainer(L.LightningModule):
     # ---- optimiser and checkpoints ---------------------------------------------------------------------------
     def configure_optimizers(self):
         params = [p for p in self.diffusion.parameters() if p.requires_grad]
-        optimizer, scheduler = build_optimizer(params, self.diffusion.config.get("training", {}) or {},
-                                               self.learning_rate)
+        optimizer, scheduler = build_optimizer(params, self.settings.optimizer, self.settings.learning_rate)
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

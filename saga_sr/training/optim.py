@@ -1,4 +1,4 @@
-"""Optimiser and learning-rate schedule from the config's `training.optimizer_configs.diffusion` block
+"""Optimiser and learning-rate schedule from the typed `training.optimizer_configs.diffusion` settings
 (stable-audio-tools' format: `{"optimizer": {"type", "config"}, "scheduler": {"type", "config"}}`)."""
 
 from __future__ import annotations
@@ -7,10 +7,7 @@ from typing import Iterable
 
 import torch
 
-from saga_sr.errors import ConfigError
-
-DEFAULT_OPTIMIZER = {"type": "AdamW", "config": {"lr": 1e-4, "betas": [0.9, 0.999], "weight_decay": 1e-3}}
-DEFAULT_SCHEDULER = {"type": "InverseLR", "config": {"inv_gamma": 1e6, "power": 0.5, "warmup": 0.99}}
+from saga_sr.config.typed import OptimizerSettings
 
 
 def inverse_lr_factor(step: int, *, inv_gamma: float = 1e6, power: float = 0.5, warmup: float = 0.99,
@@ -21,34 +18,23 @@ def inverse_lr_factor(step: int, *, inv_gamma: float = 1e6, power: float = 0.5, 
     return warm * max(final_lr_factor, (1.0 + step / inv_gamma) ** -power)
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], training_cfg: dict, learning_rate: float | None = None):
-    """(optimizer, scheduler or None) from the config; `learning_rate` (the CLI flag) overrides the config's."""
-    block = (training_cfg.get("optimizer_configs") or {}).get("diffusion") or {}
-    opt_cfg = block.get("optimizer") or DEFAULT_OPTIMIZER
-    kwargs = dict(opt_cfg.get("config", {}))
-    lr = learning_rate if learning_rate is not None else training_cfg.get("learning_rate", kwargs.get("lr"))
-    if lr is not None:
-        kwargs["lr"] = float(lr)
-    if "betas" in kwargs:
-        kwargs["betas"] = tuple(kwargs["betas"])
-    opt_type = opt_cfg.get("type", "AdamW")
-    opt_cls = getattr(torch.optim, opt_type, None)
-    if opt_cls is None or not isinstance(opt_cls, type):
-        raise ConfigError([f"training.optimizer_configs.diffusion.optimizer.type: unknown optimizer '{opt_type}'"])
+SCHEDULES = {"InverseLR": inverse_lr_factor}  # the schedule names config/checks.py accepts
+
+
+def build_optimizer(params: Iterable[torch.nn.Parameter], settings: OptimizerSettings,
+                    learning_rate: float | None = None):
+    """(optimizer, scheduler or None) from the typed settings; `learning_rate` (the training settings' rate)
+    overrides the optimizer's `lr`. Names were checked with the config (config/checks.py)."""
+    kwargs = dict(settings.optimizer_kwargs)
+    if learning_rate is not None:
+        kwargs["lr"] = float(learning_rate)
     params = list(params)
-    if opt_type in ("AdamW", "Adam") and "fused" not in kwargs and params and params[0].is_cuda:
+    if settings.optimizer in ("AdamW", "Adam") and "fused" not in kwargs and params and params[0].is_cuda:
         kwargs["fused"] = True  # one kernel for the whole update on GPU
-    optimizer = opt_cls(params, **kwargs)
-    sched_cfg = block.get("scheduler", DEFAULT_SCHEDULER if "optimizer" not in block else None)
-    if not sched_cfg:
+    optimizer = getattr(torch.optim, settings.optimizer)(params, **kwargs)
+    if settings.scheduler is None:
         return optimizer, None
-    if sched_cfg.get("type") != "InverseLR":
-        raise ConfigError([f"training.optimizer_configs.diffusion.scheduler.type: only 'InverseLR' is supported, "
-                           f"not '{sched_cfg.get('type')}'"])
-    conf = dict(sched_cfg.get("config", {}))
-    conf.pop("verbose", None)
-    allowed = {"inv_gamma", "power", "warmup", "final_lr_factor"}
-    if unknown := set(conf) - allowed:
-        raise ConfigError([f"training.optimizer_configs.diffusion.scheduler.config: unknown keys {sorted(unknown)}"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: inverse_lr_factor(step, **conf))
+    factor = SCHEDULES[settings.scheduler]
+    conf = {k: v for k, v in settings.scheduler_kwargs if k != "verbose"}
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: factor(step, **conf))
     return optimizer, scheduler

@@ -27,7 +27,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.strategies import DDPStrategy
 from torch.utils.data import DataLoader
 
-from saga_sr.config import prepare_config, uses_rolloff
+from saga_sr.config import model_identity, prepare_config, resume_identity, uses_rolloff
 from saga_sr.config.typed import ModelSettings, TrainingSettings
 from saga_sr.data import SAGASRDataset, build_index, collate, write_skipped_report
 from saga_sr.data.index import MANIFEST_SUFFIXES, first_reasons, read_manifest, write_index_cache
@@ -168,8 +168,7 @@ def check_resume_fits(path: Path, cfg: dict) -> None:
     saved = ckpt.get(CONFIG_KEY) if isinstance(ckpt, dict) else None
     if not isinstance(saved, dict) or "state_dict" not in ckpt:
         raise DataError(f"--resume {path}: not a saga-sr training checkpoint (no '{CONFIG_KEY}')")
-    keys = ("model", "sample_rate", "audio_channels")
-    diff = _first_difference({k: saved.get(k) for k in keys}, {k: cfg.get(k) for k in keys})
+    diff = _first_difference(model_identity(saved), model_identity(cfg))
     if diff:
         raise DataError(f"--resume {path}: the checkpoint was trained with a different model config; first "
                         f"difference at {diff} (checkpoint vs --model_config); nothing was changed")
@@ -184,16 +183,13 @@ RUN_FLAGS = ("train_dir", "manifest", "train_latents", "seed", "learning_rate", 
 def run_facts(args: dict, cfg: dict) -> dict:
     """What a run trains, as JSON values: the effective batch, accumulation, clip and segment, the data and the
     other RUN_FLAGS, and the model config (its `training.max_steps` aside, which a resume may raise)."""
-    training = TrainingSettings.from_config(cfg).override(
-        batch_size=args.get("batch_size"), accumulate_grad_batches=args.get("accumulate_grad_batches"),
-        gradient_clip_val=args.get("gradient_clip_val"))
-    config = json.loads(json.dumps(cfg, default=str))
-    (config.get("training") or {}).pop("max_steps", None)
+    training = TrainingSettings.from_flags(cfg, args)
     facts = {"batch_size": training.batch_size, "accumulate_grad_batches": training.accumulate_grad_batches,
-             "gradient_clip_val": training.gradient_clip_val, "sample_size": cfg.get("sample_size"),
-             **{k: args.get(k) for k in RUN_FLAGS}, "model_config": config}
-    if facts["learning_rate"] is None:  # not given: the config's, so giving that same value changes nothing
-        facts["learning_rate"] = (cfg.get("training") or {}).get("learning_rate")
+             "gradient_clip_val": training.gradient_clip_val,
+             "sample_size": ModelSettings.from_config(cfg).sample_size,
+             **{k: args.get(k) for k in RUN_FLAGS}, "model_config": resume_identity(cfg)}
+    # not given: the config's, so giving that same value changes nothing
+    facts["learning_rate"] = training.learning_rate
     return json.loads(json.dumps(facts, default=str))
 
 
@@ -355,10 +351,7 @@ def check_inputs(ns: argparse.Namespace) -> CheckedRun:
         raise DataError("no training data: give --train_dir and/or --manifest (or --train_latents)")
     val_sources = _sources(ns.val_dir, "--val_dir")
     cfg = prepare_config(ns.model_config, compute_rolloff=ns.compute_rolloff, sample_size=ns.sample_size)
-    # the config's training block with the flags that were given (TrainingSettings holds every default)
-    training = TrainingSettings.from_config(cfg).override(
-        batch_size=ns.batch_size, accumulate_grad_batches=ns.accumulate_grad_batches, max_steps=ns.max_steps,
-        gradient_clip_val=ns.gradient_clip_val)
+    training = TrainingSettings.from_flags(cfg, vars(ns))  # TrainingSettings holds every default
     resume = find_resume_checkpoint(ns.resume, out) if ns.resume else None
     if resume is not None:
         check_resume_fits(resume, cfg)
@@ -385,14 +378,14 @@ def _latent_data(latents, cfg: dict, model, training: TrainingSettings, ns: argp
     if latents:
         from saga_sr.training.latent_data import LatentDataModule, check_shards
 
-        check_shards(latents, cfg, model)
+        check_shards(latents, model)
         if training.target_lowpass_prob > 0:
             raise ConfigError([f"training.target_lowpass_prob: {training.target_lowpass_prob} needs audio training "
                                "data (it low-passes the HR audio); --train_latents shards hold the HR latent as "
                                "encoded. Set it to 0 or train from audio"])
-        data = LatentDataModule(latents, cfg, downsampling_ratio=model.downsampling_ratio, batch_size=batch,
-                                num_workers=ns.num_workers, use_caption=not ns.disable_caption, seed=ns.seed,
-                                pin_memory=pin)
+        data = LatentDataModule(latents, model.settings, downsampling_ratio=model.downsampling_ratio,
+                                batch_size=batch, num_workers=ns.num_workers, use_caption=not ns.disable_caption,
+                                seed=ns.seed, pin_memory=pin)
     return data
 
 
@@ -412,11 +405,12 @@ def write_run_records(out: Path, ns: argparse.Namespace, cfg: dict, resume: Path
 
 def build_module(model, ns: argparse.Namespace, out: Path, training: TrainingSettings) -> SAGASRTrainer:
     """The Lightning module around `model` (EMA off under FSDP), then the speed flags applied to the model."""
-    use_ema = ns.ema
-    if "fsdp" in str(ns.strategy) and (use_ema or (use_ema is None and training.use_ema)):
+    use_ema = training.use_ema
+    if "fsdp" in str(ns.strategy) and use_ema:
         log.warning("EMA is not supported with FSDP (the EMA copy would need the full weights); training without it")
         use_ema = False
-    module = SAGASRTrainer(model, learning_rate=ns.learning_rate, use_ema=use_ema, timestep_sampler=ns.timestep_sampler,
+    module = SAGASRTrainer(model, learning_rate=training.learning_rate, use_ema=use_ema,
+                           timestep_sampler=training.timestep_sampler,
                            val_steps=ns.val_steps, lowfreq_replace=not ns.disable_val_lowfreq_replace,
                            max_val_items=ns.max_val_items, val_examples=ns.val_examples, val_dir=str(out / "val"),
                            seed=ns.seed)
