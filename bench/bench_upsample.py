@@ -2,7 +2,8 @@
 
 CPU (default): the tiny config (random weights), 16 kHz mono inputs of 1, 10 and 60 *minutes* (`--minutes`),
 `--steps` Euler steps (default 2: the point is how cost and memory scale with length; time per step scales
-linearly; `--cfg-audio 1 --cfg-text 1` makes a step one DiT pass instead of a batch of three). Each input is written to a file block by block first; each length then runs in its own fresh
+linearly; `--cfg-audio 1 --cfg-text 1` makes a step one DiT pass instead of a batch of three). Each input is
+written to a file block by block first; each length then runs in its own fresh
 subprocess that loads the model, warms up on 1 s, and upsamples the file to a file, so its peak RSS
 (ru_maxrss) is its own. Targets: the 60-minute peak RSS within 1.3x the 1-minute one, and seconds
 per audio minute within 1.2x between 1 and 60 minutes. Run it on an otherwise idle machine with
@@ -172,7 +173,8 @@ def main() -> int:
             results.append(res)
             split = ", ".join(f"{k} {v:.1f}" for k, v in res["split_s"].items())
             extra = f", {res['s_per_10s_audio']:.2f} s per 10 s audio, GPU peak {res['gpu_peak_mib']:.0f} MiB" if gpu else ""
-            print(f"{args.config} {args.device} {args.precision} {res['steps']} steps, cfg {res['cfg']}, {minutes:g} min input: "
+            print(f"{args.config} {args.device} {args.precision} {res['steps']} steps, cfg {res['cfg']}, "
+                  f"{minutes:g} min input: "
                   f"wall {res['wall_s']:.1f} s, {res['s_per_audio_min']:.2f} s (CPU {res['cpu_s_per_audio_min']:.2f} s) "
                   f"per audio minute{extra}; peak RSS {res['peak_rss_mib']:.0f} MiB (before the call "
                   f"{res['rss_before_mib']:.0f}, highest during it {res['call_peak_rss_mib']:.0f}); "

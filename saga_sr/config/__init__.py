@@ -45,7 +45,7 @@ def read_config(path_or_name: str | Path) -> dict:
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ConfigError([f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"], source=str(path))
+        raise ConfigError([f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"], source=str(path)) from None
     except ValueError as exc:  # an integer longer than Python converts (4300 digits)
         raise ConfigError([f"not a usable config: it holds a number too long to read ({str(exc).split(':')[0]})"],
                           source=str(path)) from None

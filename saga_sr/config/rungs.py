@@ -17,7 +17,8 @@ from saga_sr.errors import ConfigError
 
 # T5Config kwargs of the offline text encoder used by tiny.json and the tiny ladder (ByT5 tokenizer, 384 ids)
 TINY_T5_CONFIG = {"vocab_size": 384, "d_model": 32, "d_kv": 16, "d_ff": 64, "num_layers": 2, "num_heads": 2}
-# 64-sample frames (divided by 0.125, a power of two: typical audio gets about unit variance and the round trip stays exact): narrow enough that even the A0 rung's 64-wide residual stream
+# 64-sample frames (divided by 0.125, a power of two: typical audio gets about unit variance and the round trip
+# stays exact): narrow enough that even the A0 rung's 64-wide residual stream
 # is not a severe bottleneck for the LR frames it must pass through (tiny.json uses the same pretransform)
 TINY_PRETRANSFORM = {"type": "patched", "scale": 0.125, "config": {"channels": 1, "patch_size": 64}}
 

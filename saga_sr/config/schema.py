@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 # scalar type names -> predicate (bool is not an int here: `true` for a width is a mistake). Python's json
 # module reads NaN, Infinity and -Infinity: a "number" is finite, and no other value may hold a non-finite one.
@@ -57,7 +57,7 @@ class Tagged:
     variants: dict
 
 
-Spec = Union[Scalar, Arr, Obj, Tagged]
+Spec = Scalar | Arr | Obj | Tagged
 
 
 def req(spec: Spec) -> tuple:

@@ -10,7 +10,8 @@ bandwidth (where its long-term spectrum ends; many files are Vorbis low-passed a
 recordings: they go to OUT/audio/lowrate/ (never trained on). The split is by source file and, for speech,
 by language, so held-out clips are unseen speakers/pieces. Manifests: OUT/{train,val,test}.csv with path,
 caption (the domain prompt), domain, bandwidth_hz; train rows are repeated so each domain gets about a third
-of the draws, and a quarter of them have an empty prompt. OUT/prepare_report.json counts every file kept and skipped with the reason.
+of the draws, and a quarter of them have an empty prompt. OUT/prepare_report.json counts every file kept and
+skipped with the reason.
 """
 
 from __future__ import annotations

@@ -24,9 +24,10 @@ def model_functions(model, *, steps: int | None = None, seed: int = 0, device: s
 
     The model is sampled once per clip and target roll-off, without LFR ("ours_no_lfr", empty prompt, the
     model's own steps and CFG scales unless given (ModelSettings.sampling), the input roll-off f_l measured on
-    the LR input as in training, `--target-rolloff` = the value given, None = upsample's default); "ours" is that same sample after `low_frequency_replace`
-    with the LR input at the known (simulated) cutoff, the LFR band edge. The pipeline applies the same
-    function per decoded chunk, so "ours" matches `saga-sr upsample` up to chunk-seam crossfades, at half the sampling cost of a second pass.
+    the LR input as in training, `--target-rolloff` = the value given, None = upsample's default); "ours" is that
+    same sample after `low_frequency_replace` with the LR input at the known (simulated) cutoff, the LFR band edge.
+    The pipeline applies the same function per decoded chunk, so "ours" matches `saga-sr upsample` up to chunk-seam
+    crossfades, at half the sampling cost of a second pass.
     """
     up = Upsampler(model, device, precision)
     sampling = model.settings.sampling(steps, cfg_audio, cfg_text)

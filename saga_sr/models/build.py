@@ -36,7 +36,8 @@ COMPONENT_PREFIXES = {
 
 
 def build_pretransform(cfg: dict) -> nn.Module:
-    """AutoencoderPretransform (Oobleck VAE), PatchedPretransform or SpectrogramPretransform from `model.pretransform`."""
+    """AutoencoderPretransform (Oobleck VAE), PatchedPretransform or SpectrogramPretransform from
+    `model.pretransform`."""
     pt = cfg["model"]["pretransform"]
     inner = pt["config"]
     if pt["type"] == "patched":

@@ -102,7 +102,7 @@ def transfer_sao_weights(model: SagaSRModel, state: dict[str, torch.Tensor]) -> 
             report.widened[key] = f"{list(source.shape)} -> {list(target.shape)}, new LR-latent channels zero"
         else:
             report.not_loaded[key] = f"shape {list(target.shape)} != checkpoint {list(source.shape)}"
-    for key, source in state.items():
+    for key in state:
         if key not in own:
             report.unused[key] = "no such key in this model" + (
                 " (conditioner not in this config)" if key.startswith("conditioner.") else "")
