@@ -2,8 +2,8 @@
 
 Outputs: `-o NAME.wav` with one input file writes exactly that file (another audio extension such as
 .flac writes that format; an integer format fails a file whose output peaks above full scale); otherwise -o is a
-folder and each input keeps its path relative to the argument it came from (a named file: its own name; a folder: the path
-below it) with the extension replaced by `.wav` (32-bit float, 44.1 kHz, same channels and duration).
+folder and each input keeps its path relative to the argument it came from (a named file: its own name; a folder:
+the path below it) with the extension replaced by `.wav` (32-bit float, 44.1 kHz, same channels and duration).
 Existing outputs are refused unless --overwrite (replace) or --skip-existing (keep: resume a batch); an
 output that would replace an input is refused; every output folder is checked writable before the model
 loads. Outputs are written atomically with ordinary permissions. A file that cannot be read or processed
