@@ -11,7 +11,7 @@ from pathlib import Path
 
 from saga_sr.audio.filters import FILTER_TYPES
 from saga_sr.audio.lr_sim import RESAMPLE_ONLY
-from saga_sr.cli.options import filter_order, model_or_shipped, positive_float
+from saga_sr.cli.options import add_batch_options, batch_layout, filter_order, model_or_shipped, positive_float
 from saga_sr.errors import SagaError
 from saga_sr.outputs import check_writable
 
@@ -70,6 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "ViSQOL cannot run; visqol makes that an error), mel, or none (default auto)")
     p.add_argument("--plots", type=int, default=3, metavar="N", help="clips per spectrogram grid (default 3)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_batch_options(p)
     p.add_argument("--text-encoder-path", "--text_encoder_path", dest="text_encoder_path", default=None,
                    metavar="DIR", help="local T5 folder for configs that name a T5 model (offline)")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="sampling precision")
@@ -80,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     # lazy: keeps `saga-sr --help` fast
     from saga_sr.errors import DataError
-    from saga_sr.evaluation.evaluate import EvalSettings, list_test_files, load_systems, run_evaluation
+    from saga_sr.evaluation.evaluate import EvalSettings, list_test_files, run_evaluation
 
     if (args.steps is not None and args.steps < 1) or args.order < 1 or (args.max_files is not None and args.max_files < 1):
         raise SagaError("--steps, --order and --max-files must be positive")
@@ -92,16 +93,76 @@ def run_evaluate(args: argparse.Namespace) -> int:
     except DataError as exc:
         raise DataError(f"--test-dir {exc}") from None
     check_writable([args.out / "results.md"])
-    model_fn, roundtrip_fn = load_systems(args.model, steps=args.steps, seed=args.seed, device=args.device,
-                                          precision=args.precision, batch_size=args.batch_size,
-                                          text_encoder_path=args.text_encoder_path)
+    layout = batch_layout(args, args.device, "evaluate")
     settings = EvalSettings(cutoffs=tuple(args.cutoffs), filter_type=args.filter, order=args.order, seed=args.seed,
                             max_files=args.max_files, max_seconds=args.max_seconds, perceptual=args.perceptual,
                             n_plot=args.plots, target_rolloffs=tuple(args.target_rolloffs or ("default",)),
                             extra={"model": str(args.model), "steps": args.steps or "model default",
                                    "precision": args.precision})
+    if layout is not None:
+        return _run_batch(args, settings, layout)
+    model_fn, roundtrip_fn = _systems(args, args.device)
     result = run_evaluation(args.test_dir, args.out, model_fn=model_fn, roundtrip_fn=roundtrip_fn, settings=settings,
                             log=lambda m: print(m, file=sys.stderr))
+    _print_result(result)
+    return 0
+
+
+def _systems(args: argparse.Namespace, device: str):
+    """The model's systems on `device` with this run's options (one process and every rank load the same)."""
+    from saga_sr.evaluation.evaluate import load_systems
+
+    return load_systems(args.model, steps=args.steps, seed=args.seed, device=device, precision=args.precision,
+                        batch_size=args.batch_size, text_encoder_path=args.text_encoder_path)
+
+
+def _run_batch(args: argparse.Namespace, settings, layout) -> int:
+    """The test files spread over several processes (saga_sr.inference.batch), each file scored by one rank with
+    the single-process step; rank 0 gathers every file's rows and writes the CSVs, tables and figures as one
+    process would. A file that fails (not an unreadable one, which is skipped as in one process) leaves the
+    tables unwritten, exit code 1."""
+    from saga_sr.evaluation.evaluate import evaluate_file, finish_evaluation, prepare_evaluation
+    from saga_sr.evaluation.perceptual import make_scorer
+    from saga_sr.inference.batch import RankEnded, failures, plan_digest, run_ranks, say
+
+    out, files = prepare_evaluation(args.test_dir, args.out, settings)
+    rank_zero = {}  # what finishing needs: this rank's scorer and model function
+
+    def make_step(device):
+        model_fn, roundtrip_fn = _systems(args, str(device))
+        scorer = make_scorer(settings.perceptual)
+        rank_zero.update(model_fn=model_fn, scorer=scorer)
+
+        def step(item):
+            record, line = evaluate_file(out, *item, settings, scorer, model_fn, roundtrip_fn, say)
+            return line, record
+
+        return step
+
+    try:
+        results = run_ranks(files, layout, name=lambda item: str(item[0]),
+                            digest=plan_digest([(path, out) for path, _ in files]), make_step=make_step)
+    except RankEnded as exc:
+        print(f"evaluate: {exc} before finishing its files; no tables written", file=sys.stderr)
+        return 1
+    if results is None:  # rank 0 exits with the run's code; a non-zero exit here would make Lightning kill it
+        return 0
+    failed = failures(results, layout)
+    if failed:
+        print(f"evaluate: {len(failed)} test file(s) failed ({', '.join(src for _, src, _, _ in failed)}); "
+              "no tables written", file=sys.stderr)
+        return 1
+    clips: list = [None] * len(files)
+    for report in results:
+        for index, record in report["done"]:
+            clips[index] = record
+    result = finish_evaluation(args.test_dir, out, files, clips, settings, rank_zero["scorer"],
+                               rank_zero["model_fn"], roundtrip=True)
+    _print_result(result)
+    return 0
+
+
+def _print_result(result) -> None:
     for note in result.notes:
         print(f"note: {note}")
     print((result.out_dir / "results.md").read_text())
@@ -109,4 +170,3 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(f"tables: {result.out_dir / 'results.md'} (and tables/*.md)")
     for fig in result.figures:
         print(f"spectrograms: {fig}")
-    return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 
 
 class CliError(Exception):
@@ -132,3 +133,43 @@ def model_or_shipped(model, option: str = "--model"):
             raise CliError(f"no {option} given and this install has no shipped model (saga_sr/assets/models/mini)")
         return shipped
     return check_model_path(Path(model), option)
+
+
+def gpu_list(text: str) -> list[int]:
+    """`--devices 0,2`: GPU indices (argparse type)."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected GPU indices such as 0,1, got {text!r}")
+    return values
+
+
+def add_batch_options(p: argparse.ArgumentParser) -> None:
+    """--processes and --devices: the work of one command spread over several processes (saga_sr.inference.batch)."""
+    p.add_argument("--processes", type=positive_int, default=1, metavar="N",
+                   help="worker processes on this machine, each with its own model: N CPU processes, or with "
+                        "--device cuda the first N GPUs (default 1; under torchrun, torchrun sets them)")
+    p.add_argument("--devices", type=gpu_list, metavar="I,J", help="the GPUs to use, one process each (e.g. 0,2)")
+
+
+def batch_layout(args: argparse.Namespace, device: str, command: str):
+    """Several processes (--processes, --devices, torchrun): their layout; None for this process alone.
+    CliError names the option that does not fit, or asks for a command line the other processes can rerun."""
+    import os
+
+    import torch
+
+    from saga_sr.inference.batch import check_relaunchable, plan_layout
+
+    try:
+        layout = plan_layout(device, args.processes, args.devices, os.environ,
+                             gpu_count=torch.cuda.device_count() if torch.cuda.is_available() else 0)
+        if layout is not None and not layout.torchrun and "LOCAL_RANK" not in os.environ:
+            import __main__
+
+            check_relaunchable(sys.argv[0], getattr(getattr(__main__, "__spec__", None), "name", None), command)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return layout

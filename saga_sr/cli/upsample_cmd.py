@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from saga_sr.cli import CliError
-from saga_sr.cli.options import (add_output_policy, downmix_hint, finite_float, model_or_shipped, positive_float,
-                                 positive_int, target_rolloff, torch_device)
+from saga_sr.cli.options import (add_batch_options, add_output_policy, batch_layout, downmix_hint, finite_float,
+                                 model_or_shipped, positive_float, positive_int, target_rolloff, torch_device)
 from saga_sr.errors import AudioError
 from saga_sr.outputs import apply_existing_policy, check_writable, plan_outputs, prepare_folders
 
@@ -59,10 +59,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-lfr", action="store_true", help="skip low-frequency replacement")
     p.add_argument("--batch-size", type=positive_int, default=4, help="windows per DiT batch (default %(default)s)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda if available)")
-    p.add_argument("--processes", type=positive_int, default=1, metavar="N",
-                   help="worker processes on this machine, each with its own model: N CPU processes, or with "
-                        "--device cuda the first N GPUs (default 1; under torchrun, torchrun sets them)")
-    p.add_argument("--devices", type=gpu_list, metavar="I,J", help="the GPUs to use, one process each (e.g. 0,2)")
+    add_batch_options(p)
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                    help="DiT autocast precision (default %(default)s; bf16 recommended on GPUs)")
     p.add_argument("--text-encoder-path", metavar="PATH", help="local T5 folder for pretrained-T5 configs")
@@ -104,37 +101,6 @@ def _write_report(dst: Path, src: Path, model: Path, info) -> Path:
 
     report = {"input": str(src), "output": str(dst), "model": str(model), **info.to_json()}
     return write_text_atomic(dst.with_name(dst.stem + ".report.json"), json.dumps(report, indent=1) + "\n")
-
-
-def gpu_list(text: str) -> list[int]:
-    """`--devices 0,2`: GPU indices (argparse type)."""
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if not values or min(values) < 0:
-        raise argparse.ArgumentTypeError(f"expected GPU indices such as 0,1, got {text!r}")
-    return values
-
-
-def _batch_layout(args: argparse.Namespace, device: str):
-    """Several processes (--processes, --devices, torchrun): their layout; None for this process alone."""
-    import os
-
-    import torch
-
-    from saga_sr.inference.batch import check_relaunchable, plan_layout
-
-    try:
-        layout = plan_layout(device, args.processes, args.devices, os.environ,
-                             gpu_count=torch.cuda.device_count() if torch.cuda.is_available() else 0)
-        if layout is not None and not layout.torchrun and "LOCAL_RANK" not in os.environ:
-            import __main__
-
-            check_relaunchable(sys.argv[0], getattr(getattr(__main__, "__spec__", None), "name", None))
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-    return layout
 
 
 def _file_step(args: argparse.Namespace, model_path: Path, device):
@@ -184,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     pairs, kept = _plan_outputs(args)
     model_path = model_or_shipped(args.model)
     device = torch_device(args.device)
-    layout = _batch_layout(args, device)
+    layout = batch_layout(args, device, "upsample")
     if not pairs:
         print(f"upsample: 0 ok, 0 failed, {len(kept)} kept (existing)")
         return 0

@@ -190,41 +190,67 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
                    log: Callable[[str], None] | None = None) -> EvalResult:
     """Evaluate `model_fn` and the baselines on every file of `test_dir`; write CSV, tables, WAVs and PNGs."""
     log = log or (lambda _msg: None)
+    out, files = prepare_evaluation(test_dir, out_dir, settings)
+    scorer = make_scorer(settings.perceptual)
+    clips = []
+    for i, (path, rel) in enumerate(files):
+        clip, line = evaluate_file(out, path, rel, settings, scorer, model_fn, roundtrip_fn, log)
+        clips.append(clip)
+        log(f"[{i + 1}/{len(files)}] {line}")
+    return finish_evaluation(test_dir, out, files, clips, settings, scorer, model_fn, roundtrip_fn is not None)
+
+
+def prepare_evaluation(test_dir: str | Path, out_dir: str | Path,
+                       settings: EvalSettings) -> tuple[Path, list[tuple[Path, Path]]]:
+    """(the output folder, created; the sorted test files) after checking the settings: a bad setting or a
+    missing or empty test set creates nothing."""
     if settings.max_seconds is not None and not (math.isfinite(settings.max_seconds) and settings.max_seconds > 0):
         raise ValueError(f"max_seconds must be a positive number of seconds (None: whole files), "
                          f"got {settings.max_seconds}")
-    targets = unique_settings(settings.target_rolloffs)
+    unique_settings(settings.target_rolloffs)
+    files = list_test_files(test_dir, settings.max_files)
     out = Path(out_dir)
-    files = list_test_files(test_dir, settings.max_files)  # a missing or empty test set creates nothing
     out.mkdir(parents=True, exist_ok=True)
-    scorer = make_scorer(settings.perceptual)
+    return out, files
+
+
+def evaluate_file(out: Path, path: Path, rel: Path, settings: EvalSettings, scorer, model_fn: ModelFn | None,
+                  roundtrip_fn: RoundTripFn | None, log: Callable[[str], None]) -> tuple[dict, str]:
+    """One test file at every cutoff: its WAVs written under `out`, and (its record, its progress line).
+
+    The record holds JSON values only, so that it can travel between processes: "rows" (per_clip.csv rows),
+    "skipped" (the note for an unreadable file, which is skipped, else None), "band_limited" and "lossless"
+    (whether the pretransform round trip reproduced this reference)."""
+    targets = unique_settings(settings.target_rolloffs)
+    try:
+        hr = _load_reference(path, settings.max_seconds)
+    except AudioError as exc:  # a bad test file is skipped with its reason; the others are scored
+        return ({"rows": [], "skipped": f"skipped {rel.as_posix()}: {exc}", "band_limited": [], "lossless": True},
+                f"{rel.as_posix()}: skipped ({exc})")
+    band_limited = _band_limited(path, rel, hr, log)
+    roundtrip, lossless = None, True
+    if roundtrip_fn is not None:
+        t0 = time.perf_counter()
+        roundtrip = (roundtrip_fn(hr, SAMPLE_RATE), time.perf_counter() - t0)
+        lossless = float(np.max(np.abs(_fit(roundtrip[0], hr) - hr))) < 1e-6
+    ref_hz = rolloff(hr, SAMPLE_RATE).hz
+    given = {t.name: t.resolve(ref_hz, SAMPLE_RATE) for t in targets}  # name -> (normalised, Hz)
+    rows = []
+    for cutoff in settings.cutoffs:
+        rows += _evaluate_clip(out, rel, hr, cutoff, settings, scorer, model_fn, roundtrip, given, ref_hz)
+    return {"rows": rows, "skipped": None, "band_limited": band_limited, "lossless": lossless}, rel.as_posix()
+
+
+def finish_evaluation(test_dir: str | Path, out: Path, files: Sequence[tuple[Path, Path]], clips: Sequence[dict],
+                      settings: EvalSettings, scorer, model_fn: ModelFn | None, roundtrip: bool) -> EvalResult:
+    """per_clip.csv, summary.csv, the tables, the spectrogram grids and eval.json from every file's record
+    (`clips`, in the order of `files`); the grids read the first clips' WAVs back from `out`."""
+    targets = unique_settings(settings.target_rolloffs)
     notes = [scorer.note] + ([target_note(targets, model_fn)] if model_fn is not None else [])
-    rows: list[dict] = []
-    plot_rows: dict[float, list] = {c: [] for c in settings.cutoffs}
-    lossless = roundtrip_fn is not None
-    band_limited: list[str] = []  # "FILE (EDGE kHz)" of references that hold nothing above their band edge
-    for i, (path, rel) in enumerate(files):
-        try:
-            hr = _load_reference(path, settings.max_seconds)
-        except AudioError as exc:  # a bad test file is skipped with its reason; the others are scored
-            notes.append(f"skipped {rel.as_posix()}: {exc}")
-            log(f"[{i + 1}/{len(files)}] {rel.as_posix()}: skipped ({exc})")
-            continue
-        band_limited += _band_limited(path, rel, hr, log)
-        roundtrip = None
-        if roundtrip_fn is not None:
-            t0 = time.perf_counter()
-            roundtrip = (roundtrip_fn(hr, SAMPLE_RATE), time.perf_counter() - t0)
-            lossless = lossless and float(np.max(np.abs(_fit(roundtrip[0], hr) - hr))) < 1e-6
-        ref_hz = rolloff(hr, SAMPLE_RATE).hz
-        given = {t.name: t.resolve(ref_hz, SAMPLE_RATE) for t in targets}  # name -> (normalised, Hz)
-        for cutoff in settings.cutoffs:
-            clip_rows, outs = _evaluate_clip(out, rel, hr, cutoff, settings, scorer, model_fn, roundtrip, given, ref_hz)
-            rows += clip_rows
-            if len(plot_rows[cutoff]) < settings.n_plot:
-                plot_rows[cutoff].append((rel.stem, _plot_cells(outs, targets, hr)))
-        log(f"[{i + 1}/{len(files)}] {rel.as_posix()}")
-    notes += _closing_notes(band_limited, lossless)
+    notes += [c["skipped"] for c in clips if c["skipped"]]
+    rows = [row for c in clips for row in c["rows"]]
+    lossless = roundtrip and all(c["lossless"] for c in clips)
+    notes += _closing_notes([b for c in clips for b in c["band_limited"]], lossless)
     if not rows:
         skipped = "; ".join(n for n in notes if n.startswith("skipped"))
         raise DataError(f"{test_dir}: no test file could be read ({skipped})")
@@ -235,13 +261,37 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
     write_csv(out / "summary.csv", summary)
     tables = write_tables(out, summary, metric_names, scorer.label, notes,
                           {t.name: t.describe(SAMPLE_RATE) for t in targets})
-    figures = _write_figures(out, plot_rows)
+    figures = _write_figures(out, _plot_rows(out, rows, settings, targets))
     meta = {"settings": {**asdict(settings), "target_rolloffs": [asdict(t) for t in targets]},
             "sample_rate": SAMPLE_RATE, "systems": SYSTEM_LABELS,
             "perceptual": {"name": scorer.name, "label": scorer.label, "note": scorer.note},
             "files": [rel.as_posix() for _, rel in files]}
     write_text_atomic(out / "eval.json", json.dumps(meta, indent=2, default=str))
     return EvalResult(out, rows, summary, tables, figures, notes)
+
+
+def _plot_rows(out: Path, rows: Sequence[dict], settings: EvalSettings,
+               targets: Sequence[TargetSetting]) -> dict[float, list]:
+    """The spectrogram grids' rows: the first `n_plot` scored clips per cutoff, read back from their WAVs (the
+    signals as scored, float32 written exactly)."""
+    by_clip: dict[tuple[float, str], list[dict]] = {}
+    for r in rows:
+        by_clip.setdefault((r["cutoff_hz"], r["file"]), []).append(r)
+    grids: dict[float, list] = {float(c): [] for c in settings.cutoffs}
+    for (cutoff, file), members in by_clip.items():
+        if len(grids[cutoff]) >= settings.n_plot:
+            continue
+        outs = {(r["system"], r["target_setting"]): _read_scored(out / r["wav"])
+                for r in members if r["system"] in ("unprocessed", "ours", "dsp_bwe")}
+        hr = _read_scored(out / members[0]["reference"])
+        grids[cutoff].append((Path(file).stem, _plot_cells(outs, targets, hr)))
+    return grids
+
+
+def _read_scored(path: Path) -> np.ndarray:
+    """A scored signal read back as written: float32 [C, L]."""
+    wav, _ = sf.read(str(path), dtype="float32", always_2d=True)
+    return np.ascontiguousarray(wav.T)
 
 
 def _load_reference(path: Path, max_seconds: float | None) -> np.ndarray:
@@ -265,9 +315,9 @@ def _band_limited(path: Path, rel: Path, hr: np.ndarray, log: Callable[[str], No
 def _evaluate_clip(out: Path, rel: Path, hr: np.ndarray, cutoff: float, settings: EvalSettings, scorer,
                    model_fn: ModelFn | None, roundtrip: tuple[np.ndarray, float] | None,
                    given: Mapping[str, tuple[float, float]],
-                   ref_hz: float) -> tuple[list[dict], dict[SystemKey, np.ndarray]]:
+                   ref_hz: float) -> list[dict]:
     """One clip at one cutoff: simulate the LR input, run every system, save each output as a WAV and score
-    it as saved. `given`: target setting name -> (normalised, Hz). Returns (the rows, the outputs by system)."""
+    it as saved. `given`: target setting name -> (normalised, Hz). Returns the rows."""
     cseed = clip_seed(rel.as_posix(), cutoff, settings.seed)
     lr = simulate_lr(hr, SAMPLE_RATE, seed=cseed, cutoff=float(cutoff), filter_type=settings.filter_type,
                      order=settings.order).audio
@@ -289,7 +339,7 @@ def _evaluate_clip(out: Path, rel: Path, hr: np.ndarray, cutoff: float, settings
                **_score(hr, wav, float(cutoff), scorer),
                "wav": wav_path.relative_to(out).as_posix(), "reference": ref_path.relative_to(out).as_posix()}
         rows.append(row)
-    return rows, outs
+    return rows
 
 
 def _plot_cells(outs: Mapping[SystemKey, np.ndarray], targets: Sequence[TargetSetting],

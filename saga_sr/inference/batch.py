@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-__all__ = ["Layout", "plan_digest", "plan_layout", "run_batch", "shard"]
+__all__ = ["Layout", "failures", "plan_digest", "plan_layout", "run_batch", "run_ranks", "shard"]
 
 # the slowest rank may finish long after the others (one long recording): wait for it this long at the end
 RESULT_TIMEOUT = timedelta(days=7)
-_DONE, _RESULT, _PLAN = "saga_sr/upsample/done", "saga_sr/upsample/result/", "saga_sr/upsample/plan/"
+_DONE, _RESULT, _PLAN = "saga_sr/batch/done", "saga_sr/batch/result/", "saga_sr/batch/plan/"
 
 
 @dataclass(frozen=True)
@@ -121,13 +121,13 @@ def plan_digest(pairs: Sequence[tuple[Path, Path]]) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def check_relaunchable(argv0: str, main_spec: str | None) -> None:
+def check_relaunchable(argv0: str, main_spec: str | None, command: str = "upsample") -> None:
     """ValueError unless this process was started as `saga-sr` / `python -m saga_sr`: Lightning starts the other
     local processes by rerunning this process's command line."""
     if (main_spec or "").startswith("saga_sr") or Path(argv0).name.startswith(("saga-sr", "saga_sr")):
         return
     raise ValueError("--processes/--devices: the other processes rerun this command line, so start it as "
-                     "`saga-sr upsample ...` or `python -m saga_sr upsample ...` (or under torchrun)")
+                     f"`saga-sr {command} ...` or `python -m saga_sr {command} ...` (or under torchrun)")
 
 
 @contextlib.contextmanager
@@ -159,63 +159,67 @@ def _identity(x):
     return x
 
 
-def _predict_module(pairs, make_step: Callable, quiet: bool, kept: int):
-    """The LightningModule whose predict_step upsamples one file of this rank's part."""
+def _predict_module(items: Sequence, name: Callable, digest: str, make_step: Callable, quiet: bool,
+                    setup_line: str | None):
+    """The LightningModule whose predict_step runs the step on one item of this rank's part."""
     import lightning as L
     from torch.utils.data import DataLoader
 
     from saga_sr.errors import OutputError
     from saga_sr.inference.files import failure_line
 
-    class BatchUpsample(L.LightningModule):
+    class BatchRun(L.LightningModule):
         def __init__(self) -> None:
             super().__init__()
-            self.ok, self.failed = 0, []  # failed: [position in the plan, input, 'FILE: reason'] of this rank
+            self.done: list[list] = []  # [position in the plan, the step's result] of this rank
+            self.failed: list[list] = []  # [position in the plan, item name, 'ITEM: reason'] of this rank
             self.part: list[int] = []
             self.step = None
 
         def setup(self, stage: str) -> None:
             store, world, rank = _store(), self.trainer.world_size, self.global_rank
-            store.set(f"{_PLAN}{rank}", plan_digest(pairs))
+            store.set(f"{_PLAN}{rank}", digest)
             keys = [f"{_PLAN}{r}" for r in range(world)]
             store.wait(keys, timedelta(minutes=30))
             if len({store.get(k) for k in keys}) != 1:
                 raise OutputError("the ranks found different input files or outputs (does every node see the "
                                   "same folders?); nothing was written")
-            if rank == 0 and kept:
-                print(f"upsample: {kept} existing output(s) kept (--skip-existing)", file=sys.stderr)
-            self.part = shard(range(len(pairs)), rank, world)
+            if rank == 0 and setup_line:
+                print(setup_line, file=sys.stderr)
+            self.part = shard(range(len(items)), rank, world)
             self.step = make_step(self.trainer.strategy.root_device)
 
         def predict_dataloader(self):
             return DataLoader(self.part, batch_size=None, collate_fn=_identity)
 
         def predict_step(self, index: int, batch_idx: int = 0) -> None:
-            src, dst = pairs[index]
+            item = items[index]
             try:
-                text = self.step(src, dst)
+                text, result = self.step(item)
             except KeyboardInterrupt:
                 raise
-            except Exception as exc:  # noqa: BLE001 -- one bad file must not stop the batch
-                self.failed.append([index, str(src), failure_line(src, exc)])
+            except Exception as exc:  # noqa: BLE001 -- one bad item must not stop the batch
+                self.failed.append([index, name(item), failure_line(name(item), exc)])
                 done = _store().add(_DONE, 1)
-                say(f"[{done}/{len(pairs)}] FAILED {self.failed[-1][2]}")
+                say(f"[{done}/{len(items)}] FAILED {self.failed[-1][2]}")
                 return
-            self.ok += 1
+            self.done.append([index, result])
             done = _store().add(_DONE, 1)
             if not quiet:
-                say(f"[{done}/{len(pairs)}] {text}")
+                say(f"[{done}/{len(items)}] {text}")
 
-    return BatchUpsample()
+    return BatchRun()
 
 
 def gather_results(store, rank: int, world: int, ok: int, failed: list[list],
-                   ended: Callable[[set[int]], dict[int, str]]) -> list[dict] | None:
+                   ended: Callable[[set[int]], dict[int, str]], done: list | None = None) -> list[dict] | None:
     """Every rank's counts and failures, on rank 0 (None elsewhere), through `store` (a torch.distributed Store):
     the slowest rank is waited for without holding the others in a collective. `ended(missing)` maps the ranks
     among `missing` whose process has exited to a reason; one that still has not reported then crashed, which
-    stops the wait (RankEnded). torchrun stops the other workers itself when one fails."""
-    store.set(f"{_RESULT}{rank}", json.dumps({"rank": rank, "ok": ok, "failed": failed}))
+    stops the wait (RankEnded). torchrun stops the other workers itself when one fails. `done`: the rank's
+    [position, result] pairs (JSON values), returned under "done"."""
+    report = {"rank": rank, "ok": ok, "failed": failed, "done": done or []}
+    store.set(f"{_RESULT}{rank}", json.dumps(report))
     if rank != 0:
         return None
     keys = [f"{_RESULT}{r}" for r in range(world)]
@@ -247,18 +251,21 @@ def summary_line(ok: int, failed: Sequence[str], kept: int) -> str:
             + (f" ({', '.join(failed)})" if failed else ""))
 
 
-def run_batch(pairs: Sequence[tuple[Path, Path]], kept: int, layout: Layout, *, make_step: Callable,
-              quiet: bool = False) -> int:
-    """Upsample `pairs` over the ranks of `layout`; the exit code, on rank 0: 1 if a file failed anywhere, else 0
-    (the other ranks exit 0 once they have reported).
+def run_ranks(items: Sequence, layout: Layout, *, name: Callable[[object], str], digest: str,
+              make_step: Callable, quiet: bool = False, setup_line: str | None = None) -> list[dict] | None:
+    """Run a step on every item of `items` over the ranks of `layout`, each item on exactly one rank; every
+    rank's report on rank 0 (None on the others, once they have reported), in rank order.
 
-    make_step(torch.device) loads the model once per rank and returns step(src, dst) -> the file's line
-    (raising with the reason when the file fails). Rank 0 prints the batch's summary on stdout."""
+    make_step(torch.device) loads what the step needs once per rank and returns step(item) -> (the item's line,
+    a JSON value); a step that raises fails that item alone ('ITEM: reason', `name(item)` naming it). `digest`
+    fingerprints the plan: ranks that planned differently stop before any step runs. A report is
+    {"rank", "ok", "failed": [[position, name, line]], "done": [[position, value]]}; RankEnded when a rank
+    crashed before reporting."""
     import lightning as L
     from lightning.fabric.plugins.environments import LightningEnvironment, TorchElasticEnvironment
     from lightning.pytorch.strategies import DDPStrategy
 
-    module = _predict_module(list(pairs), make_step, quiet, kept)
+    module = _predict_module(list(items), name, digest, make_step, quiet, setup_line)
     environment = TorchElasticEnvironment() if layout.torchrun else LightningEnvironment()
     with _quiet_lightning():
         trainer = L.Trainer(accelerator=layout.accelerator, devices=layout.devices, num_nodes=layout.num_nodes,
@@ -266,19 +273,42 @@ def run_batch(pairs: Sequence[tuple[Path, Path]], kept: int, layout: Layout, *, 
                             precision="32-true", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                             enable_model_summary=False, use_distributed_sampler=False, inference_mode=False)
         trainer.predict(module, return_predictions=False)
+    return gather_results(_store(), trainer.global_rank, trainer.world_size, len(module.done), module.failed,
+                          lambda missing: _local_ranks_ended(trainer, missing), module.done)
+
+
+def failures(results: Sequence[dict], layout: Layout) -> list[list]:
+    """Every rank's failures in plan order, as [position, name, line, rank]; the lines of ranks on other nodes
+    (printed on their own console) are repeated here."""
+    failed = sorted(item + [r["rank"]] for r in results for item in r["failed"])
+    per_node = layout.world_size // layout.num_nodes
+    for _, _, line, rank in failed:
+        if rank >= per_node:
+            say(f"FAILED (rank {rank}) {line}")
+    return failed
+
+
+def run_batch(pairs: Sequence[tuple[Path, Path]], kept: int, layout: Layout, *, make_step: Callable,
+              quiet: bool = False) -> int:
+    """Upsample `pairs` over the ranks of `layout`; the exit code, on rank 0: 1 if a file failed anywhere, else 0
+    (the other ranks exit 0 once they have reported).
+
+    make_step(torch.device) loads the model once per rank and returns step(src, dst) -> the file's line
+    (raising with the reason when the file fails). Rank 0 prints the batch's summary on stdout."""
+    def make_pair_step(device):
+        step = make_step(device)
+        return lambda pair: (step(*pair), None)
+
     try:
-        results = gather_results(_store(), trainer.global_rank, trainer.world_size, module.ok, module.failed,
-                                 lambda missing: _local_ranks_ended(trainer, missing))
+        results = run_ranks(pairs, layout, name=lambda pair: str(pair[0]), digest=plan_digest(pairs),
+                            make_step=make_pair_step, quiet=quiet,
+                            setup_line=f"upsample: {kept} existing output(s) kept (--skip-existing)" if kept else None)
     except RankEnded as exc:
         print(f"upsample: {exc} before finishing its files; the outputs written are complete, rerun with "
               "--skip-existing to do the rest", file=sys.stderr)
         return 1
     if results is None:  # rank 0 exits with the batch's code; a non-zero exit here would make Lightning kill it
         return 0
-    failed = sorted(item + [r["rank"]] for r in results for item in r["failed"])
-    per_node = layout.world_size // layout.num_nodes
-    for _, _, line, rank in failed:
-        if rank >= per_node:  # printed on another node's console: repeat the reason here
-            say(f"FAILED (rank {rank}) {line}")
+    failed = failures(results, layout)
     print(summary_line(sum(r["ok"] for r in results), [src for _, src, _, _ in failed], kept))
     return 1 if failed else 0
