@@ -33,8 +33,27 @@ def _test_set(root: Path) -> Path:
 
 
 def _args(model: Path, test_dir: Path, out: Path, *extra: str) -> list[str]:
-    return ["evaluate", "--model", str(model), "--test-dir", str(test_dir), "--out", str(out), "--cutoffs", "4000",
-            "8000", "--steps", "1", "--perceptual", "mel", "--plots", "2", "--seed", "5", *extra]
+    return [
+        "evaluate",
+        "--model",
+        str(model),
+        "--test-dir",
+        str(test_dir),
+        "--out",
+        str(out),
+        "--cutoffs",
+        "4000",
+        "8000",
+        "--steps",
+        "1",
+        "--perceptual",
+        "mel",
+        "--plots",
+        "2",
+        "--seed",
+        "5",
+        *extra,
+    ]
 
 
 def _rows(path: Path) -> list[dict]:
@@ -60,14 +79,21 @@ def test_two_processes_write_what_one_process_writes(tmp_path, make_model_dir):
     its note, and per_clip.csv (but its timings), summary.csv and results.md equal to a 1-process run's."""
     model, test_dir = make_model_dir(sample_size=None, jitter=0.05), _test_set(tmp_path / "test")
     out = tmp_path / "two"
-    proc = subprocess.run([sys.executable, "-m", "saga_sr", *_args(model, test_dir, out, "--processes", "2")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "saga_sr", *_args(model, test_dir, out, "--processes", "2")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     done = re.findall(r"^\[(\d+)/6\] (\S+?)(?::| ?$)", proc.stderr, flags=re.MULTILINE)
     assert sorted(int(k) for k, _ in done) == list(range(1, 7)), proc.stderr
     assert sorted(name for _, name in done) == sorted(
-        ["music/broken.wav", "music/c0.wav", "music/c2.wav", "music/c4.wav", "speech/c1.wav", "speech/c3.wav"])
+        ["music/broken.wav", "music/c0.wav", "music/c2.wav", "music/c4.wav", "speech/c1.wav", "speech/c3.wav"]
+    )
 
     one = tmp_path / "one"
     threads = torch.get_num_threads()

@@ -26,7 +26,9 @@ def _number(kind, text: str, test, words: str):
     try:
         value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+        ) from None
     if isinstance(value, float) and not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
     if not test(value):
@@ -56,7 +58,7 @@ def nonnegative_int(text: str) -> int:
 
 def seed(text: str) -> int:
     """A seed every generator here takes (numpy, torch, Lightning): 0 to 2^32 - 1."""
-    return _number(int, text, lambda v: 0 <= v < 2 ** 32, f"an integer from 0 to {2 ** 32 - 1}")
+    return _number(int, text, lambda v: 0 <= v < 2**32, f"an integer from 0 to {2**32 - 1}")
 
 
 def probability(text: str) -> float:
@@ -91,14 +93,16 @@ def add_output_policy(p: argparse.ArgumentParser) -> None:
     """--overwrite / --skip-existing (saga_sr.outputs.apply_existing_policy); existing outputs are refused otherwise."""
     g = p.add_mutually_exclusive_group()
     g.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
-    g.add_argument("--skip-existing", action="store_true",
-                   help="keep outputs that already exist and process only the others (resume a batch)")
+    g.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="keep outputs that already exist and process only the others (resume a batch)",
+    )
 
 
 def torch_device(name: str, option: str = "--device") -> str:
     """`name` ('auto', 'cpu', 'cuda', 'cuda:N', 'mps') checked against this machine; CliError otherwise."""
     import torch  # lazy: kept out of `saga-sr --help`
-
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -116,7 +120,6 @@ def torch_device(name: str, option: str = "--device") -> str:
     elif device.type not in ("cpu", "cuda", "mps"):
         raise CliError(f"{option} {name}: not supported; use cpu, cuda, cuda:N, mps or auto")
     return name
-
 
 
 def model_or_shipped(model, option: str = "--model"):
@@ -148,9 +151,14 @@ def gpu_list(text: str) -> list[int]:
 
 def add_batch_options(p: argparse.ArgumentParser) -> None:
     """--processes and --devices: the work of one command spread over several processes (saga_sr.inference.batch)."""
-    p.add_argument("--processes", type=positive_int, default=1, metavar="N",
-                   help="worker processes on this machine, each with its own model: N CPU processes, or with "
-                        "--device cuda the first N GPUs (default 1; under torchrun, torchrun sets them)")
+    p.add_argument(
+        "--processes",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="worker processes on this machine, each with its own model: N CPU processes, or with "
+        "--device cuda the first N GPUs (default 1; under torchrun, torchrun sets them)",
+    )
     p.add_argument("--devices", type=gpu_list, metavar="I,J", help="the GPUs to use, one process each (e.g. 0,2)")
 
 
@@ -164,8 +172,13 @@ def batch_layout(args: argparse.Namespace, device: str, command: str):
     from saga_sr.inference.batch import check_relaunchable, plan_layout
 
     try:
-        layout = plan_layout(device, args.processes, args.devices, os.environ,
-                             gpu_count=torch.cuda.device_count() if torch.cuda.is_available() else 0)
+        layout = plan_layout(
+            device,
+            args.processes,
+            args.devices,
+            os.environ,
+            gpu_count=torch.cuda.device_count() if torch.cuda.is_available() else 0,
+        )
         if layout is not None and not layout.torchrun and "LOCAL_RANK" not in os.environ:
             import __main__
 

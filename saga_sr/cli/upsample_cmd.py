@@ -18,9 +18,18 @@ import sys
 from pathlib import Path
 
 from saga_sr.cli import CliError
-from saga_sr.cli.options import (add_batch_options, add_output_policy, batch_layout, downmix_hint, finite_float,
-                                 model_or_shipped, positive_float, positive_int, target_rolloff, torch_device)
-from saga_sr.errors import AudioError
+from saga_sr.cli.options import (
+    add_batch_options,
+    add_output_policy,
+    batch_layout,
+    downmix_hint,
+    finite_float,
+    model_or_shipped,
+    positive_float,
+    positive_int,
+    target_rolloff,
+    torch_device,
+)
 from saga_sr.outputs import apply_existing_policy, check_writable, plan_outputs, prepare_folders
 
 DESCRIPTION = __doc__.split("\n\n", 1)[1] if __doc__ else ""
@@ -28,45 +37,91 @@ DESCRIPTION = __doc__.split("\n\n", 1)[1] if __doc__ else ""
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "upsample", help="super-resolve audio files to 44.1 kHz",
+        "upsample",
+        help="super-resolve audio files to 44.1 kHz",
         description="Super-resolve band-limited audio (any libsndfile format, 4-48 kHz input rate) to 44.1 kHz.\n\n"
-                    + DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+        + DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders (searched recursively)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="output folder, or the output file (NAME.wav) when there is one input file")
-    p.add_argument("--model", metavar="DIR",
-                   help="exported model folder (config.json + model.safetensors) or a training .ckpt "
-                        "(default: the shipped saga-sr-mini)")
-    p.add_argument("--input-cutoff", type=positive_float, metavar="HZ",
-                   help="input band edge in Hz: the input is kept exactly below it (default: detected per file, "
-                        "where its spectrum falls to the noise floor). The model's input roll-off f_l is always "
-                        "the measured 98.5%% roll-off, as in training")
-    p.add_argument("--target-rolloff", type=target_rolloff, default=None, metavar="X",
-                   help="target roll-off: 0-1 normalised (bin/1025) or Hz from 1000 to 22050; a model with "
-                        "target_band_limit (saga-sr-mini) also removes what it generates above it, never the "
-                        "input's own band (default, or 'default': conditioned on 0.9, ~19.9 kHz, nothing removed)")
-    p.add_argument("--prompt", metavar="TEXT",
-                   help="caption for every input (default: NAME.caption.txt beside each input, else empty)")
-    p.add_argument("--steps", type=positive_int, default=None,
-                   help="Euler steps (default: the model config's default_steps, else 100)")
-    p.add_argument("--schedule", default="linear_quadratic", choices=["linear_quadratic", "logsnr_linear"],
-                   help="time grid (default %(default)s, the paper's)")
-    p.add_argument("--cfg-audio", type=finite_float, default=None,
-                   help="acoustic (LR) guidance scale s_a (default: the model config's cfg_scales, else 1.4)")
-    p.add_argument("--cfg-text", type=finite_float, default=None,
-                   help="text guidance scale s_t (default: the model config's cfg_scales, else 1.2)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="output folder, or the output file (NAME.wav) when there is one input file",
+    )
+    p.add_argument(
+        "--model",
+        metavar="DIR",
+        help="exported model folder (config.json + model.safetensors) or a training .ckpt "
+        "(default: the shipped saga-sr-mini)",
+    )
+    p.add_argument(
+        "--input-cutoff",
+        type=positive_float,
+        metavar="HZ",
+        help="input band edge in Hz: the input is kept exactly below it (default: detected per file, "
+        "where its spectrum falls to the noise floor). The model's input roll-off f_l is always "
+        "the measured 98.5%% roll-off, as in training",
+    )
+    p.add_argument(
+        "--target-rolloff",
+        type=target_rolloff,
+        default=None,
+        metavar="X",
+        help="target roll-off: 0-1 normalised (bin/1025) or Hz from 1000 to 22050; a model with "
+        "target_band_limit (saga-sr-mini) also removes what it generates above it, never the "
+        "input's own band (default, or 'default': conditioned on 0.9, ~19.9 kHz, nothing removed)",
+    )
+    p.add_argument(
+        "--prompt",
+        metavar="TEXT",
+        help="caption for every input (default: NAME.caption.txt beside each input, else empty)",
+    )
+    p.add_argument(
+        "--steps",
+        type=positive_int,
+        default=None,
+        help="Euler steps (default: the model config's default_steps, else 100)",
+    )
+    p.add_argument(
+        "--schedule",
+        default="linear_quadratic",
+        choices=["linear_quadratic", "logsnr_linear"],
+        help="time grid (default %(default)s, the paper's)",
+    )
+    p.add_argument(
+        "--cfg-audio",
+        type=finite_float,
+        default=None,
+        help="acoustic (LR) guidance scale s_a (default: the model config's cfg_scales, else 1.4)",
+    )
+    p.add_argument(
+        "--cfg-text",
+        type=finite_float,
+        default=None,
+        help="text guidance scale s_t (default: the model config's cfg_scales, else 1.2)",
+    )
     p.add_argument("--seed", type=int, default=0, help="noise seed (default %(default)s)")
     p.add_argument("--no-lfr", action="store_true", help="skip low-frequency replacement")
     p.add_argument("--batch-size", type=positive_int, default=4, help="windows per DiT batch (default %(default)s)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda if available)")
     add_batch_options(p)
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                   help="DiT autocast precision (default %(default)s; bf16 recommended on GPUs)")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16", "fp16"],
+        help="DiT autocast precision (default %(default)s; bf16 recommended on GPUs)",
+    )
     p.add_argument("--text-encoder-path", metavar="PATH", help="local T5 folder for pretrained-T5 configs")
     p.add_argument("--downmix", action="store_true", help="average inputs with more than 2 channels to mono")
     add_output_policy(p)
-    p.add_argument("--report", action="store_true",
-                   help="write NAME.report.json beside each output: band edge, roll-off f_l, target, steps, cfg, timing")
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="write NAME.report.json beside each output: band edge, roll-off f_l, target, steps, cfg, timing",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -115,11 +170,23 @@ def _file_step(args: argparse.Namespace, model_path: Path, device):
     up = Upsampler(model, device, args.precision)
 
     def step(src: Path, dst: Path, progress: bool = False):
-        res = upsample_file(up, src, dst, prompt=resolve_prompt(args.prompt, sidecar_path(src, "caption")),
-                            downmix=args.downmix, input_cutoff_hz=args.input_cutoff,
-                            target_rolloff=args.target_rolloff, steps=args.steps, cfg_audio=args.cfg_audio,
-                            cfg_text=args.cfg_text, seed=args.seed, lfr=not args.no_lfr, batch_size=args.batch_size,
-                            progress=progress, schedule=args.schedule)
+        res = upsample_file(
+            up,
+            src,
+            dst,
+            prompt=resolve_prompt(args.prompt, sidecar_path(src, "caption")),
+            downmix=args.downmix,
+            input_cutoff_hz=args.input_cutoff,
+            target_rolloff=args.target_rolloff,
+            steps=args.steps,
+            cfg_audio=args.cfg_audio,
+            cfg_text=args.cfg_text,
+            seed=args.seed,
+            lfr=not args.no_lfr,
+            batch_size=args.batch_size,
+            progress=progress,
+            schedule=args.schedule,
+        )
         if args.report:
             _write_report(dst, src, model_path, res.info)
         return res
@@ -142,8 +209,10 @@ def _run_batch(args: argparse.Namespace, pairs, kept, model_path: Path, layout) 
 
 def _file_text(src: Path, dst: Path, res) -> str:
     info = res.info
-    return (f"{src} -> {dst} ({info.input_seconds:.1f} s audio in {res.elapsed:.1f} s; "
-            f"{_edge_text(info)}, roll-off f_l {info.rolloff_hz:.0f} Hz)")
+    return (
+        f"{src} -> {dst} ({info.input_seconds:.1f} s audio in {res.elapsed:.1f} s; "
+        f"{_edge_text(info)}, roll-off f_l {info.rolloff_hz:.0f} Hz)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -177,6 +246,8 @@ def run(args: argparse.Namespace) -> int:
         ok += 1
         if not args.quiet:
             print(f"[{n}/{len(pairs)}] {_file_text(src, dst, res)}", file=sys.stderr)
-    print(f"upsample: {ok} ok, {len(failed)} failed, {len(kept)} kept (existing)"
-          + (f" ({', '.join(map(str, failed))})" if failed else ""))
+    print(
+        f"upsample: {ok} ok, {len(failed)} failed, {len(kept)} kept (existing)"
+        + (f" ({', '.join(map(str, failed))})" if failed else "")
+    )
     return 1 if failed else 0

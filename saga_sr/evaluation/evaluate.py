@@ -64,7 +64,6 @@ ALL_DOMAINS = "all"
 FULL_BAND_HZ = 0.9 * SAMPLE_RATE / 2
 
 
-
 @dataclass(frozen=True)
 class EvalSettings:
     """Everything that defines the protocol; saved to OUT/eval.json."""
@@ -141,10 +140,15 @@ def _score(ref: np.ndarray, est: np.ndarray, cutoff: float, scorer) -> dict[str,
 SystemKey = tuple[str, str]  # (system, target setting name; NOT_USED for the baselines)
 
 
-def _clip_systems(hr: np.ndarray, lr: np.ndarray, cutoff: float, seed: int, model_fn: ModelFn | None,
-                  roundtrip: tuple[np.ndarray, float] | None,
-                  targets: Mapping[str, float] | None = None
-                  ) -> tuple[dict[SystemKey, np.ndarray], dict[SystemKey, float]]:
+def _clip_systems(
+    hr: np.ndarray,
+    lr: np.ndarray,
+    cutoff: float,
+    seed: int,
+    model_fn: ModelFn | None,
+    roundtrip: tuple[np.ndarray, float] | None,
+    targets: Mapping[str, float] | None = None,
+) -> tuple[dict[SystemKey, np.ndarray], dict[SystemKey, float]]:
     """Every system's output for one clip (fitted to the reference) and the seconds each took.
 
     The model runs once per entry of `targets` (setting name -> normalised target roll-off given); the
@@ -162,8 +166,9 @@ def _clip_systems(hr: np.ndarray, lr: np.ndarray, cutoff: float, seed: int, mode
     if roundtrip is not None:
         t0 = time.perf_counter()
         decoded, roundtrip_seconds = roundtrip
-        outs[("vae_lfr", NOT_USED)] = _fit(low_frequency_replace(_fit(decoded, hr), lr, SAMPLE_RATE,
-                                                                 cutoff_hz=cutoff), hr)
+        outs[("vae_lfr", NOT_USED)] = _fit(
+            low_frequency_replace(_fit(decoded, hr), lr, SAMPLE_RATE, cutoff_hz=cutoff), hr
+        )
         secs[("vae_lfr", NOT_USED)] = roundtrip_seconds + time.perf_counter() - t0
     t0 = time.perf_counter()
     outs[("dsp_bwe", NOT_USED)] = _fit(dsp_bandwidth_extension(lr, SAMPLE_RATE, cutoff, seed), hr)
@@ -178,16 +183,23 @@ def reference_edge_hz(path: str | Path, hr: np.ndarray) -> float:
     return band_edge(hr, SAMPLE_RATE, max_hz=min(native, SAMPLE_RATE) / 2).hz
 
 
-def load_systems(model_path: str | Path, *, device: str = "cpu", text_encoder_path: str | None = None,
-                 **kwargs) -> tuple[ModelFn, RoundTripFn]:
+def load_systems(
+    model_path: str | Path, *, device: str = "cpu", text_encoder_path: str | None = None, **kwargs
+) -> tuple[ModelFn, RoundTripFn]:
     """`model_functions` for an exported model folder or checkpoint (ModelLoadError if it is missing)."""
     model = load_model(model_path, device=device, text_encoder_path=text_encoder_path)
     return model_functions(model, device=device, **kwargs)
 
 
-def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: ModelFn | None,
-                   roundtrip_fn: RoundTripFn | None = None, settings: EvalSettings = EvalSettings(),
-                   log: Callable[[str], None] | None = None) -> EvalResult:
+def run_evaluation(
+    test_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    model_fn: ModelFn | None,
+    roundtrip_fn: RoundTripFn | None = None,
+    settings: EvalSettings = EvalSettings(),
+    log: Callable[[str], None] | None = None,
+) -> EvalResult:
     """Evaluate `model_fn` and the baselines on every file of `test_dir`; write CSV, tables, WAVs and PNGs."""
     log = log or (lambda _msg: None)
     out, files = prepare_evaluation(test_dir, out_dir, settings)
@@ -200,13 +212,15 @@ def run_evaluation(test_dir: str | Path, out_dir: str | Path, *, model_fn: Model
     return finish_evaluation(test_dir, out, files, clips, settings, scorer, model_fn, roundtrip_fn is not None)
 
 
-def prepare_evaluation(test_dir: str | Path, out_dir: str | Path,
-                       settings: EvalSettings) -> tuple[Path, list[tuple[Path, Path]]]:
+def prepare_evaluation(
+    test_dir: str | Path, out_dir: str | Path, settings: EvalSettings
+) -> tuple[Path, list[tuple[Path, Path]]]:
     """(the output folder, created; the sorted test files) after checking the settings: a bad setting or a
     missing or empty test set creates nothing."""
     if settings.max_seconds is not None and not (math.isfinite(settings.max_seconds) and settings.max_seconds > 0):
-        raise ValueError(f"max_seconds must be a positive number of seconds (None: whole files), "
-                         f"got {settings.max_seconds}")
+        raise ValueError(
+            f"max_seconds must be a positive number of seconds (None: whole files), got {settings.max_seconds}"
+        )
     unique_settings(settings.target_rolloffs)
     files = list_test_files(test_dir, settings.max_files)
     out = Path(out_dir)
@@ -214,8 +228,16 @@ def prepare_evaluation(test_dir: str | Path, out_dir: str | Path,
     return out, files
 
 
-def evaluate_file(out: Path, path: Path, rel: Path, settings: EvalSettings, scorer, model_fn: ModelFn | None,
-                  roundtrip_fn: RoundTripFn | None, log: Callable[[str], None]) -> tuple[dict, str]:
+def evaluate_file(
+    out: Path,
+    path: Path,
+    rel: Path,
+    settings: EvalSettings,
+    scorer,
+    model_fn: ModelFn | None,
+    roundtrip_fn: RoundTripFn | None,
+    log: Callable[[str], None],
+) -> tuple[dict, str]:
     """One test file at every cutoff: its WAVs written under `out`, and (its record, its progress line).
 
     The record holds JSON values only, so that it can travel between processes: "rows" (per_clip.csv rows),
@@ -225,8 +247,10 @@ def evaluate_file(out: Path, path: Path, rel: Path, settings: EvalSettings, scor
     try:
         hr = _load_reference(path, settings.max_seconds)
     except AudioError as exc:  # a bad test file is skipped with its reason; the others are scored
-        return ({"rows": [], "skipped": f"skipped {rel.as_posix()}: {exc}", "band_limited": [], "lossless": True},
-                f"{rel.as_posix()}: skipped ({exc})")
+        return (
+            {"rows": [], "skipped": f"skipped {rel.as_posix()}: {exc}", "band_limited": [], "lossless": True},
+            f"{rel.as_posix()}: skipped ({exc})",
+        )
     band_limited = _band_limited(path, rel, hr, log)
     roundtrip, lossless = None, True
     if roundtrip_fn is not None:
@@ -241,8 +265,16 @@ def evaluate_file(out: Path, path: Path, rel: Path, settings: EvalSettings, scor
     return {"rows": rows, "skipped": None, "band_limited": band_limited, "lossless": lossless}, rel.as_posix()
 
 
-def finish_evaluation(test_dir: str | Path, out: Path, files: Sequence[tuple[Path, Path]], clips: Sequence[dict],
-                      settings: EvalSettings, scorer, model_fn: ModelFn | None, roundtrip: bool) -> EvalResult:
+def finish_evaluation(
+    test_dir: str | Path,
+    out: Path,
+    files: Sequence[tuple[Path, Path]],
+    clips: Sequence[dict],
+    settings: EvalSettings,
+    scorer,
+    model_fn: ModelFn | None,
+    roundtrip: bool,
+) -> EvalResult:
     """per_clip.csv, summary.csv, the tables, the spectrogram grids and eval.json from every file's record
     (`clips`, in the order of `files`); the grids read the first clips' WAVs back from `out`."""
     targets = unique_settings(settings.target_rolloffs)
@@ -259,19 +291,24 @@ def finish_evaluation(test_dir: str | Path, out: Path, files: Sequence[tuple[Pat
     summary = summarize(rows, metric_names)
     write_csv(out / "per_clip.csv", rows)
     write_csv(out / "summary.csv", summary)
-    tables = write_tables(out, summary, metric_names, scorer.label, notes,
-                          {t.name: t.describe(SAMPLE_RATE) for t in targets})
+    tables = write_tables(
+        out, summary, metric_names, scorer.label, notes, {t.name: t.describe(SAMPLE_RATE) for t in targets}
+    )
     figures = _write_figures(out, _plot_rows(out, rows, settings, targets))
-    meta = {"settings": {**asdict(settings), "target_rolloffs": [asdict(t) for t in targets]},
-            "sample_rate": SAMPLE_RATE, "systems": SYSTEM_LABELS,
-            "perceptual": {"name": scorer.name, "label": scorer.label, "note": scorer.note},
-            "files": [rel.as_posix() for _, rel in files]}
+    meta = {
+        "settings": {**asdict(settings), "target_rolloffs": [asdict(t) for t in targets]},
+        "sample_rate": SAMPLE_RATE,
+        "systems": SYSTEM_LABELS,
+        "perceptual": {"name": scorer.name, "label": scorer.label, "note": scorer.note},
+        "files": [rel.as_posix() for _, rel in files],
+    }
     write_text_atomic(out / "eval.json", json.dumps(meta, indent=2, default=str))
     return EvalResult(out, rows, summary, tables, figures, notes)
 
 
-def _plot_rows(out: Path, rows: Sequence[dict], settings: EvalSettings,
-               targets: Sequence[TargetSetting]) -> dict[float, list]:
+def _plot_rows(
+    out: Path, rows: Sequence[dict], settings: EvalSettings, targets: Sequence[TargetSetting]
+) -> dict[float, list]:
     """The spectrogram grids' rows: the first `n_plot` scored clips per cutoff, read back from their WAVs (the
     signals as scored, float32 written exactly)."""
     by_clip: dict[tuple[float, str], list[dict]] = {}
@@ -281,8 +318,11 @@ def _plot_rows(out: Path, rows: Sequence[dict], settings: EvalSettings,
     for (cutoff, file), members in by_clip.items():
         if len(grids[cutoff]) >= settings.n_plot:
             continue
-        outs = {(r["system"], r["target_setting"]): _read_scored(out / r["wav"])
-                for r in members if r["system"] in ("unprocessed", "ours", "dsp_bwe")}
+        outs = {
+            (r["system"], r["target_setting"]): _read_scored(out / r["wav"])
+            for r in members
+            if r["system"] in ("unprocessed", "ours", "dsp_bwe")
+        }
         hr = _read_scored(out / members[0]["reference"])
         grids[cutoff].append((Path(file).stem, _plot_cells(outs, targets, hr)))
     return grids
@@ -307,23 +347,43 @@ def _band_limited(path: Path, rel: Path, hr: np.ndarray, log: Callable[[str], No
     edge_hz = reference_edge_hz(path, hr)
     if edge_hz >= FULL_BAND_HZ:
         return []
-    log(f"warning: {rel.as_posix()}: the reference is itself band-limited (band edge {edge_hz / 1000:.1f} "
-        f"kHz, below {FULL_BAND_HZ / 1000:.1f} kHz): above its edge it holds nothing to score against")
+    log(
+        f"warning: {rel.as_posix()}: the reference is itself band-limited (band edge {edge_hz / 1000:.1f} "
+        f"kHz, below {FULL_BAND_HZ / 1000:.1f} kHz): above its edge it holds nothing to score against"
+    )
     return [f"{rel.as_posix()} ({edge_hz / 1000:.1f} kHz)"]
 
 
-def _evaluate_clip(out: Path, rel: Path, hr: np.ndarray, cutoff: float, settings: EvalSettings, scorer,
-                   model_fn: ModelFn | None, roundtrip: tuple[np.ndarray, float] | None,
-                   given: Mapping[str, tuple[float, float]],
-                   ref_hz: float) -> list[dict]:
+def _evaluate_clip(
+    out: Path,
+    rel: Path,
+    hr: np.ndarray,
+    cutoff: float,
+    settings: EvalSettings,
+    scorer,
+    model_fn: ModelFn | None,
+    roundtrip: tuple[np.ndarray, float] | None,
+    given: Mapping[str, tuple[float, float]],
+    ref_hz: float,
+) -> list[dict]:
     """One clip at one cutoff: simulate the LR input, run every system, save each output as a WAV and score
     it as saved. `given`: target setting name -> (normalised, Hz). Returns the rows."""
     cseed = clip_seed(rel.as_posix(), cutoff, settings.seed)
-    lr = simulate_lr(hr, SAMPLE_RATE, seed=cseed, cutoff=float(cutoff), filter_type=settings.filter_type,
-                     order=settings.order).audio
-    outs, secs = _clip_systems(hr, _fit(lr, hr), float(cutoff), cseed, model_fn, roundtrip,
-                               {name: None if name == DEFAULT else norm  # default: as `upsample` without one
-                                for name, (norm, _) in given.items()})
+    lr = simulate_lr(
+        hr, SAMPLE_RATE, seed=cseed, cutoff=float(cutoff), filter_type=settings.filter_type, order=settings.order
+    ).audio
+    outs, secs = _clip_systems(
+        hr,
+        _fit(lr, hr),
+        float(cutoff),
+        cseed,
+        model_fn,
+        roundtrip,
+        {
+            name: None if name == DEFAULT else norm  # default: as `upsample` without one
+            for name, (norm, _) in given.items()
+        },
+    )
     clip_dir = out / "audio" / f"{int(cutoff)}hz" / rel.with_suffix("")
     ref_path = save_audio(clip_dir / "reference.wav", hr, SAMPLE_RATE, subtype="FLOAT")
     rows = []
@@ -331,24 +391,31 @@ def _evaluate_clip(out: Path, rel: Path, hr: np.ndarray, cutoff: float, settings
         stem = name if setting == NOT_USED else f"{name}.target_{setting}"
         wav_path = save_audio(clip_dir / f"{stem}.wav", wav, SAMPLE_RATE, subtype="FLOAT")
         norm, hz = given.get(setting, (None, None))
-        row = {"domain": _domain(rel), "file": rel.as_posix(), "cutoff_hz": float(cutoff),
-               "system": name, "target_setting": setting, "target_rolloff": norm,
-               "target_rolloff_hz": None if hz is None else round(hz, 1),
-               "reference_rolloff_hz": round(ref_hz, 1), "seed": cseed,
-               "seconds": round(secs.get((name, setting), float("nan")), 4),
-               **_score(hr, wav, float(cutoff), scorer),
-               "wav": wav_path.relative_to(out).as_posix(), "reference": ref_path.relative_to(out).as_posix()}
+        row = {
+            "domain": _domain(rel),
+            "file": rel.as_posix(),
+            "cutoff_hz": float(cutoff),
+            "system": name,
+            "target_setting": setting,
+            "target_rolloff": norm,
+            "target_rolloff_hz": None if hz is None else round(hz, 1),
+            "reference_rolloff_hz": round(ref_hz, 1),
+            "seed": cseed,
+            "seconds": round(secs.get((name, setting), float("nan")), 4),
+            **_score(hr, wav, float(cutoff), scorer),
+            "wav": wav_path.relative_to(out).as_posix(),
+            "reference": ref_path.relative_to(out).as_posix(),
+        }
         rows.append(row)
     return rows
 
 
-def _plot_cells(outs: Mapping[SystemKey, np.ndarray], targets: Sequence[TargetSetting],
-                hr: np.ndarray) -> dict[str, np.ndarray]:
+def _plot_cells(
+    outs: Mapping[SystemKey, np.ndarray], targets: Sequence[TargetSetting], hr: np.ndarray
+) -> dict[str, np.ndarray]:
     """One row of the spectrogram grid: input, the model per target setting, DSP, reference."""
-    ours = {("ours" if len(targets) == 1 else f"ours ({t.name})"): outs.get(("ours", t.name))
-            for t in targets}
-    cells = {"input": outs[("unprocessed", NOT_USED)], **ours, "DSP": outs[("dsp_bwe", NOT_USED)],
-             "reference": hr}
+    ours = {("ours" if len(targets) == 1 else f"ours ({t.name})"): outs.get(("ours", t.name)) for t in targets}
+    cells = {"input": outs[("unprocessed", NOT_USED)], **ours, "DSP": outs[("dsp_bwe", NOT_USED)], "reference": hr}
     return {k: v for k, v in cells.items() if v is not None}
 
 
@@ -356,25 +423,31 @@ def _closing_notes(band_limited: Sequence[str], lossless: bool) -> list[str]:
     """The notes on the whole test set: band-limited references, and a lossless round trip."""
     notes = []
     if band_limited:
-        notes.append(f"{len(band_limited)} reference(s) are themselves band-limited (band edge below "
-                     f"{FULL_BAND_HZ / 1000:.1f} kHz): above their edge they hold nothing, so scores there reward "
-                     f"outputs that add nothing (the unprocessed input) over any restoration: "
-                     + ", ".join(band_limited))
+        notes.append(
+            f"{len(band_limited)} reference(s) are themselves band-limited (band edge below "
+            f"{FULL_BAND_HZ / 1000:.1f} kHz): above their edge they hold nothing, so scores there reward "
+            f"outputs that add nothing (the unprocessed input) over any restoration: " + ", ".join(band_limited)
+        )
     if lossless:
-        notes.append("the pretransform round trip is lossless here (a parameter-free pretransform: patched or "
-                     "spectrogram), so the 'round trip + LFR' row measures what LFR alone costs against the reference")
+        notes.append(
+            "the pretransform round trip is lossless here (a parameter-free pretransform: patched or "
+            "spectrogram), so the 'round trip + LFR' row measures what LFR alone costs against the reference"
+        )
     return notes
 
 
 def _unscored_notes(rows: Sequence[dict], scorer) -> list[str]:
     """A note naming the files the perceptual scorer could not score (too short), if any."""
-    unscored = sorted({r["file"] for r in rows if scorer.fn is not None
-                       and not math.isfinite(r.get(scorer.name, float("nan")))})
+    unscored = sorted(
+        {r["file"] for r in rows if scorer.fn is not None and not math.isfinite(r.get(scorer.name, float("nan")))}
+    )
     if not unscored:
         return []
-    return [f"{scorer.name} could not score {len(unscored)} file(s) (too short for its analysis "
-            f"patches): {', '.join(unscored)}; their {scorer.name} cells are empty and the means use "
-            "other clips only"]
+    return [
+        f"{scorer.name} could not score {len(unscored)} file(s) (too short for its analysis "
+        f"patches): {', '.join(unscored)}; their {scorer.name} cells are empty and the means use "
+        "other clips only"
+    ]
 
 
 def summarize(rows: Sequence[dict], metric_names: Sequence[str]) -> list[dict]:
@@ -396,16 +469,29 @@ def summarize(rows: Sequence[dict], metric_names: Sequence[str]) -> list[dict]:
     for (domain, cutoff, system, setting), members in sorted(groups.items(), key=key):
         for m in metric_names:
             s = mean_ci(r.get(m) for r in members)
-            out.append({"domain": domain, "cutoff_hz": cutoff, "system": system, "target_setting": setting,
-                        "metric": m, "mean": s.mean, "ci95": s.half_width, "n": s.n})
+            out.append(
+                {
+                    "domain": domain,
+                    "cutoff_hz": cutoff,
+                    "system": system,
+                    "target_setting": setting,
+                    "metric": m,
+                    "mean": s.mean,
+                    "ci95": s.half_width,
+                    "n": s.n,
+                }
+            )
     return out
 
 
 def target_note(targets: Sequence[TargetSetting], model_fn=None) -> str:
     """The results' line saying which target roll-off the model was given, and that baselines take none."""
-    text = ("target roll-off given to the model: " + "; ".join(t.describe(SAMPLE_RATE) for t in targets)
-            + ". The model rows are one per setting; the baselines take no target roll-off, so they are computed "
-              "once per clip and listed once, with n/a in the target column")
+    text = (
+        "target roll-off given to the model: "
+        + "; ".join(t.describe(SAMPLE_RATE) for t in targets)
+        + ". The model rows are one per setting; the baselines take no target roll-off, so they are computed "
+        "once per clip and listed once, with n/a in the target column"
+    )
     if model_fn is not None and not getattr(model_fn, "takes_target_rolloff", True):
         text += ". This model does not condition on a target roll-off: every setting gives the same output"
     return text
@@ -416,7 +502,14 @@ def _write_figures(out: Path, plot_rows: Mapping[float, list]) -> list[Path]:
     for cutoff, rows in plot_rows.items():
         if rows:
             columns = list(dict.fromkeys(name for _, cells in rows for name in cells))
-            paths.append(spectrogram_grid(rows, SAMPLE_RATE, out / f"spectrograms_{int(cutoff)}hz.png",
-                                          columns=columns,
-                                          title=f"LR cutoff {int(cutoff)} Hz", cutoffs=[cutoff] * len(rows)))
+            paths.append(
+                spectrogram_grid(
+                    rows,
+                    SAMPLE_RATE,
+                    out / f"spectrograms_{int(cutoff)}hz.png",
+                    columns=columns,
+                    title=f"LR cutoff {int(cutoff)} Hz",
+                    cutoffs=[cutoff] * len(rows),
+                )
+            )
     return paths

@@ -1,4 +1,7 @@
-"""A batch of files upsampled by several processes (CPU cores, GPUs, nodes): Lightning's predict loop under DDP.
+"""Files processed by several processes (CPU cores, GPUs, nodes): Lightning's predict loop under DDP.
+
+`run_ranks` spreads any per-file step over the ranks and gathers each file's result on rank 0 (`evaluate`
+scores its test files this way); `run_batch` is `upsample`'s batch on top of it.
 
 Lightning starts the local processes (`--processes N`: it reruns this command line with LOCAL_RANK set) or joins
 the ones torchrun started (any number of nodes), picks each rank's device and opens the process group.
@@ -38,10 +41,11 @@ _DONE, _RESULT, _PLAN = "saga_sr/batch/done", "saga_sr/batch/result/", "saga_sr/
 @dataclass(frozen=True)
 class Layout:
     """Where the ranks run: Lightning's accelerator, devices per node, node count, and who started them."""
-    accelerator: str              # "cpu" or "gpu"
-    devices: int | list[int]      # processes per node (or the GPU indices)
+
+    accelerator: str  # "cpu" or "gpu"
+    devices: int | list[int]  # processes per node (or the GPU indices)
     num_nodes: int
-    torchrun: bool                # started by torchrun (else Lightning starts the local processes)
+    torchrun: bool  # started by torchrun (else Lightning starts the local processes)
 
     @property
     def world_size(self) -> int:
@@ -70,20 +74,27 @@ def _torchrun_world(environ: Mapping[str, str]) -> tuple[int, int] | None:
     return world, int(environ.get("LOCAL_WORLD_SIZE", world))
 
 
-def plan_layout(device: str, processes: int, devices: Sequence[int] | None,
-                environ: Mapping[str, str] = os.environ, gpu_count: int = 0) -> Layout | None:
+def plan_layout(
+    device: str,
+    processes: int,
+    devices: Sequence[int] | None,
+    environ: Mapping[str, str] = os.environ,
+    gpu_count: int = 0,
+) -> Layout | None:
     """The layout for `--device`, `--processes` and `--devices` (or torchrun's environment); None for one
     process. ValueError names the option that does not fit."""
     kind = device.split(":")[0]
     started = _torchrun_world(environ)
     if started is not None:
         if processes != 1 or devices:
-            raise ValueError("--processes/--devices: torchrun starts the processes (--nnodes, --nproc_per_node); "
-                             "leave them out")
+            raise ValueError(
+                "--processes/--devices: torchrun starts the processes (--nnodes, --nproc_per_node); leave them out"
+            )
         world, per_node = started
         if kind == "cuda" and ":" in device:
-            raise ValueError(f"--device {device}: under torchrun each process takes the GPU of its local rank; "
-                             "give --device cuda")
+            raise ValueError(
+                f"--device {device}: under torchrun each process takes the GPU of its local rank; give --device cuda"
+            )
         if world <= 1:
             return None
         return Layout("gpu" if kind == "cuda" else "cpu", per_node, world // per_node, torchrun=True)
@@ -93,8 +104,10 @@ def plan_layout(device: str, processes: int, devices: Sequence[int] | None,
         if processes not in (1, len(devices)):
             raise ValueError(f"--processes {processes}: --devices names {len(devices)} GPU(s), one process each")
         if len(set(devices)) != len(devices) or max(devices) >= gpu_count:
-            raise ValueError(f"--devices {','.join(map(str, devices))}: this machine has {gpu_count} CUDA "
-                             "device(s), numbered from 0, each named once")
+            raise ValueError(
+                f"--devices {','.join(map(str, devices))}: this machine has {gpu_count} CUDA "
+                "device(s), numbered from 0, each named once"
+            )
         return Layout("gpu", list(devices), 1, torchrun=False) if len(devices) > 1 else None
     if processes <= 1:
         return None
@@ -126,8 +139,10 @@ def check_relaunchable(argv0: str, main_spec: str | None, command: str = "upsamp
     local processes by rerunning this process's command line."""
     if (main_spec or "").startswith("saga_sr") or Path(argv0).name.startswith(("saga-sr", "saga_sr")):
         return
-    raise ValueError("--processes/--devices: the other processes rerun this command line, so start it as "
-                     f"`saga-sr {command} ...` or `python -m saga_sr {command} ...` (or under torchrun)")
+    raise ValueError(
+        "--processes/--devices: the other processes rerun this command line, so start it as "
+        f"`saga-sr {command} ...` or `python -m saga_sr {command} ...` (or under torchrun)"
+    )
 
 
 @contextlib.contextmanager
@@ -159,8 +174,9 @@ def _identity(x):
     return x
 
 
-def _predict_module(items: Sequence, name: Callable, digest: str, make_step: Callable, quiet: bool,
-                    setup_line: str | None):
+def _predict_module(
+    items: Sequence, name: Callable, digest: str, make_step: Callable, quiet: bool, setup_line: str | None
+):
     """The LightningModule whose predict_step runs the step on one item of this rank's part."""
     import lightning as L
     from torch.utils.data import DataLoader
@@ -182,8 +198,10 @@ def _predict_module(items: Sequence, name: Callable, digest: str, make_step: Cal
             keys = [f"{_PLAN}{r}" for r in range(world)]
             store.wait(keys, timedelta(minutes=30))
             if len({store.get(k) for k in keys}) != 1:
-                raise OutputError("the ranks found different input files or outputs (does every node see the "
-                                  "same folders?); nothing was written")
+                raise OutputError(
+                    "the ranks found different input files or outputs (does every node see the "
+                    "same folders?); nothing was written"
+                )
             if rank == 0 and setup_line:
                 print(setup_line, file=sys.stderr)
             self.part = shard(range(len(items)), rank, world)
@@ -211,8 +229,15 @@ def _predict_module(items: Sequence, name: Callable, digest: str, make_step: Cal
     return BatchRun()
 
 
-def gather_results(store, rank: int, world: int, ok: int, failed: list[list],
-                   ended: Callable[[set[int]], dict[int, str]], done: list | None = None) -> list[dict] | None:
+def gather_results(
+    store,
+    rank: int,
+    world: int,
+    ok: int,
+    failed: list[list],
+    ended: Callable[[set[int]], dict[int, str]],
+    done: list | None = None,
+) -> list[dict] | None:
     """Every rank's counts and failures, on rank 0 (None elsewhere), through `store` (a torch.distributed Store):
     the slowest rank is waited for without holding the others in a collective. `ended(missing)` maps the ranks
     among `missing` whose process has exited to a reason; one that still has not reported then crashed, which
@@ -241,18 +266,30 @@ def _local_ranks_ended(trainer, missing: set[int]) -> dict[int, str]:
     """{rank: 'rank R ended with exit code X'} for the processes Lightning started here (ranks 1..N-1) among
     `missing` that have exited."""
     procs = getattr(trainer.strategy.launcher, "procs", None) or []
-    return {rank: f"rank {rank} ended with exit code {proc.returncode}"
-            for rank, proc in enumerate(procs, start=1) if rank in missing and proc.poll() is not None}
+    return {
+        rank: f"rank {rank} ended with exit code {proc.returncode}"
+        for rank, proc in enumerate(procs, start=1)
+        if rank in missing and proc.poll() is not None
+    }
 
 
 def summary_line(ok: int, failed: Sequence[str], kept: int) -> str:
     """The single-process summary line, for the whole batch (`failed`: the failed inputs)."""
-    return (f"upsample: {ok} ok, {len(failed)} failed, {kept} kept (existing)"
-            + (f" ({', '.join(failed)})" if failed else ""))
+    return f"upsample: {ok} ok, {len(failed)} failed, {kept} kept (existing)" + (
+        f" ({', '.join(failed)})" if failed else ""
+    )
 
 
-def run_ranks(items: Sequence, layout: Layout, *, name: Callable[[object], str], digest: str,
-              make_step: Callable, quiet: bool = False, setup_line: str | None = None) -> list[dict] | None:
+def run_ranks(
+    items: Sequence,
+    layout: Layout,
+    *,
+    name: Callable[[object], str],
+    digest: str,
+    make_step: Callable,
+    quiet: bool = False,
+    setup_line: str | None = None,
+) -> list[dict] | None:
     """Run a step on every item of `items` over the ranks of `layout`, each item on exactly one rank; every
     rank's report on rank 0 (None on the others, once they have reported), in rank order.
 
@@ -268,13 +305,30 @@ def run_ranks(items: Sequence, layout: Layout, *, name: Callable[[object], str],
     module = _predict_module(list(items), name, digest, make_step, quiet, setup_line)
     environment = TorchElasticEnvironment() if layout.torchrun else LightningEnvironment()
     with _quiet_lightning():
-        trainer = L.Trainer(accelerator=layout.accelerator, devices=layout.devices, num_nodes=layout.num_nodes,
-                            strategy=DDPStrategy(timeout=RESULT_TIMEOUT), plugins=[environment],
-                            precision="32-true", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False, use_distributed_sampler=False, inference_mode=False)
+        trainer = L.Trainer(
+            accelerator=layout.accelerator,
+            devices=layout.devices,
+            num_nodes=layout.num_nodes,
+            strategy=DDPStrategy(timeout=RESULT_TIMEOUT),
+            plugins=[environment],
+            precision="32-true",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            use_distributed_sampler=False,
+            inference_mode=False,
+        )
         trainer.predict(module, return_predictions=False)
-    return gather_results(_store(), trainer.global_rank, trainer.world_size, len(module.done), module.failed,
-                          lambda missing: _local_ranks_ended(trainer, missing), module.done)
+    return gather_results(
+        _store(),
+        trainer.global_rank,
+        trainer.world_size,
+        len(module.done),
+        module.failed,
+        lambda missing: _local_ranks_ended(trainer, missing),
+        module.done,
+    )
 
 
 def failures(results: Sequence[dict], layout: Layout) -> list[list]:
@@ -288,24 +342,35 @@ def failures(results: Sequence[dict], layout: Layout) -> list[list]:
     return failed
 
 
-def run_batch(pairs: Sequence[tuple[Path, Path]], kept: int, layout: Layout, *, make_step: Callable,
-              quiet: bool = False) -> int:
+def run_batch(
+    pairs: Sequence[tuple[Path, Path]], kept: int, layout: Layout, *, make_step: Callable, quiet: bool = False
+) -> int:
     """Upsample `pairs` over the ranks of `layout`; the exit code, on rank 0: 1 if a file failed anywhere, else 0
     (the other ranks exit 0 once they have reported).
 
     make_step(torch.device) loads the model once per rank and returns step(src, dst) -> the file's line
     (raising with the reason when the file fails). Rank 0 prints the batch's summary on stdout."""
+
     def make_pair_step(device):
         step = make_step(device)
         return lambda pair: (step(*pair), None)
 
     try:
-        results = run_ranks(pairs, layout, name=lambda pair: str(pair[0]), digest=plan_digest(pairs),
-                            make_step=make_pair_step, quiet=quiet,
-                            setup_line=f"upsample: {kept} existing output(s) kept (--skip-existing)" if kept else None)
+        results = run_ranks(
+            pairs,
+            layout,
+            name=lambda pair: str(pair[0]),
+            digest=plan_digest(pairs),
+            make_step=make_pair_step,
+            quiet=quiet,
+            setup_line=f"upsample: {kept} existing output(s) kept (--skip-existing)" if kept else None,
+        )
     except RankEnded as exc:
-        print(f"upsample: {exc} before finishing its files; the outputs written are complete, rerun with "
-              "--skip-existing to do the rest", file=sys.stderr)
+        print(
+            f"upsample: {exc} before finishing its files; the outputs written are complete, rerun with "
+            "--skip-existing to do the rest",
+            file=sys.stderr,
+        )
         return 1
     if results is None:  # rank 0 exits with the batch's code; a non-zero exit here would make Lightning kill it
         return 0
