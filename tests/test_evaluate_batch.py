@@ -73,6 +73,26 @@ def test_processes_are_checked_before_anything_is_written(tmp_path, make_model_d
     assert not out.exists()
 
 
+def test_a_file_that_fails_on_a_rank_leaves_the_tables_unwritten(tmp_path, make_model_dir, monkeypatch, capsys):
+    """Rank 0 names the failed file (scoring raised there, not an unreadable file) and writes no tables, exit 1."""
+    from saga_sr.cli import evaluate_cmd
+    from saga_sr.inference import batch
+
+    def ranks(files, layout, *, name, digest, make_step, **_):
+        bad = name(files[2])
+        return [
+            {"rank": 0, "ok": 0, "failed": [], "done": []},
+            {"rank": 1, "ok": 0, "failed": [[2, bad, f"{bad}: boom"]], "done": []},
+        ]
+
+    monkeypatch.setattr(batch, "run_ranks", ranks)
+    monkeypatch.setattr(evaluate_cmd, "batch_layout", lambda *_: batch.Layout("cpu", 2, 1, torchrun=False))
+    model, test_dir, out = make_model_dir(), _test_set(tmp_path / "test"), tmp_path / "out"
+    assert main(_args(model, test_dir, out, "--processes", "2")) == 1
+    assert re.search(r"1 test file\(s\) failed \(\S+music/c2\.wav\); no tables written", capsys.readouterr().err)
+    assert not (out / "per_clip.csv").exists() and not (out / "results.md").exists()
+
+
 @pytest.mark.slow
 def test_two_processes_write_what_one_process_writes(tmp_path, make_model_dir):
     """2 CPU processes, one thread each: every clip scored by exactly one rank, the unreadable file skipped with
