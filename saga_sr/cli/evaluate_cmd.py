@@ -77,6 +77,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_evaluate)
 
 
+def _check_cutoffs(cutoffs: list[float]) -> None:
+    """The LR cutoffs `degrade` accepts, each once: a repeated cutoff would score every clip twice and count the
+    copies as independent samples in the means and confidence intervals."""
+    from saga_sr.audio.lr_sim import MIN_CUTOFF_HZ
+
+    lo = int(MIN_CUTOFF_HZ)
+    if any(not lo <= c < 22050 for c in cutoffs):
+        raise SagaError(f"--cutoffs must lie in [{lo}, 22050) Hz (the LR band SAGA-SR takes), got "
+                        f"{' '.join(f'{c:g}' for c in cutoffs)}")
+    if len(set(cutoffs)) != len(cutoffs):
+        raise SagaError(f"--cutoffs {' '.join(f'{c:g}' for c in cutoffs)}: each cutoff once (a repeat counts every "
+                        "clip twice)")
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     # lazy: keeps `saga-sr --help` fast
     from saga_sr.errors import DataError
@@ -84,8 +98,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if (args.steps is not None and args.steps < 1) or args.order < 1 or (args.max_files is not None and args.max_files < 1):
         raise SagaError("--steps, --order and --max-files must be positive")
-    if any(not 0 < c < 22050 for c in args.cutoffs):
-        raise SagaError(f"--cutoffs must lie in (0, 22050) Hz, got {args.cutoffs}")
+    _check_cutoffs(args.cutoffs)
     args.model = model_or_shipped(args.model)
     try:  # a missing or empty --test-dir: refused before the model loads
         list_test_files(args.test_dir, args.max_files)
