@@ -93,6 +93,9 @@ CASES = [
     ("metrics missing", lambda t, m: ["metrics", "a.wav", "nope.wav"], ["nope.wav", "no such file"]),
     ("metrics cutoff above nyquist", lambda t, m: ["metrics", "a.wav", "a.wav", "--cutoff", "30000"],
      ["--cutoff", "22050"]),
+    ("metrics empty folders", lambda t, m: ["metrics", "emptydir", "emptydir"], ["emptydir", "no audio files"]),
+    ("metrics one name twice", lambda t, m: ["metrics", "junk", "junk"], ["junk/broken.wav", "junk/broken.flac",
+                                                                         "two extensions"]),
     ("metrics cutoff zero", lambda t, m: ["metrics", "a.wav", "a.wav", "--cutoff", "0"], ["--cutoff", "> 0"]),
     ("metrics longer estimate", lambda t, m: ["metrics", "a.wav", "a_plus_noise.wav"], ["length mismatch", "--align"]),
     ("metrics channels", lambda t, m: ["metrics", "a.wav", "stereo.wav"], ["channel mismatch", "--align"]),
@@ -166,6 +169,7 @@ def workdir(tmp_path, monkeypatch):
     (tmp_path / "emptydir").mkdir()
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "broken.wav").write_bytes(b"RIFF not audio")
+    (tmp_path / "junk" / "broken.flac").write_bytes(b"fLaC not audio")
     (tmp_path / "x.pkl").write_bytes(pickle.dumps({"state_dict": {}}))
     torch.save({"saga_sr_config": {}, "state_dict": {}, "obj": Path("x")}, tmp_path / "obj.ckpt")
     (tmp_path / "m.jsonl").write_text('{"path": "a.wav"}\n{"path": oops}\n')
