@@ -42,9 +42,9 @@ def _config_with(tmp: Path, edit) -> str:
     return str(path)
 
 
-def _raw_config(tmp: Path, text: str) -> str:
+def _raw_config(tmp: Path, text: str | bytes) -> str:
     path = tmp / "raw.json"
-    path.write_text(text)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
     return str(path)
 
 
@@ -135,6 +135,11 @@ CASES = [
     ("train config nested", lambda t, m: ["train", "--train_dir", ".", "--output_dir", "run", "--model_config",
                                           _raw_config(t, "[" * 100000 + "]" * 100000)],
      ["raw.json", "nested too deeply"]),
+    ("train config not UTF-8", lambda t, m: ["train", "--train_dir", ".", "--output_dir", "run", "--model_config",
+                                             _raw_config(t, b"\xff\xfe{")], ["raw.json", "not UTF-8"]),
+    ("train config key twice", lambda t, m: ["train", "--train_dir", ".", "--output_dir", "run", "--model_config",
+                                             _raw_config(t, '{"sample_rate": 44100, "sample_rate": 16000}')],
+     ["raw.json", "sample_rate", "given twice"]),
     ("train seed -1", lambda t, m: ["train", "--train_dir", ".", "--model_config", "tiny", "--output_dir", "run",
                                     "--seed", "-1"], ["--seed", "minimum 0"]),
     ("train only bad files", lambda t, m: ["train", "--train_dir", "junk", "--model_config", "tiny",
