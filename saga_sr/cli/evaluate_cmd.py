@@ -11,7 +11,7 @@ from pathlib import Path
 
 from saga_sr.audio.filters import FILTER_TYPES
 from saga_sr.audio.lr_sim import RESAMPLE_ONLY
-from saga_sr.cli.options import filter_order, model_or_shipped, positive_float
+from saga_sr.cli.options import filter_order, model_or_shipped, positive_float, seed
 from saga_sr.errors import SagaError
 from saga_sr.outputs import check_writable
 
@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="at most N files per domain (sorted order)")
     p.add_argument("--max-seconds", "--max_seconds", type=positive_float, dest="max_seconds", metavar="S",
                    help="score only the first S seconds of each file, S > 0 (default: whole files)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the LR simulation, DSP noise and sampler (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the LR simulation, DSP noise and sampler (default 0)")
     p.add_argument("--perceptual", choices=("auto", "visqol", "mel", "none"), default="auto",
                    help="perceptual metric: ViSQOL audio mode (auto falls back to a labelled log-mel distance if "
                    "ViSQOL cannot run; visqol makes that an error), mel, or none (default auto)")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from saga_sr.cli import CliError
 from saga_sr.cli.options import (add_output_policy, downmix_hint, finite_float, model_or_shipped, positive_float,
-                                 positive_int, target_rolloff, torch_device)
+                                 positive_int, seed, target_rolloff, torch_device)
 from saga_sr.errors import AudioError
 from saga_sr.outputs import apply_existing_policy, check_writable, plan_outputs, prepare_folders
 
@@ -55,7 +55,7 @@ def register(subparsers) -> None:
                    help="acoustic (LR) guidance scale s_a (default: the model config's cfg_scales, else 1.4)")
     p.add_argument("--cfg-text", type=finite_float, default=None,
                    help="text guidance scale s_t (default: the model config's cfg_scales, else 1.2)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (default %(default)s)")
+    p.add_argument("--seed", type=seed, default=0, help="noise seed, 0 to 2^32 - 1 (default %(default)s)")
     p.add_argument("--no-lfr", action="store_true", help="skip low-frequency replacement")
     p.add_argument("--batch-size", type=positive_int, default=4, help="windows per DiT batch (default %(default)s)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda if available)")
