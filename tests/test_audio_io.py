@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from saga_sr.audio.io import (AUDIO_EXTENSIONS, find_audio_files, find_audio_files_relative, fit_gain, load_audio,
-                              save_audio)
+from saga_sr.audio.io import (AUDIO_EXTENSIONS, audio_rate, find_audio_files, find_audio_files_relative, fit_gain,
+                              load_audio, read_audio_blocks, save_audio)
 from saga_sr.errors import AudioError
 
 DATA = Path(__file__).parent / "data"
@@ -141,3 +142,22 @@ def test_find_audio_files(tmp_path):
     assert ".flac" in AUDIO_EXTENSIONS
     with pytest.raises(AudioError, match="nope"):
         find_audio_files([tmp_path / "nope"])
+
+
+def test_a_file_name_outside_the_file_system_encoding_is_read_and_written(tmp_path):
+    """A Latin-1 name on a UTF-8 system (Python holds it with surrogates): soundfile's strict encoding of a str
+    failed it as 'cannot read audio'; it is opened by the bytes the OS listed."""
+    if sys.getfilesystemencoding().lower() not in ("utf-8", "utf8"):
+        pytest.skip("needs a UTF-8 file system encoding")
+    raw = os.fsencode(tmp_path) + b"/caf\xe9.wav"
+    try:
+        sf.write(raw, np.full(800, 0.1, dtype=np.float32), 16000, subtype="FLOAT")
+    except (OSError, RuntimeError):
+        pytest.skip("this file system refuses non-UTF-8 names")
+    name = os.fsdecode(raw)
+    wav, sr = load_audio(name, target_sr=None)
+    assert sr == 16000 and wav.shape == (1, 800) and audio_rate(name) == 16000
+    assert [b.shape[1] for b in read_audio_blocks(name, 500)] == [500, 300]
+    out = os.fsdecode(os.fsencode(tmp_path) + b"/out\xe9.wav")
+    save_audio(out, wav, sr)
+    assert load_audio(out, target_sr=None)[0].shape == (1, 800)

@@ -36,9 +36,9 @@ def _config_with(tmp: Path, edit) -> str:
     return str(path)
 
 
-def _raw_config(tmp: Path, text: str) -> str:
+def _raw_config(tmp: Path, text: str | bytes) -> str:
     path = tmp / "raw.json"
-    path.write_text(text)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
     return str(path)
 
 
@@ -55,6 +55,10 @@ CASES = [
      ["--input-cutoff", "finite"]),
     ("upsample cutoff negative", lambda t, m: ["upsample", "a.wav", "-o", "o", "--model", m, "--input-cutoff", "-3"],
      ["--input-cutoff", "> 0"]),
+    ("upsample seed -1", lambda t, m: ["upsample", "a.wav", "-o", "o", "--model", m, "--seed", "-1"],
+     ["--seed", "0 to 4294967295"]),
+    ("evaluate seed 2^32", lambda t, m: ["evaluate", "--model", m, "--test-dir", ".", "--seed", "4294967296",
+                                         "--out", "ev"], ["--seed", "0 to 4294967295"]),
     ("upsample steps 0", lambda t, m: ["upsample", "a.wav", "-o", "o", "--model", m, "--steps", "0"], ["--steps"]),
     ("upsample model is audio", lambda t, m: ["upsample", "a.wav", "-o", "o", "--model", "a.wav"],
      ["--model a.wav", "not a model"]),
@@ -77,12 +81,19 @@ CASES = [
     ("degrade existing", lambda t, m: ["degrade", "a.wav", "-o", "done.wav", "--cutoff", "3000"], ["already exists"]),
     ("evaluate order 50", lambda t, m: ["evaluate", "--model", m, "--test-dir", ".", "--order", "50", "--out", "ev"],
      ["--order", "2 to 10"]),
+    ("evaluate cutoff 10", lambda t, m: ["evaluate", "--model", m, "--test-dir", ".", "--cutoffs", "10", "--out",
+                                         "ev"], ["--cutoffs", "[2000, 22050)"]),
+    ("evaluate cutoff twice", lambda t, m: ["evaluate", "--model", m, "--test-dir", ".", "--cutoffs", "4000", "4000",
+                                            "--out", "ev"], ["--cutoffs 4000 4000", "each cutoff once"]),
     ("evaluate model is audio", lambda t, m: ["evaluate", "--model", "a.wav", "--test-dir", ".", "--out", "ev"],
      ["--model a.wav", "not a model"]),
     ("rolloff rate -5", lambda t, m: ["rolloff", "a.wav", "--sample-rate", "-5"], ["--sample-rate", "-5"]),
     ("metrics missing", lambda t, m: ["metrics", "a.wav", "nope.wav"], ["nope.wav", "no such file"]),
     ("metrics cutoff above nyquist", lambda t, m: ["metrics", "a.wav", "a.wav", "--cutoff", "30000"],
      ["--cutoff", "22050"]),
+    ("metrics empty folders", lambda t, m: ["metrics", "emptydir", "emptydir"], ["emptydir", "no audio files"]),
+    ("metrics one name twice", lambda t, m: ["metrics", "junk", "junk"], ["junk/broken.wav", "junk/broken.flac",
+                                                                         "two extensions"]),
     ("metrics cutoff zero", lambda t, m: ["metrics", "a.wav", "a.wav", "--cutoff", "0"], ["--cutoff", "> 0"]),
     ("metrics longer estimate", lambda t, m: ["metrics", "a.wav", "a_plus_noise.wav"], ["length mismatch", "--align"]),
     ("metrics channels", lambda t, m: ["metrics", "a.wav", "stereo.wav"], ["channel mismatch", "--align"]),
@@ -122,6 +133,11 @@ CASES = [
     ("train config nested", lambda t, m: ["train", "--train_dir", ".", "--output_dir", "run", "--model_config",
                                           _raw_config(t, "[" * 100000 + "]" * 100000)],
      ["raw.json", "nested too deeply"]),
+    ("train config not UTF-8", lambda t, m: ["train", "--train_dir", ".", "--output_dir", "run", "--model_config",
+                                             _raw_config(t, b"\xff\xfe{")], ["raw.json", "not UTF-8"]),
+    ("train config key twice", lambda t, m: ["train", "--train_dir", ".", "--output_dir", "run", "--model_config",
+                                             _raw_config(t, '{"sample_rate": 44100, "sample_rate": 16000}')],
+     ["raw.json", "sample_rate", "given twice"]),
     ("train seed -1", lambda t, m: ["train", "--train_dir", ".", "--model_config", "tiny", "--output_dir", "run",
                                     "--seed", "-1"], ["--seed", "minimum 0"]),
     ("train only bad files", lambda t, m: ["train", "--train_dir", "junk", "--model_config", "tiny",
@@ -156,6 +172,7 @@ def workdir(tmp_path, monkeypatch):
     (tmp_path / "emptydir").mkdir()
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "broken.wav").write_bytes(b"RIFF not audio")
+    (tmp_path / "junk" / "broken.flac").write_bytes(b"fLaC not audio")
     (tmp_path / "x.pkl").write_bytes(pickle.dumps({"state_dict": {}}))
     torch.save({"saga_sr_config": {}, "state_dict": {}, "obj": Path("x")}, tmp_path / "obj.ckpt")
     (tmp_path / "m.jsonl").write_text('{"path": "a.wav"}\n{"path": oops}\n')

@@ -7,6 +7,7 @@ Every user-caused problem (unreadable, empty, non-finite, silent, too many chann
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -28,6 +29,17 @@ SILENCE_PEAK = 1e-4
 # the container allows float, 24-bit PCM for FLAC (no float FLAC), libsndfile's default otherwise.
 _DEFAULT_SUBTYPES = {"WAV": "FLOAT", "W64": "FLOAT", "CAF": "FLOAT", "AIFF": "FLOAT", "FLAC": "PCM_24"}
 _FORMAT_BY_EXT = {".aif": "AIFF", ".aifc": "AIFF", ".oga": "OGG", ".opus": "OGG"}
+
+
+def sf_name(path: str | os.PathLike) -> str | bytes:
+    """`path` as soundfile can open it: soundfile encodes a str strictly, so a file name that is not valid in the
+    file system's encoding (a Latin-1 name on a UTF-8 system) goes as the raw bytes the OS listed."""
+    name = os.fspath(path)
+    try:
+        name.encode(sys.getfilesystemencoding())
+    except UnicodeEncodeError:
+        return os.fsencode(name)
+    return name
 
 
 class ChannelCountError(AudioError):
@@ -76,7 +88,7 @@ def load_audio(
     if not Path(path).exists():
         raise AudioError(f"{path}: no such file")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        data, sr = sf.read(sf_name(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
         raise AudioError(f"{path}: cannot read audio ({exc})") from exc
     if data.size == 0 or data.shape[0] == 0:
@@ -97,7 +109,7 @@ def audio_rate(path: str | os.PathLike) -> int:
     if not Path(path).exists():
         raise AudioError(f"{path}: no such file")
     try:
-        return int(sf.info(str(path)).samplerate)
+        return int(sf.info(sf_name(path)).samplerate)
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
         raise AudioError(f"{path}: cannot read audio ({exc})") from exc
 
@@ -107,7 +119,7 @@ def read_audio_blocks(path: str | os.PathLike, block_frames: int, *, downmix: bo
     file of any length is never held whole. Checked as `load_audio` checks (readable, mono or stereo unless
     `downmix`, finite samples); the silence and zero-length checks need the whole file and are the caller's."""
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(sf_name(path)) as f:
             for block in f.blocks(blocksize=int(block_frames), dtype="float32", always_2d=True):
                 if not np.isfinite(block).all():
                     raise AudioError(f"{path}: audio contains NaN or infinite samples")
@@ -170,7 +182,7 @@ def save_audio(path: str | os.PathLike, wav: np.ndarray, sr: int, *, subtype: st
     _check_writable_samples(path, data, subtype)
     try:
         with atomic_path(path) as tmp:
-            sf.write(tmp, data.T, int(sr), subtype=subtype, format=fmt)
+            sf.write(sf_name(tmp), data.T, int(sr), subtype=subtype, format=fmt)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as exc:
         raise AudioError(f"{path}: cannot write audio ({exc})") from exc
     return path
@@ -185,7 +197,7 @@ def save_audio_blocks(path: str | os.PathLike, blocks: Iterable[np.ndarray], sr:
     fmt = _container(path)
     subtype = output_subtype(path, subtype)
     try:
-        with atomic_path(path) as tmp, sf.SoundFile(str(tmp), "w", int(sr), int(channels), subtype=subtype,
+        with atomic_path(path) as tmp, sf.SoundFile(sf_name(tmp), "w", int(sr), int(channels), subtype=subtype,
                                                    format=fmt) as f:
             written = 0
             for block in blocks:

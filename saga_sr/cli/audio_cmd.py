@@ -228,7 +228,17 @@ def _match(ref_dir: Path, est_dir: Path) -> tuple[list[tuple[Path, Path]], list[
     from saga_sr.audio.io import find_audio_files_relative  # lazy: keeps `saga-sr --help` fast
 
     def index(root: Path) -> dict[str, Path]:
-        return {rel.with_suffix("").as_posix(): f for f, rel in find_audio_files_relative([root])}
+        # a pair is matched by name without extension, so two files of one name (a.wav, a.flac) are ambiguous
+        found: dict[str, Path] = {}
+        for f, rel in find_audio_files_relative([root]):
+            key = rel.with_suffix("").as_posix()
+            if key in found:
+                raise CliError(f"{found[key]} and {f}: one name with two extensions; pairs are matched by name "
+                               "without extension")
+            found[key] = f
+        if not found:
+            raise CliError(f"{root}: no audio files in this folder")
+        return found
 
     refs, ests = index(ref_dir), index(est_dir)
     pairs = [(refs[k], ests[k]) for k in sorted(refs) if k in ests]

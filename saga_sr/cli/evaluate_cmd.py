@@ -13,7 +13,7 @@ from pathlib import Path
 
 from saga_sr.audio.filters import FILTER_TYPES
 from saga_sr.audio.lr_sim import RESAMPLE_ONLY
-from saga_sr.cli.options import add_batch_options, batch_layout, filter_order, model_or_shipped, positive_float
+from saga_sr.cli.options import add_batch_options, batch_layout, filter_order, model_or_shipped, positive_float, seed
 from saga_sr.errors import SagaError
 from saga_sr.outputs import check_writable
 
@@ -108,7 +108,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="score only the first S seconds of each file, S > 0 (default: whole files)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the LR simulation, DSP noise and sampler (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the LR simulation, DSP noise and sampler (default 0)")
     p.add_argument(
         "--perceptual",
         choices=("auto", "visqol", "mel", "none"),
@@ -132,6 +132,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_evaluate)
 
 
+def _check_cutoffs(cutoffs: list[float]) -> None:
+    """The LR cutoffs `degrade` accepts, each once: a repeated cutoff would score every clip twice and count the
+    copies as independent samples in the means and confidence intervals."""
+    from saga_sr.audio.lr_sim import MIN_CUTOFF_HZ
+
+    lo = int(MIN_CUTOFF_HZ)
+    if any(not lo <= c < 22050 for c in cutoffs):
+        raise SagaError(f"--cutoffs must lie in [{lo}, 22050) Hz (the LR band SAGA-SR takes), got "
+                        f"{' '.join(f'{c:g}' for c in cutoffs)}")
+    if len(set(cutoffs)) != len(cutoffs):
+        raise SagaError(f"--cutoffs {' '.join(f'{c:g}' for c in cutoffs)}: each cutoff once (a repeat counts every "
+                        "clip twice)")
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     # lazy: keeps `saga-sr --help` fast
     from saga_sr.errors import DataError
@@ -143,8 +157,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         or (args.max_files is not None and args.max_files < 1)
     ):
         raise SagaError("--steps, --order and --max-files must be positive")
-    if any(not 0 < c < 22050 for c in args.cutoffs):
-        raise SagaError(f"--cutoffs must lie in (0, 22050) Hz, got {args.cutoffs}")
+    _check_cutoffs(args.cutoffs)
     args.model = model_or_shipped(args.model)
     try:  # a missing or empty --test-dir: refused before the model loads
         list_test_files(args.test_dir, args.max_files)

@@ -27,6 +27,7 @@ from saga_sr.cli.options import (
     model_or_shipped,
     positive_float,
     positive_int,
+    seed,
     target_rolloff,
     torch_device,
 )
@@ -103,7 +104,7 @@ def register(subparsers) -> None:
         default=None,
         help="text guidance scale s_t (default: the model config's cfg_scales, else 1.2)",
     )
-    p.add_argument("--seed", type=int, default=0, help="noise seed (default %(default)s)")
+    p.add_argument("--seed", type=seed, default=0, help="noise seed, 0 to 2^32 - 1 (default %(default)s)")
     p.add_argument("--no-lfr", action="store_true", help="skip low-frequency replacement")
     p.add_argument("--batch-size", type=positive_int, default=4, help="windows per DiT batch (default %(default)s)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda if available)")

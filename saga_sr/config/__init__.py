@@ -35,6 +35,20 @@ def config_path(name: str) -> Path:
     return path
 
 
+class _DuplicateKey(ValueError):
+    """A key that appears twice in one JSON object."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """json object hook: a repeated key is an error, since a silently dropped value is a wrong config."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def read_config(path_or_name: str | Path) -> dict:
     """Parse a config file (or shipped name) without validating it."""
     path = Path(path_or_name)
@@ -43,9 +57,15 @@ def read_config(path_or_name: str | Path) -> dict:
             raise ConfigError([f"config file not found: {path} (shipped names: {', '.join(shipped_configs())})"])
         path = config_path(path.name)
     try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
+        cfg = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise ConfigError([f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"], source=str(path)) from None
+    except _DuplicateKey as exc:
+        raise ConfigError([f"{exc.args[0]}: key given twice (JSON would keep only the last)"],
+                          source=str(path)) from None
+    except UnicodeDecodeError as exc:  # a ValueError too: before the number-length clause
+        raise ConfigError([f"cannot read: not UTF-8 text ({exc.reason} at byte {exc.start})"],
+                          source=str(path)) from None
     except ValueError as exc:  # an integer longer than Python converts (4300 digits)
         raise ConfigError([f"not a usable config: it holds a number too long to read ({str(exc).split(':')[0]})"],
                           source=str(path)) from None

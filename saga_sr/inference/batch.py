@@ -208,9 +208,12 @@ def _predict_module(
             self.step = make_step(self.trainer.strategy.root_device)
 
         def predict_dataloader(self):
-            return DataLoader(self.part, batch_size=None, collate_fn=_identity)
+            # Lightning refuses an empty loader; a rank with no files (more ranks than files) gets one no-op item
+            return DataLoader(self.part or [None], batch_size=None, collate_fn=_identity)
 
-        def predict_step(self, index: int, batch_idx: int = 0) -> None:
+        def predict_step(self, index: int | None, batch_idx: int = 0) -> None:
+            if index is None:
+                return
             item = items[index]
             try:
                 text, result = self.step(item)

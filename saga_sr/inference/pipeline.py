@@ -35,7 +35,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from saga_sr.audio.io import SILENCE_PEAK, read_audio_blocks, save_audio_blocks
+from saga_sr.audio.io import SILENCE_PEAK, read_audio_blocks, save_audio_blocks, sf_name
 from saga_sr.audio.resample import resample, resample_blocks
 from saga_sr.audio.spectral import hz_to_normalized
 from saga_sr.errors import AudioError, SagaError
@@ -181,7 +181,7 @@ class Upsampler:
         t0 = time.perf_counter()
         resolve_target_rolloff(options.get("target_rolloff"), self.sr)  # a bad target fails before any reading
         try:
-            meta = sf.info(str(src))
+            meta = sf.info(sf_name(src))
         except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
             raise AudioError(f"{src}: cannot read audio ({exc})") from exc
         sr, frames = int(meta.samplerate), int(meta.frames)
