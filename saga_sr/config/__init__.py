@@ -13,8 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from saga_sr.config.checks import (check_config, check_runnable, conditioner_types, objective_problem,
-                                   pretransform_facts)
+from saga_sr.config.checks import check_config, check_runnable, conditioner_types, objective_problem, pretransform_facts
 from saga_sr.config.rungs import RUNGS, TINY_T5_CONFIG, derive_rung, with_rolloff_conditioner
 from saga_sr.errors import ConfigError
 
@@ -59,7 +58,8 @@ def read_config(path_or_name: str | Path) -> dict:
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
-        raise ConfigError([f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"], source=str(path)) from None
+        raise ConfigError([f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"],
+                          source=str(path)) from None
     except _DuplicateKey as exc:
         raise ConfigError([f"{exc.args[0]}: key given twice (JSON would keep only the last)"],
                           source=str(path)) from None
@@ -72,7 +72,7 @@ def read_config(path_or_name: str | Path) -> dict:
     except RecursionError:
         raise ConfigError(["not a usable config: objects or lists nested too deeply to read"],
                           source=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError([f"cannot read: {exc}"], source=str(path)) from exc
     if not isinstance(cfg, dict):
         raise ConfigError(["(top level): expected a JSON object"], source=str(path))
