@@ -224,13 +224,15 @@ def test_a_failure_on_another_rank_still_ends_in_rank_zeros_summary(batch: Path,
 def test_a_rank_without_files_runs_an_empty_loop():
     """More processes than files (`--processes 3` on one file): Lightning refuses a zero-length loader, so a rank
     with nothing to do gets one no-op item instead of a traceback."""
-    from saga_sr.inference.batch import _predict_module
+    from saga_sr.inference.batch import predict_module
 
     calls = []
-    module = _predict_module([(Path("in/a.wav"), Path("out/a.wav"))], lambda device: calls.append, True, [])
+    module = predict_module(
+        [(Path("in/a.wav"), Path("out/a.wav"))], str, "plan", lambda device: calls.append, quiet=True, setup_line=None
+    )
     module.part = []
     items = list(module.predict_dataloader())
     assert len(items) == 1
     for item in items:
         module.predict_step(item)
-    assert module.ok == 0 and module.failed == [] and calls == []
+    assert module.done == [] and module.failed == [] and calls == []

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-__all__ = ["Layout", "failures", "plan_digest", "plan_layout", "run_batch", "run_ranks", "shard"]
+__all__ = ["Layout", "failures", "plan_digest", "plan_layout", "predict_module", "run_batch", "run_ranks", "shard"]
 
 # the slowest rank may finish long after the others (one long recording): wait for it this long at the end
 RESULT_TIMEOUT = timedelta(days=7)
@@ -174,7 +174,7 @@ def _identity(x):
     return x
 
 
-def _predict_module(
+def predict_module(
     items: Sequence, name: Callable, digest: str, make_step: Callable, quiet: bool, setup_line: str | None
 ):
     """The LightningModule whose predict_step runs the step on one item of this rank's part."""
@@ -305,7 +305,7 @@ def run_ranks(
     from lightning.fabric.plugins.environments import LightningEnvironment, TorchElasticEnvironment
     from lightning.pytorch.strategies import DDPStrategy
 
-    module = _predict_module(list(items), name, digest, make_step, quiet, setup_line)
+    module = predict_module(list(items), name, digest, make_step, quiet, setup_line)
     environment = TorchElasticEnvironment() if layout.torchrun else LightningEnvironment()
     with _quiet_lightning():
         trainer = L.Trainer(
