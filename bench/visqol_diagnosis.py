@@ -153,10 +153,38 @@ def top_octave_envelope(est: np.ndarray, lr: np.ndarray, cutoff: float, alpha: f
     return istft(e, est.shape[-1]).astype(np.float32)
 
 
+def top_octave_envelope_per_band(est: np.ndarray, lr: np.ndarray, cutoff: float) -> np.ndarray:
+    """As `top_octave_envelope`, per 1/6-octave band: every band's energy over time follows the LR's top octave
+    at the band's own long-term level (the DSP fill's envelope without its noise, at the model's level)."""
+    e, x = stft(est.astype(np.float64)), stft(lr.astype(np.float64))
+    k = int(round(cutoff * N_FFT / SR))
+    top = (np.abs(x[k // 2: int(0.9 * k)]) ** 2).sum(axis=0) + 1e-20
+    for lo, hi in fractional_bands(cutoff):
+        band = (np.abs(e[lo:hi]) ** 2).sum(axis=0) + 1e-20
+        e[lo:hi] *= np.sqrt(top / band * band.sum() / top.sum())
+    return istft(e, est.shape[-1]).astype(np.float32)
+
+
+def lfr_unscaled(pred: np.ndarray, lr: np.ndarray, cutoff: float) -> np.ndarray:
+    """LFR as the evaluation applies it (same crossfade below the edge) but without its level match, which
+    multiplies the whole prediction by r = LR / prediction at the seam bin, clamped to [0.8, 1.2]."""
+    from saga_sr.audio.lfr import crossfade_weights, edge_crossfade_hz
+    from saga_sr.audio.spectral import bin_of_hz
+
+    p, x = stft(pred.astype(np.float64)), stft(lr.astype(np.float64))
+    k = bin_of_hz(cutoff, SR)
+    width = int(round(edge_crossfade_hz(cutoff) * N_FFT / SR))
+    w = crossfade_weights(p.shape[0], k, width)[:k, None]
+    p[:k] = p[:k] * (1.0 - w) + x[:k] * w
+    return istft(p, pred.shape[-1]).astype(np.float32)
+
+
 def candidates(sig: dict, cutoff: float) -> dict:
     ours, lr = sig["ours"], sig["unprocessed"]
     return {"cand:top_env": top_octave_envelope(ours, lr, cutoff, 1.0),
-            "cand:top_env_0.5": top_octave_envelope(ours, lr, cutoff, 0.5)}
+            "cand:top_env_0.5": top_octave_envelope(ours, lr, cutoff, 0.5),
+            "cand:top_env_band": top_octave_envelope_per_band(ours, lr, cutoff),
+            "cand:lfr_unscaled": lfr_unscaled(sig["ours_no_lfr"], lr, cutoff)}
 
 
 def counterfactuals(sig: dict, cutoff: float) -> dict:
@@ -171,15 +199,20 @@ def counterfactuals(sig: dict, cutoff: float) -> dict:
 
 # ---- driver --------------------------------------------------------------------------------------------------
 def clip_dirs(eval_dir: Path) -> list[tuple[float, str, Path]]:
+    """(cutoff, clip, folder) per cutoff, the domains interleaved so that a partial run covers all of them."""
     out = []
-    for cut_dir in sorted((eval_dir / "audio").glob("*hz")):
-        for ref in sorted(cut_dir.rglob("reference.wav")):
-            out.append((float(cut_dir.name[:-2]), ref.parent.relative_to(cut_dir).as_posix(), ref.parent))
+    for cut_dir in sorted((eval_dir / "audio").glob("*hz"), key=lambda d: int(d.name[:-2])):
+        by_domain = [sorted(d.rglob("reference.wav")) for d in sorted(cut_dir.iterdir())]
+        for i in range(max(map(len, by_domain), default=0)):
+            for refs in by_domain:
+                if i < len(refs):
+                    ref = refs[i]
+                    out.append((float(cut_dir.name[:-2]), ref.parent.relative_to(cut_dir).as_posix(), ref.parent))
     return out
 
 
 def analyse(eval_dir: Path, out: Path, extra: dict[str, Path], with_cf: bool = True,
-            only: tuple[str, ...] = ()) -> list[dict]:
+            only: tuple[str, ...] = (), systems: tuple[str, ...] = ()) -> list[dict]:
     vq = Visqol()
     rows = []
     for cutoff, clip, d in clip_dirs(eval_dir):
@@ -196,7 +229,7 @@ def analyse(eval_dir: Path, out: Path, extra: dict[str, Path], with_cf: bool = T
         sig.update(candidates(sig, cutoff))
         ref = sig["reference"]
         for name, est in sig.items():
-            if name == "reference":
+            if name == "reference" or (systems and name not in systems):
                 continue
             res = vq.score(ref, est)
             row = {"clip": clip, "domain": clip.split("/")[0], "cutoff": cutoff, "system": name,
@@ -208,8 +241,8 @@ def analyse(eval_dir: Path, out: Path, extra: dict[str, Path], with_cf: bool = T
                 row.update(stft_band_bias(ref, est, cutoff))
             rows.append(row)
         print(f"{int(cutoff)} {clip}", flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "rows.json").write_text(json.dumps(rows))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "rows.json").write_text(json.dumps(rows))  # after every clip: a partial run is usable
     return rows
 
 
@@ -222,7 +255,7 @@ def summary(rows: list[dict], base: str = "ours") -> list[dict]:
             ref = {r["clip"]: r for r in sel if r["system"] == base}
             for system in dict.fromkeys(r["system"] for r in sel):
                 mine = {r["clip"]: r for r in sel if r["system"] == system}
-                clips = sorted(mine)
+                clips = sorted(c for c in mine if c in ref)
                 rec = {"cutoff": int(cutoff), "domain": domain, "system": system}
                 for m in ("lsd", "visqol"):
                     rec[m] = mean_ci(mine[c][m] for c in clips)
@@ -242,6 +275,149 @@ def write_summary(rows: list[dict], out: Path) -> None:
                         ("lsd", "visqol", "d_lsd", "d_visqol") for x in (r[m].mean, r[m].half_width))])
 
 
+# ---- markdown tables -----------------------------------------------------------------------------------------
+def _fmt(sm, d=2) -> str:
+    return sm.format(d)
+
+
+def band_swap_mos(rows: list[dict], vq: Visqol | None = None) -> dict:
+    """Per cutoff: mean MOS of the model's fvnsim with the DSP fill's put into the bands above the cutoff, or
+    into the bands below it (the SVR reads fvnsim alone, so this splits the gap by frequency exactly)."""
+    vq = vq or Visqol()
+    out = {}
+    for c in sorted({r["cutoff"] for r in rows}):
+        by = {(r["clip"], r["system"]): r for r in rows if r["cutoff"] == c and r.get("fvnsim")}
+        clips = sorted({k[0] for k in by if (k[0], "dsp") in by and (k[0], "ours") in by})
+        cf = np.array(next(r["centres"] for r in rows if "centres" in r))
+        res = {"ours": [], "dsp": [], "ours, DSP's bands above cutoff": [], "ours, DSP's bands below cutoff": []}
+        for clip in clips:
+            o, d = np.array(by[(clip, "ours")]["fvnsim"]), np.array(by[(clip, "dsp")]["fvnsim"])
+            res["ours"].append(vq.mos_of(o))
+            res["dsp"].append(vq.mos_of(d))
+            res["ours, DSP's bands above cutoff"].append(vq.mos_of(np.where(cf >= c, d, o)))
+            res["ours, DSP's bands below cutoff"].append(vq.mos_of(np.where(cf < c, d, o)))
+        out[c] = {k: mean_ci(v) for k, v in res.items()}
+    return out
+
+
+def report(rows: list[dict]) -> str:
+    recs = summary(rows)
+    lines = []
+    for c in sorted({r["cutoff"] for r in recs}):
+        lines += [f"\n#### cutoff {c} Hz\n", "| domain | system | n | LSD | ViSQOL | LSD - ours | ViSQOL - ours |"
+                  " share of the DSP-ours ViSQOL gap closed |", "|---|---|---|---|---|---|---|---|"]
+        for dom in ("all", "speech", "music", "effects"):
+            sel = [r for r in recs if r["cutoff"] == c and r["domain"] == dom]
+            gap = next((r["d_visqol"].mean for r in sel if r["system"] == "dsp"), float("nan"))
+            for r in sel:
+                share = r["d_visqol"].mean / gap if gap and r["system"] not in ("ours",) else float("nan")
+                lines.append(f"| {dom} | {r['system']} | {r['visqol'].n} | {_fmt(r['lsd'])} | {_fmt(r['visqol'])} | "
+                             f"{_fmt(r['d_lsd'])} | {_fmt(r['d_visqol'])} | "
+                             + ("" if np.isnan(share) else f"{100 * share:.0f} %") + " |")
+    swap = band_swap_mos(rows)
+    lines += ["\n#### ViSQOL gap split by frequency (the SVR re-run on swapped fvnsim bands)\n",
+              "| cutoff | " + " | ".join(next(iter(swap.values()))) + " |", "|---|" + "---|" * 4]
+    for c, res in swap.items():
+        lines.append(f"| {int(c)} | " + " | ".join(_fmt(v) for v in res.values()) + " |")
+    for key, title in (("fvnsim", "ViSQOL fvnsim"), ("corr", "envelope correlation (ViSQOL dB view)")):
+        for c in sorted({r["cutoff"] for r in rows}):
+            cf = np.array(next(r["centres"] for r in rows if "centres" in r))
+            idx = np.nonzero(cf >= c * 0.9)[0]
+            lines += [f"\n#### {title} per gammatone band, cutoff {int(c)} Hz (mean over clips)\n",
+                      "| system | " + " | ".join(f"{cf[i] / 1000:.1f}k" for i in idx) + " |",
+                      "|---|" + "---|" * len(idx)]
+            for system in ("unprocessed", "dsp", "ours", "ours_no_lfr"):
+                y = _mean_curve(rows, system, c, key)
+                if y is not None:
+                    lines.append(f"| {system} | " + " | ".join(f"{y[i]:.2f}" for i in idx) + " |")
+    for key, title in (("stft_bias", "level bias, mean over frames of dB(est) - dB(ref)"),
+                       ("stft_energy_ratio_db", "long-term energy ratio est / ref, dB")):
+        for c in sorted({r["cutoff"] for r in rows}):
+            lows = next(r["stft_band_lo_hz"] for r in rows if r["cutoff"] == c and "stft_band_lo_hz" in r)
+            lines += [f"\n#### {title}, third octaves from the cutoff {int(c)} Hz (mean over clips)\n",
+                      "| system | " + " | ".join(f"{f / 1000:.1f}k" for f in lows) + " |", "|---|" + "---|" * len(lows)]
+            for system in ("dsp", "ours", "ours_no_lfr"):
+                y = _mean_curve(rows, system, c, key)
+                if y is not None:
+                    lines.append(f"| {system} | " + " | ".join(f"{v:+.1f}" for v in y) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# ---- where the generated band ends ---------------------------------------------------------------------------
+EDGES_KHZ = (10, 12, 14, 16, 17, 18, 19, 20, 21, 22)
+
+
+def top_band_profile(eval_dirs: list[Path]) -> str:
+    """Long-term level (dB) per band from 10 to 22 kHz relative to the 10-12 kHz band, for the reference, the DSP
+    fill and the model, over the clips whose reference content reaches 20 kHz (mini_data.measure_bandwidth)."""
+    from saga_sr.experiments.mini_data import measure_bandwidth
+
+    names = {"reference": "reference.wav", "dsp": BASE["dsp"], "ours": BASE["ours"]}
+    prof: dict[str, list] = {k: [] for k in names}
+    n = 0
+    for eval_dir in eval_dirs:
+        for _, _, d in clip_dirs(eval_dir):
+            ref = load_audio(d / "reference.wav", target_sr=SR)[0][0]
+            if measure_bandwidth(ref, SR) < 20000:
+                continue
+            n += 1
+            for k, f in names.items():
+                p = (np.abs(stft(load_audio(d / f, target_sr=SR)[0][0].astype(np.float64))) ** 2).sum(axis=1)
+                f_hz = np.arange(len(p)) * SR / N_FFT
+                lv = [10 * np.log10(p[(f_hz >= a * 1000) & (f_hz < b * 1000)].mean() + 1e-20)
+                      for a, b in zip(EDGES_KHZ[:-1], EDGES_KHZ[1:])]
+                prof[k].append(np.array(lv) - lv[0])
+    head = " | ".join(f"{a}-{b}k" for a, b in zip(EDGES_KHZ[:-1], EDGES_KHZ[1:]))
+    lines = [f"clip-cutoff pairs with reference content to 20 kHz: {n}", "", f"| signal | {head} |",
+             "|---|" + "---|" * (len(EDGES_KHZ) - 1)]
+    for k, v in prof.items():
+        if v:
+            lines.append(f"| {k} | " + " | ".join(f"{x:+.1f}" for x in np.mean(v, axis=0)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# ---- figures -------------------------------------------------------------------------------------------------
+SHOWN = (("unprocessed", "C7", "unprocessed"), ("dsp", "C1", "DSP fill"), ("ours", "C0", "saga-sr-mini"),
+         ("ours_no_lfr", "C0", "saga-sr-mini, no LFR"))
+
+
+def _mean_curve(rows: list[dict], system: str, cutoff: float, key: str) -> np.ndarray:
+    vals = [r[key] for r in rows if r["system"] == system and r["cutoff"] == cutoff and r.get(key) is not None]
+    return np.nanmean(np.array(vals, dtype=float), axis=0) if vals else None
+
+
+def plot(rows: list[dict], png: Path) -> Path:
+    """Per cutoff (columns): ViSQOL fvnsim per gammatone band; envelope correlation per band; STFT level bias
+    per third octave above the cutoff; means over clips."""
+    from matplotlib.figure import Figure
+
+    cutoffs = sorted({r["cutoff"] for r in rows})
+    centres = next(r["centres"] for r in rows if "centres" in r)
+    fig = Figure(figsize=(11, 9), layout="constrained")
+    axes = fig.subplots(3, len(cutoffs), squeeze=False)
+    for j, c in enumerate(cutoffs):
+        lows = next(r["stft_band_lo_hz"] for r in rows if r["cutoff"] == c and "stft_band_lo_hz" in r)
+        for system, color, label in SHOWN:
+            ls = ":" if system == "ours_no_lfr" else "-"
+            for i, key, x in ((0, "fvnsim", centres), (1, "corr", centres), (2, "stft_bias", lows)):
+                y = _mean_curve(rows, system, c, key)
+                if y is not None and not (i == 2 and system == "unprocessed"):
+                    axes[i, j].semilogx(x, y, ls, color=color, marker=".", label=label)
+        for i, name in enumerate(("ViSQOL fvnsim per band", "envelope correlation (ViSQOL's dB view)",
+                                  "level bias, mean dB (est - ref)")):
+            ax = axes[i, j]
+            ax.axvline(c, color="k", lw=0.8, ls="--")
+            ax.set_title(f"{name}, cutoff {int(c)} Hz", fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.set_xlim(1000 if i < 2 else c * 0.9, 23000)
+        axes[2, j].axhline(0, color="k", lw=0.8)
+        axes[2, j].set_xlabel("Hz")
+    axes[0, 0].legend(fontsize=8)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=100)
+    return png
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("eval_dir", type=Path)
@@ -250,7 +426,15 @@ def main() -> None:
     ap.add_argument("--no-counterfactuals", action="store_true")
     ap.add_argument("--only", nargs="*", default=[], help="clip prefixes (e.g. speech/) to analyse")
     ap.add_argument("--merge", nargs="*", default=[], type=Path, help="summarise these rows.json files only")
+    ap.add_argument("--systems", nargs="*", default=[], help="score only these systems")
+    ap.add_argument("--plot", type=Path, default=None, help="write the per-band figure here")
+    ap.add_argument("--profile", nargs="*", default=[], type=Path, help="eval dirs: where the model's band ends")
     a = ap.parse_args()
+    if a.profile:
+        a.out.mkdir(parents=True, exist_ok=True)
+        (a.out / "top_band_profile.md").write_text(top_band_profile(a.profile))
+        print((a.out / "top_band_profile.md").read_text())
+        return
     if a.merge:
         rows = [r for p in a.merge for r in json.loads(p.read_text())]
         a.out.mkdir(parents=True, exist_ok=True)
@@ -258,8 +442,11 @@ def main() -> None:
     else:
         extra = dict(x.split("=", 1) for x in a.extra)
         rows = analyse(a.eval_dir, a.out, {k: Path(v) for k, v in extra.items()}, not a.no_counterfactuals,
-                       tuple(a.only))
+                       tuple(a.only), tuple(a.systems))
     write_summary(rows, a.out)
+    if a.plot:
+        plot(rows, a.plot)
+    (a.out / "report.md").write_text(report(rows))
 
 
 if __name__ == "__main__":
