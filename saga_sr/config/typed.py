@@ -63,6 +63,7 @@ class ModelSettings:
     lr_gain_floor: float = 0.1  # model.diffusion.lr_gain.floor (of the window's RMS)
     lr_prefill: str | None = None  # model.diffusion.lr_prefill: "dsp" = the LR input is DSP-extended before encoding
     target_band_limit: bool = False  # model.diffusion.target_band_limit: upsampling removes content above the target
+    envelope_follow: float = 0.0  # model.diffusion.envelope_follow: decoded band follows the LR top octave (0 = off)
 
     @classmethod
     def from_config(cls, cfg: dict) -> "ModelSettings":
@@ -78,6 +79,7 @@ class ModelSettings:
                    default_steps=diffusion.get("default_steps"),
                    lr_prefill=diffusion.get("lr_prefill"),
                    target_band_limit=bool(diffusion.get("target_band_limit", False)),
+                   envelope_follow=float(diffusion.get("envelope_follow") or 0.0),
                    **_lr_gain(diffusion.get("lr_gain")))
 
     @property
