@@ -135,3 +135,33 @@ def test_upsampler_applies_the_configured_envelope_following_per_chunk():
         corr[strength] = _band_envelope_correlation(out[0], lr_model_rate[: out.shape[-1]], 7000.0, 44100)
     assert corr[1.0] > 0.9, corr
     assert corr[1.0] > corr[0.0] + 0.1, corr
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.5])
+def test_validation_follows_the_envelope_before_lfr_when_the_config_says_so(monkeypatch, strength):
+    """Training's validation decodes outside the Upsampler: it applies the configured step to each item at its
+    LFR cutoff with the item's LR, and not at all when the config leaves it off."""
+    import torch
+
+    from saga_sr.models.build import build_model
+    from saga_sr.training import validation
+    from saga_sr.training.module import SAGASRTrainer
+
+    calls = []
+
+    def spy(pred, lr, cutoff_hz, sr, s):
+        calls.append((pred.shape, lr.shape, cutoff_hz, sr, s))
+        return pred
+
+    monkeypatch.setattr(validation, "follow_top_octave_envelope", spy)
+    cfg = read_config("mini")
+    cfg["sample_size"] = 4096
+    cfg["model"]["diffusion"]["envelope_follow"] = strength
+    module = SAGASRTrainer(build_model(cfg, seed=0), use_ema=False, val_steps=1)
+    audio = 0.1 * torch.randn(2, 1, 4096, generator=torch.Generator().manual_seed(0))
+    md = [{"lr_audio": 0.5 * audio[i], "padding_mask": torch.ones(4096, dtype=torch.bool), "prompt": "music",
+           "input_rolloff": 0.2, "target_rolloff": 0.8, "rolloff_low": 3000.0 + 1000 * i,
+           "lr_cutoff_hz": 3000.0 + 1000 * i} for i in range(2)]
+    validation.validate_batch(module, audio, md, 0)
+    expected = [((1, 4096), (1, 4096), 3000.0 + 1000 * i, 44100, strength) for i in range(2)] if strength else []
+    assert calls == expected
