@@ -59,11 +59,11 @@ def main() -> None:
     p.add_argument("run_b")
     p.add_argument("--system", default="ours")
     p.add_argument("--labels", nargs=2, default=("A", "B"))
-    p.add_argument("--baselines", action="store_true", help="also print each run's dsp and unprocessed rows (run A)")
+    p.add_argument("--baselines", action="store_true", help="also compare B with run A's dsp_bwe and unprocessed rows")
     args = p.parse_args()
     print("\n".join(table(read_rows(args.run_a, args.system), read_rows(args.run_b, args.system), *args.labels)))
     if args.baselines:
-        for base in ("dsp", "unprocessed"):
+        for base in ("dsp_bwe", "unprocessed"):
             print(f"\n{base} vs {args.labels[1]} ({args.system}):")
             print("\n".join(table(read_rows(args.run_a, base), read_rows(args.run_b, args.system),
                                   base, args.labels[1])))
