@@ -113,7 +113,8 @@ class ChunkDecoder:
         t0 = clock()
         wav = self.decode(self._latent(a, b))
         t1 = clock()
-        lr = self.lr.get(a * ratio, b * ratio) if self.envelope or self.cutoff_hz is not None else None
+        needs_lr = self.envelope is not None or self.cutoff_hz is not None
+        lr = self.lr.get(a * ratio, b * ratio) if needs_lr else None
         if self.envelope is not None:
             strength, edge_hz = self.envelope
             wav = np.stack([follow_top_octave_envelope(wav[i], self.item(lr, i), edge_hz, self.sr, strength)

@@ -1,7 +1,7 @@
 """Validation sampling: Euler on the linear-quadratic schedule with two-scale CFG (saga_sr.inference),
 decode, the top-octave envelope following when the config sets model.diffusion.envelope_follow (as the
-upsampler does), low-frequency replacement (cutoff: rolloff_low when present, else lr_cutoff_hz, as seed 001 says),
-metrics (LSD, LSD-HF, SI-SDR) and a few saved examples (audio + spectrogram PNG + a JSON sidecar) under
+upsampler does), low-frequency replacement (cutoff: rolloff_low when present, else lr_cutoff_hz, as seed 001
+says), metrics (LSD, LSD-HF, SI-SDR) and a few saved examples (audio + spectrogram PNG + a JSON sidecar) under
 OUT/val/step=N/.
 
 Target roll-off: validation conditions on the batch's `target_rolloff`, which the dataset measures on each HR
