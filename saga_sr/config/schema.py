@@ -170,6 +170,7 @@ DIFFUSION = Obj({
     "lr_gain": opt(Obj({"smooth_frames": opt(POS_INT), "floor": opt(PROB)})),
     "lr_prefill": opt(Scalar("str", ("dsp",))),
     "target_band_limit": opt(BOOL),
+    "envelope_follow": opt(PROB),
 })
 
 TRAINING = Obj({

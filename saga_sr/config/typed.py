@@ -63,6 +63,7 @@ class ModelSettings:
     cond_token_dim: int = 0
     global_cond_dim: int = 0
     dit_io_channels: int = 0
+    envelope_follow: float = 0.0  # model.diffusion.envelope_follow: decoded band follows the LR top octave (0 = off)
 
     @classmethod
     def from_config(cls, cfg: dict) -> "ModelSettings":
@@ -84,6 +85,7 @@ class ModelSettings:
                    default_steps=diffusion.get("default_steps"),
                    lr_prefill=diffusion.get("lr_prefill"),
                    target_band_limit=bool(diffusion.get("target_band_limit", False)),
+                   envelope_follow=float(diffusion.get("envelope_follow") or 0.0),
                    **_lr_gain(diffusion.get("lr_gain")))
 
     @property

@@ -1,7 +1,8 @@
 """Latent windows -> output audio for the streaming upsampler: overlapping latent chunks are decoded as soon
 as the sampling windows they need are finished (with extra context margins that are thrown away), the
-input band below the edge is put back (low-frequency replacement), and the chunks are crossfaded into an
-OverlapAdd from which final samples are handed out.
+generated band optionally follows the LR's top-octave envelope (audio.envelope, measured on the chunk and its
+margins), the input band below the edge is put back (low-frequency replacement), and the chunks are
+crossfaded into an OverlapAdd from which final samples are handed out.
 
 The LFR crossfade lies just below the edge, inside the input's own roll-off (audio.lfr.edge_crossfade_hz).
 
@@ -20,6 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from saga_sr.audio.envelope import follow_top_octave_envelope
 from saga_sr.audio.lfr import edge_crossfade_hz, limit_to_target, low_frequency_replace
 from saga_sr.inference.stream import ForwardBuffer, OverlapAdd
 from saga_sr.inference.windows import WindowPlan, window_weights
@@ -45,12 +47,15 @@ class ChunkDecoder:
 
     decode / item: the model's decoder and its view of the input; ratio: samples per latent frame; margin:
     extra latent frames decoded on each side of a chunk and dropped; cutoff_hz: the LFR band edge (None: no
-    LFR); target_hz: remove content above it (None: keep). `decode_s` / `lfr_s`: seconds spent so far."""
+    LFR); target_hz: remove content above it (None: keep); envelope: (strength, band edge in Hz) of the
+    top-octave envelope following, applied before LFR (None: off). `decode_s` / `lfr_s`: seconds spent so far
+    (the envelope step counts as post-processing, in `lfr_s`)."""
 
     def __init__(self, plan: WindowPlan, lr: ForwardBuffer, out: OverlapAdd, *, decode: Decode, item: Item,
                  sample_rate: int, ratio: int, margin: int, cutoff_hz: float | None,
-                 target_hz: float | None = None) -> None:
+                 target_hz: float | None = None, envelope: tuple[float, float] | None = None) -> None:
         self.lr, self.out, self.cutoff_hz, self.target_hz = lr, out, cutoff_hz, target_hz
+        self.envelope = envelope if envelope is not None and envelope[0] > 0 else None
         self.decode, self.item, self.sr, self.ratio = decode, item, int(sample_rate), int(ratio)
         self.plan = plan
         self.margin = int(margin)
@@ -108,8 +113,13 @@ class ChunkDecoder:
         t0 = clock()
         wav = self.decode(self._latent(a, b))
         t1 = clock()
+        needs_lr = self.envelope is not None or self.cutoff_hz is not None
+        lr = self.lr.get(a * ratio, b * ratio) if needs_lr else None
+        if self.envelope is not None:
+            strength, edge_hz = self.envelope
+            wav = np.stack([follow_top_octave_envelope(wav[i], self.item(lr, i), edge_hz, self.sr, strength)
+                            for i in range(wav.shape[0])])
         if self.cutoff_hz is not None:
-            lr = self.lr.get(a * ratio, b * ratio)
             fade = edge_crossfade_hz(self.cutoff_hz)
             wav = np.stack([low_frequency_replace(wav[i], self.item(lr, i), self.sr, cutoff_hz=self.cutoff_hz,
                                                   crossfade_hz=fade)

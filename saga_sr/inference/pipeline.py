@@ -110,6 +110,7 @@ class UpsampleInfo:
     seed: int
     target_band_limit: bool = False  # content above band_limit_hz removed after decoding
     band_limit_hz: float | None = None  # the given target, raised to the band edge if below it (bands.band_limit_hz)
+    envelope_follow: float = 0.0  # strength of the top-octave envelope following before LFR (0: off; the model's)
     timings: Timings = field(default_factory=Timings)
     wall_s: float = 0.0
 
@@ -241,7 +242,8 @@ class Upsampler:
             rolloff_normalized=hz_to_normalized(f_l, self.sr), target_rolloff_normalized=target_norm,
             target_rolloff_hz=target_hz, lfr=lfr, steps=sampling.steps, schedule=schedule,
             cfg_audio=sampling.cfg_audio, cfg_text=sampling.cfg_text, seed=seed,
-            target_band_limit=limit_hz is not None, band_limit_hz=limit_hz)
+            target_band_limit=limit_hz is not None, band_limit_hz=limit_hz,
+            envelope_follow=self.model.settings.envelope_follow)
         info.timings.prepare = time.perf_counter() - t0
         return info, self._blocks(blocks, length, channels, info, t0, prompt=prompt, batch_size=batch_size,
                                   progress=progress, on_windows=on_windows)
@@ -262,7 +264,8 @@ class Upsampler:
                                sample_rate=self.sr, ratio=self.ratio,
                                margin=int(round(plan.length * self.decode_margin)),
                                cutoff_hz=info.band_edge_hz if info.lfr else None,
-                               target_hz=info.band_limit_hz)
+                               target_hz=info.band_limit_hz,
+                               envelope=(info.envelope_follow, info.band_edge_hz))
         jobs = [(w, i) for w in range(len(plan)) for i in range(n_items)]
         batches = [jobs[k:k + batch_size] for k in range(0, len(jobs), batch_size)]
         tick, close = _progress(progress, len(batches) * info.steps + len(decoder.plan))

@@ -1,5 +1,6 @@
 """Validation sampling: Euler on the linear-quadratic schedule with two-scale CFG (saga_sr.inference),
-decode, low-frequency replacement (cutoff: rolloff_low when present, else lr_cutoff_hz),
+decode, the top-octave envelope following when the config sets model.diffusion.envelope_follow (as the
+upsampler does), low-frequency replacement (cutoff: rolloff_low when present, else lr_cutoff_hz),
 metrics (LSD, LSD-HF, SI-SDR) and a few saved examples (audio + spectrogram PNG + a JSON sidecar) under
 OUT/val/step=N/.
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from saga_sr.audio.envelope import follow_top_octave_envelope
 from saga_sr.audio.io import save_audio
 from saga_sr.audio.lfr import low_frequency_replace
 from saga_sr.audio.metrics import lsd, lsd_bands, si_sdr
@@ -85,6 +87,9 @@ def validate_batch(module, audio: torch.Tensor, metadata: list[dict], batch_idx:
         lr = md["lr_audio"][:, :valid].float().cpu().numpy()
         est = pred[i, :, :valid]
         cutoff = lfr_cutoff(md)
+        strength = module.diffusion.settings.envelope_follow
+        if strength > 0 and cutoff:  # the upsampler's post-decode order: envelope, then LFR
+            est = follow_top_octave_envelope(est, lr, cutoff, sr, strength)
         if hp.lowfreq_replace and cutoff:
             est = low_frequency_replace(est, lr, sr, cutoff_hz=cutoff)
         scores["lsd"].append(lsd(hr, est, sr))
