@@ -48,23 +48,31 @@ def main() -> None:
     from saga_sr.audio.bwe import dsp_bandwidth_extension
     from saga_sr.audio.lfr import low_frequency_replace
     from saga_sr.audio.lr_sim import simulate_lr
-    from saga_sr.audio.spectral import rolloff
     from saga_sr.audio.metrics import lsd, lsd_ssr
+    from saga_sr.audio.spectral import rolloff
 
     rng = np.random.default_rng(0)
     hr = (0.1 * rng.standard_normal((2, CLIP))).astype(np.float32)
     lr = simulate_lr(hr, SR, cutoff=4000.0, filter_type="cheby1", order=8).audio
     rows = [
-        ("simulate_lr (random draw, roll-off cap measured)", _time(lambda s: simulate_lr(hr, SR, seed=s), args.repeats)),
-        ("simulate_lr (HR roll-off given)", _time(lambda s: simulate_lr(hr, SR, seed=s, hr_rolloff_hz=20000.0), args.repeats)),
+        (
+            "simulate_lr (random draw, roll-off cap measured)",
+            _time(lambda s: simulate_lr(hr, SR, seed=s), args.repeats),
+        ),
+        (
+            "simulate_lr (HR roll-off given)",
+            _time(lambda s: simulate_lr(hr, SR, seed=s, hr_rolloff_hz=20000.0), args.repeats),
+        ),
         ("rolloff", _time(lambda s: rolloff(hr, SR), args.repeats)),
         ("low_frequency_replace", _time(lambda s: low_frequency_replace(hr, lr, SR), args.repeats)),
         ("lsd (NU-Wave 2048/512)", _time(lambda s: lsd(hr, lr, SR), args.repeats)),
         ("lsd_ssr (2048/441)", _time(lambda s: lsd_ssr(hr, lr, SR), args.repeats)),
         ("dsp_bandwidth_extension", _time(lambda s: dsp_bandwidth_extension(lr, SR, 4000.0, s), args.repeats)),
     ]
-    print(f"audio chain on one core ({platform.processor() or platform.machine()}), "
-          f"stereo clip of {CLIP} samples ({CLIP / SR:.2f} s) at {SR} Hz, median of {args.repeats}")
+    print(
+        f"audio chain on one core ({platform.processor() or platform.machine()}), "
+        f"stereo clip of {CLIP} samples ({CLIP / SR:.2f} s) at {SR} Hz, median of {args.repeats}"
+    )
     print(f"{'operation':52s} {'ms/clip':>9s} {'clips/s':>9s}")
     for name, sec in rows:
         print(f"{name:52s} {sec * 1e3:9.1f} {1.0 / sec:9.1f}")

@@ -54,8 +54,20 @@ def tiny_model(folder: Path) -> Path:
 
 
 def run_once(inputs: Path, out: Path, processes: int, args: argparse.Namespace, model: Path | None) -> float:
-    cmd = [sys.executable, "-m", "saga_sr", "upsample", str(inputs), "-o", str(out), "-q", "--device", args.device,
-           "--processes", str(processes)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "saga_sr",
+        "upsample",
+        str(inputs),
+        "-o",
+        str(out),
+        "-q",
+        "--device",
+        args.device,
+        "--processes",
+        str(processes),
+    ]
     cmd += ["--model", str(model)] if model else []
     cmd += ["--steps", str(args.steps)] if args.steps else []
     t0 = time.perf_counter()
@@ -94,11 +106,15 @@ def main() -> None:
                 print(f"round {r}: {n} process(es): {walls[n][-1]:.1f} s", flush=True)
         one, many = statistics.median(walls[1]), statistics.median(walls[args.processes])
         audio = args.files * args.seconds
-        print(f"{args.files} files x {args.seconds:g} s ({audio:g} s of audio), device {args.device}, "
-              f"model {'tiny (random)' if args.tiny else 'saga-sr-mini'}")
+        print(
+            f"{args.files} files x {args.seconds:g} s ({audio:g} s of audio), device {args.device}, "
+            f"model {'tiny (random)' if args.tiny else 'saga-sr-mini'}"
+        )
         diff = max_difference(root / "out1_0", root / f"out{args.processes}_0")
-        print(f"1 process: {one:.1f} s; {args.processes} processes: {many:.1f} s; ratio {one / many:.2f}x "
-              f"(medians of {args.rounds}); largest output difference {diff:.2g}")
+        print(
+            f"1 process: {one:.1f} s; {args.processes} processes: {many:.1f} s; ratio {one / many:.2f}x "
+            f"(medians of {args.rounds}); largest output difference {diff:.2g}"
+        )
 
 
 if __name__ == "__main__":

@@ -56,8 +56,14 @@ def bench_train(names: list[str], sample_size: int, reps: int, fly_reps: int, pr
         module.train()
         g = torch.Generator().manual_seed(0)
         audio = 0.1 * torch.randn(1, model.audio_channels, sample_size, generator=g)
-        md = {"prompt": "a drum loop", "seconds_start": 0.0, "seconds_total": 30.0, "input_rolloff": 0.2,
-              "target_rolloff": 0.9, "lr_audio": 0.5 * audio[0]}
+        md = {
+            "prompt": "a drum loop",
+            "seconds_start": 0.0,
+            "seconds_total": 30.0,
+            "input_rolloff": 0.2,
+            "target_rolloff": 0.9,
+            "lr_audio": 0.5 * audio[0],
+        }
         with torch.no_grad():
             pair = LatentPair(*model.pretransform.posterior(audio), *model.pretransform.posterior(audio * 0.5))
         frames = sample_size // model.downsampling_ratio
@@ -91,12 +97,21 @@ def bench_train(names: list[str], sample_size: int, reps: int, fly_reps: int, pr
             if i < fly_reps:
                 fly.append(_timed(lambda: on_the_fly(i + 1)))
         f, la = float(np.median(fly)), float(np.median(lat))
-        out[name] = {"sample_size": sample_size, "channels": model.audio_channels, "latent_frames": frames,
-                     "dit_params_M": round(sum(p.numel() for p in model.dit.parameters()) / 1e6, 1),
-                     "vae_encode_s": encode_s, "on_the_fly_s": f, "on_latents_s": la, "ratio": f / la,
-                     # the ceiling of the ratio on this machine: (two encodes + DiT step) / DiT step
-                     "ratio_bound": (2 * encode_s + la) / la,
-                     "reps": reps, "fly_reps": fly_reps, "precision": precision}
+        out[name] = {
+            "sample_size": sample_size,
+            "channels": model.audio_channels,
+            "latent_frames": frames,
+            "dit_params_M": round(sum(p.numel() for p in model.dit.parameters()) / 1e6, 1),
+            "vae_encode_s": encode_s,
+            "on_the_fly_s": f,
+            "on_latents_s": la,
+            "ratio": f / la,
+            # the ceiling of the ratio on this machine: (two encodes + DiT step) / DiT step
+            "ratio_bound": (2 * encode_s + la) / la,
+            "reps": reps,
+            "fly_reps": fly_reps,
+            "precision": precision,
+        }
         print(json.dumps({"train": {name: out[name]}}), flush=True)
         del module, model
     return out
@@ -119,9 +134,15 @@ def bench_prepare(files: list[Path], out: Path, num_lr: int, sample_size: int) -
     result = prepare_shards([src], out / "shards", model, num_lr=num_lr, files_per_part=4, progress=False)
     dt = time.perf_counter() - t0
     size = sum(p.stat().st_size for p in (out / "shards").glob("chunk-*.bin"))
-    res = {"files": result.written, "num_lr": num_lr, "audio_seconds": seconds, "wall_s": dt,
-           "files_per_s": result.written / dt, "audio_s_per_s": seconds / dt,
-           "shard_MB_per_audio_hour": size / 1e6 / (seconds / 3600)}
+    res = {
+        "files": result.written,
+        "num_lr": num_lr,
+        "audio_seconds": seconds,
+        "wall_s": dt,
+        "files_per_s": result.written / dt,
+        "audio_s_per_s": seconds / dt,
+        "shard_MB_per_audio_hour": size / 1e6 / (seconds / 3600),
+    }
     print(json.dumps({"prepare": res}), flush=True)
     return res
 
@@ -146,12 +167,19 @@ def bench_loader(shards: Path, files: list[Path], sample_size: int, items: int, 
         return n / (time.perf_counter() - t0)
 
     audio_ds = SAGASRDataset(files, sample_size, cfg["sample_rate"], cfg["audio_channels"], compute_rolloff=True)
-    shard_dm = LatentDataModule(str(shards), cfg, downsampling_ratio=ratio, batch_size=batch, num_workers=workers,
-                                use_caption=True, seed=0)
-    res = {"batch": batch, "workers": workers, "items": items, "files": len(files),
-           "audio_items_per_s": rate(lambda: DataLoader(audio_ds, batch_size=batch, shuffle=True,
-                                                        num_workers=workers, collate_fn=collate)),
-           "shards_items_per_s": rate(shard_dm.train_dataloader)}
+    shard_dm = LatentDataModule(
+        str(shards), cfg, downsampling_ratio=ratio, batch_size=batch, num_workers=workers, use_caption=True, seed=0
+    )
+    res = {
+        "batch": batch,
+        "workers": workers,
+        "items": items,
+        "files": len(files),
+        "audio_items_per_s": rate(
+            lambda: DataLoader(audio_ds, batch_size=batch, shuffle=True, num_workers=workers, collate_fn=collate)
+        ),
+        "shards_items_per_s": rate(shard_dm.train_dataloader),
+    }
     res["ratio"] = res["shards_items_per_s"] / res["audio_items_per_s"]
     print(json.dumps({"loader": res}), flush=True)
     return res
@@ -165,15 +193,23 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=3, help="timed latent steps per config")
     p.add_argument("--fly_reps", type=int, default=1, help="timed on-the-fly steps per config (slow on CPU)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="train: run both steps under bf16 autocast, as `--precision bf16-mixed` trains (default fp32)")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="train: run both steps under bf16 autocast, as `--precision bf16-mixed` trains (default fp32)",
+    )
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--prepare_files", type=int, default=4)
     p.add_argument("--batch", type=int, default=2, help="loader batch")
     p.add_argument("--num_lr", type=int, default=8)
     p.add_argument("--loader_items", type=int, default=64)
-    p.add_argument("--workers", type=int, default=0,
-                   help="loader workers (default 0: items/s of one core; with few files, workers restart every epoch)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="loader workers (default 0: items/s of one core; with few files, workers restart every epoch)",
+    )
     p.add_argument("--shards", type=Path, default=None, help="loader: shards of --data already prepared")
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args()
@@ -182,19 +218,21 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     out = a.out or Path(tempfile.mkdtemp(prefix="bench_latents_"))
     out.mkdir(parents=True, exist_ok=True)
-    files = sorted(a.data.glob("*.flac"))[:a.prepare_files]
+    files = sorted(a.data.glob("*.flac"))[: a.prepare_files]
     what, results = a.what.split(","), {"threads": a.threads}
     if "train" in what:
-        results["train"] = bench_train(a.configs.split(","), a.sample_size, a.reps, min(a.fly_reps, a.reps),
-                                       a.precision)
+        results["train"] = bench_train(
+            a.configs.split(","), a.sample_size, a.reps, min(a.fly_reps, a.reps), a.precision
+        )
     if "prepare" in what:
         results["prepare"] = bench_prepare(files, out, a.num_lr, a.sample_size)
     if "loader" in what:
         shards = a.shards or out / "shards"
         if not (shards / "index.json").is_file():
             results["prepare"] = bench_prepare(files, out, a.num_lr, a.sample_size)
-        results["loader"] = bench_loader(shards, files, a.sample_size, a.loader_items, a.workers,
-                                         min(a.batch, len(files)))
+        results["loader"] = bench_loader(
+            shards, files, a.sample_size, a.loader_items, a.workers, min(a.batch, len(files))
+        )
     (out / "bench_latents.json").write_text(json.dumps(results, indent=1) + "\n")
     print(f"results: {out / 'bench_latents.json'}")
 

@@ -41,21 +41,34 @@ def write_records(folder: Path, records: int, seconds: float, num_lr: int, chunk
     writer = BinaryWriter(str(tmp), chunk_bytes=chunk_bytes)
     g = torch.Generator().manual_seed(0)
     for i in range(records):
-        writer.add_item(i, {
-            "hr_mean": torch.randn(CHANNELS, frames, generator=g), "hr_std": torch.rand(CHANNELS, frames, generator=g),
-            "lr_mean": torch.randn(num_lr, CHANNELS, frames, generator=g),
-            "lr_std": torch.rand(num_lr, CHANNELS, frames, generator=g),
-            "lr_cutoff_hz": torch.full((num_lr,), 4000.0, dtype=torch.float64),
-            "lr_rolloff_hz": torch.full((num_lr,), 3900.0, dtype=torch.float64),
-            "lr_order": torch.full((num_lr,), 8, dtype=torch.int64), "lr_filter": ",".join(["cheby1"] * num_lr),
-            "hr_rolloff_hz": 18000.0, "frames": frames, "samples": frames * RATIO, "seconds_total": seconds,
-            "path": f"clip{i:05d}.wav".encode(), "caption": "", "transcript": "", "domain": ""})
+        writer.add_item(
+            i,
+            {
+                "hr_mean": torch.randn(CHANNELS, frames, generator=g),
+                "hr_std": torch.rand(CHANNELS, frames, generator=g),
+                "lr_mean": torch.randn(num_lr, CHANNELS, frames, generator=g),
+                "lr_std": torch.rand(num_lr, CHANNELS, frames, generator=g),
+                "lr_cutoff_hz": torch.full((num_lr,), 4000.0, dtype=torch.float64),
+                "lr_rolloff_hz": torch.full((num_lr,), 3900.0, dtype=torch.float64),
+                "lr_order": torch.full((num_lr,), 8, dtype=torch.int64),
+                "lr_filter": ",".join(["cheby1"] * num_lr),
+                "hr_rolloff_hz": 18000.0,
+                "frames": frames,
+                "samples": frames * RATIO,
+                "seconds_total": seconds,
+                "path": f"clip{i:05d}.wav".encode(),
+                "caption": "",
+                "transcript": "",
+                "domain": "",
+            },
+        )
     writer.done()
     index = json.loads(next(tmp.glob("*index.json")).read_text())
     for chunk in index["chunks"]:
         os.replace(tmp / chunk["filename"], folder / chunk["filename"])
-    (folder / "index.json").write_text(json.dumps({"chunks": index["chunks"], "config": index["config"],
-                                                   "updated_at": "bench"}))
+    (folder / "index.json").write_text(
+        json.dumps({"chunks": index["chunks"], "config": index["config"], "updated_at": "bench"})
+    )
     shutil.rmtree(tmp)
     return sum(c["chunk_bytes"] for c in index["chunks"])
 
@@ -65,8 +78,14 @@ def read_all(source: str, cache: Path | None, segment_frames: int) -> tuple[int,
     from saga_sr.data.latents import make_latent_dataset
 
     start = time.perf_counter()
-    ds = make_latent_dataset(source, segment_frames=segment_frames, sample_rate=SR, downsampling_ratio=RATIO,
-                             shuffle=False, cache_dir=str(cache) if cache else None)
+    ds = make_latent_dataset(
+        source,
+        segment_frames=segment_frames,
+        sample_rate=SR,
+        downsampling_ratio=RATIO,
+        shuffle=False,
+        cache_dir=str(cache) if cache else None,
+    )
     n = sum(1 for _ in ds)
     return n, time.perf_counter() - start
 
@@ -78,8 +97,9 @@ def raw_get_mb_s(client, folder: Path, work: Path) -> float:
     chunks = sorted(folder.glob("*.bin"))
     start = time.perf_counter()
     for f in chunks:
-        client.download_file("bench", f"shards/{f.name}", str(work / "get.bin"),
-                             Config=TransferConfig(use_threads=False))
+        client.download_file(
+            "bench", f"shards/{f.name}", str(work / "get.bin"), Config=TransferConfig(use_threads=False)
+        )
     return sum(f.stat().st_size for f in chunks) / 1e6 / (time.perf_counter() - start)
 
 
@@ -119,11 +139,16 @@ def main() -> None:
             gets.append(raw_get_mb_s(s3_client(), folder, work))
         med = {k: statistics.median(v) for k, v in rates.items()}
         mb = total / 1e6
-        result = {"records": args.records, "mb": round(mb, 1), "chunks": len(list(folder.glob("*.bin"))),
-                  "items_per_s": {k: round(v, 1) for k, v in med.items()},
-                  "mb_per_s": {k: round(v * mb / args.records, 1) for k, v in med.items()},
-                  "ratio_s3_over_folder": round(med["s3"] / med["folder"], 3),
-                  "plain_get_mb_per_s": round(statistics.median(gets), 1), "reps": rates}
+        result = {
+            "records": args.records,
+            "mb": round(mb, 1),
+            "chunks": len(list(folder.glob("*.bin"))),
+            "items_per_s": {k: round(v, 1) for k, v in med.items()},
+            "mb_per_s": {k: round(v * mb / args.records, 1) for k, v in med.items()},
+            "ratio_s3_over_folder": round(med["s3"] / med["folder"], 3),
+            "plain_get_mb_per_s": round(statistics.median(gets), 1),
+            "reps": rates,
+        }
         if args.json:
             print(json.dumps(result, indent=1))
         else:

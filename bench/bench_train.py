@@ -32,16 +32,22 @@ def _audio_files(data: Path, n: int) -> list[Path]:
 def bench_speed(threads: int, steps: int, data: Path) -> dict:
     import torch
 
+    from saga_sr.config import prepare_config
     from saga_sr.data import SAGASRDataset, collate
     from saga_sr.models.build import build_model
     from saga_sr.training.module import SAGASRTrainer
-    from saga_sr.config import prepare_config
 
     torch.set_num_threads(threads)
     cfg = prepare_config("tiny")
     module = SAGASRTrainer(build_model(cfg, seed=0))
-    ds = SAGASRDataset(_audio_files(data, 8), cfg["sample_size"], cfg["sample_rate"], cfg["audio_channels"],
-                       compute_rolloff=True, deterministic=True)
+    ds = SAGASRDataset(
+        _audio_files(data, 8),
+        cfg["sample_size"],
+        cfg["sample_rate"],
+        cfg["audio_channels"],
+        compute_rolloff=True,
+        deterministic=True,
+    )
     audio, md = collate([ds[i % len(ds)] for i in range(4)])
     opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-4)
     times = []
@@ -55,8 +61,14 @@ def bench_speed(threads: int, steps: int, data: Path) -> dict:
         if i >= 3:
             times.append(time.perf_counter() - t0)
     n_params = sum(p.numel() for p in module.diffusion.parameters() if p.requires_grad)
-    return {"threads": threads, "batch": 4, "sample_size": cfg["sample_size"], "trainable_params": n_params,
-            "steps_per_s": 1.0 / float(np.median(times)), "s_per_step_median": float(np.median(times))}
+    return {
+        "threads": threads,
+        "batch": 4,
+        "sample_size": cfg["sample_size"],
+        "trainable_params": n_params,
+        "steps_per_s": 1.0 / float(np.median(times)),
+        "s_per_step_median": float(np.median(times)),
+    }
 
 
 def bench_memorise(steps: int, data: Path, out: Path, threads: int) -> dict:
@@ -74,15 +86,32 @@ def bench_memorise(steps: int, data: Path, out: Path, threads: int) -> dict:
     for f in _audio_files(data, 8):
         wav, sr = load_audio(f, target_sr=44100, channels=1)
         start = min(wav.shape[1] - size, wav.shape[1] // 4)
-        sf.write(clips / f"{f.stem}.wav", wav[0, max(0, start):max(0, start) + size], 44100)
-    run = train(train_dir=[str(clips)], model_config="tiny", sample_size=size, batch_size=8, max_steps=steps,
-                learning_rate=1e-3, num_workers=0, val_every=10 ** 9, log_every=1, output_dir=str(out / "run"),
-                no_progress_bar=True, seed=0)
+        sf.write(clips / f"{f.stem}.wav", wav[0, max(0, start) : max(0, start) + size], 44100)
+    run = train(
+        train_dir=[str(clips)],
+        model_config="tiny",
+        sample_size=size,
+        batch_size=8,
+        max_steps=steps,
+        learning_rate=1e-3,
+        num_workers=0,
+        val_every=10**9,
+        log_every=1,
+        output_dir=str(out / "run"),
+        no_progress_bar=True,
+        seed=0,
+    )
     steps_, loss = read_metrics(run / "metrics.csv")["train/loss"]
     k = max(5, len(loss) // 10)
-    return {"clips": 8, "sample_size": size, "steps": steps, "first_loss_mean": float(np.mean(loss[:k])),
-            "last_loss_mean": float(np.mean(loss[-k:])), "min_loss": float(np.min(loss)),
-            "curve": str(run / "loss_curve.png")}
+    return {
+        "clips": 8,
+        "sample_size": size,
+        "steps": steps,
+        "first_loss_mean": float(np.mean(loss[:k])),
+        "last_loss_mean": float(np.mean(loss[-k:])),
+        "min_loss": float(np.min(loss)),
+        "curve": str(run / "loss_curve.png"),
+    }
 
 
 def bench_loader(data: Path, items: int, workers: int) -> dict:

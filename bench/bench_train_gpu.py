@@ -51,12 +51,27 @@ def latent_batch(model, batch: int, device, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     frames = model.sample_size // model.downsampling_ratio
     shape = (batch, model.latent_channels, frames)
-    pair = LatentPair(*(torch.randn(shape, generator=g).to(device) if i % 2 == 0
-                        else (0.1 * torch.rand(shape, generator=g)).to(device) for i in range(4)))
-    md = [{"prompt": f"a recording of a drum loop with reverb, number {i}", "seconds_start": 0.0,
-           "seconds_total": 30.0, "input_rolloff": 0.2, "target_rolloff": 0.9, "rolloff_low": 4000.0,
-           "rolloff_high": 19000.0, "latent_mask": torch.ones(frames, dtype=torch.bool, device=device)}
-          for i in range(batch)]
+    pair = LatentPair(
+        *(
+            torch.randn(shape, generator=g).to(device)
+            if i % 2 == 0
+            else (0.1 * torch.rand(shape, generator=g)).to(device)
+            for i in range(4)
+        )
+    )
+    md = [
+        {
+            "prompt": f"a recording of a drum loop with reverb, number {i}",
+            "seconds_start": 0.0,
+            "seconds_total": 30.0,
+            "input_rolloff": 0.2,
+            "target_rolloff": 0.9,
+            "rolloff_low": 4000.0,
+            "rolloff_high": 19000.0,
+            "latent_mask": torch.ones(frames, dtype=torch.bool, device=device),
+        }
+        for i in range(batch)
+    ]
     return pair, md
 
 
@@ -73,8 +88,13 @@ def _sdpa(choice: str):
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    return sdpa_kernel({"flash": [SDPBackend.FLASH_ATTENTION], "efficient": [SDPBackend.EFFICIENT_ATTENTION],
-                        "math": [SDPBackend.MATH]}[choice])
+    return sdpa_kernel(
+        {
+            "flash": [SDPBackend.FLASH_ATTENTION],
+            "efficient": [SDPBackend.EFFICIENT_ATTENTION],
+            "math": [SDPBackend.MATH],
+        }[choice]
+    )
 
 
 def run_config(name: str, a: argparse.Namespace) -> dict:
@@ -116,7 +136,7 @@ def run_config(name: str, a: argparse.Namespace) -> dict:
     sync()
     counter = FlopCounterMode(display=False)
     with counter:
-        step(10 ** 6)
+        step(10**6)
     flops = counter.get_total_flops()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -129,20 +149,34 @@ def run_config(name: str, a: argparse.Namespace) -> dict:
         times.append(time.perf_counter() - t0)
     times.sort()
     median = times[len(times) // 2]
-    peak_mem = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
-                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    peak_mem = (
+        torch.cuda.max_memory_allocated(device)
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
     peak = a.peak_tflops
     if peak is None and device.type == "cuda":
         gpu = torch.cuda.get_device_name(device)
         peak = next((v for k, v in PEAK_TFLOPS.items() if k in gpu), None)
     n_params = sum(p.numel() for p in model.dit.parameters())
-    out = {"config": name, "device": str(device), "precision": a.precision, "batch": a.batch,
-           "sample_size": a.sample_size, "latent_frames": model.sample_size // model.downsampling_ratio,
-           "dit_params_M": round(n_params / 1e6, 1), "compile": a.compile,
-           "activation_checkpointing": a.activation_checkpointing, "step_s_median": median,
-           "samples_per_s": a.batch / median, "peak_memory_GiB": peak_mem / 2 ** 30,
-           "tflop_per_step": flops / 1e12, "achieved_tflops": flops / median / 1e12,
-           "mfu": (flops / median / 1e12 / peak) if peak else None, "peak_tflops": peak}
+    out = {
+        "config": name,
+        "device": str(device),
+        "precision": a.precision,
+        "batch": a.batch,
+        "sample_size": a.sample_size,
+        "latent_frames": model.sample_size // model.downsampling_ratio,
+        "dit_params_M": round(n_params / 1e6, 1),
+        "compile": a.compile,
+        "activation_checkpointing": a.activation_checkpointing,
+        "step_s_median": median,
+        "samples_per_s": a.batch / median,
+        "peak_memory_GiB": peak_mem / 2**30,
+        "tflop_per_step": flops / 1e12,
+        "achieved_tflops": flops / median / 1e12,
+        "mfu": (flops / median / 1e12 / peak) if peak else None,
+        "peak_tflops": peak,
+    }
     del module, opt, model
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -157,10 +191,18 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20, help="timed steps (median reported)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation happens here)")
     p.add_argument("--sample_size", type=int, default=262144, help="segment in samples (paper: 262144)")
-    p.add_argument("--precision", choices=("bf16-mixed", "32-true"), default=None,
-                   help="default bf16-mixed on CUDA, 32-true on CPU")
-    p.add_argument("--sdpa", choices=("auto", "flash", "efficient", "math"), default="auto",
-                   help="restrict attention to one SDPA backend (flash fails loudly where it cannot run)")
+    p.add_argument(
+        "--precision",
+        choices=("bf16-mixed", "32-true"),
+        default=None,
+        help="default bf16-mixed on CUDA, 32-true on CPU",
+    )
+    p.add_argument(
+        "--sdpa",
+        choices=("auto", "flash", "efficient", "math"),
+        default="auto",
+        help="restrict attention to one SDPA backend (flash fails loudly where it cannot run)",
+    )
     p.add_argument("--compile", action="store_true", help="torch.compile the DiT")
     p.add_argument("--activation_checkpointing", action="store_true")
     p.add_argument("--peak_tflops", type=float, default=None, help="peak FLOP/s for MFU (default: known GPUs)")
@@ -172,13 +214,17 @@ def main() -> None:
         row = run_config(name.strip(), a)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print(f"\n{'config':8} {'params M':>9} {'batch':>5} {'step s':>8} {'samples/s':>9} {'peak GiB':>8} "
-          f"{'TFLOP/step':>10} {'TFLOP/s':>8} {'MFU':>6}")
+    print(
+        f"\n{'config':8} {'params M':>9} {'batch':>5} {'step s':>8} {'samples/s':>9} {'peak GiB':>8} "
+        f"{'TFLOP/step':>10} {'TFLOP/s':>8} {'MFU':>6}"
+    )
     for r in rows:
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
-        print(f"{r['config']:8} {r['dit_params_M']:9.1f} {r['batch']:5d} {r['step_s_median']:8.3f} "
-              f"{r['samples_per_s']:9.2f} {r['peak_memory_GiB']:8.2f} {r['tflop_per_step']:10.3f} "
-              f"{r['achieved_tflops']:8.2f} {mfu:>6}")
+        print(
+            f"{r['config']:8} {r['dit_params_M']:9.1f} {r['batch']:5d} {r['step_s_median']:8.3f} "
+            f"{r['samples_per_s']:9.2f} {r['peak_memory_GiB']:8.2f} {r['tflop_per_step']:10.3f} "
+            f"{r['achieved_tflops']:8.2f} {mfu:>6}"
+        )
 
 
 if __name__ == "__main__":

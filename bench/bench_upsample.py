@@ -88,7 +88,7 @@ class RssSampler(threading.Thread):
         page = os.sysconf("SC_PAGE_SIZE")
         while not self.stop.wait(self.every_s):
             with open("/proc/self/statm") as f:
-                self.peak = max(self.peak, int(f.read().split()[1]) * page / 2 ** 20)
+                self.peak = max(self.peak, int(f.read().split()[1]) * page / 2**20)
 
 
 def run_one(args: argparse.Namespace) -> dict:
@@ -111,8 +111,15 @@ def run_one(args: argparse.Namespace) -> dict:
     sampler = RssSampler()
     sampler.start()
     t0, c0 = time.perf_counter(), cpu_s()
-    info = up.upsample_file(args.input, work / "out.wav", steps=args.steps, batch_size=args.batch_size,
-                            prompt="a test tone", cfg_audio=args.cfg_audio, cfg_text=args.cfg_text)
+    info = up.upsample_file(
+        args.input,
+        work / "out.wav",
+        steps=args.steps,
+        batch_size=args.batch_size,
+        prompt="a test tone",
+        cfg_audio=args.cfg_audio,
+        cfg_text=args.cfg_text,
+    )
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
     wall, cpu = time.perf_counter() - t0, cpu_s() - c0
@@ -120,14 +127,27 @@ def run_one(args: argparse.Namespace) -> dict:
     sampler.join()
     minutes = sf.info(args.input).duration / 60
     tm = info.timings
-    out = {"minutes": minutes, "wall_s": wall, "s_per_audio_min": wall / minutes, "cpu_s_per_audio_min": cpu / minutes,
-           "call_peak_rss_mib": sampler.peak, "steps": args.steps,
-           "cfg": [args.cfg_audio, args.cfg_text],
-           "peak_rss_mib": rss_mib(), "rss_before_mib": base,
-           "split_s": {"prepare": tm.prepare, "encode": tm.encode, "conditioning_t5": tm.conditioning,
-                       "sampling": tm.sampling, "decode": tm.decode, "lfr": tm.lfr}}
+    out = {
+        "minutes": minutes,
+        "wall_s": wall,
+        "s_per_audio_min": wall / minutes,
+        "cpu_s_per_audio_min": cpu / minutes,
+        "call_peak_rss_mib": sampler.peak,
+        "steps": args.steps,
+        "cfg": [args.cfg_audio, args.cfg_text],
+        "peak_rss_mib": rss_mib(),
+        "rss_before_mib": base,
+        "split_s": {
+            "prepare": tm.prepare,
+            "encode": tm.encode,
+            "conditioning_t5": tm.conditioning,
+            "sampling": tm.sampling,
+            "decode": tm.decode,
+            "lfr": tm.lfr,
+        },
+    }
     if args.device.startswith("cuda"):
-        out["gpu_peak_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
+        out["gpu_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
         out["s_per_10s_audio"] = wall / minutes / 6
     return out
 
@@ -138,8 +158,9 @@ def main() -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", default=None, help="fp32 (CPU default) / bf16 (GPU default) / fp16")
     p.add_argument("--steps", type=int, default=None, help="Euler steps (default 2 on CPU, 100 on GPU)")
-    p.add_argument("--minutes", type=float, nargs="+", default=None,
-                   help="input lengths in minutes (default 1 10 60; GPU: 1/6)")
+    p.add_argument(
+        "--minutes", type=float, nargs="+", default=None, help="input lengths in minutes (default 1 10 60; GPU: 1/6)"
+    )
     p.add_argument("--input-sr", type=int, default=16000)
     p.add_argument("--channels", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=4)
@@ -162,8 +183,11 @@ def main() -> int:
             work.mkdir()
             write_input(str(work / "in.wav"), minutes * 60, args.input_sr, args.channels)
             cmd = [sys.executable, __file__, "--input", str(work / "in.wav")] + [
-                a for k, v in vars(args).items() if k not in ("input", "minutes", "json", "workdir") and v is not None
-                for a in (f"--{k.replace('_', '-')}", str(v))]
+                a
+                for k, v in vars(args).items()
+                if k not in ("input", "minutes", "json", "workdir") and v is not None
+                for a in (f"--{k.replace('_', '-')}", str(v))
+            ]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 print(proc.stderr[-3000:], file=sys.stderr)
@@ -172,24 +196,39 @@ def main() -> int:
             res = json.loads(proc.stdout.strip().splitlines()[-1])
             results.append(res)
             split = ", ".join(f"{k} {v:.1f}" for k, v in res["split_s"].items())
-            extra = f", {res['s_per_10s_audio']:.2f} s per 10 s audio, GPU peak {res['gpu_peak_mib']:.0f} MiB" if gpu else ""
-            print(f"{args.config} {args.device} {args.precision} {res['steps']} steps, cfg {res['cfg']}, "
-                  f"{minutes:g} min input: "
-                  f"wall {res['wall_s']:.1f} s, {res['s_per_audio_min']:.2f} s (CPU {res['cpu_s_per_audio_min']:.2f} s) "
-                  f"per audio minute{extra}; peak RSS {res['peak_rss_mib']:.0f} MiB (before the call "
-                  f"{res['rss_before_mib']:.0f}, highest during it {res['call_peak_rss_mib']:.0f}); "
-                  f"split [s]: {split}", flush=True)
+            extra = (
+                f", {res['s_per_10s_audio']:.2f} s per 10 s audio, GPU peak {res['gpu_peak_mib']:.0f} MiB"
+                if gpu
+                else ""
+            )
+            print(
+                f"{args.config} {args.device} {args.precision} {res['steps']} steps, cfg {res['cfg']}, "
+                f"{minutes:g} min input: "
+                f"wall {res['wall_s']:.1f} s, {res['s_per_audio_min']:.2f} s (CPU {res['cpu_s_per_audio_min']:.2f} s) "
+                f"per audio minute{extra}; peak RSS {res['peak_rss_mib']:.0f} MiB (before the call "
+                f"{res['rss_before_mib']:.0f}, highest during it {res['call_peak_rss_mib']:.0f}); "
+                f"split [s]: {split}",
+                flush=True,
+            )
     first, last = results[0], results[-1]
     if len(results) > 1:
-        ratio = {k: last[k] / first[k] for k in ("peak_rss_mib", "call_peak_rss_mib", "s_per_audio_min",
-                                                  "cpu_s_per_audio_min")}
-        print(f"{last['minutes']:g} min vs {first['minutes']:g} min: peak RSS x{ratio['peak_rss_mib']:.3f} (during the "
-              f"call x{ratio['call_peak_rss_mib']:.3f}; target <= 1.3), s per audio minute "
-              f"x{ratio['s_per_audio_min']:.3f} (CPU x{ratio['cpu_s_per_audio_min']:.3f}; target <= 1.2)", flush=True)
+        ratio = {
+            k: last[k] / first[k]
+            for k in ("peak_rss_mib", "call_peak_rss_mib", "s_per_audio_min", "cpu_s_per_audio_min")
+        }
+        print(
+            f"{last['minutes']:g} min vs {first['minutes']:g} min: peak RSS x{ratio['peak_rss_mib']:.3f} (during the "
+            f"call x{ratio['call_peak_rss_mib']:.3f}; target <= 1.3), s per audio minute "
+            f"x{ratio['s_per_audio_min']:.3f} (CPU x{ratio['cpu_s_per_audio_min']:.3f}; target <= 1.2)",
+            flush=True,
+        )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"config": args.config, "device": args.device, "precision": args.precision,
-                       "results": results}, f, indent=1)
+            json.dump(
+                {"config": args.config, "device": args.device, "precision": args.precision, "results": results},
+                f,
+                indent=1,
+            )
     return 0
 
 

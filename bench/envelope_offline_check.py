@@ -5,6 +5,7 @@ paired LSD and ViSQOL differences per cutoff over all clips.
 
     python bench/envelope_offline_check.py EVAL_OFF EVAL_ON
 """
+
 import sys
 from pathlib import Path
 

@@ -28,16 +28,38 @@ from saga_sr.experiments.mini_data import SR, _decode, _instrument, _split_of, d
 
 SECONDS = 6.0
 MIN_EFFECT_SECONDS = 4.0
-SPEECH = (("klettres", "cs"), ("klettres", "fr"), ("klettres", "uk"), ("ktuberling", "uk"), ("ktuberling", "fr"),
-          ("ktuberling", "sl"), ("ktuberling", "ca"), ("alsa", ""))
-MUSIC = ("wesnoth:battle", "wesnoth:legends_of_the_north", "wesnoth:love_theme", "wesnoth:nunc_dimittis",
-         "wesnoth:return_to_wesnoth", "wesnoth:silvan_sanctuary", "samples:guit_harmonics", "samples:loop_perc2")
-EFFECTS_SF2 = (("Black_Pearl_4_LV2", ("56-Cowbell",)), ("Black_Pearl_4_LV2", ("60-Paiste2002-22",)),
-               ("Red_Zeppelin_4_LV2", ("41-Ludwig16FloorTo",)), ("Red_Zeppelin_4_LV2", ("54-Tambourine",)),
-               ("Black_Pearl_4_LV2", ("44-SabianRockHatPeda", "46-SabianRockHatSemi", "52-SabianAAX20RideCh")))
-EFFECTS_SAMPLES = (("tabla", ("tabla_tun1", "tabla_tas1", "tabla_te2", "tabla_ke1")),
-                   ("kit", ("drum_cymbal_open", "elec_lo_snare", "bd_gas")),
-                   ("electronic", ("mehackit_phone2", "mehackit_robot7", "elec_bell")))
+SPEECH = (
+    ("klettres", "cs"),
+    ("klettres", "fr"),
+    ("klettres", "uk"),
+    ("ktuberling", "uk"),
+    ("ktuberling", "fr"),
+    ("ktuberling", "sl"),
+    ("ktuberling", "ca"),
+    ("alsa", ""),
+)
+MUSIC = (
+    "wesnoth:battle",
+    "wesnoth:legends_of_the_north",
+    "wesnoth:love_theme",
+    "wesnoth:nunc_dimittis",
+    "wesnoth:return_to_wesnoth",
+    "wesnoth:silvan_sanctuary",
+    "samples:guit_harmonics",
+    "samples:loop_perc2",
+)
+EFFECTS_SF2 = (
+    ("Black_Pearl_4_LV2", ("56-Cowbell",)),
+    ("Black_Pearl_4_LV2", ("60-Paiste2002-22",)),
+    ("Red_Zeppelin_4_LV2", ("41-Ludwig16FloorTo",)),
+    ("Red_Zeppelin_4_LV2", ("54-Tambourine",)),
+    ("Black_Pearl_4_LV2", ("44-SabianRockHatPeda", "46-SabianRockHatSemi", "52-SabianAAX20RideCh")),
+)
+EFFECTS_SAMPLES = (
+    ("tabla", ("tabla_tun1", "tabla_tas1", "tabla_te2", "tabla_ke1")),
+    ("kit", ("drum_cymbal_open", "elec_lo_snare", "bd_gas")),
+    ("electronic", ("mehackit_phone2", "mehackit_robot7", "elec_bell")),
+)
 
 
 def _mono44(x: np.ndarray, sr: int) -> np.ndarray:
@@ -67,21 +89,24 @@ def build(extracted: Path, freesound: Path | None, out: Path) -> list[dict]:
     test = [s for s in sources if s.path.suffix != ".sf2" and _split_of(s.group) == "test"]
     rows: list[dict] = []
     for pkg, lang in SPEECH:
-        group = [s for s in test if s.domain == "speech" and s.group.startswith(f"{pkg}:{lang}")
-                 and sf.info(str(s.path)).samplerate >= 32000]  # the split's low-rate files are no reference
+        group = [
+            s
+            for s in test
+            if s.domain == "speech" and s.group.startswith(f"{pkg}:{lang}") and sf.info(str(s.path)).samplerate >= 32000
+        ]  # the split's low-rate files are no reference
         spread = group[:: max(1, len(group) // 6)]  # spread over the language's list, then the rest
         group = spread + [s for s in group if s not in spread]
         parts, names = [], []
         for s in group:
-            (_, x, sr), = _decode(s)
+            ((_, x, sr),) = _decode(s)
             parts.append(_mono44(x, sr))
             names.append(s.group)
             if sum(map(len, parts)) >= SECONDS * SR:
                 break
         _write(out, "speech", f"{pkg}_{lang or 'test'}", _join(parts, SECONDS), names, rows)
     for group in MUSIC:
-        s, = [s for s in test if s.group == group]
-        (_, x, sr), = _decode(s)
+        (s,) = [s for s in test if s.group == group]
+        ((_, x, sr),) = _decode(s)
         x = _mono44(x, sr)
         start = int(60 * SR) if len(x) > 70 * SR else 0
         _write(out, "music", group.split(":")[1], _join([x[start:]], SECONDS, MIN_EFFECT_SECONDS), [group], rows)
@@ -90,13 +115,25 @@ def build(extracted: Path, freesound: Path | None, out: Path) -> list[dict]:
         src = sf2[kit]
         hits = [(n, _mono44(x, sr)) for n, x, sr in sf2_samples(src.path)[:200] if _instrument(n) in instruments]
         assert all(_split_of(f"{src.group}:{_instrument(n)}") == "test" for n, _ in hits), kit
-        _write(out, "effects", f"{kit}_{instruments[0]}", _join([x for _, x in hits], SECONDS, MIN_EFFECT_SECONDS),
-               [f"{kit}:{n}" for n, _ in hits], rows)
+        _write(
+            out,
+            "effects",
+            f"{kit}_{instruments[0]}",
+            _join([x for _, x in hits], SECONDS, MIN_EFFECT_SECONDS),
+            [f"{kit}:{n}" for n, _ in hits],
+            rows,
+        )
     for name, stems in EFFECTS_SAMPLES:
         picked = [next(s for s in test if s.group == f"samples:{stem}") for stem in stems]
         parts = [_mono44(x, sr) for s in picked for _, x, sr in _decode(s)]
-        _write(out, "effects", f"samples_{name}", _join(parts, SECONDS, MIN_EFFECT_SECONDS), [s.group for s in picked],
-               rows)
+        _write(
+            out,
+            "effects",
+            f"samples_{name}",
+            _join(parts, SECONDS, MIN_EFFECT_SECONDS),
+            [s.group for s in picked],
+            rows,
+        )
     with open(out / "clips.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["clip", "seconds", "sources"])
         w.writeheader()

@@ -37,8 +37,11 @@ def table(a: dict, b: dict, label_a: str, label_b: str) -> list[str]:
     for key in keys:
         groups[(key[0], "all")].append(key)
         groups[(key[0], key[1])].append(key)
-    head = ["cutoff", "domain", "n"] + [f"{m} {lab}" for m in METRICS for lab in (label_a, label_b)] + \
-        [f"{m} {label_b} - {label_a}" for m in METRICS]
+    head = (
+        ["cutoff", "domain", "n"]
+        + [f"{m} {lab}" for m in METRICS for lab in (label_a, label_b)]
+        + [f"{m} {label_b} - {label_a}" for m in METRICS]
+    )
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (cut, dom), ks in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1] != "all", g[0][1])):
         cells = [f"{cut:.0f}", dom, str(len(ks))]
@@ -65,8 +68,9 @@ def main() -> None:
     if args.baselines:
         for base in ("dsp_bwe", "unprocessed"):
             print(f"\n{base} vs {args.labels[1]} ({args.system}):")
-            print("\n".join(table(read_rows(args.run_a, base), read_rows(args.run_b, args.system),
-                                  base, args.labels[1])))
+            print(
+                "\n".join(table(read_rows(args.run_a, base), read_rows(args.run_b, args.system), base, args.labels[1]))
+            )
 
 
 if __name__ == "__main__":

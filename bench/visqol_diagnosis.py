@@ -28,8 +28,12 @@ from saga_sr.audio.spectral import N_FFT, istft, stft
 from saga_sr.evaluation.stats import mean_ci, paired_difference
 
 SR, VQ_SR = 44100, 48000
-BASE = {"unprocessed": "unprocessed.wav", "dsp": "dsp_bwe.wav", "ours": "ours.target_default.wav",
-        "ours_no_lfr": "ours_no_lfr.target_default.wav"}
+BASE = {
+    "unprocessed": "unprocessed.wav",
+    "dsp": "dsp_bwe.wav",
+    "ours": "ours.target_default.wav",
+    "ours_no_lfr": "ours_no_lfr.target_default.wav",
+}
 
 
 # ---- ViSQOL with its per-band view ---------------------------------------------------------------------------
@@ -146,7 +150,7 @@ def top_octave_envelope(est: np.ndarray, lr: np.ndarray, cutoff: float, alpha: f
     shape; `alpha` < 1 imposes the envelope partly (gain ** alpha)."""
     e, x = stft(est.astype(np.float64)), stft(lr.astype(np.float64))
     k = int(round(cutoff * N_FFT / SR))
-    top = (np.abs(x[k // 2: int(0.9 * k)]) ** 2).sum(axis=0) + 1e-20
+    top = (np.abs(x[k // 2 : int(0.9 * k)]) ** 2).sum(axis=0) + 1e-20
     band = (np.abs(e[k:]) ** 2).sum(axis=0) + 1e-20
     gain = np.sqrt(top / band * band.sum() / top.sum()) ** alpha
     e[k:] *= gain
@@ -158,7 +162,7 @@ def top_octave_envelope_per_band(est: np.ndarray, lr: np.ndarray, cutoff: float)
     at the band's own long-term level (the DSP fill's envelope without its noise, at the model's level)."""
     e, x = stft(est.astype(np.float64)), stft(lr.astype(np.float64))
     k = int(round(cutoff * N_FFT / SR))
-    top = (np.abs(x[k // 2: int(0.9 * k)]) ** 2).sum(axis=0) + 1e-20
+    top = (np.abs(x[k // 2 : int(0.9 * k)]) ** 2).sum(axis=0) + 1e-20
     for lo, hi in fractional_bands(cutoff):
         band = (np.abs(e[lo:hi]) ** 2).sum(axis=0) + 1e-20
         e[lo:hi] *= np.sqrt(top / band * band.sum() / top.sum())
@@ -181,20 +185,24 @@ def lfr_unscaled(pred: np.ndarray, lr: np.ndarray, cutoff: float) -> np.ndarray:
 
 def candidates(sig: dict, cutoff: float) -> dict:
     ours, lr = sig["ours"], sig["unprocessed"]
-    return {"cand:top_env": top_octave_envelope(ours, lr, cutoff, 1.0),
-            "cand:top_env_0.5": top_octave_envelope(ours, lr, cutoff, 0.5),
-            "cand:top_env_band": top_octave_envelope_per_band(ours, lr, cutoff),
-            "cand:lfr_unscaled": lfr_unscaled(sig["ours_no_lfr"], lr, cutoff)}
+    return {
+        "cand:top_env": top_octave_envelope(ours, lr, cutoff, 1.0),
+        "cand:top_env_0.5": top_octave_envelope(ours, lr, cutoff, 0.5),
+        "cand:top_env_band": top_octave_envelope_per_band(ours, lr, cutoff),
+        "cand:lfr_unscaled": lfr_unscaled(sig["ours_no_lfr"], lr, cutoff),
+    }
 
 
 def counterfactuals(sig: dict, cutoff: float) -> dict:
     ours, dsp, ref = sig["ours"], sig["dsp"], sig["reference"]
-    return {"ours+dsp_level": reshape_band(ours, dsp, cutoff, "level"),
-            "ours+ref_level": reshape_band(ours, ref, cutoff, "level"),
-            "ours+dsp_shape": reshape_band(ours, dsp, cutoff, "shape"),
-            "ours+ref_shape": reshape_band(ours, ref, cutoff, "shape"),
-            "ours+dsp_envelope": reshape_band(ours, dsp, cutoff, "envelope"),
-            "ours+ref_envelope": reshape_band(ours, ref, cutoff, "envelope")}
+    return {
+        "ours+dsp_level": reshape_band(ours, dsp, cutoff, "level"),
+        "ours+ref_level": reshape_band(ours, ref, cutoff, "level"),
+        "ours+dsp_shape": reshape_band(ours, dsp, cutoff, "shape"),
+        "ours+ref_shape": reshape_band(ours, ref, cutoff, "shape"),
+        "ours+dsp_envelope": reshape_band(ours, dsp, cutoff, "envelope"),
+        "ours+ref_envelope": reshape_band(ours, ref, cutoff, "envelope"),
+    }
 
 
 # ---- driver --------------------------------------------------------------------------------------------------
@@ -211,8 +219,14 @@ def clip_dirs(eval_dir: Path) -> list[tuple[float, str, Path]]:
     return out
 
 
-def analyse(eval_dir: Path, out: Path, extra: dict[str, Path], with_cf: bool = True,
-            only: tuple[str, ...] = (), systems: tuple[str, ...] = ()) -> list[dict]:
+def analyse(
+    eval_dir: Path,
+    out: Path,
+    extra: dict[str, Path],
+    with_cf: bool = True,
+    only: tuple[str, ...] = (),
+    systems: tuple[str, ...] = (),
+) -> list[dict]:
     vq = Visqol()
     rows = []
     for cutoff, clip, d in clip_dirs(eval_dir):
@@ -232,10 +246,15 @@ def analyse(eval_dir: Path, out: Path, extra: dict[str, Path], with_cf: bool = T
             if name == "reference" or (systems and name not in systems):
                 continue
             res = vq.score(ref, est)
-            row = {"clip": clip, "domain": clip.split("/")[0], "cutoff": cutoff, "system": name,
-                   "lsd": lsd(ref[None], est[None], SR),
-                   "visqol": float(res.moslqo) if res is not None else float("nan"),
-                   "fvnsim": [float(x) for x in res.fvnsim] if res is not None else None}
+            row = {
+                "clip": clip,
+                "domain": clip.split("/")[0],
+                "cutoff": cutoff,
+                "system": name,
+                "lsd": lsd(ref[None], est[None], SR),
+                "visqol": float(res.moslqo) if res is not None else float("nan"),
+                "fvnsim": [float(x) for x in res.fvnsim] if res is not None else None,
+            }
             if name in BASE or name in extra:
                 row.update(band_stats(vq, ref, est))
                 row.update(stft_band_bias(ref, est, cutoff))
@@ -268,11 +287,32 @@ def write_summary(rows: list[dict], out: Path) -> None:
     recs = summary(rows)
     with open(out / "summary.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["cutoff", "domain", "system", "n", "lsd", "lsd_ci", "visqol", "visqol_ci", "d_lsd", "d_lsd_ci",
-                    "d_visqol", "d_visqol_ci"])
+        w.writerow(
+            [
+                "cutoff",
+                "domain",
+                "system",
+                "n",
+                "lsd",
+                "lsd_ci",
+                "visqol",
+                "visqol_ci",
+                "d_lsd",
+                "d_lsd_ci",
+                "d_visqol",
+                "d_visqol_ci",
+            ]
+        )
         for r in recs:
-            w.writerow([r["cutoff"], r["domain"], r["system"], r["visqol"].n, *(f"{x:.3f}" for m in
-                        ("lsd", "visqol", "d_lsd", "d_visqol") for x in (r[m].mean, r[m].half_width))])
+            w.writerow(
+                [
+                    r["cutoff"],
+                    r["domain"],
+                    r["system"],
+                    r["visqol"].n,
+                    *(f"{x:.3f}" for m in ("lsd", "visqol", "d_lsd", "d_visqol") for x in (r[m].mean, r[m].half_width)),
+                ]
+            )
 
 
 # ---- markdown tables -----------------------------------------------------------------------------------------
@@ -304,38 +344,55 @@ def report(rows: list[dict]) -> str:
     recs = summary(rows)
     lines = []
     for c in sorted({r["cutoff"] for r in recs}):
-        lines += [f"\n#### cutoff {c} Hz\n", "| domain | system | n | LSD | ViSQOL | LSD - ours | ViSQOL - ours |"
-                  " share of the DSP-ours ViSQOL gap closed |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"\n#### cutoff {c} Hz\n",
+            "| domain | system | n | LSD | ViSQOL | LSD - ours | ViSQOL - ours |"
+            " share of the DSP-ours ViSQOL gap closed |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for dom in ("all", "speech", "music", "effects"):
             sel = [r for r in recs if r["cutoff"] == c and r["domain"] == dom]
             gap = next((r["d_visqol"].mean for r in sel if r["system"] == "dsp"), float("nan"))
             for r in sel:
                 share = r["d_visqol"].mean / gap if gap and r["system"] not in ("ours",) else float("nan")
-                lines.append(f"| {dom} | {r['system']} | {r['visqol'].n} | {_fmt(r['lsd'])} | {_fmt(r['visqol'])} | "
-                             f"{_fmt(r['d_lsd'])} | {_fmt(r['d_visqol'])} | "
-                             + ("" if np.isnan(share) else f"{100 * share:.0f} %") + " |")
+                lines.append(
+                    f"| {dom} | {r['system']} | {r['visqol'].n} | {_fmt(r['lsd'])} | {_fmt(r['visqol'])} | "
+                    f"{_fmt(r['d_lsd'])} | {_fmt(r['d_visqol'])} | "
+                    + ("" if np.isnan(share) else f"{100 * share:.0f} %")
+                    + " |"
+                )
     swap = band_swap_mos(rows)
-    lines += ["\n#### ViSQOL gap split by frequency (the SVR re-run on swapped fvnsim bands)\n",
-              "| cutoff | " + " | ".join(next(iter(swap.values()))) + " |", "|---|" + "---|" * 4]
+    lines += [
+        "\n#### ViSQOL gap split by frequency (the SVR re-run on swapped fvnsim bands)\n",
+        "| cutoff | " + " | ".join(next(iter(swap.values()))) + " |",
+        "|---|" + "---|" * 4,
+    ]
     for c, res in swap.items():
         lines.append(f"| {int(c)} | " + " | ".join(_fmt(v) for v in res.values()) + " |")
     for key, title in (("fvnsim", "ViSQOL fvnsim"), ("corr", "envelope correlation (ViSQOL dB view)")):
         for c in sorted({r["cutoff"] for r in rows}):
             cf = np.array(next(r["centres"] for r in rows if "centres" in r))
             idx = np.nonzero(cf >= c * 0.9)[0]
-            lines += [f"\n#### {title} per gammatone band, cutoff {int(c)} Hz (mean over clips)\n",
-                      "| system | " + " | ".join(f"{cf[i] / 1000:.1f}k" for i in idx) + " |",
-                      "|---|" + "---|" * len(idx)]
+            lines += [
+                f"\n#### {title} per gammatone band, cutoff {int(c)} Hz (mean over clips)\n",
+                "| system | " + " | ".join(f"{cf[i] / 1000:.1f}k" for i in idx) + " |",
+                "|---|" + "---|" * len(idx),
+            ]
             for system in ("unprocessed", "dsp", "ours", "ours_no_lfr"):
                 y = _mean_curve(rows, system, c, key)
                 if y is not None:
                     lines.append(f"| {system} | " + " | ".join(f"{y[i]:.2f}" for i in idx) + " |")
-    for key, title in (("stft_bias", "level bias, mean over frames of dB(est) - dB(ref)"),
-                       ("stft_energy_ratio_db", "long-term energy ratio est / ref, dB")):
+    for key, title in (
+        ("stft_bias", "level bias, mean over frames of dB(est) - dB(ref)"),
+        ("stft_energy_ratio_db", "long-term energy ratio est / ref, dB"),
+    ):
         for c in sorted({r["cutoff"] for r in rows}):
             lows = next(r["stft_band_lo_hz"] for r in rows if r["cutoff"] == c and "stft_band_lo_hz" in r)
-            lines += [f"\n#### {title}, third octaves from the cutoff {int(c)} Hz (mean over clips)\n",
-                      "| system | " + " | ".join(f"{f / 1000:.1f}k" for f in lows) + " |", "|---|" + "---|" * len(lows)]
+            lines += [
+                f"\n#### {title}, third octaves from the cutoff {int(c)} Hz (mean over clips)\n",
+                "| system | " + " | ".join(f"{f / 1000:.1f}k" for f in lows) + " |",
+                "|---|" + "---|" * len(lows),
+            ]
             for system in ("dsp", "ours", "ours_no_lfr"):
                 y = _mean_curve(rows, system, c, key)
                 if y is not None:
@@ -364,12 +421,18 @@ def top_band_profile(eval_dirs: list[Path]) -> str:
             for k, f in names.items():
                 p = (np.abs(stft(load_audio(d / f, target_sr=SR)[0][0].astype(np.float64))) ** 2).sum(axis=1)
                 f_hz = np.arange(len(p)) * SR / N_FFT
-                lv = [10 * np.log10(p[(f_hz >= a * 1000) & (f_hz < b * 1000)].mean() + 1e-20)
-                      for a, b in zip(EDGES_KHZ[:-1], EDGES_KHZ[1:])]
+                lv = [
+                    10 * np.log10(p[(f_hz >= a * 1000) & (f_hz < b * 1000)].mean() + 1e-20)
+                    for a, b in zip(EDGES_KHZ[:-1], EDGES_KHZ[1:])
+                ]
                 prof[k].append(np.array(lv) - lv[0])
     head = " | ".join(f"{a}-{b}k" for a, b in zip(EDGES_KHZ[:-1], EDGES_KHZ[1:]))
-    lines = [f"clip-cutoff pairs with reference content to 20 kHz: {n}", "", f"| signal | {head} |",
-             "|---|" + "---|" * (len(EDGES_KHZ) - 1)]
+    lines = [
+        f"clip-cutoff pairs with reference content to 20 kHz: {n}",
+        "",
+        f"| signal | {head} |",
+        "|---|" + "---|" * (len(EDGES_KHZ) - 1),
+    ]
     for k, v in prof.items():
         if v:
             lines.append(f"| {k} | " + " | ".join(f"{x:+.1f}" for x in np.mean(v, axis=0)) + " |")
@@ -377,8 +440,12 @@ def top_band_profile(eval_dirs: list[Path]) -> str:
 
 
 # ---- figures -------------------------------------------------------------------------------------------------
-SHOWN = (("unprocessed", "C7", "unprocessed"), ("dsp", "C1", "DSP fill"), ("ours", "C0", "saga-sr-mini"),
-         ("ours_no_lfr", "C0", "saga-sr-mini, no LFR"))
+SHOWN = (
+    ("unprocessed", "C7", "unprocessed"),
+    ("dsp", "C1", "DSP fill"),
+    ("ours", "C0", "saga-sr-mini"),
+    ("ours_no_lfr", "C0", "saga-sr-mini, no LFR"),
+)
 
 
 def _mean_curve(rows: list[dict], system: str, cutoff: float, key: str) -> np.ndarray:
@@ -403,8 +470,9 @@ def plot(rows: list[dict], png: Path) -> Path:
                 y = _mean_curve(rows, system, c, key)
                 if y is not None and not (i == 2 and system == "unprocessed"):
                     axes[i, j].semilogx(x, y, ls, color=color, marker=".", label=label)
-        for i, name in enumerate(("ViSQOL fvnsim per band", "envelope correlation (ViSQOL's dB view)",
-                                  "level bias, mean dB (est - ref)")):
+        for i, name in enumerate(
+            ("ViSQOL fvnsim per band", "envelope correlation (ViSQOL's dB view)", "level bias, mean dB (est - ref)")
+        ):
             ax = axes[i, j]
             ax.axvline(c, color="k", lw=0.8, ls="--")
             ax.set_title(f"{name}, cutoff {int(c)} Hz", fontsize=9)
@@ -441,8 +509,14 @@ def main() -> None:
         (a.out / "rows.json").write_text(json.dumps(rows))
     else:
         extra = dict(x.split("=", 1) for x in a.extra)
-        rows = analyse(a.eval_dir, a.out, {k: Path(v) for k, v in extra.items()}, not a.no_counterfactuals,
-                       tuple(a.only), tuple(a.systems))
+        rows = analyse(
+            a.eval_dir,
+            a.out,
+            {k: Path(v) for k, v in extra.items()},
+            not a.no_counterfactuals,
+            tuple(a.only),
+            tuple(a.systems),
+        )
     write_summary(rows, a.out)
     if a.plot:
         plot(rows, a.plot)

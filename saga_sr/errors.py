@@ -12,8 +12,14 @@ class ConfigError(SagaError):
         self.problems = list(problems) if not isinstance(problems, str) else [problems]
         self.source = source
         head = f"{source}: " if source else ""
-        super().__init__(head + ("; ".join(self.problems) if len(self.problems) == 1 else
-                                 f"{len(self.problems)} problems:\n  - " + "\n  - ".join(self.problems)))
+        super().__init__(
+            head
+            + (
+                "; ".join(self.problems)
+                if len(self.problems) == 1
+                else f"{len(self.problems)} problems:\n  - " + "\n  - ".join(self.problems)
+            )
+        )
 
 
 class AudioError(SagaError):

@@ -22,8 +22,12 @@ NULL_LR_VALUE = -5.0
 VALIDATION_TIMESTEPS = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 
-def sample_timesteps(batch: int, kind: str = "uniform", generator: torch.Generator | None = None,
-                     device: torch.device | str | None = None) -> torch.Tensor:
+def sample_timesteps(
+    batch: int,
+    kind: str = "uniform",
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """Draw training times in (0, 1): ``uniform`` or ``logit_normal`` (sigmoid of a standard normal, the
     official SAGA-SR choice). Random numbers come from `generator` only (its device decides where they are drawn)."""
     gen_device = generator.device if generator is not None else device

@@ -139,8 +139,14 @@ def names_a_file(output: str | os.PathLike, extensions: Iterable[str]) -> bool:
     return out.suffix.lower() in {e.lower() for e in extensions} and not out.is_dir()
 
 
-def plan_outputs(found: Sequence[tuple[Path, Path]], output: str | os.PathLike, *, suffix: str | None,
-                 file_extensions: Iterable[str], single_input_file: bool) -> list[tuple[Path, Path]]:
+def plan_outputs(
+    found: Sequence[tuple[Path, Path]],
+    output: str | os.PathLike,
+    *,
+    suffix: str | None,
+    file_extensions: Iterable[str],
+    single_input_file: bool,
+) -> list[tuple[Path, Path]]:
     """(input, output) pairs for `found` (input, name relative to its argument) under the `-o` contract.
 
     `suffix` replaces each relative name's extension in folder mode (None keeps it). `single_input_file`:
@@ -149,13 +155,16 @@ def plan_outputs(found: Sequence[tuple[Path, Path]], output: str | os.PathLike, 
     out = Path(output)
     if names_a_file(out, file_extensions):
         if not (single_input_file and len(found) == 1):
-            raise OutputError(f"-o {out}: a file name, but {len(found)} inputs were given; -o names a file only "
-                              "for one input file, otherwise a folder")
+            raise OutputError(
+                f"-o {out}: a file name, but {len(found)} inputs were given; -o names a file only "
+                "for one input file, otherwise a folder"
+            )
         pairs = [(found[0][0], out)]
     else:
         if out.exists() and not out.is_dir():
-            raise OutputError(f"-o {out}: exists and is not a folder (an output file needs one input file and "
-                              "an audio extension)")
+            raise OutputError(
+                f"-o {out}: exists and is not a folder (an output file needs one input file and an audio extension)"
+            )
         pairs = [(src, out / (rel.with_suffix(suffix) if suffix else rel)) for src, rel in found]
     sources = {src.resolve() for src, _ in found}
     seen: dict[Path, Path] = {}
@@ -169,8 +178,9 @@ def plan_outputs(found: Sequence[tuple[Path, Path]], output: str | os.PathLike, 
     return pairs
 
 
-def apply_existing_policy(pairs: Sequence[tuple[Path, Path]], *, overwrite: bool = False,
-                          skip_existing: bool = False) -> tuple[list[tuple[Path, Path]], list[Path]]:
+def apply_existing_policy(
+    pairs: Sequence[tuple[Path, Path]], *, overwrite: bool = False, skip_existing: bool = False
+) -> tuple[list[tuple[Path, Path]], list[Path]]:
     """(pairs to do, outputs kept because they exist). Existing outputs are an error unless a flag says what
     to do with them; an output path that is a folder is always an error."""
     if overwrite and skip_existing:
@@ -185,8 +195,10 @@ def apply_existing_policy(pairs: Sequence[tuple[Path, Path]], *, overwrite: bool
             todo.append((src, dst))
     if kept and not skip_existing:
         more = f" and {len(kept) - 1} more" if len(kept) > 1 else ""
-        raise OutputError(f"output {kept[0]}{more} already exists; pass --overwrite to replace "
-                          f"{'them' if more else 'it'} or --skip-existing to keep {'them' if more else 'it'}")
+        raise OutputError(
+            f"output {kept[0]}{more} already exists; pass --overwrite to replace "
+            f"{'them' if more else 'it'} or --skip-existing to keep {'them' if more else 'it'}"
+        )
     return todo, kept
 
 

@@ -18,24 +18,25 @@ import torch
 
 __all__ = ["Stream", "derive_seed", "torch_generator", "numpy_rng", "text_key"]
 
-_U64 = 2 ** 64
+_U64 = 2**64
 
 
 class Stream(IntEnum):
     """The random streams of saga_sr, with the keys each is derived with after the seed."""
-    NOISE = 1           # upsample: a window's initial noise (window)
-    POSTERIOR = 2       # upsample: a window's LR latent posterior draw (window)
-    PREFILL = 3         # upsample: a window's DSP prefill noise (window)
-    TRAIN_STEP = 4      # training: a batch's t, posteriors, prefill, flow noise and dropouts (rank, step, batch)
-    VAL_LOSS = 5        # validation: the same draws for the fixed-t flow loss (rank, batch)
-    VAL_ENCODE = 6      # validation sampling: posteriors and prefill of the encoded batch (rank, batch)
-    VAL_NOISE = 7       # validation sampling: the initial noise (rank, batch)
-    DATA_ORDER = 8      # the training loader's shuffle (epoch)
-    CROP = 9            # an audio item's crop, LR filter and target low-pass (index[, epoch] or index, worker, n)
-    LATENT_CROP = 10    # a pre-encoded item's crop and LR version (epoch, index)
-    LR_SIM = 11         # prepare: a file's LR versions (index)
-    EVAL_CLIP = 12      # evaluate: a clip's LR simulation and DSP baseline (path key, cutoff in 0.1 Hz)
-    BENCH = 13          # benchmarks' synthetic inputs (no key)
+
+    NOISE = 1  # upsample: a window's initial noise (window)
+    POSTERIOR = 2  # upsample: a window's LR latent posterior draw (window)
+    PREFILL = 3  # upsample: a window's DSP prefill noise (window)
+    TRAIN_STEP = 4  # training: a batch's t, posteriors, prefill, flow noise and dropouts (rank, step, batch)
+    VAL_LOSS = 5  # validation: the same draws for the fixed-t flow loss (rank, batch)
+    VAL_ENCODE = 6  # validation sampling: posteriors and prefill of the encoded batch (rank, batch)
+    VAL_NOISE = 7  # validation sampling: the initial noise (rank, batch)
+    DATA_ORDER = 8  # the training loader's shuffle (epoch)
+    CROP = 9  # an audio item's crop, LR filter and target low-pass (index[, epoch] or index, worker, n)
+    LATENT_CROP = 10  # a pre-encoded item's crop and LR version (epoch, index)
+    LR_SIM = 11  # prepare: a file's LR versions (index)
+    EVAL_CLIP = 12  # evaluate: a clip's LR simulation and DSP baseline (path key, cutoff in 0.1 Hz)
+    BENCH = 13  # benchmarks' synthetic inputs (no key)
 
 
 def _entropy(seed: int, stream: Stream, keys) -> list[int]:

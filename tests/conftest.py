@@ -7,14 +7,19 @@ from collections.abc import Callable, Iterable
 
 import pytest
 import torch
-
 from s3_server import s3_env, s3_server  # noqa: F401 (fixtures)
 
 RANDOM_STD = 0.05  # random weights this small keep a tiny model's output finite and still input-dependent
 
 
-def tiny_model(*, config: str = "tiny", sample_size: int | None = 8192, edit: Callable[[dict], None] | None = None,
-               randomize: Iterable[str] = (), jitter: float = 0.0) -> torch.nn.Module:
+def tiny_model(
+    *,
+    config: str = "tiny",
+    sample_size: int | None = 8192,
+    edit: Callable[[dict], None] | None = None,
+    randomize: Iterable[str] = (),
+    jitter: float = 0.0,
+) -> torch.nn.Module:
     """A shipped config (128-frame windows by default: fast, and many windows per second of audio; None keeps
     the config's), built with seed 0. `edit(cfg)` changes the config before building. `randomize` names
     submodules ("dit", "rolloff_conditioner") whose weights are drawn at std RANDOM_STD from one generator seeded
@@ -52,8 +57,10 @@ def make_model_dir(tmp_path_factory):
     from saga_sr.models.checkpoint import export_model
 
     def make(model: torch.nn.Module | None = None, **options):
-        return export_model(model if model is not None else tiny_model(**options),
-                            tmp_path_factory.mktemp("model") / "model")
+        return export_model(
+            model if model is not None else tiny_model(**options), tmp_path_factory.mktemp("model") / "model"
+        )
+
     return make
 
 

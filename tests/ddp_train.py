@@ -20,6 +20,19 @@ def _dump(self) -> None:
 
 if __name__ == "__main__":
     trainer_module.SAGASRTrainer.on_train_end = _dump
-    train(train_dir=[sys.argv[1]], output_dir=sys.argv[2], model_config="tiny", sample_size=4096, batch_size=1,
-          max_steps=3, num_workers=0, strategy="ddp", devices=2, accelerator="cpu", val_every=1000,
-          no_progress_bar=True, compute_rolloff=True, seed=1)
+    train(
+        train_dir=[sys.argv[1]],
+        output_dir=sys.argv[2],
+        model_config="tiny",
+        sample_size=4096,
+        batch_size=1,
+        max_steps=3,
+        num_workers=0,
+        strategy="ddp",
+        devices=2,
+        accelerator="cpu",
+        val_every=1000,
+        no_progress_bar=True,
+        compute_rolloff=True,
+        seed=1,
+    )

@@ -16,10 +16,20 @@ def tiny_vae_config(sample_size: int = 4096) -> dict:
     cfg = read_config("tiny")
     cfg["sample_size"] = sample_size
     block = {"channels": 8, "c_mults": [1, 2], "strides": [2, 4], "use_snake": True}
-    cfg["model"]["pretransform"] = {"type": "autoencoder", "config": {
-        "encoder": {"type": "oobleck", "config": {"in_channels": 1, "latent_dim": 16, **block}},
-        "decoder": {"type": "oobleck", "config": {"out_channels": 1, "latent_dim": 8, "final_tanh": False, **block}},
-        "bottleneck": {"type": "vae"}, "latent_dim": 8, "downsampling_ratio": 8, "io_channels": 1}}
+    cfg["model"]["pretransform"] = {
+        "type": "autoencoder",
+        "config": {
+            "encoder": {"type": "oobleck", "config": {"in_channels": 1, "latent_dim": 16, **block}},
+            "decoder": {
+                "type": "oobleck",
+                "config": {"out_channels": 1, "latent_dim": 8, "final_tanh": False, **block},
+            },
+            "bottleneck": {"type": "vae"},
+            "latent_dim": 8,
+            "downsampling_ratio": 8,
+            "io_channels": 1,
+        },
+    }
     cfg["model"]["io_channels"] = 8
     cfg["model"]["diffusion"]["config"].update(io_channels=8, input_concat_dim=8)
     return cfg

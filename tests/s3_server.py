@@ -58,27 +58,65 @@ class SeaweedS3:
         root.mkdir(parents=True, exist_ok=True)
         (root / "data").mkdir(exist_ok=True)
         config = root / "s3.json"
-        config.write_text(json.dumps({"identities": [{"name": "saga", "credentials": [
-            {"accessKey": KEY, "secretKey": SECRET}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+        config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "saga",
+                            "credentials": [{"accessKey": KEY, "secretKey": SECRET}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
         m, mg, v, vg, f, fg, s3, s3g = _free_ports(8)
         self.port = s3
         self.endpoint = f"http://127.0.0.1:{s3}"
-        cmd = [binary, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={root / 'data'}",
-               f"-master.port={m}", f"-master.port.grpc={mg}", f"-volume.port={v}", f"-volume.port.grpc={vg}",
-               "-filer", f"-filer.port={f}", f"-filer.port.grpc={fg}", "-s3", f"-s3.port={s3}",
-               f"-s3.port.grpc={s3g}", "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}",
-               "-master.telemetry=false", "-volume.max=0", "-master.volumeSizeLimitMB=64"]
+        cmd = [
+            binary,
+            "server",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-dir={root / 'data'}",
+            f"-master.port={m}",
+            f"-master.port.grpc={mg}",
+            f"-volume.port={v}",
+            f"-volume.port.grpc={vg}",
+            "-filer",
+            f"-filer.port={f}",
+            f"-filer.port.grpc={fg}",
+            "-s3",
+            f"-s3.port={s3}",
+            f"-s3.port.grpc={s3g}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.config={config}",
+            "-master.telemetry=false",
+            "-volume.max=0",
+            "-master.volumeSizeLimitMB=64",
+        ]
         self.log = open(root / "weed.log", "wb")  # noqa: SIM115 (closed in kill)
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-        self.env = {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET,
-                    "AWS_DEFAULT_REGION": "us-east-1"}
+        self.env = {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
         self._wait_ready()
 
     def client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=KEY, aws_secret_access_key=SECRET,
-                            region_name="us-east-1")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=KEY,
+            aws_secret_access_key=SECRET,
+            region_name="us-east-1",
+        )
 
     def _wait_ready(self, timeout_s: float = 120) -> None:
         deadline = time.monotonic() + timeout_s

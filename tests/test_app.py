@@ -74,15 +74,27 @@ def served(tmp_path_factory, make_tiny_model):
 
 @pytest.fixture(scope="module")
 def client(served, tmp_path_factory):
-    return Client(served[0], verbose=False, download_files=str(tmp_path_factory.mktemp("client")),
-                  analytics_enabled=False)
+    return Client(
+        served[0], verbose=False, download_files=str(tmp_path_factory.mktemp("client")), analytics_enabled=False
+    )
 
 
 def upsample(client, files, target=None, edge=None, prompt=""):
     """The page's /upsample; target None leaves "Set a target roll-off" unticked (none given)."""
-    return client.predict([handle_file(f) for f in files], None, target is not None,
-                          0.9 if target is None else target, prompt, STEPS, 1.4, 1.2, 0, True, edge,
-                          api_name="/upsample")
+    return client.predict(
+        [handle_file(f) for f in files],
+        None,
+        target is not None,
+        0.9 if target is None else target,
+        prompt,
+        STEPS,
+        1.4,
+        1.2,
+        0,
+        True,
+        edge,
+        api_name="/upsample",
+    )
 
 
 def high_band_energy(path: Path, lo_hz: float = 10000.0) -> float:
@@ -107,8 +119,9 @@ def test_help_and_missing_model(capsys):
 def test_detect_then_upsample_one_file(client, tmp_path, served):
     src = write_tone(tmp_path / "tone8k.flac", 8000)
     (tmp_path / "tone8k.caption.txt").write_text("a sine")
-    edge, detected = client.predict([handle_file(src), handle_file(tmp_path / "tone8k.caption.txt")], None,
-                                    api_name="/detect")
+    edge, detected = client.predict(
+        [handle_file(src), handle_file(tmp_path / "tone8k.caption.txt")], None, api_name="/detect"
+    )
     assert 0 < edge <= 4000 and "tone8k.flac" in detected and "caption from tone8k.caption.txt" in detected
     choice, in_audio, out_audio, spec, table, downloads, log = upsample(client, [src], edge=edge)
     assert choice["value"] == "tone8k.flac"
@@ -163,10 +176,10 @@ def test_two_users_queue_and_the_microphone(client, served, tmp_path):
     other = Client(served[0], verbose=False, download_files=str(tmp_path / "other"), analytics_enabled=False)
     a = write_tone(tmp_path / "a.wav", 22050)
     rec = write_tone(tmp_path / "recording.wav", 48000)
-    jobs = [client.submit([handle_file(a)], None, False, 0.9, "", STEPS, 1.4, 1.2, 0, True, None,
-                          api_name="/upsample"),
-            other.submit(None, handle_file(rec), False, 0.9, "", STEPS, 1.4, 1.2, 0, True, None,
-                         api_name="/upsample")]
+    jobs = [
+        client.submit([handle_file(a)], None, False, 0.9, "", STEPS, 1.4, 1.2, 0, True, None, api_name="/upsample"),
+        other.submit(None, handle_file(rec), False, 0.9, "", STEPS, 1.4, 1.2, 0, True, None, api_name="/upsample"),
+    ]
     logs = [job.result(timeout=300)[6] for job in jobs]
     assert "[1/1] a.wav -> a.wav" in logs[0] and "[1/1] microphone.wav -> microphone.wav" in logs[1]
 
@@ -193,9 +206,18 @@ def test_headless_chromium_uploads_and_sees_the_result(served, tmp_path):
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1280,1800", f"--user-data-dir={tmp_path / 'profile'}"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,1800",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
         opts.add_argument(arg)
     os.environ.setdefault("SE_OFFLINE", "true")  # selenium never looks for a driver of its own
     driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
@@ -223,7 +245,9 @@ def test_headless_chromium_uploads_and_sees_the_result(served, tmp_path):
             "const done = arguments[arguments.length - 1];"
             "fetch(arguments[0]).then(r => r.arrayBuffer())"
             ".then(b => new OfflineAudioContext(1, 1, 44100).decodeAudioData(b))"
-            ".then(a => done([a.sampleRate, a.duration]), e => done(String(e)));", href)
+            ".then(a => done([a.sampleRate, a.duration]), e => done(String(e)));",
+            href,
+        )
         assert decoded[0] == 44100 and abs(decoded[1] - 0.5) < 0.01, decoded
         assert driver.execute_script("return arguments[0].naturalWidth", img) > 300
         assert driver.find_elements(By.CSS_SELECTOR, "#input-player audio")
@@ -241,8 +265,13 @@ def test_progress_counts_windows(tmp_path, make_tiny_model):
     up = Upsampler(sensitive(make_tiny_model()), "cpu", window_frames=32)
     seen = []
     src = write_tone(tmp_path / "t.wav", 16000, seconds=1.0)
-    out = run_uploads(up, split_uploads([src]), tmp_path / "out", Settings(steps=1, batch_size=2),
-                      report=lambda f, text: seen.append((f, text)))
+    out = run_uploads(
+        up,
+        split_uploads([src]),
+        tmp_path / "out",
+        Settings(steps=1, batch_size=2),
+        report=lambda f, text: seen.append((f, text)),
+    )
     assert out[0].error is None and (tmp_path / "out" / "t.wav").is_file()
     windows = [text for _, text in seen if "windows" in text]
     total = int(windows[0].split("/")[-1])
@@ -269,8 +298,12 @@ def test_served_on_loopback_and_temp_folder_removed_at_stop(tmp_path, tiny_model
     model = tiny_model_dir
     port = free_port()
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "saga_sr", "app", "--model", str(model), "--port", str(port),
-                             "--device", "cpu"], stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "saga_sr", "app", "--model", str(model), "--port", str(port), "--device", "cpu"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     rest: list[str] = []
     try:
         line = proc.stderr.readline()
@@ -291,11 +324,13 @@ def test_served_on_loopback_and_temp_folder_removed_at_stop(tmp_path, tiny_model
         listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
         if listening:  # iproute2 present: the socket is bound to loopback only
             assert {row.split()[3] for row in listening.splitlines()} == {f"127.0.0.1:{port}"}, listening
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path / "dl"),
-                        analytics_enabled=False)
+        client = Client(
+            f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path / "dl"), analytics_enabled=False
+        )
         long = write_tone(tmp_path / "long.wav", 8000, seconds=30.0)
-        job = client.submit([handle_file(long)], None, False, 0.9, "", 50, 1.4, 1.2, 0, True, None,
-                            api_name="/upsample")
+        job = client.submit(
+            [handle_file(long)], None, False, 0.9, "", 50, 1.4, 1.2, 0, True, None, api_name="/upsample"
+        )
         while job.status().code.name != "PROGRESS":  # sampling has started
             assert time.monotonic() < deadline and not job.done(), job.status()
             time.sleep(0.2)

@@ -45,8 +45,14 @@ def test_a_running_job_ends_when_the_page_stops_and_writes_nothing(up, tmp_path)
     def job():
         try:
             with gate.running():
-                run_uploads(up, uploads, tmp_path / "out", Settings(steps=50, batch_size=1),
-                            report=lambda f, text: started.set() if "windows" in text else None, gate=gate)
+                run_uploads(
+                    up,
+                    uploads,
+                    tmp_path / "out",
+                    Settings(steps=50, batch_size=1),
+                    report=lambda f, text: started.set() if "windows" in text else None,
+                    gate=gate,
+                )
         except Cancelled as exc:
             outcome["cancelled"] = exc
 

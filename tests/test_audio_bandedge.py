@@ -23,8 +23,10 @@ def resampled_band(x: np.ndarray, sr: int, band_sr: int) -> np.ndarray:
     return soxr.resample(soxr.resample(x, sr, band_sr, "HQ"), band_sr, sr, "HQ")
 
 
-@pytest.mark.parametrize("sr,band_sr", [(44100, 8000), (44100, 16000), (44100, 22050), (44100, 32000),
-                                        (48000, 8000), (48000, 32000), (16000, 8000)])
+@pytest.mark.parametrize(
+    "sr,band_sr",
+    [(44100, 8000), (44100, 16000), (44100, 22050), (44100, 32000), (48000, 8000), (48000, 32000), (16000, 8000)],
+)
 def test_resampler_cliff(sr, band_sr):
     """A file at `sr` whose real band is band_sr / 2: the edge lies in the resampler's transition band
     (0.913-1.0 x band_sr / 2), within 5 % below its end."""

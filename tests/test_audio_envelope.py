@@ -32,13 +32,14 @@ def _halves_rms(x: np.ndarray, hz: float) -> tuple[float, float]:
     """RMS of the STFT bin at `hz` over the middle of each half (away from the step)."""
     mag = np.abs(stft(x.astype(np.float64)))[round(hz * 2048 / SR)]
     t = mag.shape[0]
-    first, second = mag[t // 8: 3 * t // 8], mag[5 * t // 8: 7 * t // 8]
-    return float(np.sqrt(np.mean(first ** 2))), float(np.sqrt(np.mean(second ** 2)))
+    first, second = mag[t // 8 : 3 * t // 8], mag[5 * t // 8 : 7 * t // 8]
+    return float(np.sqrt(np.mean(first**2))), float(np.sqrt(np.mean(second**2)))
 
 
 # the top octave's energy is 1 then 1/16 (mean 17/32): the band's total energy moves by mean((top / mean) ** s)
-@pytest.mark.parametrize("strength, ratio, energy", [(1.0, 0.25, 1.0),
-                                                     (0.5, 0.5, ((32 / 17) ** 0.5 + (2 / 17) ** 0.5) / 2)])
+@pytest.mark.parametrize(
+    "strength, ratio, energy", [(1.0, 0.25, 1.0), (0.5, 0.5, ((32 / 17) ** 0.5 + (2 / 17) ** 0.5) / 2)]
+)
 def test_band_takes_the_top_octave_envelope_at_strength(strength, ratio, energy):
     """Strength 1: the band's energy follows the top octave at the band's own total energy; 0.5: half the
     modulation depth in dB."""
@@ -102,8 +103,8 @@ def _band_envelope_correlation(out: np.ndarray, lr: np.ndarray, edge: float, sr:
     """Correlation over frames of the output's log band energy above the edge with the LR's top octave's."""
     k = round(edge * 2048 / sr)
     o, x = np.abs(stft(out.astype(np.float64))) ** 2, np.abs(stft(lr.astype(np.float64))) ** 2
-    band = np.log10(o[k + 8:].sum(axis=0) + 1e-20)
-    top = np.log10(x[k // 2: int(0.9 * k)].sum(axis=0) + 1e-20)
+    band = np.log10(o[k + 8 :].sum(axis=0) + 1e-20)
+    top = np.log10(x[k // 2 : int(0.9 * k)].sum(axis=0) + 1e-20)
     return float(np.corrcoef(band[4:-4], top[4:-4])[0, 1])
 
 
@@ -159,9 +160,18 @@ def test_validation_follows_the_envelope_before_lfr_when_the_config_says_so(monk
     cfg["model"]["diffusion"]["envelope_follow"] = strength
     module = SAGASRTrainer(build_model(cfg, seed=0), use_ema=False, val_steps=1)
     audio = 0.1 * torch.randn(2, 1, 4096, generator=torch.Generator().manual_seed(0))
-    md = [{"lr_audio": 0.5 * audio[i], "padding_mask": torch.ones(4096, dtype=torch.bool), "prompt": "music",
-           "input_rolloff": 0.2, "target_rolloff": 0.8, "rolloff_low": 3000.0 + 1000 * i,
-           "lr_cutoff_hz": 3000.0 + 1000 * i} for i in range(2)]
+    md = [
+        {
+            "lr_audio": 0.5 * audio[i],
+            "padding_mask": torch.ones(4096, dtype=torch.bool),
+            "prompt": "music",
+            "input_rolloff": 0.2,
+            "target_rolloff": 0.8,
+            "rolloff_low": 3000.0 + 1000 * i,
+            "lr_cutoff_hz": 3000.0 + 1000 * i,
+        }
+        for i in range(2)
+    ]
     validation.validate_batch(module, audio, md, 0)
     expected = [((1, 4096), (1, 4096), 3000.0 + 1000 * i, 44100, strength) for i in range(2)] if strength else []
     assert calls == expected

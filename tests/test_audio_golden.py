@@ -24,8 +24,10 @@ def _signal(seed: int, channels: int = 2, length: int = 2048) -> np.ndarray:
     """Harmonics up to 18 kHz plus seeded white noise: energy on both sides of every cutoff drawn."""
     t = np.arange(length) / SR
     rng = np.random.default_rng(seed)
-    tones = sum(np.sin(2 * np.pi * f * t + p) / (1 + i) for i, (f, p) in
-                enumerate(zip((220, 1500, 4100, 7300, 11000, 18000), rng.uniform(0, 2 * np.pi, 6))))
+    tones = sum(
+        np.sin(2 * np.pi * f * t + p) / (1 + i)
+        for i, (f, p) in enumerate(zip((220, 1500, 4100, 7300, 11000, 18000), rng.uniform(0, 2 * np.pi, 6)))
+    )
     x = 0.3 * tones + 0.05 * rng.standard_normal((channels, length))
     return x.astype(np.float32)
 
@@ -44,8 +46,12 @@ def _check(name: str, got: np.ndarray, meta: dict, *, atol: float) -> None:
 def test_lr_simulation_matches_golden(seed):
     r = simulate_lr(_signal(1), SR, seed=seed)
     # soxr and scipy pick SIMD kernels at run time, so another CPU may round differently: 1e-6 on [-1, 1] audio
-    _check(f"lr_sim_seed{seed}", r.audio, {"cutoff_hz": r.cutoff_hz, "filter_type": r.filter_type, "order": r.order},
-           atol=1e-6)
+    _check(
+        f"lr_sim_seed{seed}",
+        r.audio,
+        {"cutoff_hz": r.cutoff_hz, "filter_type": r.filter_type, "order": r.order},
+        atol=1e-6,
+    )
 
 
 def test_lfr_matches_golden():

@@ -11,8 +11,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from saga_sr.audio.io import (AUDIO_EXTENSIONS, audio_rate, find_audio_files, find_audio_files_relative, fit_gain,
-                              load_audio, read_audio_blocks, save_audio)
+from saga_sr.audio.io import (
+    AUDIO_EXTENSIONS,
+    audio_rate,
+    find_audio_files,
+    find_audio_files_relative,
+    fit_gain,
+    load_audio,
+    read_audio_blocks,
+    save_audio,
+)
 from saga_sr.errors import AudioError
 
 DATA = Path(__file__).parent / "data"
@@ -56,9 +64,17 @@ def test_more_than_two_channels_refused_unless_downmix(tmp_path):
     assert load_audio(path, downmix=True, channels=2)[0].shape[0] == 2
 
 
-@pytest.mark.parametrize("kind,message", [("garbage", "cannot read"), ("empty", "cannot read|zero length"),
-                                          ("zero", "zero length"), ("nan", "NaN"), ("silent", "silent"),
-                                          ("missing", "no such file")])
+@pytest.mark.parametrize(
+    "kind,message",
+    [
+        ("garbage", "cannot read"),
+        ("empty", "cannot read|zero length"),
+        ("zero", "zero length"),
+        ("nan", "NaN"),
+        ("silent", "silent"),
+        ("missing", "no such file"),
+    ],
+)
 def test_bad_inputs_raise_audio_error_naming_the_file(tmp_path, kind, message):
     path = tmp_path / f"bad_{kind}.wav"
     if kind == "garbage":

@@ -38,7 +38,10 @@ def test_energy_ratio_is_clamped_to_0_8_1_2(gain, expected_low_gain):
     prediction to the LR's level (the same ratio, clamped the same way) and keeps the LR band as it is."""
     lr = _noise(None)
     k = int(8000 / BIN_HZ)
-    for scale, low_gain, high_gain in [("input", expected_low_gain, gain), ("prediction", 1.0, gain / expected_low_gain)]:
+    for scale, low_gain, high_gain in [
+        ("input", expected_low_gain, gain),
+        ("prediction", 1.0, gain / expected_low_gain),
+    ]:
         out = low_frequency_replace(gain * lr, lr, SR, cutoff_hz=8000.0, crossfade_hz=0.0, scale=scale)
         low = _band_level(out, 10, k - 10) / _band_level(lr, 10, k - 10)
         high = _band_level(out, k + 10, 1000) / _band_level(lr, k + 10, 1000)
@@ -71,7 +74,7 @@ def test_lr_band_survives_and_prediction_kept_above():
 
 def _max_step_db(out: np.ndarray, k: int) -> float:
     level = 20 * np.log10(magnitude(out).mean(axis=(0, 2)))
-    return float(np.abs(np.diff(level[k - 25: k + 10])).max())
+    return float(np.abs(np.diff(level[k - 25 : k + 10])).max())
 
 
 def test_crossfade_removes_the_seam():

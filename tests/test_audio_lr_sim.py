@@ -39,7 +39,11 @@ def test_stop_band_40_db_down_and_finite(filter_type, order, cutoff):
 
 def test_deterministic_for_a_seed_and_varies_across_seeds():
     a, b = simulate_lr(NOISE, SR, seed=3), simulate_lr(NOISE, SR, seed=3)
-    assert np.array_equal(a.audio, b.audio) and (a.cutoff_hz, a.filter_type, a.order) == (b.cutoff_hz, b.filter_type, b.order)
+    assert np.array_equal(a.audio, b.audio) and (a.cutoff_hz, a.filter_type, a.order) == (
+        b.cutoff_hz,
+        b.filter_type,
+        b.order,
+    )
     draws = {(r.cutoff_hz, r.filter_type, r.order) for r in (simulate_lr(NOISE, SR, seed=s) for s in range(6))}
     assert len(draws) > 3
     shared = np.random.default_rng(7)

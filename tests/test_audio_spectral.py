@@ -34,8 +34,9 @@ def test_stft_shape_and_exact_inverse():
 def test_stft_matches_scipy_centred_hann():
     x = np.random.default_rng(1).standard_normal(8192)
     ours = stft(x)
-    _, _, ref = signal.stft(x, window="hann", nperseg=2048, noverlap=1536, boundary="zeros", padded=False,
-                            return_onesided=True)
+    _, _, ref = signal.stft(
+        x, window="hann", nperseg=2048, noverlap=1536, boundary="zeros", padded=False, return_onesided=True
+    )
     ref = ref * np.hanning(2049)[:-1].sum()  # scipy divides by the window sum
     np.testing.assert_allclose(np.abs(ours), np.abs(ref[:, : ours.shape[1]]), rtol=1e-6, atol=1e-6)
 

@@ -12,8 +12,10 @@ from saga_sr.config import derive_rung, load_config
 from saga_sr.errors import ConfigError
 from saga_sr.models.build import build_model, model_summary
 
-META = [{"prompt": "a dog barks in the rain", "input_rolloff": 0.2, "target_rolloff": 0.9},
-        {"prompt": "piano", "input_rolloff": 0.4, "target_rolloff": 0.95}]
+META = [
+    {"prompt": "a dog barks in the rain", "input_rolloff": 0.2, "target_rolloff": 0.9},
+    {"prompt": "piano", "input_rolloff": 0.4, "target_rolloff": 0.95},
+]
 
 
 @pytest.fixture(scope="module")
@@ -178,17 +180,41 @@ UNBUILDABLE = [
     ("tiny", lambda c: _diffusion(c)["config"].update(ff_kwargs={"glu": False}), "ff_kwargs.glu"),
     ("tiny", lambda c: _diffusion(c)["config"].update(ff_kwargs={"dropout": 0.1}), "ff_kwargs.dropout"),
     ("tiny", lambda c: c["model"]["conditioning"]["configs"][0]["config"].update(enable_grad=True), "enable_grad"),
-    ("tiny", lambda c: (_diffusion(c).update(rolloff_conditioner={"type": "fourier", "dropout_rate": 1.0}),
-                        _diffusion(c)["config"].update(prepend_cond_dim=128)), "dropout_rate"),
-    ("tiny", lambda c: c["model"].update(pretransform={"type": "spectrogram", "scale": -1.0, "config": {
-        "channels": 1, "n_fft": 256, "hop": 128}}, io_channels=258) or _diffusion(c)["config"].update(
-        io_channels=258, input_concat_dim=258), "model.pretransform.scale"),
+    (
+        "tiny",
+        lambda c: (
+            _diffusion(c).update(rolloff_conditioner={"type": "fourier", "dropout_rate": 1.0}),
+            _diffusion(c)["config"].update(prepend_cond_dim=128),
+        ),
+        "dropout_rate",
+    ),
+    (
+        "tiny",
+        lambda c: (
+            c["model"].update(
+                pretransform={
+                    "type": "spectrogram",
+                    "scale": -1.0,
+                    "config": {"channels": 1, "n_fft": 256, "hop": 128},
+                },
+                io_channels=258,
+            )
+            or _diffusion(c)["config"].update(io_channels=258, input_concat_dim=258)
+        ),
+        "model.pretransform.scale",
+    ),
     ("saga_model_config_small", lambda c: c["model"]["pretransform"].update(model_half=True), "model_half"),
     ("saga_model_config_small", lambda c: c["model"]["pretransform"].update(chunked=True), "chunked"),
-    ("saga_model_config_small", lambda c: c["model"]["pretransform"]["config"]["encoder"]["config"].update(
-        antialias_activation=True), "encoder.config.antialias_activation"),
-    ("saga_model_config_small", lambda c: c["model"]["pretransform"]["config"]["decoder"]["config"].update(
-        use_nearest_upsample=True), "decoder.config.use_nearest_upsample"),
+    (
+        "saga_model_config_small",
+        lambda c: c["model"]["pretransform"]["config"]["encoder"]["config"].update(antialias_activation=True),
+        "encoder.config.antialias_activation",
+    ),
+    (
+        "saga_model_config_small",
+        lambda c: c["model"]["pretransform"]["config"]["decoder"]["config"].update(use_nearest_upsample=True),
+        "decoder.config.use_nearest_upsample",
+    ),
     ("tiny", lambda c: _optimizer(c)["optimizer"].update(type="Adamm"), "optimizer.type"),
     ("tiny", lambda c: _optimizer(c)["optimizer"]["config"].update(momentum=0.9), "optimizer.config"),
     ("tiny", lambda c: _optimizer(c)["scheduler"].update(type="CosineLR"), "scheduler.type"),

@@ -8,8 +8,8 @@ import pytest
 import soundfile as sf
 
 from saga_sr.cli import main
-from saga_sr.errors import ModelLoadError
 from saga_sr.data.caption import CAPTION_PROMPT, Captioner, sidecar_path
+from saga_sr.errors import ModelLoadError
 
 SPECIALS = ["<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]
 
@@ -32,18 +32,38 @@ def byte_vocab() -> dict[str, int]:
 @pytest.fixture(scope="module")
 def qwen_dir(tmp_path_factory):
     torch = pytest.importorskip("torch")
-    from transformers import (Qwen2AudioConfig, Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor,
-                              Qwen2Tokenizer, WhisperFeatureExtractor)
+    from transformers import (
+        Qwen2AudioConfig,
+        Qwen2AudioForConditionalGeneration,
+        Qwen2AudioProcessor,
+        Qwen2Tokenizer,
+        WhisperFeatureExtractor,
+    )
 
-    tok = Qwen2Tokenizer(vocab=byte_vocab(), merges=[], unk_token=None, bos_token=None,
-                         eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tok = Qwen2Tokenizer(
+        vocab=byte_vocab(),
+        merges=[],
+        unk_token=None,
+        bos_token=None,
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+    )
     tok.add_special_tokens({"additional_special_tokens": SPECIALS})
     proc = Qwen2AudioProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tok)
     cfg = Qwen2AudioConfig(
-        audio_config=dict(d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64, num_mel_bins=128),
-        text_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                         intermediate_size=64, vocab_size=len(tok)),
-        audio_token_index=tok.convert_tokens_to_ids("<|AUDIO|>"))
+        audio_config=dict(
+            d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64, num_mel_bins=128
+        ),
+        text_config=dict(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            intermediate_size=64,
+            vocab_size=len(tok),
+        ),
+        audio_token_index=tok.convert_tokens_to_ids("<|AUDIO|>"),
+    )
     torch.manual_seed(0)
     model = Qwen2AudioForConditionalGeneration(cfg).eval()
     out = tmp_path_factory.mktemp("qwen2audio")
@@ -54,7 +74,9 @@ def qwen_dir(tmp_path_factory):
 
 def test_captioner_deterministic_text(qwen_dir):
     full = Captioner(qwen_dir)
-    assert full.max_new_tokens == 256 - len(full.processor.tokenizer(CAPTION_PROMPT, add_special_tokens=False)["input_ids"])
+    assert full.max_new_tokens == 256 - len(
+        full.processor.tokenizer(CAPTION_PROMPT, add_special_tokens=False)["input_ids"]
+    )
     cap = Captioner(qwen_dir, max_new_tokens=12)  # a random model never stops early: keep the test short
     rng = np.random.default_rng(0)
     waves = [0.1 * rng.standard_normal(16000).astype(np.float32), 0.1 * rng.standard_normal(8000).astype(np.float32)]
@@ -87,6 +109,17 @@ def test_caption_cli_writes_sidecars(tmp_path, qwen_dir, capsys):
     assert sidecar_path(tmp_path / "a.wav").is_file()
     assert sidecar_path(tmp_path / "b.flac").read_text() == "kept\n"
     assert "1 ok, 1 failed, 1 kept" in capsys.readouterr().out
-    code = main(["caption", str(tmp_path / "b.flac"), "--model", str(qwen_dir), "--overwrite", "--device", "cpu",
-                 "--max-new-tokens", "8"])
+    code = main(
+        [
+            "caption",
+            str(tmp_path / "b.flac"),
+            "--model",
+            str(qwen_dir),
+            "--overwrite",
+            "--device",
+            "cpu",
+            "--max-new-tokens",
+            "8",
+        ]
+    )
     assert code == 0 and sidecar_path(tmp_path / "b.flac").read_text() != "kept\n"

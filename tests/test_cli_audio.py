@@ -11,9 +11,9 @@ import pytest
 import soundfile as sf
 
 from saga_sr.audio.io import load_audio
+from saga_sr.audio.metrics import all_metrics
 from saga_sr.audio.spectral import magnitude, rolloff
 from saga_sr.cli import main
-from saga_sr.audio.metrics import all_metrics
 
 DATA = Path(__file__).parent / "data"
 
@@ -71,7 +71,9 @@ def test_degrade_draws_per_file_deterministically_and_resamples(tmp_path, capsys
     first = _json_lines(capsys.readouterr().out)
     assert main(["degrade", str(src), "-o", str(tmp_path / "b"), "--seed", "5"]) == 0
     second = _json_lines(capsys.readouterr().out)
-    assert [(r["cutoff_hz"], r["filter"], r["order"]) for r in first] == [(r["cutoff_hz"], r["filter"], r["order"]) for r in second]
+    assert [(r["cutoff_hz"], r["filter"], r["order"]) for r in first] == [
+        (r["cutoff_hz"], r["filter"], r["order"]) for r in second
+    ]
     # samples, not bytes: a float WAV's PEAK chunk carries a timestamp
     assert np.array_equal(sf.read(tmp_path / "a" / "g.wav")[0], sf.read(tmp_path / "b" / "g.wav")[0])
     for r in first:
@@ -95,8 +97,20 @@ def test_degrade_refuses_to_overwrite_inputs(inputs, capsys):
 
 
 def test_rolloff_json_lines(tmp_path, capsys):
-    main(["degrade", str(DATA / "guitar_stereo.flac"), "-o", str(tmp_path), "--cutoff", "6000",
-          "--filter", "ellip", "--order", "6"])
+    main(
+        [
+            "degrade",
+            str(DATA / "guitar_stereo.flac"),
+            "-o",
+            str(tmp_path),
+            "--cutoff",
+            "6000",
+            "--filter",
+            "ellip",
+            "--order",
+            "6",
+        ]
+    )
     capsys.readouterr()
     bad = tmp_path / "bad.flac"
     bad.write_bytes(b"\x00" * 100)
@@ -108,7 +122,11 @@ def test_rolloff_json_lines(tmp_path, capsys):
     assert set(rows[0]) == {"path", "rolloff_hz", "rolloff_normalized", "bin", "sample_rate"}
     wav, sr = load_audio(DATA / "guitar_mono.flac")
     expected = rolloff(wav, sr)
-    assert (rows[1]["bin"], rows[1]["rolloff_hz"], rows[1]["rolloff_normalized"]) == (expected.bin, expected.hz, expected.normalized)
+    assert (rows[1]["bin"], rows[1]["rolloff_hz"], rows[1]["rolloff_normalized"]) == (
+        expected.bin,
+        expected.hz,
+        expected.normalized,
+    )
     assert rows[0]["rolloff_hz"] <= 6000.0 and rows[0]["sample_rate"] == 44100
 
 
@@ -122,7 +140,8 @@ def test_metrics_pair_known_answer(tmp_path, capsys):
     # the NU-Wave LSD floors power at 1e-8: this recording's quietest high bins sit on the floor in both
     assert 0.5 < row["lsd"] < 2 * np.log10(2) and row["lsd_lf"] == pytest.approx(2 * np.log10(2), abs=1e-4)
     assert {k: row[k] for k in ("lsd", "lsd_hf", "lsd_lf")} == pytest.approx(
-        {k: v for k, v in all_metrics(wav, 0.5 * wav, sr, 4000.0).items() if k in ("lsd", "lsd_hf", "lsd_lf")}, rel=1e-6)
+        {k: v for k, v in all_metrics(wav, 0.5 * wav, sr, 4000.0).items() if k in ("lsd", "lsd_hf", "lsd_lf")}, rel=1e-6
+    )
 
 
 def test_metrics_folders_with_summary(tmp_path, capsys):

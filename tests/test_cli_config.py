@@ -36,22 +36,32 @@ def test_help(argv, capsys):
 def test_check_all_shipped_configs_via_console_script():
     """Every shipped config passes but SAO 1.0 (a weight source of objective "v", which no build to run takes)."""
     runnable = [str(CONFIG_DIR / f"{n}.json") for n in shipped_configs() if n != "stable_audio_open_1.0"]
-    run = subprocess.run([sys.executable, "-m", "saga_sr", "config", "check", *runnable],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "saga_sr", "config", "check", *runnable], capture_output=True, text=True, timeout=120
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.count(": ok") == len(runnable)
-    sao = subprocess.run([sys.executable, "-m", "saga_sr", "config", "check", "stable_audio_open_1.0"],
-                         capture_output=True, text=True, timeout=120)
+    sao = subprocess.run(
+        [sys.executable, "-m", "saga_sr", "config", "check", "stable_audio_open_1.0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert sao.returncode == 2 and "diffusion_objective: 'v' is not supported" in sao.stderr
 
 
-@pytest.mark.parametrize("mutate, field", [
-    (lambda c: c["model"]["diffusion"]["config"].update(global_cond_dim=1000), "global_cond_dim"),
-    (lambda c: c["model"]["diffusion"]["config"].update(embed_dim=1024, num_heads=16, cond_token_dim=768),
-     "num_heads"),
-    (lambda c: c["model"]["diffusion"]["global_cond_ids"].append("seconds_end"), "global_cond_ids[2]"),
-    (lambda c: c["model"]["conditioning"].update(cond_dimm=512), "cond_dimm"),
-])
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda c: c["model"]["diffusion"]["config"].update(global_cond_dim=1000), "global_cond_dim"),
+        (
+            lambda c: c["model"]["diffusion"]["config"].update(embed_dim=1024, num_heads=16, cond_token_dim=768),
+            "num_heads",
+        ),
+        (lambda c: c["model"]["diffusion"]["global_cond_ids"].append("seconds_end"), "global_cond_ids[2]"),
+        (lambda c: c["model"]["conditioning"].update(cond_dimm=512), "cond_dimm"),
+    ],
+)
 def test_check_broken_copies_exit_2_naming_the_field(tmp_path, capsys, mutate, field):
     cfg = read_config("saga_model_config_small")
     bad = copy.deepcopy(cfg)
@@ -71,7 +81,7 @@ def test_check_missing_file_exits_2(tmp_path, capsys):
 
 
 def _assert_keys(component: dict, expected: dict, prefix: str = "") -> None:
-    got = {k[len(prefix):]: v for k, v in component["keys"].items() if k.startswith(prefix)}
+    got = {k[len(prefix) :]: v for k, v in component["keys"].items() if k.startswith(prefix)}
     assert got == expected["state_dict"]
 
 
@@ -88,8 +98,9 @@ def test_inspect_json_matches_the_sao_manifests(capsys):
     assert full_keys == manifest("sao_1_0_full_model")["state_dict"]
 
 
-@pytest.mark.parametrize("config, dit_manifest", [("saga_model_config_small", "dit_small"),
-                                                   ("saga_model_config", "dit_full")])
+@pytest.mark.parametrize(
+    "config, dit_manifest", [("saga_model_config_small", "dit_small"), ("saga_model_config", "dit_full")]
+)
 def test_inspect_json_matches_the_seed_manifests(capsys, config, dit_manifest):
     summary = inspect_json(config, capsys)["components"]
     _assert_keys(summary["dit"], manifest(dit_manifest))
@@ -134,18 +145,32 @@ def _nested(levels: int) -> dict:
 
 
 SIZE_CASES = {
-    "depth 1e10": ("tiny", lambda c: c["model"]["diffusion"]["config"].update(depth=10 ** 10),
-                   "model.diffusion.config.depth"),
-    "too many parameters": ("tiny", lambda c: c["model"]["diffusion"]["config"].update(
-        embed_dim=65536, num_heads=1024, depth=1024), "model.diffusion.config: about 5.3e+13 parameters"),
-    "autoencoder too big": ("saga_model_config", lambda c: c["model"]["pretransform"]["config"]["encoder"][
-        "config"].update(channels=60000), "model.pretransform.config.encoder.config: about"),
-    "segment beyond any machine": ("tiny", lambda c: c.update(sample_size=2 ** 40),
-                                   "sample_size: 1099511627776 is above the maximum"),
-    "integer beyond JSON": ("tiny", lambda c: c["training"].update(max_steps=10 ** 30), "training.max_steps"),
-    "900 levels in a free-form field": ("tiny", lambda c: c["model"]["diffusion"]["config"].update(
-        attn_kwargs=_nested(900)),
-        "model.diffusion.config.attn_kwargs.x[0][0]"),
+    "depth 1e10": (
+        "tiny",
+        lambda c: c["model"]["diffusion"]["config"].update(depth=10**10),
+        "model.diffusion.config.depth",
+    ),
+    "too many parameters": (
+        "tiny",
+        lambda c: c["model"]["diffusion"]["config"].update(embed_dim=65536, num_heads=1024, depth=1024),
+        "model.diffusion.config: about 5.3e+13 parameters",
+    ),
+    "autoencoder too big": (
+        "saga_model_config",
+        lambda c: c["model"]["pretransform"]["config"]["encoder"]["config"].update(channels=60000),
+        "model.pretransform.config.encoder.config: about",
+    ),
+    "segment beyond any machine": (
+        "tiny",
+        lambda c: c.update(sample_size=2**40),
+        "sample_size: 1099511627776 is above the maximum",
+    ),
+    "integer beyond JSON": ("tiny", lambda c: c["training"].update(max_steps=10**30), "training.max_steps"),
+    "900 levels in a free-form field": (
+        "tiny",
+        lambda c: c["model"]["diffusion"]["config"].update(attn_kwargs=_nested(900)),
+        "model.diffusion.config.attn_kwargs.x[0][0]",
+    ),
 }
 
 
@@ -161,8 +186,10 @@ def test_sizes_no_machine_can_build_are_refused_naming_the_field(case, tmp_path,
     assert words in err and "Traceback" not in err, err
 
 
-@pytest.mark.parametrize("text,words", [('{"sample_rate": ' + "9" * 5000 + "}", "number too long"),
-                                        ("[" * 100000 + "]" * 100000, "nested too deeply")])
+@pytest.mark.parametrize(
+    "text,words",
+    [('{"sample_rate": ' + "9" * 5000 + "}", "number too long"), ("[" * 100000 + "]" * 100000, "nested too deeply")],
+)
 def test_unreadable_json_is_one_line_not_a_traceback(text, words, tmp_path, capsys):
     path = tmp_path / "raw.json"
     path.write_text(text)

@@ -7,8 +7,16 @@ import json
 
 import pytest
 
-from saga_sr.config import (RUNGS, TINY_T5_CONFIG, check_config, config_path, derive_rung, load_config,
-                            shipped_configs, with_rolloff_conditioner)
+from saga_sr.config import (
+    RUNGS,
+    TINY_T5_CONFIG,
+    check_config,
+    config_path,
+    derive_rung,
+    load_config,
+    shipped_configs,
+    with_rolloff_conditioner,
+)
 from saga_sr.errors import ConfigError
 
 SHIPPED = ["saga_model_config_small", "saga_model_config", "saga_sr_paper", "stable_audio_open_1.0", "tiny"]
@@ -31,13 +39,27 @@ def test_every_required_config_is_shipped_and_valid():
 
 def test_seeds_small_and_full_dimensions(small):
     d = dit(small)
-    assert (d["embed_dim"], d["depth"], d["num_heads"], d["cond_token_dim"], d["global_cond_dim"],
-            d["prepend_cond_dim"], d["io_channels"], d["input_concat_dim"]) == (512, 8, 8, 512, 1024, 512, 64, 64)
+    assert (
+        d["embed_dim"],
+        d["depth"],
+        d["num_heads"],
+        d["cond_token_dim"],
+        d["global_cond_dim"],
+        d["prepend_cond_dim"],
+        d["io_channels"],
+        d["input_concat_dim"],
+    ) == (512, 8, 8, 512, 1024, 512, 64, 64)
     assert small["model"]["conditioning"]["cond_dim"] == 512
     full = load_config("saga_model_config")
     d = dit(full)
-    assert (d["embed_dim"], d["depth"], d["num_heads"], d["cond_token_dim"], d["global_cond_dim"],
-            d["prepend_cond_dim"]) == (1536, 24, 24, 768, 1536, 1536)
+    assert (
+        d["embed_dim"],
+        d["depth"],
+        d["num_heads"],
+        d["cond_token_dim"],
+        d["global_cond_dim"],
+        d["prepend_cond_dim"],
+    ) == (1536, 24, 24, 768, 1536, 1536)
     for cfg in (small, full):
         assert cfg["sample_size"] == 65536
         assert cfg["model"]["diffusion"]["diffusion_objective"] == "rectified_flow"
@@ -60,33 +82,55 @@ def test_paper_config_facts():
 
 def test_tiny_config_is_cpu_sized_and_offline():
     cfg = load_config("tiny")
-    assert cfg["model"]["pretransform"] == {"type": "patched", "scale": 0.125, "config": {"channels": 1, "patch_size": 64}}
+    assert cfg["model"]["pretransform"] == {
+        "type": "patched",
+        "scale": 0.125,
+        "config": {"channels": 1, "patch_size": 64},
+    }
     assert cfg["sample_size"] // 64 == 256 and cfg["audio_channels"] == 1
     t5 = next(c for c in cfg["model"]["conditioning"]["configs"] if c["type"] == "t5")
     assert t5["config"]["t5_config"] == TINY_T5_CONFIG and "t5_model_name" not in t5["config"]
 
 
-@pytest.mark.parametrize("mutate, field", [
-    (lambda c: dit(c).update(global_cond_dim=512), "model.diffusion.config.global_cond_dim"),
-    (lambda c: dit(c).update(embed_dim=1024, num_heads=16, cond_token_dim=768, prepend_cond_dim=1024)
-     or c["model"]["conditioning"].update(cond_dim=768) or dit(c).update(global_cond_dim=1536),
-     "model.diffusion.config.num_heads"),
-    (lambda c: c["model"]["diffusion"]["cross_attention_cond_ids"].append("caption"),
-     "model.diffusion.cross_attention_cond_ids[1]"),
-    (lambda c: dit(c).update(num_haeds=dit(c).pop("num_heads")), "model.diffusion.config.num_haeds"),
-    (lambda c: dit(c).update(embed_dim=500), "model.diffusion.config.embed_dim"),
-    (lambda c: dit(c).update(cond_token_dim=96) or c["model"]["conditioning"].update(cond_dim=96)
-     or dit(c).update(global_cond_dim=192), "model.diffusion.config.cond_token_dim"),
-    (lambda c: dit(c).update(input_concat_dim=32), "model.diffusion.config.input_concat_dim"),
-    (lambda c: dit(c).update(io_channels=128), "model.diffusion.config.io_channels"),
-    (lambda c: c.update(sample_size=65000), "sample_size"),
-    (lambda c: dit(c).update(depth="8"), "model.diffusion.config.depth"),
-    (lambda c: dit(c).update(prepend_cond_dim=300), "model.diffusion.config.prepend_cond_dim"),
-    (lambda c: c["model"]["pretransform"]["config"].update(downsampling_ratio=1024),
-     "model.pretransform.config.downsampling_ratio"),
-    (lambda c: c["training"].update(timestep_sampler="cosine"), "training.timestep_sampler"),
-    (lambda c: c["model"]["conditioning"]["configs"][1].update(type="numbr"), "model.conditioning.configs[1].type"),
-])
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda c: dit(c).update(global_cond_dim=512), "model.diffusion.config.global_cond_dim"),
+        (
+            lambda c: (
+                dit(c).update(embed_dim=1024, num_heads=16, cond_token_dim=768, prepend_cond_dim=1024)
+                or c["model"]["conditioning"].update(cond_dim=768)
+                or dit(c).update(global_cond_dim=1536)
+            ),
+            "model.diffusion.config.num_heads",
+        ),
+        (
+            lambda c: c["model"]["diffusion"]["cross_attention_cond_ids"].append("caption"),
+            "model.diffusion.cross_attention_cond_ids[1]",
+        ),
+        (lambda c: dit(c).update(num_haeds=dit(c).pop("num_heads")), "model.diffusion.config.num_haeds"),
+        (lambda c: dit(c).update(embed_dim=500), "model.diffusion.config.embed_dim"),
+        (
+            lambda c: (
+                dit(c).update(cond_token_dim=96)
+                or c["model"]["conditioning"].update(cond_dim=96)
+                or dit(c).update(global_cond_dim=192)
+            ),
+            "model.diffusion.config.cond_token_dim",
+        ),
+        (lambda c: dit(c).update(input_concat_dim=32), "model.diffusion.config.input_concat_dim"),
+        (lambda c: dit(c).update(io_channels=128), "model.diffusion.config.io_channels"),
+        (lambda c: c.update(sample_size=65000), "sample_size"),
+        (lambda c: dit(c).update(depth="8"), "model.diffusion.config.depth"),
+        (lambda c: dit(c).update(prepend_cond_dim=300), "model.diffusion.config.prepend_cond_dim"),
+        (
+            lambda c: c["model"]["pretransform"]["config"].update(downsampling_ratio=1024),
+            "model.pretransform.config.downsampling_ratio",
+        ),
+        (lambda c: c["training"].update(timestep_sampler="cosine"), "training.timestep_sampler"),
+        (lambda c: c["model"]["conditioning"]["configs"][1].update(type="numbr"), "model.conditioning.configs[1].type"),
+    ],
+)
 def test_each_broken_rule_names_its_field(small, mutate, field):
     cfg = copy.deepcopy(small)
     mutate(cfg)
@@ -149,10 +193,10 @@ def test_rungs_match_the_seeds(small):
     a0, a1, b1 = (derive_rung(small, r) for r in ("A0", "A1", "B1"))
     assert dit(a0) == dit(small)  # A0 is the small config itself
     assert dit(a1)["depth"] == 16 and dit(a1)["embed_dim"] == 512
-    assert {k: dit(b1)[k] for k in ("embed_dim", "depth", "num_heads", "cond_token_dim", "global_cond_dim",
-                                     "prepend_cond_dim")} == dict(embed_dim=768, depth=16, num_heads=12,
-                                                                  cond_token_dim=768, global_cond_dim=1536,
-                                                                  prepend_cond_dim=768)
+    assert {
+        k: dit(b1)[k]
+        for k in ("embed_dim", "depth", "num_heads", "cond_token_dim", "global_cond_dim", "prepend_cond_dim")
+    } == dict(embed_dim=768, depth=16, num_heads=12, cond_token_dim=768, global_cond_dim=1536, prepend_cond_dim=768)
     f0, f1, f2 = (derive_rung(full, r) for r in ("F0", "F1", "F2"))
     assert f0["model"]["diffusion"]["cross_attention_cond_ids"] == []
     assert dit(f0) == dit(full) and f1["model"] == full["model"]
@@ -187,8 +231,10 @@ def test_malformed_optimizer_block_is_listed_not_raised():
     cfg = load_config("tiny")
     cfg["training"]["optimizer_configs"]["diffusion"] = {"optimizer": "AdamW", "scheduler": {"config": [1]}}
     problems = check_config(cfg)
-    assert problems == ["training.optimizer_configs.diffusion.optimizer: expected an object, got 'AdamW'",
-                        "training.optimizer_configs.diffusion.scheduler.config: expected an object, got [1]"]
+    assert problems == [
+        "training.optimizer_configs.diffusion.optimizer: expected an object, got 'AdamW'",
+        "training.optimizer_configs.diffusion.scheduler.config: expected an object, got [1]",
+    ]
 
 
 def test_optimizer_settings_follow_stable_audio_tools_defaults():
@@ -211,11 +257,27 @@ def test_training_flags_override_the_config_in_one_place():
 
     cfg = load_config("tiny")
     assert TrainingSettings.from_flags(cfg, {}) == TrainingSettings.from_config(cfg)
-    given = {"learning_rate": 1e-3, "batch_size": 2, "max_steps": 7, "accumulate_grad_batches": 3,
-             "gradient_clip_val": 0.0, "ema": False, "timestep_sampler": "uniform", "seed": 5, "val_every": 9}
+    given = {
+        "learning_rate": 1e-3,
+        "batch_size": 2,
+        "max_steps": 7,
+        "accumulate_grad_batches": 3,
+        "gradient_clip_val": 0.0,
+        "ema": False,
+        "timestep_sampler": "uniform",
+        "seed": 5,
+        "val_every": 9,
+    }
     s = TrainingSettings.from_flags(cfg, given)
-    assert (s.learning_rate, s.batch_size, s.max_steps, s.accumulate_grad_batches, s.gradient_clip_val,
-            s.use_ema, s.timestep_sampler) == (1e-3, 2, 7, 3, 0.0, False, "uniform")
+    assert (
+        s.learning_rate,
+        s.batch_size,
+        s.max_steps,
+        s.accumulate_grad_batches,
+        s.gradient_clip_val,
+        s.use_ema,
+        s.timestep_sampler,
+    ) == (1e-3, 2, 7, 3, 0.0, False, "uniform")
     assert set(TRAIN_FLAGS) == set(given) - {"seed", "val_every"}
     unset = TrainingSettings.from_flags(cfg, dict.fromkeys(given))
     assert (unset.learning_rate, unset.use_ema, unset.timestep_sampler) == (3e-4, True, "logit_normal")

@@ -68,9 +68,11 @@ def test_missing_and_empty_sources_are_clear_errors(tmp_path: Path):
 
 def test_manifests_csv_and_jsonl(folder: Path, tmp_path: Path):
     csv_path = tmp_path / "m.csv"
-    csv_path.write_text("path,caption,transcript,domain\n"
-                        f"{folder / 'a.wav'},manifest caption,,speech\n"
-                        "train/sub/b.flac,,words,music\nmissing.wav,,,\n")
+    csv_path.write_text(
+        "path,caption,transcript,domain\n"
+        f"{folder / 'a.wav'},manifest caption,,speech\n"
+        "train/sub/b.flac,,words,music\nmissing.wav,,,\n"
+    )
     rows = read_manifest(csv_path)
     assert rows[1]["path"] == tmp_path / "train/sub/b.flac"
     res = build_index(csv_path)
@@ -109,7 +111,7 @@ def test_items_crop_pad_metadata_and_determinism(folder: Path):
     # the HR target is the file itself (left channel duplicated for mono files)
     ref, _ = sf.read(folder / "a.wav", dtype="float32")
     start = round(md["seconds_start"] * SR)
-    assert np.allclose(audio[0].numpy(), ref[start:start + 8192], atol=1e-6)
+    assert np.allclose(audio[0].numpy(), ref[start : start + 8192], atol=1e-6)
 
 
 def test_short_file_is_padded_with_a_mask_and_resampled(folder: Path):
@@ -161,7 +163,7 @@ def test_resampled_random_crop_matches_the_whole_file_resampled(tmp_path: Path):
         seg = read_segment(entry, 4096, SR, 2, np.random.default_rng(seed))
         start = round(seg.seconds_start * SR)
         assert seg.valid == 4096 and start > 0
-        assert np.abs(seg.audio - full[:, start:start + 4096]).max() < 1e-4
+        assert np.abs(seg.audio - full[:, start : start + 4096]).max() < 1e-4
 
 
 def test_manifest_bandwidth_is_the_hr_rolloff(folder: Path, tmp_path: Path):

@@ -79,13 +79,18 @@ def _fake_model(lr, sr, cutoff, target_rolloff=None):
 @pytest.mark.slow
 def test_run_evaluation_numbers_recompute_from_saved_wavs(tmp_path):
     from saga_sr.audio.lr_sim import simulate_lr
-    from saga_sr.evaluation.evaluate import EvalSettings, clip_seed, run_evaluation
     from saga_sr.audio.metrics import all_metrics
+    from saga_sr.evaluation.evaluate import EvalSettings, clip_seed, run_evaluation
 
     test_dir = _clips(tmp_path / "test")
     out = tmp_path / "out"
-    res = run_evaluation(test_dir, out, model_fn=_fake_model, roundtrip_fn=lambda hr, sr: hr,
-                         settings=EvalSettings(cutoffs=(4000.0, 8000.0), perceptual="mel", n_plot=2))
+    res = run_evaluation(
+        test_dir,
+        out,
+        model_fn=_fake_model,
+        roundtrip_fn=lambda hr, sr: hr,
+        settings=EvalSettings(cutoffs=(4000.0, 8000.0), perceptual="mel", n_plot=2),
+    )
     rows = list(csv.DictReader(open(out / "per_clip.csv")))
     assert len(rows) == 2 * 2 * 5  # files x cutoffs x systems
     assert {r["system"] for r in rows} == {"unprocessed", "ours", "ours_no_lfr", "vae_lfr", "dsp_bwe"}
@@ -99,17 +104,26 @@ def test_run_evaluation_numbers_recompute_from_saved_wavs(tmp_path):
     # the LR input is the documented deterministic simulation
     r = next(r for r in rows if r["system"] == "unprocessed" and r["cutoff_hz"] == "4000.0" and r["domain"] == "music")
     hr, _ = sf.read(out / r["reference"], dtype="float32", always_2d=True)
-    lr = simulate_lr(hr.T, 44100, seed=clip_seed("music/guitar_mono.flac", 4000.0, 0), cutoff=4000.0,
-                     filter_type="cheby1", order=8).audio
+    lr = simulate_lr(
+        hr.T, 44100, seed=clip_seed("music/guitar_mono.flac", 4000.0, 0), cutoff=4000.0, filter_type="cheby1", order=8
+    ).audio
     saved, _ = sf.read(out / r["wav"], dtype="float32", always_2d=True)
     np.testing.assert_allclose(saved.T, lr, atol=1e-6)
     # summary + tables per domain and cutoff, and the spectrogram grids
-    summary = {(s["domain"], s["cutoff_hz"], s["system"], s["metric"]): s for s in csv.DictReader(open(out / "summary.csv"))}
+    summary = {
+        (s["domain"], s["cutoff_hz"], s["system"], s["metric"]): s for s in csv.DictReader(open(out / "summary.csv"))
+    }
     lsds = [float(r["lsd"]) for r in rows if r["system"] == "dsp_bwe" and r["cutoff_hz"] == "8000.0"]
     assert float(summary[("all", "8000.0", "dsp_bwe", "lsd")]["mean"]) == pytest.approx(np.mean(lsds))
     names = sorted(p.name for p in (out / "tables").iterdir())
-    assert names == ["all_4000hz.md", "all_8000hz.md", "drums_4000hz.md", "drums_8000hz.md",
-                     "music_4000hz.md", "music_8000hz.md"]
+    assert names == [
+        "all_4000hz.md",
+        "all_8000hz.md",
+        "drums_4000hz.md",
+        "drums_8000hz.md",
+        "music_4000hz.md",
+        "music_8000hz.md",
+    ]
     assert "±" in (out / "tables" / "all_4000hz.md").read_text()
     assert "DSP bandwidth extension" in (out / "results.md").read_text()
     assert [p.name for p in res.figures] == ["spectrograms_4000hz.png", "spectrograms_8000hz.png"]
@@ -139,9 +153,8 @@ def test_reference_target_beats_default_on_a_band_limited_reference(tmp_path):
 
     x, sr = sf.read(DATA / "guitar_mono.flac", dtype="float32")
     (tmp_path / "t").mkdir()
-    sf.write(tmp_path / "t" / "dull.wav", _lowpassed(x[: sr], sr, 9000.0), sr)  # nothing above 9 kHz
-    settings = EvalSettings(cutoffs=(4000.0,), perceptual="none", n_plot=1,
-                            target_rolloffs=("default", "reference"))
+    sf.write(tmp_path / "t" / "dull.wav", _lowpassed(x[:sr], sr, 9000.0), sr)  # nothing above 9 kHz
+    settings = EvalSettings(cutoffs=(4000.0,), perceptual="none", n_plot=1, target_rolloffs=("default", "reference"))
     res = run_evaluation(tmp_path / "t", tmp_path / "o", model_fn=_noise_filler, settings=settings)
     by = {(r["system"], r["target_setting"]): r for r in res.rows}
     ref_hz = by[("ours", "reference")]["reference_rolloff_hz"]
@@ -186,8 +199,9 @@ def test_a_model_without_target_conditioning_is_named_in_the_notes():
     from saga_sr.inference.targets import takes_target_rolloff, unique_settings
 
     plain = SimpleNamespace(cross_attn_cond_ids=["prompt"], global_cond_ids=[], rolloff_conditioner=None)
-    paper = SimpleNamespace(cross_attn_cond_ids=["prompt", "target_rolloff"], global_cond_ids=[],
-                            rolloff_conditioner=None)
+    paper = SimpleNamespace(
+        cross_attn_cond_ids=["prompt", "target_rolloff"], global_cond_ids=[], rolloff_conditioner=None
+    )
     assert not takes_target_rolloff(plain) and takes_target_rolloff(paper)
 
     def model_fn(lr, sr, cutoff, target_rolloff=None):
@@ -202,8 +216,13 @@ def test_vae_row_beats_unprocessed_and_bad_files_are_skipped(tmp_path):
 
     test_dir = _clips(tmp_path / "t", 0.6)
     (test_dir / "music" / "broken.wav").write_bytes(b"RIFF not really a wav file")
-    res = run_evaluation(test_dir, tmp_path / "o", model_fn=None, roundtrip_fn=lambda hr, sr: hr,
-                         settings=EvalSettings(cutoffs=(4000.0,), perceptual="none", n_plot=1))
+    res = run_evaluation(
+        test_dir,
+        tmp_path / "o",
+        model_fn=None,
+        roundtrip_fn=lambda hr, sr: hr,
+        settings=EvalSettings(cutoffs=(4000.0,), perceptual="none", n_plot=1),
+    )
     assert any("broken.wav" in n for n in res.notes)  # a bad file is skipped with its reason
     assert any("round trip is lossless" in n for n in res.notes)  # the identity round trip is named as such
     assert "broken.wav" in (tmp_path / "o" / "results.md").read_text()
@@ -235,8 +254,27 @@ def test_evaluate_cli_runs_the_model(tmp_path, jittered_model_dir, capsys):
 
     test_dir = _clips(tmp_path / "test", 0.8)
     out = tmp_path / "eval"
-    code = main(["evaluate", "--model", str(jittered_model_dir), "--test-dir", str(test_dir), "--cutoffs", "4000",
-                 "--steps", "1", "--out", str(out), "--perceptual", "mel", "--max-files", "1", "--plots", "1"])
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(jittered_model_dir),
+            "--test-dir",
+            str(test_dir),
+            "--cutoffs",
+            "4000",
+            "--steps",
+            "1",
+            "--out",
+            str(out),
+            "--perceptual",
+            "mel",
+            "--max-files",
+            "1",
+            "--plots",
+            "1",
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "SAGA-SR (this model, with LFR)" in text and "per_clip.csv" in text
@@ -253,9 +291,31 @@ def test_evaluate_cli_scores_two_target_settings(tmp_path, jittered_model_dir, c
 
     test_dir = _clips(tmp_path / "test", 0.5)
     out = tmp_path / "eval"
-    code = main(["evaluate", "--model", str(jittered_model_dir), "--test-dir", str(test_dir), "--cutoffs", "4000",
-                 "--steps", "1", "--out", str(out), "--perceptual", "none", "--max-files", "1", "--plots", "1",
-                 "--target-rolloff", "default", "--target-rolloff", "12000"])
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(jittered_model_dir),
+            "--test-dir",
+            str(test_dir),
+            "--cutoffs",
+            "4000",
+            "--steps",
+            "1",
+            "--out",
+            str(out),
+            "--perceptual",
+            "none",
+            "--max-files",
+            "1",
+            "--plots",
+            "1",
+            "--target-rolloff",
+            "default",
+            "--target-rolloff",
+            "12000",
+        ]
+    )
     assert code == 0
     assert "target roll-off" in capsys.readouterr().out
     rows = list(csv.DictReader(open(out / "per_clip.csv")))
@@ -302,8 +362,13 @@ def test_a_band_limited_reference_is_named_per_file_and_in_the_notes(tmp_path):
     sf.write(tmp_path / "t" / "full.wav", x[:sr], sr)
     sf.write(tmp_path / "t" / "phone16k.wav", soxr.resample(x[:sr], sr, 16000), 16000)
     logged: list[str] = []
-    res = run_evaluation(tmp_path / "t", tmp_path / "o", model_fn=None,
-                         settings=EvalSettings(cutoffs=(4000.0,), perceptual="none", n_plot=0), log=logged.append)
+    res = run_evaluation(
+        tmp_path / "t",
+        tmp_path / "o",
+        model_fn=None,
+        settings=EvalSettings(cutoffs=(4000.0,), perceptual="none", n_plot=0),
+        log=logged.append,
+    )
     warnings = [m for m in logged if m.startswith("warning:")]
     assert len(warnings) == 1 and "phone16k.wav" in warnings[0] and "band-limited" in warnings[0]
     note = next(n for n in res.notes if "band-limited" in n)
@@ -327,8 +392,9 @@ def test_run_evaluation_refuses_max_seconds_that_is_not_positive(tmp_path):
     from saga_sr.evaluation.evaluate import EvalSettings, run_evaluation
 
     with pytest.raises(ValueError, match="max_seconds"):
-        run_evaluation(_clips(tmp_path / "test", 0.3), tmp_path / "o", model_fn=None,
-                       settings=EvalSettings(max_seconds=0.0))
+        run_evaluation(
+            _clips(tmp_path / "test", 0.3), tmp_path / "o", model_fn=None, settings=EvalSettings(max_seconds=0.0)
+        )
     assert not (tmp_path / "o").exists()
 
 
@@ -359,8 +425,9 @@ def _half_then_fail(monkeypatch, cls, name):
     monkeypatch.setattr(cls, name, broken)
 
 
-@pytest.mark.parametrize("target, cls, name", [("per_clip.csv", csv.DictWriter, "writerows"),
-                                               ("results.md", Path, "write_text")])
+@pytest.mark.parametrize(
+    "target, cls, name", [("per_clip.csv", csv.DictWriter, "writerows"), ("results.md", Path, "write_text")]
+)
 def test_a_failure_mid_write_leaves_no_partial_table_or_csv(tmp_path, monkeypatch, target, cls, name):
     from saga_sr.evaluation.evaluate import EvalSettings, run_evaluation
     from saga_sr.outputs import TEMP_SUFFIX
@@ -370,8 +437,9 @@ def test_a_failure_mid_write_leaves_no_partial_table_or_csv(tmp_path, monkeypatc
     (out / target).write_text("a previous run's file\n")
     _half_then_fail(monkeypatch, cls, name)
     with pytest.raises(OSError, match="No space left"):
-        run_evaluation(test_dir, out, model_fn=None, settings=EvalSettings(cutoffs=(4000.0,), perceptual="none",
-                                                                          n_plot=0))
+        run_evaluation(
+            test_dir, out, model_fn=None, settings=EvalSettings(cutoffs=(4000.0,), perceptual="none", n_plot=0)
+        )
     monkeypatch.undo()
     assert (out / target).read_text() == "a previous run's file\n"  # the old file whole, not a half-written one
     assert not list((out / "tables").iterdir()) and not list(out.rglob(f"*{TEMP_SUFFIX}"))

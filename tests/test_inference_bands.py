@@ -22,7 +22,7 @@ DATA = Path(__file__).parent / "data"
 def streaming_rolloff_hz(wav, sr, block_frames):
     x = wav.mean(axis=0) if wav.ndim == 2 else wav
     block = block_frames * 512
-    return measure_bands((x[i:i + block] for i in range(0, x.shape[-1], block)), sr, sr).rolloff_hz
+    return measure_bands((x[i : i + block] for i in range(0, x.shape[-1], block)), sr, sr).rolloff_hz
 
 
 @pytest.mark.parametrize("block_frames", [1, 7, 512])
@@ -55,7 +55,7 @@ def test_blockwise_sums_equal_whole(length, block):
     x = np.random.default_rng(length).standard_normal(length)
     acc = LongTermSpectrum()
     for i in range(0, length, block):
-        acc.push(x[i:i + block])
+        acc.push(x[i : i + block])
     acc.finish()
     np.testing.assert_allclose(acc.mag, magnitude(x).sum(axis=-1), rtol=1e-10)
     np.testing.assert_allclose(acc.power, long_term_power(x), rtol=1e-10)
@@ -64,7 +64,7 @@ def test_blockwise_sums_equal_whole(length, block):
 def test_measure_bands_matches_the_pure_functions():
     sr = 44100
     x = soxr.resample(np.random.default_rng(0).standard_normal(3 * 16000) * 0.1, 16000, sr, "HQ")
-    bands = measure_bands((x[i:i + 10_000] for i in range(0, len(x), 10_000)), sr, 16000)
+    bands = measure_bands((x[i : i + 10_000] for i in range(0, len(x), 10_000)), sr, 16000)
     assert bands.rolloff_hz == pytest.approx(rolloff(x, sr).hz, abs=sr / 2048)
     ref = band_edge(x, sr, max_hz=8000)
     assert bands.edge.hz == ref.hz and bands.edge.cliff and bands.edge.drop_db == pytest.approx(ref.drop_db)

@@ -37,16 +37,25 @@ def reference_velocity(model, metadata, z_lr, x, t, s_a, s_t):
 def test_fast_guided_velocity_matches_plain(variant, make_tiny_model):
     fourier = variant == "fourier_rolloff"
     edit = (lambda cfg: cfg.update(with_rolloff_conditioner(cfg))) if fourier else None
-    model = make_tiny_model(sample_size=4096, edit=edit,
-                            randomize=("dit", "rolloff_conditioner") if fourier else ("dit",))
-    metadata = [{"prompt": "birdsong", "input_rolloff": 0.18, "target_rolloff": 0.9, "seconds_start": s,
-                 "seconds_total": 8.0} for s in (0.0, 1.5)]
+    model = make_tiny_model(
+        sample_size=4096, edit=edit, randomize=("dit", "rolloff_conditioner") if fourier else ("dit",)
+    )
+    metadata = [
+        {"prompt": "birdsong", "input_rolloff": 0.18, "target_rolloff": 0.9, "seconds_start": s, "seconds_total": 8.0}
+        for s in (0.0, 1.5)
+    ]
     g = torch.Generator().manual_seed(5)
     z_lr = torch.randn(2, model.latent_channels, 16, generator=g)
     x = torch.randn(2, model.latent_channels, 16, generator=g)
     with torch.no_grad():
-        guided = guided_velocity(model, window_conditioning(model, metadata, {}, "cpu"), z_lr, scale_audio=1.4,
-                                 scale_text=1.2, rolloff=rolloff_of(model, metadata))
+        guided = guided_velocity(
+            model,
+            window_conditioning(model, metadata, {}, "cpu"),
+            z_lr,
+            scale_audio=1.4,
+            scale_text=1.2,
+            rolloff=rolloff_of(model, metadata),
+        )
         fast = [guided(x, t) for t in (0.9, 0.4)]
         plain = [reference_velocity(model, metadata, z_lr, x, t, 1.4, 1.2) for t in (0.9, 0.4)]
     for f, p in zip(fast, plain):

@@ -16,9 +16,17 @@ B, C, T, S, D = 2, 8, 12, 5, 32
 @pytest.fixture(scope="module")
 def dit():
     torch.manual_seed(0)
-    net = DiffusionTransformer(io_channels=C, input_concat_dim=C, embed_dim=64, depth=2, num_heads=2,
-                               cond_token_dim=D, global_cond_dim=24, project_cond_tokens=False,
-                               diffusion_objective="rectified_flow").eval()
+    net = DiffusionTransformer(
+        io_channels=C,
+        input_concat_dim=C,
+        embed_dim=64,
+        depth=2,
+        num_heads=2,
+        cond_token_dim=D,
+        global_cond_dim=24,
+        project_cond_tokens=False,
+        diffusion_objective="rectified_flow",
+    ).eval()
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for p in net.parameters():  # every weight non-zero (the real init zeroes the residual branches)
@@ -29,9 +37,11 @@ def dit():
 @pytest.fixture()
 def cond():
     g = torch.Generator().manual_seed(2)
-    return {"input_concat_cond": torch.randn(B, C, T, generator=g),
-            "cross_attn_cond": torch.randn(B, S, D, generator=g),
-            "global_embed": torch.randn(B, 24, generator=g)}
+    return {
+        "input_concat_cond": torch.randn(B, C, T, generator=g),
+        "cross_attn_cond": torch.randn(B, S, D, generator=g),
+        "global_embed": torch.randn(B, 24, generator=g),
+    }
 
 
 def test_weights():
@@ -69,8 +79,9 @@ class Recorder:
         return x * 0 + torch.arange(x.shape[0], dtype=x.dtype)[:, None, None]
 
 
-@pytest.mark.parametrize("s_a,s_t,branches", [(1.4, 1.2, 3), (1.0, 1.0, 1), (1.0, 1.2, 2), (1.3, 1.3, 2),
-                                              (1.4, 0.0, 2)])
+@pytest.mark.parametrize(
+    "s_a,s_t,branches", [(1.4, 1.2, 3), (1.0, 1.0, 1), (1.0, 1.2, 2), (1.3, 1.3, 2), (1.4, 0.0, 2)]
+)
 def test_one_forward_per_step_and_skipping(cond, s_a, s_t, branches):
     rec = Recorder()
     guided = TwoScaleCFG(rec, cond, scale_audio=s_a, scale_text=s_t)
@@ -118,8 +129,10 @@ def test_prepare_runs_once_and_projected_call_matches(dit, cond):
     with torch.no_grad():
         plain = euler(TwoScaleCFG(dit, cond, scale_audio=1.4, scale_text=1.2), x, ts)
         kv_calls = []
-        hooks = [layer.cross_attn.to_kv.register_forward_hook(lambda *_: kv_calls.append(1))
-                 for layer in dit.transformer.layers]
+        hooks = [
+            layer.cross_attn.to_kv.register_forward_hook(lambda *_: kv_calls.append(1))
+            for layer in dit.transformer.layers
+        ]
         try:
             fast = euler(TwoScaleCFG(denoise, cond, scale_audio=1.4, scale_text=1.2, prepare=prepare), x, ts)
         finally:

@@ -13,23 +13,35 @@ from saga_sr.inference.schedules import linear_quadratic
 @pytest.fixture(scope="module")
 def random_model(make_tiny_model):
     """A random DiT (the init zeroes its residual branches), with the LR's per-frame gain or without it."""
+
     def make(gain: bool):
         def edit(cfg: dict) -> None:
             for key in ("lr_prefill", "target_band_limit", "lr_gain"):
                 cfg["model"]["diffusion"].pop(key, None)
             if gain:
                 cfg["model"]["diffusion"]["lr_gain"] = {"smooth_frames": 3, "floor": 0.1}
+
         return make_tiny_model(sample_size=4096, edit=edit, randomize=("dit",))
+
     return make
 
 
 def _sample(model, z_lr, noise):
-    metadata = [{"prompt": "", "input_rolloff": 0.3, "target_rolloff": 0.9, "seconds_start": 0.0,
-                 "seconds_total": 1.0}] * z_lr.shape[0]
+    metadata = [
+        {"prompt": "", "input_rolloff": 0.3, "target_rolloff": 0.9, "seconds_start": 0.0, "seconds_total": 1.0}
+    ] * z_lr.shape[0]
     cond = model.conditioning(metadata, "cpu")
     rolloff = (torch.full((z_lr.shape[0],), 0.3), torch.full((z_lr.shape[0],), 0.9))
-    return sample_latents(model, z_lr, cond, noise, linear_quadratic(3), cfg_audio=1.4, cfg_text=1.2,
-                          rolloff=rolloff if model.rolloff_conditioner is not None else None)
+    return sample_latents(
+        model,
+        z_lr,
+        cond,
+        noise,
+        linear_quadratic(3),
+        cfg_audio=1.4,
+        cfg_text=1.2,
+        rolloff=rolloff if model.rolloff_conditioner is not None else None,
+    )
 
 
 def test_relative_latents_divide_by_the_lr_gain_only_when_configured(random_model):

@@ -14,7 +14,7 @@ def test_linear_quadratic_paper_grid():
     assert torch.allclose(ts[:51], 1.0 - torch.arange(51, dtype=torch.float64) / 1000)
     # then 0.95 * (1 - s^2), s = k / 50
     s = torch.arange(51, dtype=torch.float64) / 50
-    assert torch.allclose(ts[50:], 0.95 * (1 - s ** 2))
+    assert torch.allclose(ts[50:], 0.95 * (1 - s**2))
     assert (ts[1:] < ts[:-1]).all()
 
 
@@ -33,7 +33,7 @@ def test_linear_quadratic_rejects_bad_args():
 
 
 def test_logsnr_linear_matches_stable_audio_tools():
-    expected = torch.tensor([1, .9933, .9820, .9526, .8808, .7311, .5, .2689, 0], dtype=torch.float64)
+    expected = torch.tensor([1, 0.9933, 0.9820, 0.9526, 0.8808, 0.7311, 0.5, 0.2689, 0], dtype=torch.float64)
     assert torch.allclose(logsnr_linear(8), expected, atol=1e-4)
 
 
@@ -53,8 +53,12 @@ def test_euler_constant_field_is_exact():
 def test_euler_steps_callback_and_no_in_place():
     x0 = torch.ones(4)
     seen = []
-    out = euler(lambda x, t: x * 0 + t, x0, torch.tensor([1.0, 0.5, 0.0]),
-                callback=lambda i, t, x: seen.append((i, t, x.clone())))
+    out = euler(
+        lambda x, t: x * 0 + t,
+        x0,
+        torch.tensor([1.0, 0.5, 0.0]),
+        callback=lambda i, t, x: seen.append((i, t, x.clone())),
+    )
     # v(t=1) = 1 for dt = -0.5, then v(t=0.5) = 0.5 for dt = -0.5
     assert torch.allclose(out, torch.full((4,), 1 - 0.5 - 0.25))
     assert [s[:2] for s in seen] == [(0, 0.5), (1, 0.0)]

@@ -6,8 +6,10 @@ import pytest
 from saga_sr.inference.windows import plan_windows, window_weights
 
 
-@pytest.mark.parametrize("total,length,overlap", [(5, 8, 2), (100, 16, 4), (16, 10, 5), (17, 10, 2),
-                                                  (1000, 128, 32), (129, 128, 32), (128, 128, 32), (7, 3, 0)])
+@pytest.mark.parametrize(
+    "total,length,overlap",
+    [(5, 8, 2), (100, 16, 4), (16, 10, 5), (17, 10, 2), (1000, 128, 32), (129, 128, 32), (128, 128, 32), (7, 3, 0)],
+)
 def test_plan_covers_and_weights_sum_to_one(total, length, overlap):
     plan = plan_windows(total, length, overlap)
     acc = np.zeros(total)

@@ -57,29 +57,64 @@ def fake_eval(model_dir: Path, val_dir: Path, out_dir: Path, settings, seed: int
     base = {"A0": 2.0, "A1": 1.5}.get(rung, 1.9)
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "per_clip.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["domain", "file", "cutoff_hz", "system", "lsd", "lsd_hf", "lsd_lf", "si_sdr"])
+        w = csv.DictWriter(
+            fh, fieldnames=["domain", "file", "cutoff_hz", "system", "lsd", "lsd_hf", "lsd_lf", "si_sdr"]
+        )
         w.writeheader()
         for i, f in enumerate(FILES):
             for c in settings.eval_cutoffs:
                 lsd = base + 0.1 * i + 0.01 * seed
-                w.writerow(dict(domain="music", file=f, cutoff_hz=c, system="ours", lsd=lsd, lsd_hf=lsd + 0.3,
-                                lsd_lf=0.2, si_sdr=5.0 - lsd))
-                w.writerow(dict(domain="music", file=f, cutoff_hz=c, system="ours_no_lfr", lsd=lsd + 0.2 + 0.01 * i,
-                                lsd_hf=lsd + 0.3, lsd_lf=2.0, si_sdr=1.0 - lsd))
+                w.writerow(
+                    dict(
+                        domain="music",
+                        file=f,
+                        cutoff_hz=c,
+                        system="ours",
+                        lsd=lsd,
+                        lsd_hf=lsd + 0.3,
+                        lsd_lf=0.2,
+                        si_sdr=5.0 - lsd,
+                    )
+                )
+                w.writerow(
+                    dict(
+                        domain="music",
+                        file=f,
+                        cutoff_hz=c,
+                        system="ours_no_lfr",
+                        lsd=lsd + 0.2 + 0.01 * i,
+                        lsd_hf=lsd + 0.3,
+                        lsd_lf=2.0,
+                        si_sdr=1.0 - lsd,
+                    )
+                )
 
 
 def _settings(tmp_path: Path, rungs, seeds=(0,), **kw) -> LadderSettings:
     for d in ("train", "val"):
         (tmp_path / d).mkdir(exist_ok=True)
-    return LadderSettings(train_dir=str(tmp_path / "train"), val_dir=str(tmp_path / "val"), rungs=tuple(rungs),
-                          max_steps=20, seeds=tuple(seeds), scale="tiny", eval_cutoffs=(4000.0,), bench_steps=0, **kw)
+    return LadderSettings(
+        train_dir=str(tmp_path / "train"),
+        val_dir=str(tmp_path / "val"),
+        rungs=tuple(rungs),
+        max_steps=20,
+        seeds=tuple(seeds),
+        scale="tiny",
+        eval_cutoffs=(4000.0,),
+        bench_steps=0,
+        **kw,
+    )
 
 
 def test_invalid_rung_is_reported_and_the_ladder_goes_on(tmp_path):
     bad = _bad_config(tmp_path)
     train = FakeTraining(fail_on="A1", error=RuntimeError)
-    report = run_ladder(_settings(tmp_path, ["A0", str(bad), "nonsense", "A1", "B1"]), tmp_path / "out",
-                        train_fn=train, eval_fn=fake_eval)
+    report = run_ladder(
+        _settings(tmp_path, ["A0", str(bad), "nonsense", "A1", "B1"]),
+        tmp_path / "out",
+        train_fn=train,
+        eval_fn=fake_eval,
+    )
     assert [c.config_path.parent.parent.name for c in train.calls] == ["A0", "A1", "B1"]
     text = report.read_text()
     assert "bad_heads" in text and "num_heads" in text and "nonsense" in text
@@ -141,15 +176,37 @@ def test_tiny_ladder_smoke(tmp_path, capsys):
     """CI smoke test: the tiny ladder on three short clips with a few steps, then a rerun that resumes."""
     from saga_sr.cli import main
 
-    for name, split, sec in (("guitar_stereo", "train", 1.0), ("drums_stereo", "train", 1.0), ("guitar_mono", "val", 0.8)):
+    for name, split, sec in (
+        ("guitar_stereo", "train", 1.0),
+        ("drums_stereo", "train", 1.0),
+        ("guitar_mono", "val", 0.8),
+    ):
         x, sr = sf.read(DATA / f"{name}.flac", dtype="float32")
         (tmp_path / split).mkdir(exist_ok=True)
         sf.write(tmp_path / split / f"{name}.flac", x[: int(sec * sr)], sr)
     bad = _bad_config(tmp_path)
     out = tmp_path / "ladder"
-    argv = ["ladder", "--train_dir", str(tmp_path / "train"), "--val_dir", str(tmp_path / "val"), "--rungs",
-            f"A0,F0,{bad}", "--max_steps", "2", "--scale", "tiny", "--out", str(out), "--cutoffs", "4000",
-            "--eval_steps", "1", "--bench_steps", "1"]
+    argv = [
+        "ladder",
+        "--train_dir",
+        str(tmp_path / "train"),
+        "--val_dir",
+        str(tmp_path / "val"),
+        "--rungs",
+        f"A0,F0,{bad}",
+        "--max_steps",
+        "2",
+        "--scale",
+        "tiny",
+        "--out",
+        str(out),
+        "--cutoffs",
+        "4000",
+        "--eval_steps",
+        "1",
+        "--bench_steps",
+        "1",
+    ]
     assert main(argv) == 0
     text = (out / "ladder_report.md").read_text()
     rows = {r["rung"]: r for r in csv.DictReader(open(out / "ladder_metrics.csv"))}

@@ -16,8 +16,22 @@ import pytest
 import saga_sr
 
 # lowest first; `saga_sr/__init__.py` (the version string) sits below all of them
-LAYERS = ("errors", "seeding", "outputs", "audio", "config", "models", "flow", "data", "inference", "training",
-          "evaluation", "experiments", "app", "cli")
+LAYERS = (
+    "errors",
+    "seeding",
+    "outputs",
+    "audio",
+    "config",
+    "models",
+    "flow",
+    "data",
+    "inference",
+    "training",
+    "evaluation",
+    "experiments",
+    "app",
+    "cli",
+)
 PACKAGE_DIR = Path(saga_sr.__file__).resolve().parent
 # files that are not layers of their own: the `python -m saga_sr` entry point is part of the CLI
 FILE_LAYER = {"__main__": "cli"}
@@ -54,8 +68,10 @@ def saga_imports(path: Path) -> list[tuple[int, str]]:
             else:
                 target = node.module or ""
             # `from saga_sr import audio` names a package; `from saga_sr import __version__` names the root
-            out += [(node.lineno, f"{target}.{a.name}" if target == "saga_sr" and not a.name.startswith("__")
-                     else target) for a in node.names]
+            out += [
+                (node.lineno, f"{target}.{a.name}" if target == "saga_sr" and not a.name.startswith("__") else target)
+                for a in node.names
+            ]
     return [(line, name) for line, name in out if name == "saga_sr" or name.startswith("saga_sr.")]
 
 
@@ -90,7 +106,7 @@ def package_cycles(files: list[Path]) -> list[list[str]]:
     def walk(node: str, stack: list[str]) -> None:
         for nxt in sorted(edges.get(node, ())):
             if nxt in stack:
-                cycle = stack[stack.index(nxt):]
+                cycle = stack[stack.index(nxt) :]
                 key = frozenset(cycle)
                 if key not in seen:
                     seen.add(key)
@@ -208,24 +224,30 @@ def test_checker_catches_a_cycle(fake_package):
 def test_checker_catches_a_module_cycle(fake_package):
     init = _write(fake_package, "inference/__init__.py", "")
     pipe = _write(fake_package, "inference/pipeline.py", "from saga_sr.inference.chunks import ChunkDecoder\n")
-    typing_only = _write(fake_package, "inference/chunks.py", "from typing import TYPE_CHECKING\n"
-                         "if TYPE_CHECKING:\n    from saga_sr.inference.pipeline import Upsampler\n")
+    typing_only = _write(
+        fake_package,
+        "inference/chunks.py",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from saga_sr.inference.pipeline import Upsampler\n",
+    )
     lazy = _write(fake_package, "inference/stream.py", "def f():\n    from . import pipeline\n")
     leaf = _write(fake_package, "inference/windows.py", "import saga_sr.inference.pipeline\n")
     assert module_cycles([init, pipe, typing_only]) == [["saga_sr.inference.chunks", "saga_sr.inference.pipeline"]]
     assert module_cycles([init, pipe, leaf]) == []
     lazy_cycle = _write(fake_package, "inference/chunks.py", "from .stream import f\n")
     assert module_cycles([init, pipe, lazy_cycle, lazy]) == [
-        ["saga_sr.inference.chunks", "saga_sr.inference.pipeline", "saga_sr.inference.stream"]]
+        ["saga_sr.inference.chunks", "saga_sr.inference.pipeline", "saga_sr.inference.stream"]
+    ]
 
 
 def test_loading_a_model_does_not_import_lightning_and_help_does_not_import_torch():
-    code = ("import sys\n"
-            "from saga_sr.cli import build_parser\n"
-            "build_parser()\n"
-            "assert 'torch' not in sys.modules, 'saga-sr --help imports torch'\n"
-            "from saga_sr.models.checkpoint import load_model\n"
-            "assert 'lightning' not in sys.modules, 'saga_sr.models.checkpoint imports lightning'\n")
+    code = (
+        "import sys\n"
+        "from saga_sr.cli import build_parser\n"
+        "build_parser()\n"
+        "assert 'torch' not in sys.modules, 'saga-sr --help imports torch'\n"
+        "from saga_sr.models.checkpoint import load_model\n"
+        "assert 'lightning' not in sys.modules, 'saga_sr.models.checkpoint imports lightning'\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(PACKAGE_DIR.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -234,8 +256,19 @@ def test_loading_a_model_does_not_import_lightning_and_help_does_not_import_torc
 # ---- the config is read raw only by saga_sr/config/ and the builder ------------------------------------------
 # keys of the config's top level and of its `model` / `training` sections; a subscript or .get/.pop/.setdefault
 # with one of them outside the readers below is a raw config read (typed settings exist for it)
-CONFIG_KEYS = {"model_type", "sample_rate", "sample_size", "audio_channels", "model", "training", "pretransform",
-               "conditioning", "diffusion", "io_channels", "optimizer_configs"}
+CONFIG_KEYS = {
+    "model_type",
+    "sample_rate",
+    "sample_size",
+    "audio_channels",
+    "model",
+    "training",
+    "pretransform",
+    "conditioning",
+    "diffusion",
+    "io_channels",
+    "optimizer_configs",
+}
 RAW_READERS = ("config/", "models/build.py")  # the parser, and the builder that turns `model` into modules
 # reads of other objects that share a key name: (file, expression) -> why it is not the config
 NOT_CONFIG = {
@@ -251,9 +284,13 @@ def raw_config_reads(text: str) -> list[tuple[int, str]]:
         key = None
         if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
             key = node.slice.value
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-              and node.func.attr in ("get", "pop", "setdefault") and node.args
-              and isinstance(node.args[0], ast.Constant)):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("get", "pop", "setdefault")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             key = node.args[0].value
         if isinstance(key, str) and key in CONFIG_KEYS:
             out.append((node.lineno, ast.unparse(node)))
@@ -276,6 +313,8 @@ def test_the_config_is_read_raw_only_by_config_and_the_builder():
 
 
 def test_raw_config_read_checker_catches_subscripts_and_gets():
-    text = ("def f(cfg):\n    d = cfg['model']['diffusion']\n    t = cfg.get('training', {})\n"
-            "    return cfg.get('model_type'), d.get('steps'), cfg[key]\n")
+    text = (
+        "def f(cfg):\n    d = cfg['model']['diffusion']\n    t = cfg.get('training', {})\n"
+        "    return cfg.get('model_type'), d.get('steps'), cfg[key]\n"
+    )
     assert sorted(line for line, _ in raw_config_reads(text)) == [2, 2, 3, 4]

@@ -62,8 +62,16 @@ def test_training_loss_is_the_flow_loss_of_the_normalised_latents():
     g = torch.Generator().manual_seed(0)
     audio = 0.1 * torch.randn(2, 1, 4096, generator=g)
     audio[1] *= 0.01
-    md = [{"lr_audio": 0.5 * audio[i], "padding_mask": torch.ones(4096, dtype=torch.bool), "prompt": "music",
-           "input_rolloff": 0.2, "target_rolloff": 0.8} for i in range(2)]
+    md = [
+        {
+            "lr_audio": 0.5 * audio[i],
+            "padding_mask": torch.ones(4096, dtype=torch.bool),
+            "prompt": "music",
+            "input_rolloff": 0.2,
+            "target_rolloff": 0.8,
+        }
+        for i in range(2)
+    ]
     t = torch.tensor([0.3, 0.7])
     loss = module.flow_step(audio, md, torch.Generator().manual_seed(5), t=t, dropout=False)
 
@@ -95,7 +103,7 @@ def test_upsampling_multiplies_the_sample_back_by_the_gain():
     wav = np.concatenate([loud, 0.01 * loud])
     out = Upsampler(model).upsample(wav, 16000, steps=3, cfg_audio=1.0, cfg_text=1.0, lfr=False)[0]
     half, margin = out.shape[-1] // 2, 4096
-    ratio = np.sqrt(np.mean(out[half + margin:] ** 2) / np.mean(out[:half - margin] ** 2))
+    ratio = np.sqrt(np.mean(out[half + margin :] ** 2) / np.mean(out[: half - margin] ** 2))
     assert 0.008 < ratio < 0.0125, ratio
 
 
@@ -108,8 +116,16 @@ def test_parameter_free_pretransform_configs_train_one_step(name):
     cfg["sample_size"] = 4096
     module = SAGASRTrainer(build_model(cfg, seed=0), use_ema=False)
     audio = 0.1 * torch.randn(1, 1, 4096, generator=torch.Generator().manual_seed(0))
-    md = [{"lr_audio": 0.5 * audio[0], "padding_mask": torch.ones(4096, dtype=torch.bool), "prompt": "music",
-           "input_rolloff": 0.2, "target_rolloff": 0.8, "lr_cutoff_hz": 4000.0}]
+    md = [
+        {
+            "lr_audio": 0.5 * audio[0],
+            "padding_mask": torch.ones(4096, dtype=torch.bool),
+            "prompt": "music",
+            "input_rolloff": 0.2,
+            "target_rolloff": 0.8,
+            "lr_cutoff_hz": 4000.0,
+        }
+    ]
     loss = module.flow_step(audio, md, torch.Generator().manual_seed(1))
     loss.backward()
     assert torch.isfinite(loss)
@@ -171,8 +187,17 @@ def test_training_prefills_at_each_items_cutoff_and_needs_it():
     inner = module.diffusion.lr_input
     module.diffusion.lr_input = lambda lr, cut, seeds: seen.append(list(cut)) or inner(lr, cut, seeds)
     audio = 0.1 * torch.randn(2, 1, 4096, generator=torch.Generator().manual_seed(0))
-    md = [{"lr_audio": 0.5 * audio[i], "padding_mask": torch.ones(4096, dtype=torch.bool), "prompt": "music",
-           "input_rolloff": 0.2, "target_rolloff": 0.8, "lr_cutoff_hz": c} for i, c in enumerate((3000.0, 7000.0))]
+    md = [
+        {
+            "lr_audio": 0.5 * audio[i],
+            "padding_mask": torch.ones(4096, dtype=torch.bool),
+            "prompt": "music",
+            "input_rolloff": 0.2,
+            "target_rolloff": 0.8,
+            "lr_cutoff_hz": c,
+        }
+        for i, c in enumerate((3000.0, 7000.0))
+    ]
     assert torch.isfinite(module.flow_step(audio, md, torch.Generator().manual_seed(1)))
     assert seen == [[3000.0, 7000.0]]
     for m in md:

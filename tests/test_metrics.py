@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from saga_sr.audio.metrics import (LENGTH_TOLERANCE, align, all_metrics, lsd, lsd_bands, lsd_hf, lsd_lf, lsd_ssr,
-                                  si_sdr)
+from saga_sr.audio.metrics import LENGTH_TOLERANCE, align, all_metrics, lsd, lsd_bands, lsd_hf, lsd_lf, lsd_ssr, si_sdr
 
 SR = 44100
 LOG10_4 = 2 * np.log10(2.0)

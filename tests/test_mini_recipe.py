@@ -112,7 +112,9 @@ def test_export_half_loads_back(tmp_path):
     model = build_model("tiny", seed=0)
     export_model(model, tmp_path / "full")
     export_half(tmp_path / "full", tmp_path / "half")
-    assert (tmp_path / "half" / "model.safetensors").stat().st_size < 0.6 * (tmp_path / "full" / "model.safetensors").stat().st_size
+    assert (tmp_path / "half" / "model.safetensors").stat().st_size < 0.6 * (
+        tmp_path / "full" / "model.safetensors"
+    ).stat().st_size
     back = load_model(tmp_path / "half")
     for (k, a), b in zip(model.state_dict().items(), back.state_dict().values()):
         assert b.dtype == a.dtype and torch.allclose(a, b, atol=1e-3 * (a.abs().max() + 1)), k

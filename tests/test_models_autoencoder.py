@@ -19,9 +19,15 @@ FIX = Path(__file__).parent / "fixtures"
 def _autoencoder(cfg: dict, sample_rate: int = 44100) -> AudioAutoencoder:
     """SAT's autoencoder config dict -> AudioAutoencoder (what the builder does)."""
     assert cfg["encoder"]["type"] == cfg["decoder"]["type"] == "oobleck" and cfg["bottleneck"]["type"] == "vae"
-    return AudioAutoencoder(OobleckEncoder(**cfg["encoder"]["config"]), OobleckDecoder(**cfg["decoder"]["config"]),
-                            latent_dim=cfg["latent_dim"], downsampling_ratio=cfg["downsampling_ratio"],
-                            sample_rate=sample_rate, io_channels=cfg["io_channels"], bottleneck=VAEBottleneck())
+    return AudioAutoencoder(
+        OobleckEncoder(**cfg["encoder"]["config"]),
+        OobleckDecoder(**cfg["decoder"]["config"]),
+        latent_dim=cfg["latent_dim"],
+        downsampling_ratio=cfg["downsampling_ratio"],
+        sample_rate=sample_rate,
+        io_channels=cfg["io_channels"],
+        bottleneck=VAEBottleneck(),
+    )
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:

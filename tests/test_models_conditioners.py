@@ -36,8 +36,9 @@ def test_number_conditioner_matches_fixture():
     with torch.no_grad():
         emb, mask = cond(io["values"].tolist(), "cpu")
         torch.testing.assert_close(cond.normalize(io["values"], "cpu"), io["normalized"], rtol=1e-6, atol=1e-6)
-        torch.testing.assert_close(cond.embedder.embedding[0](io["normalized"]), io["fourier_features"],
-                                   rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(
+            cond.embedder.embedding[0](io["normalized"]), io["fourier_features"], rtol=1e-6, atol=1e-6
+        )
     torch.testing.assert_close(emb, io["embeds"], rtol=1e-6, atol=1e-6)
     assert torch.equal(mask, io["mask"])
 
@@ -86,8 +87,9 @@ def test_pretrained_t5_is_lazy_and_missing_weights_raise_model_load_error(tmp_pa
 
 def test_multi_conditioner_keys_unwrap_defaults_and_errors(tiny_t5):
     torch.manual_seed(0)
-    multi = MultiConditioner({"prompt": tiny_t5, "seconds_total": NumberConditioner(48, 0, 512)},
-                             default_keys={"prompt": "caption"})
+    multi = MultiConditioner(
+        {"prompt": tiny_t5, "seconds_total": NumberConditioner(48, 0, 512)}, default_keys={"prompt": "caption"}
+    )
     assert any(k.startswith("conditioners.seconds_total.embedder.") for k in multi.state_dict())
     out = multi([{"caption": "x", "seconds_total": [3.0]}, {"prompt": "y", "seconds_total": 600}], "cpu")
     assert out["prompt"][0].shape == (2, 16, 48) and out["seconds_total"][0].shape == (2, 1, 48)

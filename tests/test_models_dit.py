@@ -22,9 +22,14 @@ def _load(name: str):
 
 
 def _cond(io, **override):
-    kw = dict(cross_attn_cond=io["cross_attn_cond"], cross_attn_cond_mask=io["cross_attn_cond_mask"],
-              input_concat_cond=io["input_concat_cond"], global_embed=io["global_embed"],
-              prepend_cond=io["prepend_cond"], prepend_cond_mask=io["prepend_cond_mask"])
+    kw = dict(
+        cross_attn_cond=io["cross_attn_cond"],
+        cross_attn_cond_mask=io["cross_attn_cond_mask"],
+        input_concat_cond=io["input_concat_cond"],
+        global_embed=io["global_embed"],
+        prepend_cond=io["prepend_cond"],
+        prepend_cond_mask=io["prepend_cond_mask"],
+    )
     kw.update(override)
     return kw
 
@@ -35,11 +40,14 @@ def _cfg(model, io, scale, phi=0.0, negative=False):
     if negative:
         uncond_cross = io["negative_cross_attn_cond"] * io["negative_cross_attn_mask"][..., None].float()
     cat = lambda a, b: torch.cat((a, b), dim=0)  # noqa: E731
-    out = model(cat(io["x"], io["x"]), cat(io["t"], io["t"]),
-                cross_attn_cond=cat(io["cross_attn_cond"], uncond_cross),
-                input_concat_cond=cat(io["input_concat_cond"], io["input_concat_cond"]),
-                global_embed=cat(io["global_embed"], io["global_embed"]),
-                prepend_cond=cat(io["prepend_cond"], torch.zeros_like(io["prepend_cond"])))
+    out = model(
+        cat(io["x"], io["x"]),
+        cat(io["t"], io["t"]),
+        cross_attn_cond=cat(io["cross_attn_cond"], uncond_cross),
+        input_concat_cond=cat(io["input_concat_cond"], io["input_concat_cond"]),
+        global_embed=cat(io["global_embed"], io["global_embed"]),
+        prepend_cond=cat(io["prepend_cond"], torch.zeros_like(io["prepend_cond"])),
+    )
     cond, uncond = out.chunk(2)
     cfg = uncond + (cond - uncond) * scale
     if phi:
@@ -56,11 +64,21 @@ def test_plain_calls_and_hidden_states(name):
     for n, hidden in enumerate(info["hidden_states"]):
         assert hidden.shape == io[f"hidden_after_layer{n}"].shape
         assert (hidden - io[f"hidden_after_layer{n}"]).abs().max() <= 1e-5
-    masks_off = model(io["x"], io["t"], **_cond(io, cross_attn_cond_mask=None,
-                                                prepend_cond_mask=torch.zeros_like(io["prepend_cond_mask"])))
+    masks_off = model(
+        io["x"],
+        io["t"],
+        **_cond(io, cross_attn_cond_mask=None, prepend_cond_mask=torch.zeros_like(io["prepend_cond_mask"])),
+    )
     assert (masks_off - io["out_without_masks"]).abs().max() <= 1e-5
-    null = model(io["x"], io["t"], **_cond(io, cross_attn_cond=torch.zeros_like(io["cross_attn_cond"]),
-                                           prepend_cond=torch.zeros_like(io["prepend_cond"])))
+    null = model(
+        io["x"],
+        io["t"],
+        **_cond(
+            io,
+            cross_attn_cond=torch.zeros_like(io["cross_attn_cond"]),
+            prepend_cond=torch.zeros_like(io["prepend_cond"]),
+        ),
+    )
     assert (null - io["out_null_cond"]).abs().max() <= 1e-5
     only_t = model(io["x"], io["t"], input_concat_cond=io["input_concat_cond"])
     assert (only_t - io["out_timestep_only"]).abs().max() <= 1e-5
@@ -102,8 +120,9 @@ def test_seeded_init_equals_stable_audio_tools_init():
 @torch.no_grad()
 def test_cross_attn_mask_option_changes_function_and_stays_finite():
     model, io = _load("dit_tiny_rand")
-    masked = DiffusionTransformer(**json.loads((FIX / "dit_tiny_rand.json").read_text())["kwargs"],
-                                  use_cross_attn_mask=True).eval()
+    masked = DiffusionTransformer(
+        **json.loads((FIX / "dit_tiny_rand.json").read_text())["kwargs"], use_cross_attn_mask=True
+    ).eval()
     masked.load_state_dict(model.state_dict())
     mask = io["cross_attn_cond_mask"]
     assert not mask.all()
@@ -111,8 +130,9 @@ def test_cross_attn_mask_option_changes_function_and_stays_finite():
     assert (out - io["out"]).abs().max() > 1e-4
     # honouring the mask == dropping the masked tokens
     keep = mask[0]
-    dropped = masked(io["x"], io["t"], **_cond(io, cross_attn_cond=io["cross_attn_cond"][:, keep],
-                                               cross_attn_cond_mask=None))
+    dropped = masked(
+        io["x"], io["t"], **_cond(io, cross_attn_cond=io["cross_attn_cond"][:, keep], cross_attn_cond_mask=None)
+    )
     assert (out - dropped).abs().max() <= 1e-5
     none_valid = masked(io["x"], io["t"], **_cond(io, cross_attn_cond_mask=torch.zeros_like(mask)))
     assert torch.isfinite(none_valid).all()
@@ -137,9 +157,16 @@ def test_wrapper_keys_aliases_and_rejections():
     wrapper = DiTWrapper(model).eval()
     assert all(k.startswith("model.") for k in wrapper.state_dict())
     with torch.no_grad():
-        out = wrapper(io["x"], io["t"], cross_attn_cond=io["cross_attn_cond"], cross_attn_mask=io["cross_attn_cond_mask"],
-                      input_concat_cond=io["input_concat_cond"], global_cond=io["global_embed"],
-                      prepend_cond=io["prepend_cond"], prepend_cond_mask=io["prepend_cond_mask"])
+        out = wrapper(
+            io["x"],
+            io["t"],
+            cross_attn_cond=io["cross_attn_cond"],
+            cross_attn_mask=io["cross_attn_cond_mask"],
+            input_concat_cond=io["input_concat_cond"],
+            global_cond=io["global_embed"],
+            prepend_cond=io["prepend_cond"],
+            prepend_cond_mask=io["prepend_cond_mask"],
+        )
     assert (out - io["out"]).abs().max() <= 1e-5
     with pytest.raises(NotImplementedError, match="adaLN"):
         DiffusionTransformer(io_channels=4, embed_dim=64, depth=1, num_heads=2, global_cond_type="adaLN")
@@ -147,21 +174,24 @@ def test_wrapper_keys_aliases_and_rejections():
         DiffusionTransformer(io_channels=4, embed_dim=64, depth=1, num_heads=2, num_memory_tokens=4)
     with pytest.raises(ValueError, match="global_cond_dim=0"):
         DiffusionTransformer(io_channels=4, embed_dim=64, depth=1, num_heads=2)(
-            torch.zeros(1, 4, 3), torch.zeros(1), global_embed=torch.zeros(1, 8))
+            torch.zeros(1, 4, 3), torch.zeros(1), global_embed=torch.zeros(1, 8)
+        )
     with pytest.raises(TypeError, match="bogus"):
         DiffusionTransformer(io_channels=4, embed_dim=64, depth=1, num_heads=2, bogus=1)
     with pytest.raises(ValueError, match="16 query heads"):
         with torch.device("meta"):
-            DiffusionTransformer(io_channels=4, embed_dim=1024, depth=1, num_heads=16, cond_token_dim=768,
-                                 project_cond_tokens=False)
+            DiffusionTransformer(
+                io_channels=4, embed_dim=1024, depth=1, num_heads=16, cond_token_dim=768, project_cond_tokens=False
+            )
     with pytest.raises(ValueError, match="dim_heads 16"):
         DiffusionTransformer(io_channels=4, embed_dim=32, depth=1, num_heads=2)
 
 
 def test_patch_size_and_input_concat_interpolation():
     torch.manual_seed(0)
-    model = DiffusionTransformer(io_channels=4, patch_size=2, embed_dim=64, depth=1, num_heads=2,
-                                 input_concat_dim=4).eval()
+    model = DiffusionTransformer(
+        io_channels=4, patch_size=2, embed_dim=64, depth=1, num_heads=2, input_concat_dim=4
+    ).eval()
     x = torch.randn(2, 4, 8)
     with torch.no_grad():
         out = model(x, torch.rand(2), input_concat_cond=torch.randn(2, 4, 4))
@@ -201,21 +231,35 @@ def test_default_attention_passes_no_mask_to_sdpa_and_runs_under_bf16_autocast(m
 
 def test_full_sao_checkpoint_layout_from_parts():
     """DiTWrapper + MultiConditioner + AutoencoderPretransform under SAO's prefixes == the full-model manifest."""
+    from saga_sr.models.autoencoder import AudioAutoencoder, OobleckDecoder, OobleckEncoder, VAEBottleneck
     from saga_sr.models.conditioners import MultiConditioner, NumberConditioner, T5Conditioner
     from saga_sr.models.pretransforms import AutoencoderPretransform
-    from saga_sr.models.autoencoder import AudioAutoencoder, OobleckDecoder, OobleckEncoder, VAEBottleneck
 
     full = json.loads((FIX / "manifests" / "sao_1_0_full_model.json").read_text())["state_dict"]
     dit = json.loads((FIX / "manifests" / "sao_1_0_dit.json").read_text())["meta"]["kwargs"]
     vae = json.loads((FIX / "manifests" / "sao_1_0_autoencoder.json").read_text())["meta"]["config"]["config"]
     with torch.device("meta"):
-        parts = torch.nn.ModuleDict({
-            "model": DiTWrapper(**dit),
-            "conditioner": MultiConditioner({"prompt": T5Conditioner(768),
-                                             "seconds_start": NumberConditioner(768, 0, 512),
-                                             "seconds_total": NumberConditioner(768, 0, 512)}),
-            "pretransform": AutoencoderPretransform(AudioAutoencoder(
-                OobleckEncoder(**vae["encoder"]["config"]), OobleckDecoder(**vae["decoder"]["config"]),
-                latent_dim=64, downsampling_ratio=2048, sample_rate=44100, io_channels=2,
-                bottleneck=VAEBottleneck()))})
+        parts = torch.nn.ModuleDict(
+            {
+                "model": DiTWrapper(**dit),
+                "conditioner": MultiConditioner(
+                    {
+                        "prompt": T5Conditioner(768),
+                        "seconds_start": NumberConditioner(768, 0, 512),
+                        "seconds_total": NumberConditioner(768, 0, 512),
+                    }
+                ),
+                "pretransform": AutoencoderPretransform(
+                    AudioAutoencoder(
+                        OobleckEncoder(**vae["encoder"]["config"]),
+                        OobleckDecoder(**vae["decoder"]["config"]),
+                        latent_dim=64,
+                        downsampling_ratio=2048,
+                        sample_rate=44100,
+                        io_channels=2,
+                        bottleneck=VAEBottleneck(),
+                    )
+                ),
+            }
+        )
     assert {k: list(v.shape) for k, v in parts.state_dict().items()} == full

@@ -41,7 +41,7 @@ def test_channels_are_compressed_bins():
         z = pre.encode((amp * torch.sin(2 * np.pi * k * t / n_fft))[None, None])[0, :, 10:-10]
         mag = torch.sqrt(z[:129] ** 2 + z[129:] ** 2)  # [bins, frames]
         assert int(mag.mean(dim=1).argmax()) == k
-        assert mag[k + 8:].max() < 1e-2 * mag[k].mean()  # -40 dB compressed = -80 dB in power
+        assert mag[k + 8 :].max() < 1e-2 * mag[k].mean()  # -40 dB compressed = -80 dB in power
     # 100 x less amplitude -> 10 x less latent at power 0.5: levels compress, quiet bands stay visible
     loud = pre.encode((0.5 * torch.sin(2 * np.pi * k * t / n_fft))[None, None])[0, :, 10:-10]
     quiet = pre.encode((0.005 * torch.sin(2 * np.pi * k * t / n_fft))[None, None])[0, :, 10:-10]

@@ -22,7 +22,9 @@ def test_layernorm_beta_is_a_zero_buffer():
     assert [n for n, _ in norm.named_parameters()] == ["gamma"]
     assert [n for n, _ in norm.named_buffers()] == ["beta"]
     x = torch.randn(3, 8)
-    assert torch.allclose(norm(x), (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + 1e-5), atol=1e-5)
+    assert torch.allclose(
+        norm(x), (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + 1e-5), atol=1e-5
+    )
 
 
 def test_rotary_is_partial_and_relative():
@@ -68,8 +70,9 @@ def test_self_attention_zero_init_and_rejections():
 
 
 def test_continuous_transformer_final_cross_attn_ix_and_lengths():
-    model = ContinuousTransformer(64, 3, dim_in=6, dim_out=5, dim_heads=32, cross_attend=True, cond_token_dim=32,
-                                  final_cross_attn_ix=0)
+    model = ContinuousTransformer(
+        64, 3, dim_in=6, dim_out=5, dim_heads=32, cross_attend=True, cond_token_dim=32, final_cross_attn_ix=0
+    )
     keys = model.state_dict().keys()
     assert "layers.0.cross_attn.to_kv.weight" in keys and "layers.1.cross_attn.to_kv.weight" not in keys
     out = model(torch.randn(2, 7, 6), prepend_embeds=torch.randn(2, 2, 64), context=torch.randn(2, 4, 32))

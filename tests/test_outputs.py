@@ -16,8 +16,8 @@ import pytest
 import soundfile as sf
 
 from saga_sr.cli import main
-from saga_sr.outputs import TEMP_SUFFIX, clean_stale_temps, new_temp_file
 from saga_sr.models.checkpoint import export_model
+from saga_sr.outputs import TEMP_SUFFIX, clean_stale_temps, new_temp_file
 
 SR = 16000
 
@@ -58,10 +58,14 @@ def test_export_has_ordinary_permissions_and_replaces_atomically(model, tmp_path
 def test_temporaries_of_a_killed_run_are_cleaned_by_the_next_run(tmp_path, umask_022):
     folder = tmp_path / "out"
     folder.mkdir()
-    code = ("import os, signal, sys; from saga_sr.outputs import new_temp_file; "
-            "new_temp_file(sys.argv[1]); os.kill(os.getpid(), signal.SIGKILL)")
-    proc = subprocess.run([sys.executable, "-c", code, str(folder / "a.wav")],
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    code = (
+        "import os, signal, sys; from saga_sr.outputs import new_temp_file; "
+        "new_temp_file(sys.argv[1]); os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(folder / "a.wav")],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
     assert proc.returncode == -9
     (left,) = folder.iterdir()
     assert left.name.startswith(".a.wav.") and left.name.endswith(TEMP_SUFFIX) and mode(left) == 0o644
@@ -93,17 +97,37 @@ def test_degrade_of_a_loud_recording_never_clips(tmp_path, capsys):
     loud = 0.99 * np.sign(np.sin(2 * np.pi * 200 * t))[:, None]
     sf.write(tmp_path / "loud.wav", loud, SR, subtype="FLOAT")
     src = str(tmp_path / "loud.wav")
-    assert main(["degrade", src, "-o", str(tmp_path / "f.wav"), "--cutoff", "2000", "--filter", "cheby1",
-                 "--order", "8"]) == 0
+    assert (
+        main(["degrade", src, "-o", str(tmp_path / "f.wav"), "--cutoff", "2000", "--filter", "cheby1", "--order", "8"])
+        == 0
+    )
     rec = json.loads(capsys.readouterr().out)
     peak = np.abs(sf.read(tmp_path / "f.wav")[0]).max()
     assert peak > 1.05 and rec["peak"] == pytest.approx(peak, rel=1e-6) and rec["gain"] == 1.0
-    assert main(["degrade", src, "-o", str(tmp_path / "i.flac"), "--cutoff", "2000", "--filter", "cheby1",
-                 "--order", "8"]) == 1
+    assert (
+        main(["degrade", src, "-o", str(tmp_path / "i.flac"), "--cutoff", "2000", "--filter", "cheby1", "--order", "8"])
+        == 1
+    )
     err = capsys.readouterr().err
     assert "above full scale" in err and "--scale-to-fit" in err and not (tmp_path / "i.flac").exists()
-    assert main(["degrade", src, "-o", str(tmp_path / "i.flac"), "--cutoff", "2000", "--filter", "cheby1",
-                 "--order", "8", "--scale-to-fit"]) == 0
+    assert (
+        main(
+            [
+                "degrade",
+                src,
+                "-o",
+                str(tmp_path / "i.flac"),
+                "--cutoff",
+                "2000",
+                "--filter",
+                "cheby1",
+                "--order",
+                "8",
+                "--scale-to-fit",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     rec = json.loads(captured.out)
     y = sf.read(tmp_path / "i.flac")[0]
@@ -143,12 +167,25 @@ def test_unwritable_output_is_refused_before_the_model_loads(tmp_path, capsys, m
     import saga_sr.models.checkpoint as export
 
     monkeypatch.setattr(export, "load_model", lambda *a, **k: pytest.fail("the model must not load"))
-    assert main(["upsample", str(tmp_path / "a.wav"), "-o", str(tmp_path / "blocker" / "x"), "--model",
-                 str(tmp_path / "nomodel")]) == 2
+    assert (
+        main(
+            [
+                "upsample",
+                str(tmp_path / "a.wav"),
+                "-o",
+                str(tmp_path / "blocker" / "x"),
+                "--model",
+                str(tmp_path / "nomodel"),
+            ]
+        )
+        == 2
+    )
     assert "blocker is a file" in capsys.readouterr().err
     if os.geteuid() != 0:  # root may write anywhere
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o555)
-        assert main(["upsample", str(tmp_path / "a.wav"), "-o", str(locked / "o"), "--model",
-                     str(tmp_path / "nomodel")]) == 2
+        assert (
+            main(["upsample", str(tmp_path / "a.wav"), "-o", str(locked / "o"), "--model", str(tmp_path / "nomodel")])
+            == 2
+        )
         assert "not writable" in capsys.readouterr().err

@@ -91,8 +91,7 @@ def test_a_killed_prepare_resumes_and_matches_an_uninterrupted_one(tmp_path: Pat
     # files in order: broken, clip00 | clip01, clip02 | clip03 (killed here), clip04 | silent
     assert done == ["part-00000.json", "part-00001.json"]  # finished parts survive the kill
     calls["n"] = -100
-    result = prep.prepare_shards([audio], tmp_path / "resumed", vae_model, num_lr=2, files_per_part=2,
-                                 progress=False)
+    result = prep.prepare_shards([audio], tmp_path / "resumed", vae_model, num_lr=2, files_per_part=2, progress=False)
     assert result.merged and result.parts_done == result.parts_total == 4
     assert calls["n"] == -100 + 2  # only the unfinished parts' 2 usable files were encoded again
     a, b = _records(tmp_path / "straight"), _records(tmp_path / "resumed")
@@ -105,11 +104,13 @@ def test_a_killed_prepare_resumes_and_matches_an_uninterrupted_one(tmp_path: Pat
 
 def test_ranks_write_disjoint_parts_and_the_last_one_merges(tmp_path: Path, vae_model):
     audio = _folder(tmp_path)
-    r1 = prep.prepare_shards([audio], tmp_path / "sh", vae_model, num_lr=1, files_per_part=2, rank=1, world_size=2,
-                             progress=False)
+    r1 = prep.prepare_shards(
+        [audio], tmp_path / "sh", vae_model, num_lr=1, files_per_part=2, rank=1, world_size=2, progress=False
+    )
     assert not r1.merged and not (tmp_path / "sh" / "index.json").exists()
-    r0 = prep.prepare_shards([audio], tmp_path / "sh", vae_model, num_lr=1, files_per_part=2, rank=0, world_size=2,
-                             progress=False)
+    r0 = prep.prepare_shards(
+        [audio], tmp_path / "sh", vae_model, num_lr=1, files_per_part=2, rank=0, world_size=2, progress=False
+    )
     assert r0.merged and r0.written + r1.written == 5
     single = prep.prepare_shards([audio], tmp_path / "one", vae_model, num_lr=1, files_per_part=2, progress=False)
     a, b = _records(tmp_path / "sh"), _records(tmp_path / "one")
@@ -133,14 +134,42 @@ def test_prepare_cli(tmp_path: Path, capsys):
         main(["prepare", "--help"])
     assert exc.value.code == 0 and "--num_lr" in capsys.readouterr().out
     write_clips(tmp_path / "audio", [0.2, 0.3, 0.4])
-    rc = main(["prepare", str(tmp_path / "audio"), "-o", str(tmp_path / "sh"), "--model_config", "tiny",
-               "--num_lr", "2", "--files_per_part", "1", "--no_progress_bar"])
+    rc = main(
+        [
+            "prepare",
+            str(tmp_path / "audio"),
+            "-o",
+            str(tmp_path / "sh"),
+            "--model_config",
+            "tiny",
+            "--num_lr",
+            "2",
+            "--files_per_part",
+            "1",
+            "--no_progress_bar",
+        ]
+    )
     assert rc == 0
     assert "shards complete" in capsys.readouterr().out
     assert json.loads((tmp_path / "sh" / "prepare_info.json").read_text())["records"] == 3
     assert main(["prepare", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x"), "--model_config", "tiny"]) == 2
-    assert main(["prepare", str(tmp_path / "audio"), "-o", str(tmp_path / "y"), "--model_config", "tiny",
-                 "--rank", "2", "--world_size", "2"]) == 2
+    assert (
+        main(
+            [
+                "prepare",
+                str(tmp_path / "audio"),
+                "-o",
+                str(tmp_path / "y"),
+                "--model_config",
+                "tiny",
+                "--rank",
+                "2",
+                "--world_size",
+                "2",
+            ]
+        )
+        == 2
+    )
 
 
 @pytest.mark.slow
@@ -148,16 +177,41 @@ def test_prepare_cli_in_two_local_processes(tmp_path: Path, capsys):
     from saga_sr.cli import main
 
     write_clips(tmp_path / "audio", [0.2, 0.3, 0.4])
-    rc = main(["prepare", str(tmp_path / "audio"), "-o", str(tmp_path / "sh"), "--model_config", "tiny",
-               "--num_lr", "2", "--files_per_part", "1", "--processes", "2", "--no_progress_bar"])
+    rc = main(
+        [
+            "prepare",
+            str(tmp_path / "audio"),
+            "-o",
+            str(tmp_path / "sh"),
+            "--model_config",
+            "tiny",
+            "--num_lr",
+            "2",
+            "--files_per_part",
+            "1",
+            "--processes",
+            "2",
+            "--no_progress_bar",
+        ]
+    )
     assert rc == 0 and "shards complete" in capsys.readouterr().out
     assert json.loads((tmp_path / "sh" / "prepare_info.json").read_text())["records"] == 3
     assert len(list((tmp_path / "sh").glob("chunk-*.bin"))) == 3
 
 
 def _prepare_argv(audio: Path, out, *extra: str) -> list[str]:
-    return ["prepare", str(audio), "-o", str(out), "--model_config", "tiny", "--num_lr", "1", "--no_progress_bar",
-            *extra]
+    return [
+        "prepare",
+        str(audio),
+        "-o",
+        str(out),
+        "--model_config",
+        "tiny",
+        "--num_lr",
+        "1",
+        "--no_progress_bar",
+        *extra,
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -204,11 +258,13 @@ def test_prepare_refuses_an_output_it_cannot_make_before_any_work(tmp_path: Path
 def test_prepare_refuses_bad_numbers_as_options(tmp_path: Path, capsys):
     write_clips(tmp_path / "audio", [0.2])
     _one_line_refusal(_prepare_argv(tmp_path / "audio", tmp_path / "sh", "--seed", "-1"), capsys, "--seed")
-    _one_line_refusal(_prepare_argv(tmp_path / "audio", tmp_path / "sh", "--encode_batch", "-1"), capsys,
-                      "--encode_batch", ">= 0")
+    _one_line_refusal(
+        _prepare_argv(tmp_path / "audio", tmp_path / "sh", "--encode_batch", "-1"), capsys, "--encode_batch", ">= 0"
+    )
     with pytest.raises(DataError, match="--seed"):
-        prep.check_options([tmp_path / "audio"], num_lr=1, rank=0, world_size=1, files_per_part=1,
-                           latent_dtype="float32", seed=-1)
+        prep.check_options(
+            [tmp_path / "audio"], num_lr=1, rank=0, world_size=1, files_per_part=1, latent_dtype="float32", seed=-1
+        )
     assert not (tmp_path / "sh").exists()
 
 
@@ -217,8 +273,9 @@ def test_prepare_of_only_bad_files_leaves_nothing_and_the_corrected_rerun_works(
     audio.mkdir()
     (audio / "broken.wav").write_bytes(b"RIFF not really a wav")
     sf.write(audio / "silent.wav", np.zeros(8000, dtype=np.float32), SR)
-    err = _one_line_refusal(_prepare_argv(audio, tmp_path / "sh"), capsys, "no usable audio", "broken.wav",
-                            "unreadable")
+    err = _one_line_refusal(
+        _prepare_argv(audio, tmp_path / "sh"), capsys, "no usable audio", "broken.wav", "unreadable"
+    )
     assert "skipped_files.txt" not in err  # no report was written, so none is named
     assert not (tmp_path / "sh").exists()
     (tmp_path / "kept").mkdir()  # a folder the user made stays, empty

@@ -19,10 +19,15 @@ def test_sampling_settings_given_then_the_models_then_the_packages():
     bare = ModelSettings(sample_rate=44100, audio_channels=1, sample_size=4096, io_channels=8)
     assert bare.sampling() == bare.sampling(None, None, None, None)
     s = bare.sampling()
-    assert (s.steps, s.cfg_audio, s.cfg_text, s.target_rolloff) == (DEFAULT_STEPS, DEFAULT_CFG_AUDIO,
-                                                                    DEFAULT_CFG_TEXT, 0.9)
-    own = ModelSettings(sample_rate=44100, audio_channels=1, sample_size=4096, io_channels=8, default_steps=4,
-                        cfg_audio=2.0)
+    assert (s.steps, s.cfg_audio, s.cfg_text, s.target_rolloff) == (
+        DEFAULT_STEPS,
+        DEFAULT_CFG_AUDIO,
+        DEFAULT_CFG_TEXT,
+        0.9,
+    )
+    own = ModelSettings(
+        sample_rate=44100, audio_channels=1, sample_size=4096, io_channels=8, default_steps=4, cfg_audio=2.0
+    )
     s = own.sampling()
     assert (s.steps, s.cfg_audio, s.cfg_text) == (4, 2.0, DEFAULT_CFG_TEXT)
     s = own.sampling(steps=7, cfg_audio=0.0, cfg_text=0.0, target_rolloff=12000.0)
@@ -32,8 +37,15 @@ def test_sampling_settings_given_then_the_models_then_the_packages():
 def test_the_app_offers_the_models_own_defaults():
     from saga_sr.app.runner import Settings
 
-    own = ModelSettings(sample_rate=44100, audio_channels=1, sample_size=4096, io_channels=8, default_steps=4,
-                        cfg_audio=2.0, cfg_text=1.0)
+    own = ModelSettings(
+        sample_rate=44100,
+        audio_channels=1,
+        sample_size=4096,
+        io_channels=8,
+        default_steps=4,
+        cfg_audio=2.0,
+        cfg_text=1.0,
+    )
     shown = Settings().resolved(own)
     assert (shown.steps, shown.cfg_audio, shown.cfg_text, shown.target_rolloff) == (4, 2.0, 1.0, None)  # not given
     assert Settings(steps=9).resolved(own).steps == 9
@@ -63,15 +75,36 @@ def test_cli_app_api_and_evaluate_give_the_same_output(tmp_path, model_dir):
     src = tmp_path / "in.wav"
     sf.write(src, wav.T, SR, subtype="FLOAT")
 
-    assert main(["upsample", str(src), "-o", str(tmp_path / "cli.wav"), "--model", str(model_dir), "--device",
-                 "cpu", "--seed", "3", "--no-lfr", "--input-cutoff", str(CUTOFF), "--report", "-q"]) == 0
+    assert (
+        main(
+            [
+                "upsample",
+                str(src),
+                "-o",
+                str(tmp_path / "cli.wav"),
+                "--model",
+                str(model_dir),
+                "--device",
+                "cpu",
+                "--seed",
+                "3",
+                "--no-lfr",
+                "--input-cutoff",
+                str(CUTOFF),
+                "--report",
+                "-q",
+            ]
+        )
+        == 0
+    )
     cli = sf.read(tmp_path / "cli.wav", dtype="float32", always_2d=True)[0].T
     report = json.loads((tmp_path / "cli.report.json").read_text())
     assert (report["steps"], report["cfg_audio"], report["cfg_text"]) == (OWN["steps"], OWN["audio"], OWN["text"])
 
     up = Upsampler(load_model(model_dir))
-    (outcome,) = run_uploads(up, split_uploads([src]), tmp_path / "app",
-                             Settings(seed=3, lfr=False, input_cutoff_hz=CUTOFF))
+    (outcome,) = run_uploads(
+        up, split_uploads([src]), tmp_path / "app", Settings(seed=3, lfr=False, input_cutoff_hz=CUTOFF)
+    )
     assert outcome.error is None
     app = sf.read(outcome.result.dst, dtype="float32", always_2d=True)[0].T
 
@@ -79,8 +112,16 @@ def test_cli_app_api_and_evaluate_give_the_same_output(tmp_path, model_dir):
     model_fn, _ = load_systems(model_dir, seed=3)
     evaluated = model_fn(wav, SR, CUTOFF)["ours_no_lfr"]
 
-    explicit = up.upsample(wav, SR, seed=3, lfr=False, input_cutoff_hz=CUTOFF, steps=OWN["steps"],
-                           cfg_audio=OWN["audio"], cfg_text=OWN["text"])
+    explicit = up.upsample(
+        wav,
+        SR,
+        seed=3,
+        lfr=False,
+        input_cutoff_hz=CUTOFF,
+        steps=OWN["steps"],
+        cfg_audio=OWN["audio"],
+        cfg_text=OWN["text"],
+    )
     np.testing.assert_array_equal(api, explicit)
     for name, out in (("cli", cli), ("app", app), ("evaluate", evaluated)):
         np.testing.assert_allclose(out, api, atol=1e-5, err_msg=name)

@@ -13,25 +13,72 @@ from saga_sr.errors import ModelLoadError
 from saga_sr.models.build import build_model
 from saga_sr.models.sao import WIDENED_KEYS, build_from_sao, read_checkpoint
 
-VAE = {"type": "autoencoder", "iterate_batch": True, "config": {
-    "encoder": {"type": "oobleck", "config": {"in_channels": 2, "channels": 4, "c_mults": [1, 2], "strides": [2, 4],
-                                              "latent_dim": 16, "use_snake": True}},
-    "decoder": {"type": "oobleck", "config": {"out_channels": 2, "channels": 4, "c_mults": [1, 2], "strides": [2, 4],
-                                              "latent_dim": 8, "use_snake": True, "final_tanh": False}},
-    "bottleneck": {"type": "vae"}, "latent_dim": 8, "downsampling_ratio": 8, "io_channels": 2}}
+VAE = {
+    "type": "autoencoder",
+    "iterate_batch": True,
+    "config": {
+        "encoder": {
+            "type": "oobleck",
+            "config": {
+                "in_channels": 2,
+                "channels": 4,
+                "c_mults": [1, 2],
+                "strides": [2, 4],
+                "latent_dim": 16,
+                "use_snake": True,
+            },
+        },
+        "decoder": {
+            "type": "oobleck",
+            "config": {
+                "out_channels": 2,
+                "channels": 4,
+                "c_mults": [1, 2],
+                "strides": [2, 4],
+                "latent_dim": 8,
+                "use_snake": True,
+                "final_tanh": False,
+            },
+        },
+        "bottleneck": {"type": "vae"},
+        "latent_dim": 8,
+        "downsampling_ratio": 8,
+        "io_channels": 2,
+    },
+}
 NUM = {"min_val": 0, "max_val": 512}
 SAO_CFG = {
-    "model_type": "diffusion_cond", "sample_size": 256, "sample_rate": 44100, "audio_channels": 2,
-    "model": {"pretransform": VAE,
-              "conditioning": {"cond_dim": 32, "configs": [
-                  {"id": "prompt", "type": "t5", "config": {"t5_model_name": "t5-base", "max_length": 8}},
-                  {"id": "seconds_start", "type": "number", "config": NUM},
-                  {"id": "seconds_total", "type": "number", "config": NUM}]},
-              "diffusion": {"type": "dit", "cross_attention_cond_ids": ["prompt", "seconds_start", "seconds_total"],
-                            "global_cond_ids": ["seconds_start", "seconds_total"],
-                            "config": {"io_channels": 8, "embed_dim": 64, "depth": 2, "num_heads": 2,
-                                       "cond_token_dim": 32, "global_cond_dim": 64, "project_cond_tokens": False}},
-              "io_channels": 8}}
+    "model_type": "diffusion_cond",
+    "sample_size": 256,
+    "sample_rate": 44100,
+    "audio_channels": 2,
+    "model": {
+        "pretransform": VAE,
+        "conditioning": {
+            "cond_dim": 32,
+            "configs": [
+                {"id": "prompt", "type": "t5", "config": {"t5_model_name": "t5-base", "max_length": 8}},
+                {"id": "seconds_start", "type": "number", "config": NUM},
+                {"id": "seconds_total", "type": "number", "config": NUM},
+            ],
+        },
+        "diffusion": {
+            "type": "dit",
+            "cross_attention_cond_ids": ["prompt", "seconds_start", "seconds_total"],
+            "global_cond_ids": ["seconds_start", "seconds_total"],
+            "config": {
+                "io_channels": 8,
+                "embed_dim": 64,
+                "depth": 2,
+                "num_heads": 2,
+                "cond_token_dim": 32,
+                "global_cond_dim": 64,
+                "project_cond_tokens": False,
+            },
+        },
+        "io_channels": 8,
+    },
+}
 
 
 def saga_config() -> dict:
@@ -40,9 +87,12 @@ def saga_config() -> dict:
     cfg["model"]["conditioning"]["configs"][2] = {"id": "input_rolloff", "type": "number", "config": {}}
     cfg["model"]["conditioning"]["configs"].append({"id": "target_rolloff", "type": "number", "config": {}})
     diffusion = cfg["model"]["diffusion"]
-    diffusion.update(diffusion_objective="rectified_flow", cross_attention_cond_ids=["prompt", "input_rolloff"],
-                     global_cond_ids=["input_rolloff", "target_rolloff"],
-                     rolloff_conditioner={"type": "fourier"})
+    diffusion.update(
+        diffusion_objective="rectified_flow",
+        cross_attention_cond_ids=["prompt", "input_rolloff"],
+        global_cond_ids=["input_rolloff", "target_rolloff"],
+        rolloff_conditioner={"type": "fourier"},
+    )
     diffusion["config"].update(input_concat_dim=8, prepend_cond_dim=64)
     return cfg
 

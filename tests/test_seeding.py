@@ -29,7 +29,7 @@ def test_a_trailing_zero_key_is_another_seed():
 
 def test_seeds_are_stable_and_need_a_named_stream():
     assert derive_seed(3, Stream.NOISE, 2) == derive_seed(3, Stream.NOISE, 2)
-    assert 0 <= derive_seed(-1, Stream.NOISE, 2 ** 70) < 2 ** 63
+    assert 0 <= derive_seed(-1, Stream.NOISE, 2**70) < 2**63
     a = torch.rand(3, generator=torch_generator(3, Stream.POSTERIOR, 1))
     assert torch.equal(a, torch.rand(3, generator=torch_generator(3, Stream.POSTERIOR, 1)))
     with pytest.raises(TypeError, match="Stream"):

@@ -29,8 +29,12 @@ def test_malformed_s3_urls_are_refused(value: str):
 
 def test_url_parts_and_paths():
     url = parse_s3_url("s3://my-bucket/a/b/", "-o")
-    assert (url.bucket, url.prefix, url.key("index.json"), str(url)) == ("my-bucket", "a/b", "a/b/index.json",
-                                                                        "s3://my-bucket/a/b")
+    assert (url.bucket, url.prefix, url.key("index.json"), str(url)) == (
+        "my-bucket",
+        "a/b",
+        "a/b/index.json",
+        "s3://my-bucket/a/b",
+    )
     assert parse_s3_url("s3://my-bucket", "-o").key("x") == "x"
     assert not looks_like_url("shards/x") and not looks_like_url("C:/shards") and not looks_like_url("/tmp/a:b")
 
@@ -46,8 +50,20 @@ def test_prepare_to_a_url_typo_writes_no_local_folder(tmp_path: Path, monkeypatc
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and out in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["audio"]
-    assert main(["train", "--train_latents", "s3:/bucket/x", "--model_config", "tiny",
-                 "--output_dir", str(tmp_path / "run")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--train_latents",
+                "s3:/bucket/x",
+                "--model_config",
+                "tiny",
+                "--output_dir",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 2
+    )
     assert "--train_latents s3:/bucket/x" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["audio"]
 
@@ -66,8 +82,20 @@ def test_an_unreachable_endpoint_fails_fast_naming_the_url(tmp_path: Path, monke
     write_clips(tmp_path / "audio", [0.2])
     start = time.monotonic()
     assert main(["prepare", str(tmp_path / "audio"), "-o", "s3://bucket/x", "--model_config", "tiny"]) == 2
-    assert main(["train", "--train_latents", "s3://bucket/x", "--model_config", "tiny",
-                 "--output_dir", str(tmp_path / "run")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--train_latents",
+                "s3://bucket/x",
+                "--model_config",
+                "tiny",
+                "--output_dir",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 2
+    )
     assert time.monotonic() - start < 30
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2 and all(f"cannot reach http://127.0.0.1:{port}" in line for line in lines)
@@ -146,16 +174,20 @@ def test_missing_bucket_and_refused_credentials_are_one_line_errors(tmp_path: Pa
 
     write_clips(tmp_path / "audio", [0.2])
     s3_env.make_bucket("creds")
-    cases = [("s3://no-such-bucket/x", {}, "no such bucket"),
-             ("s3://creds/x", {"AWS_SECRET_ACCESS_KEY": "wrong"}, "access refused"),
-             ("s3://creds/x", {"AWS_ACCESS_KEY_ID": "nobody"}, "access refused")]
+    cases = [
+        ("s3://no-such-bucket/x", {}, "no such bucket"),
+        ("s3://creds/x", {"AWS_SECRET_ACCESS_KEY": "wrong"}, "access refused"),
+        ("s3://creds/x", {"AWS_ACCESS_KEY_ID": "nobody"}, "access refused"),
+    ]
     for url, env, reason in cases:
         with monkeypatch.context() as m:
             for name, value in env.items():
                 m.setenv(name, value)
             assert main(["prepare", str(tmp_path / "audio"), "-o", url, "--model_config", "tiny"]) == 2
-            assert main(["train", "--train_latents", url, "--model_config", "tiny",
-                         "--output_dir", str(tmp_path / "run")]) == 2
+            assert (
+                main(["train", "--train_latents", url, "--model_config", "tiny", "--output_dir", str(tmp_path / "run")])
+                == 2
+            )
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 2 and all(f"{url}: {reason}" in line for line in lines), lines
     assert "Contents" not in s3_env.client().list_objects_v2(Bucket="creds")  # nothing written by refused runs
@@ -164,9 +196,8 @@ def test_missing_bucket_and_refused_credentials_are_one_line_errors(tmp_path: Pa
 
 @pytest.mark.slow
 def test_a_server_that_goes_away_mid_epoch_is_a_one_line_error(tmp_path: Path, tiny_model, monkeypatch):
-    from s3_server import SeaweedS3
-
     from litdata import StreamingDataLoader
+    from s3_server import SeaweedS3
 
     from saga_sr.data.latents import latent_collate, make_latent_dataset
 
@@ -176,11 +207,19 @@ def test_a_server_that_goes_away_mid_epoch_is_a_one_line_error(tmp_path: Path, t
             monkeypatch.setenv(name, value)
         server.make_bucket("gone")
         write_clips(tmp_path / "audio", [0.2] * 8)
-        prep.prepare_shards([tmp_path / "audio"], "s3://gone/x", tiny_model, num_lr=1, files_per_part=1,
-                            progress=False)  # one chunk per file: reading goes on fetching chunks
+        prep.prepare_shards(
+            [tmp_path / "audio"], "s3://gone/x", tiny_model, num_lr=1, files_per_part=1, progress=False
+        )  # one chunk per file: reading goes on fetching chunks
+
         def dataset(cache: str):
-            return make_latent_dataset("s3://gone/x", segment_frames=64, sample_rate=SR, downsampling_ratio=64,
-                                       shuffle=False, cache_dir=str(tmp_path / cache))
+            return make_latent_dataset(
+                "s3://gone/x",
+                segment_frames=64,
+                sample_rate=SR,
+                downsampling_ratio=64,
+                shuffle=False,
+                cache_dir=str(tmp_path / cache),
+            )
 
         it = iter(dataset("c1"))
         next(it)

@@ -3,12 +3,12 @@ roll-off knob moves the output's high band."""
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+import tomllib
 
 from saga_sr.models.shipped import SHIPPED_MODEL_DIR, default_model_path
 
@@ -26,7 +26,7 @@ def _clip(seconds: float = 1.5, sr: int = 16000) -> np.ndarray:
 def test_shipped_model_is_the_default_and_packaged():
     assert default_model_path() == SHIPPED_MODEL_DIR
     weights = SHIPPED_MODEL_DIR / "model.safetensors"
-    assert weights.stat().st_size <= 25 * 2 ** 20
+    assert weights.stat().st_size <= 25 * 2**20
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["saga_sr"]
     for name in ("model.safetensors", "config.json"):
         rel = (SHIPPED_MODEL_DIR / name).relative_to(ROOT / "saga_sr")
@@ -79,8 +79,10 @@ def test_target_rolloff_knob_moves_the_high_band():
     # The DiT alone (band limit off): the same seed gives bit-identical output for one target, so any change
     # comes from the DiT reading its roll-off tokens. Measured on this clip: the 12-20 kHz difference is 28 dB
     # below the band, whose energy moves by 0.07 dB (MODEL_CARD.md: at most 1.4 dB, not a working knob alone).
-    free_wide, again, free_narrow = (up.upsample(x[None], 16000, target_rolloff=target, seed=0, limit_band=False)[0]
-                                     for target in (0.9, 0.9, 11000.0))
+    free_wide, again, free_narrow = (
+        up.upsample(x[None], 16000, target_rolloff=target, seed=0, limit_band=False)[0]
+        for target in (0.9, 0.9, 11000.0)
+    )
     np.testing.assert_array_equal(free_wide, again)
     high = _band_db(free_wide, 12000, 20000)
     assert _band_db(free_wide - free_narrow, 12000, 20000) > high - 40.0  # the tokens reach the output

@@ -114,8 +114,18 @@ def test_upsample_refuses_a_target_out_of_range(model_dir, tmp_path, capsys, tar
     src = tmp_path / "in.wav"
     sf.write(src, noise(16000), 16000)
     with pytest.raises(SystemExit) as exc:
-        main(["upsample", str(src), "-o", str(tmp_path / "out"), "--model", str(model_dir), "-q",
-              f"--target-rolloff={target}"])
+        main(
+            [
+                "upsample",
+                str(src),
+                "-o",
+                str(tmp_path / "out"),
+                "--model",
+                str(model_dir),
+                "-q",
+                f"--target-rolloff={target}",
+            ]
+        )
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "--target-rolloff" in err and len(err.strip().splitlines()) == 1
@@ -130,8 +140,24 @@ def test_no_target_cuts_nothing_full_band_or_band_limited(model_dir, up, tmp_pat
     limited = soxr.resample(noise(SR, seed=2), SR, 16000, "HQ").astype(np.float32)
     sf.write(tmp_path / "full44.wav", full, SR, subtype="FLOAT")
     sf.write(tmp_path / "voice16.wav", limited, 16000, subtype="FLOAT")
-    assert main(["upsample", str(tmp_path / "full44.wav"), str(tmp_path / "voice16.wav"), "-o", str(tmp_path / "o"),
-                 "--model", str(model_dir), "--steps", "1", "-q", "--report"]) == 0
+    assert (
+        main(
+            [
+                "upsample",
+                str(tmp_path / "full44.wav"),
+                str(tmp_path / "voice16.wav"),
+                "-o",
+                str(tmp_path / "o"),
+                "--model",
+                str(model_dir),
+                "--steps",
+                "1",
+                "-q",
+                "--report",
+            ]
+        )
+        == 0
+    )
     y_full, _ = sf.read(tmp_path / "o" / "full44.wav", dtype="float32")
     assert kept_db(full, SR, y_full, SR / 2) < 1.0
     assert abs(band_db(y_full, 20200, 21500) - band_db(full, 20200, 21500)) < 0.1
@@ -147,8 +173,24 @@ def test_no_target_cuts_nothing_full_band_or_band_limited(model_dir, up, tmp_pat
     assert band_db(y_ref, 20200, 21500) > band_db(y_ref, 2000, 7000) - 30  # the model did generate up there
     np.testing.assert_allclose(y_lim, y_ref, atol=1e-5)  # ... and none of it was cut
     capsys.readouterr()
-    assert main(["upsample", str(tmp_path / "voice16.wav"), "-o", str(tmp_path / "d.wav"), "--model", str(model_dir),
-                 "--steps", "1", "-q", "--target-rolloff", "default"]) == 0
+    assert (
+        main(
+            [
+                "upsample",
+                str(tmp_path / "voice16.wav"),
+                "-o",
+                str(tmp_path / "d.wav"),
+                "--model",
+                str(model_dir),
+                "--steps",
+                "1",
+                "-q",
+                "--target-rolloff",
+                "default",
+            ]
+        )
+        == 0
+    )
     np.testing.assert_array_equal(sf.read(tmp_path / "d.wav", dtype="float32")[0], y_lim)
 
 
@@ -157,8 +199,22 @@ def test_six_channels_name_the_option_of_the_command(model_dir, up, tmp_path, ca
     from saga_sr.errors import AudioError
 
     sf.write(tmp_path / "six.wav", np.tile(noise(16000)[:, None], (1, 6)), 16000)
-    assert main(["upsample", str(tmp_path / "six.wav"), "-o", str(tmp_path / "o"), "--model", str(model_dir),
-                 "--steps", "1", "-q"]) == 1
+    assert (
+        main(
+            [
+                "upsample",
+                str(tmp_path / "six.wav"),
+                "-o",
+                str(tmp_path / "o"),
+                "--model",
+                str(model_dir),
+                "--steps",
+                "1",
+                "-q",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "6 channels" in err and "--downmix" in err and "downmix=True" not in err
     with pytest.raises(AudioError, match="6 channels") as exc:

@@ -19,8 +19,8 @@ from saga_sr.audio.spectral import rolloff
 from saga_sr.data.latents import crop_record, latent_collate, make_latent_dataset
 from saga_sr.data.prepare import prepare_shards
 from saga_sr.errors import DataError
-from saga_sr.seeding import Stream, numpy_rng
 from saga_sr.models.build import build_model
+from saga_sr.seeding import Stream, numpy_rng
 
 ROOT = Path(__file__).resolve().parent.parent
 SR = 44100
@@ -49,8 +49,9 @@ def test_loss_on_latents_equals_the_on_the_fly_loss(tmp_path: Path):
     hr = sf.read(clip, dtype="float32")[0][None]
     hr_hz = float(rolloff(hr, SR).hz)  # the HR roll-off prepare_shards measures
     lr = simulate_lr(hr, SR, rng=numpy_rng(5, Stream.LR_SIM, 0), hr_rolloff_hz=hr_hz).audio
-    assert md_lat[0]["lr_cutoff_hz"] == pytest.approx(simulate_lr(
-        hr, SR, rng=numpy_rng(5, Stream.LR_SIM, 0), hr_rolloff_hz=hr_hz).cutoff_hz)
+    assert md_lat[0]["lr_cutoff_hz"] == pytest.approx(
+        simulate_lr(hr, SR, rng=numpy_rng(5, Stream.LR_SIM, 0), hr_rolloff_hz=hr_hz).cutoff_hz
+    )
     md_audio = [{k: v for k, v in md_lat[0].items() if k != "latent_mask"}]
     md_audio[0].update(lr_audio=torch.from_numpy(lr), padding_mask=torch.ones(4096, dtype=torch.bool))
     audio = torch.from_numpy(hr)[None]
@@ -87,10 +88,20 @@ def test_the_latent_step_never_runs_the_vae(tmp_path: Path):
 
 def _record(frames: int, k: int = 4) -> dict:
     z = torch.arange(frames, dtype=torch.float32)[None].repeat(3, 1)
-    return {"hr_mean": z, "hr_std": z + 0.5, "lr_mean": torch.stack([z + 100 * i for i in range(k)]),
-            "lr_std": torch.ones(k, 3, frames), "lr_cutoff_hz": torch.arange(k) * 1000.0 + 2000,
-            "lr_rolloff_hz": torch.arange(k) * 1000.0 + 1900, "hr_rolloff_hz": 15000.0, "frames": frames,
-            "seconds_total": frames * 8 / SR, "path": b"a.wav", "caption": "cap", "transcript": "words"}
+    return {
+        "hr_mean": z,
+        "hr_std": z + 0.5,
+        "lr_mean": torch.stack([z + 100 * i for i in range(k)]),
+        "lr_std": torch.ones(k, 3, frames),
+        "lr_cutoff_hz": torch.arange(k) * 1000.0 + 2000,
+        "lr_rolloff_hz": torch.arange(k) * 1000.0 + 1900,
+        "hr_rolloff_hz": 15000.0,
+        "frames": frames,
+        "seconds_total": frames * 8 / SR,
+        "path": b"a.wav",
+        "caption": "cap",
+        "transcript": "words",
+    }
 
 
 def test_crops_are_uniform_windows_and_lr_versions_are_drawn_among_k():
@@ -133,8 +144,22 @@ def _seen(out: Path, rank: int) -> list[dict]:
 
 
 def _run(shards: Path | str, out: Path, steps: int, devices: int, *extra: str, env: dict | None = None) -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "latent_train.py"), str(shards), str(out), str(steps),
-                           str(devices), *extra], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "latent_train.py"),
+            str(shards),
+            str(out),
+            str(steps),
+            str(devices),
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
@@ -159,8 +184,15 @@ def s3_ten_clip_shards(ten_clip_shards: Path, s3_server) -> tuple[str, dict]:
     s3_server.make_bucket("latents")
     model = build_model(prepare_config("tiny", sample_size=4096), seed=1)
     with mock.patch.dict("os.environ", s3_server.env):
-        prepare_shards([ten_clip_shards.parent / "audio"], "s3://latents/ten", model, num_lr=2, files_per_part=4,
-                       seed=1, progress=False)
+        prepare_shards(
+            [ten_clip_shards.parent / "audio"],
+            "s3://latents/ten",
+            model,
+            num_lr=2,
+            files_per_part=4,
+            seed=1,
+            progress=False,
+        )
     return "s3://latents/ten", s3_server.env
 
 
@@ -211,11 +243,39 @@ def test_train_cli_on_latents_with_audio_validation(tmp_path: Path, ten_clip_sha
     from saga_sr.cli import main
 
     out = tmp_path / "run"
-    rc = main(["train", "--train_latents", str(ten_clip_shards), "--val_dir", str(ROOT / "tests" / "data"),
-               "--model_config", "tiny", "--sample_size", "4096", "--batch_size", "2", "--max_steps", "3",
-               "--num_workers", "1", "--accelerator", "cpu", "--val_every", "2", "--val_steps", "2",
-               "--max_val_items", "1", "--seed", "1", "--no_progress_bar", "--activation_checkpointing",
-               "--output_dir", str(out)])
+    rc = main(
+        [
+            "train",
+            "--train_latents",
+            str(ten_clip_shards),
+            "--val_dir",
+            str(ROOT / "tests" / "data"),
+            "--model_config",
+            "tiny",
+            "--sample_size",
+            "4096",
+            "--batch_size",
+            "2",
+            "--max_steps",
+            "3",
+            "--num_workers",
+            "1",
+            "--accelerator",
+            "cpu",
+            "--val_every",
+            "2",
+            "--val_steps",
+            "2",
+            "--max_val_items",
+            "1",
+            "--seed",
+            "1",
+            "--no_progress_bar",
+            "--activation_checkpointing",
+            "--output_dir",
+            str(out),
+        ]
+    )
     assert rc == 0
     text = (out / "metrics.csv").read_text()
     assert "val/loss" in text and "val/lsd" in text
@@ -228,8 +288,12 @@ def test_train_latents_flag_errors(tmp_path: Path):
     with pytest.raises(DataError, match="no such folder"):
         train(train_latents=str(tmp_path / "missing"), model_config="tiny", output_dir=str(tmp_path / "o"))
     with pytest.raises(DataError, match="not both"):
-        train(train_latents=str(tmp_path), train_dir=[str(ROOT / "tests" / "data")], model_config="tiny",
-              output_dir=str(tmp_path / "o"))
+        train(
+            train_latents=str(tmp_path),
+            train_dir=[str(ROOT / "tests" / "data")],
+            model_config="tiny",
+            output_dir=str(tmp_path / "o"),
+        )
 
 
 def test_stored_t5_outputs_give_the_same_loss_without_running_t5(tmp_path: Path):
@@ -281,8 +345,9 @@ def small_shards(tmp_path_factory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("small_shards")
     cfg = tiny_vae_config()
     write_clips(root / "audio", [0.2, 0.3])
-    prepare_shards([root / "audio"], root / "shards", build_model(cfg, seed=0), num_lr=1, files_per_part=1,
-                   progress=False)
+    prepare_shards(
+        [root / "audio"], root / "shards", build_model(cfg, seed=0), num_lr=1, files_per_part=1, progress=False
+    )
     return root / "shards", cfg
 
 
@@ -301,10 +366,15 @@ def _corrupt(shards: Path, tmp_path: Path, how: str) -> Path:
     return copy
 
 
-@pytest.mark.parametrize("how,words", [("truncated", ["chunk-00001-0000.bin", "1000 bytes"]),
-                                       ("missing", ["chunk-00001-0000.bin", "missing"]),
-                                       ("broken index", ["index.json", "unreadable"]),
-                                       ("index not an index", ["index.json", "not a shard index"])])
+@pytest.mark.parametrize(
+    "how,words",
+    [
+        ("truncated", ["chunk-00001-0000.bin", "1000 bytes"]),
+        ("missing", ["chunk-00001-0000.bin", "missing"]),
+        ("broken index", ["index.json", "unreadable"]),
+        ("index not an index", ["index.json", "not a shard index"]),
+    ],
+)
 def test_corrupt_shards_are_refused_naming_the_shard_and_the_fault(small_shards, tmp_path: Path, how, words):
     from saga_sr.training.latent_data import check_shards
 
@@ -334,7 +404,9 @@ def test_a_record_that_cannot_be_read_names_the_shards(small_shards, tmp_path: P
 def test_worker_errors_keep_their_one_line():
     from saga_sr.training.run import worker_message
 
-    wrapped = DataError("Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
-                        "last):\n  File \"x.py\", line 1\nsaga_sr.errors.DataError: latent shards /s: cannot read")
+    wrapped = DataError(
+        "Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
+        'last):\n  File "x.py", line 1\nsaga_sr.errors.DataError: latent shards /s: cannot read'
+    )
     assert worker_message(wrapped) == "latent shards /s: cannot read"
     assert worker_message(DataError("one line")) == "one line"

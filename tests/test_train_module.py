@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from saga_sr.config import read_config
+from saga_sr.config import prepare_config, read_config
 from saga_sr.config.typed import OptimizerSettings
 from saga_sr.training.optim import build_optimizer, inverse_lr_factor
-from saga_sr.config import prepare_config
 
 
 def _text_only_tiny() -> dict:
@@ -24,9 +23,18 @@ def _text_only_tiny() -> dict:
 def _batch(b: int, size: int = 2048):
     g = torch.Generator().manual_seed(0)
     audio = 0.1 * torch.randn(b, 1, size, generator=g)
-    md = [{"lr_audio": 0.5 * audio[i], "padding_mask": torch.ones(size, dtype=torch.bool), "prompt": f"clip {i}",
-           "audio_path": f"clip{i}.wav", "input_rolloff": 0.2, "target_rolloff": 0.8, "lr_cutoff_hz": 4000.0}
-          for i in range(b)]
+    md = [
+        {
+            "lr_audio": 0.5 * audio[i],
+            "padding_mask": torch.ones(size, dtype=torch.bool),
+            "prompt": f"clip {i}",
+            "audio_path": f"clip{i}.wav",
+            "input_rolloff": 0.2,
+            "target_rolloff": 0.8,
+            "lr_cutoff_hz": 4000.0,
+        }
+        for i in range(b)
+    ]
     return audio, md
 
 
@@ -72,8 +80,10 @@ def test_dropout_uses_the_authors_nulls_and_keeps_the_rolloff_prepend():
     assert kw0["cross_attn_cond"].abs().sum() > 0
     assert torch.allclose(kw0["prepend_cond"], prepend)
     t = torch.full((3,), 0.5)
-    assert torch.allclose(module.dit_inputs(md, t)["prepend_cond"],
-                          module.diffusion.build_rolloff_prepend(torch.full((3,), 0.2), torch.full((3,), 0.8), t))
+    assert torch.allclose(
+        module.dit_inputs(md, t)["prepend_cond"],
+        module.diffusion.build_rolloff_prepend(torch.full((3,), 0.2), torch.full((3,), 0.8), t),
+    )
 
 
 def test_padding_is_masked_out_of_the_loss():
@@ -100,8 +110,8 @@ def test_missing_rolloffs_are_a_clear_error():
 
 def test_inverse_lr_schedule_from_config():
     assert inverse_lr_factor(0) == pytest.approx(0.01)
-    assert inverse_lr_factor(99) == pytest.approx((1 - 0.99 ** 100) * (1 + 99 / 1e6) ** -0.5)
-    assert inverse_lr_factor(10**6, warmup=0.0) == pytest.approx(2 ** -0.5)
+    assert inverse_lr_factor(99) == pytest.approx((1 - 0.99**100) * (1 + 99 / 1e6) ** -0.5)
+    assert inverse_lr_factor(10**6, warmup=0.0) == pytest.approx(2**-0.5)
     p = torch.nn.Parameter(torch.zeros(2))
     opt, sched = build_optimizer([p], OptimizerSettings.from_config(read_config("tiny")), learning_rate=1e-3)
     assert isinstance(opt, torch.optim.AdamW) and opt.param_groups[0]["weight_decay"] == 1e-3
@@ -150,7 +160,6 @@ def test_export_is_atomic_and_loads_back(tmp_path):
 def test_ema_beta_zero_is_a_value_not_unset():
     from saga_sr.config import load_config
     from saga_sr.config.typed import TrainingSettings
-
     from saga_sr.models.build import build_model
     from saga_sr.training.module import SAGASRTrainer
 

@@ -30,11 +30,35 @@ def two_nodes(script_args: list[str], timeout: float = 300) -> None:
     """Run tests/latent_train.py as two torchrun nodes (one process each) on 127.0.0.1; both must succeed."""
     port = str(_free_port())
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
-                               "--node_rank", str(node), "--master_addr", "127.0.0.1", "--master_port", port,
-                               str(ROOT / "tests" / "latent_train.py"), *script_args, "--num_nodes", "2"],
-                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for node in (0, 1)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes",
+                "2",
+                "--nproc_per_node",
+                "1",
+                "--node_rank",
+                str(node),
+                "--master_addr",
+                "127.0.0.1",
+                "--master_port",
+                port,
+                str(ROOT / "tests" / "latent_train.py"),
+                *script_args,
+                "--num_nodes",
+                "2",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for node in (0, 1)
+    ]
     try:
         outputs = [p.communicate(timeout=timeout)[0] for p in procs]
     finally:

@@ -24,8 +24,17 @@ from saga_sr.training.run import find_resume_checkpoint, train
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
-FAST = dict(model_config="tiny", sample_size=4096, batch_size=2, num_workers=0, val_steps=2, max_val_items=2,
-            val_examples=1, log_every=1, no_progress_bar=True)
+FAST = dict(
+    model_config="tiny",
+    sample_size=4096,
+    batch_size=2,
+    num_workers=0,
+    val_steps=2,
+    max_val_items=2,
+    val_examples=1,
+    log_every=1,
+    no_progress_bar=True,
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +51,36 @@ def data_dir(tmp_path_factory) -> Path:
 def run(data_dir, tmp_path_factory) -> Path:
     """`saga-sr train` for 4 steps with validation every 2, then the Python API with `resume` to step 6."""
     out = tmp_path_factory.mktemp("run") / "out"
-    argv = ["train", "--train_dir", str(data_dir), "--val_dir", str(data_dir), "--model_config", "tiny",
-            "--output_dir", str(out), "--max_steps", "4", "--val_every", "2", "--sample_size", "4096",
-            "--batch_size", "2", "--num_workers", "0", "--val_steps", "2", "--max_val_items", "2",
-            "--val_examples", "1", "--log_every", "1", "--no_progress_bar"]
+    argv = [
+        "train",
+        "--train_dir",
+        str(data_dir),
+        "--val_dir",
+        str(data_dir),
+        "--model_config",
+        "tiny",
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "4",
+        "--val_every",
+        "2",
+        "--sample_size",
+        "4096",
+        "--batch_size",
+        "2",
+        "--num_workers",
+        "0",
+        "--val_steps",
+        "2",
+        "--max_val_items",
+        "2",
+        "--val_examples",
+        "1",
+        "--log_every",
+        "1",
+        "--no_progress_bar",
+    ]
     assert cli_main(argv) == 0
     args = dict(FAST, train_dir=[str(data_dir)], val_dir=[str(data_dir)], output_dir=str(out), val_every=2)
     assert train(max_steps=6, resume="last", **args) == out
@@ -83,10 +118,13 @@ def test_resumed_run_reproduces_the_uninterrupted_losses(run: Path, data_dir: Pa
     """`run` stopped after 4 steps and resumed to 6; the same 6 steps in one go (and without validation, which
     must not disturb training's draws) give the same losses: data order, crops, LR filters, t, noise and
     dropout come from generators seeded by (seed, epoch / step), not from the global RNG."""
-    out = train(**dict(FAST, train_dir=[str(data_dir)], output_dir=str(tmp_path / "once"), max_steps=6,
-                       checkpoint_every=6))
+    out = train(
+        **dict(FAST, train_dir=[str(data_dir)], output_dir=str(tmp_path / "once"), max_steps=6, checkpoint_every=6)
+    )
+
     def losses(folder: Path) -> list[float]:
         return [float(r["train/loss"]) for r in _rows(folder / "metrics.csv") if r["train/loss"]]
+
     resumed, once = losses(run), losses(out)
     assert len(resumed) == len(once) == 6
     assert resumed == pytest.approx(once, rel=1e-5, abs=1e-7)
@@ -155,8 +193,12 @@ def test_bad_inputs_stop_before_training(case, data_dir, tmp_path: Path, capsys)
     rc = cli_main(["train", "--train_dir", train_dir, "--model_config", config, "--output_dir", str(out)] + extra)
     err = capsys.readouterr().err
     assert rc == 2 and "saga-sr train: error:" in err
-    assert {"missing": "no such folder", "empty": "no usable audio", "bad_config": "num_heads",
-            "bad_max_time": "--max_time"}[case] in err
+    assert {
+        "missing": "no such folder",
+        "empty": "no usable audio",
+        "bad_config": "num_heads",
+        "bad_max_time": "--max_time",
+    }[case] in err
     assert not (out / "checkpoints").exists()
 
 
@@ -174,19 +216,43 @@ def test_nonfinite_loss_names_step_and_files_and_keeps_last_good_checkpoint(data
     monkeypatch.setattr(module, "flow_loss", poisoned)
     out = tmp_path / "out"
     with pytest.raises(SagaError, match=r"non-finite training loss .* at step 2 .*\.flac"):
-        train(max_steps=10, train_dir=[str(data_dir)], output_dir=str(out), checkpoint_every=1, val_every=100,
-              **{k: v for k, v in FAST.items()})
+        train(
+            max_steps=10,
+            train_dir=[str(data_dir)],
+            output_dir=str(out),
+            checkpoint_every=1,
+            val_every=100,
+            **{k: v for k, v in FAST.items()},
+        )
     names = {p.name for p in (out / "checkpoints").glob("step=*.ckpt")}
     assert names == {"step=1.ckpt", "step=2.ckpt"}
 
 
 def test_cli_help():
-    proc = subprocess.run([sys.executable, str(ROOT / "train_saga_sr.py"), "--help"], capture_output=True,
-                          text=True, timeout=120, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train_saga_sr.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0
-    for flag in ("--train_dir", "--val_dir", "--model_config", "--batch_size", "--learning_rate", "--max_steps",
-                 "--disable_val_lowfreq_replace", "--compute_rolloff", "--disable_caption", "--resume",
-                 "--pretrained_ckpt", "--strategy", "--num_nodes", "--val_every"):
+    for flag in (
+        "--train_dir",
+        "--val_dir",
+        "--model_config",
+        "--batch_size",
+        "--learning_rate",
+        "--max_steps",
+        "--disable_val_lowfreq_replace",
+        "--compute_rolloff",
+        "--disable_caption",
+        "--resume",
+        "--pretrained_ckpt",
+        "--strategy",
+        "--num_nodes",
+        "--val_every",
+    ):
         assert flag in proc.stdout
     with pytest.raises(SystemExit) as exc:
         cli_main(["train", "--help"])
@@ -207,10 +273,31 @@ def test_sigkill_mid_training_then_resume(data_dir, tmp_path: Path):
     config = tmp_path / "text_only.json"
     config.write_text(json.dumps(cfg))
     out = tmp_path / "out"
-    cmd = [sys.executable, str(ROOT / "train_saga_sr.py"), "--train_dir", str(data_dir), "--model_config", str(config),
-           "--sample_size", "4096", "--batch_size", "2", "--num_workers", "0", "--max_steps", "100000",
-           "--checkpoint_every", "2", "--log_every", "1", "--no_progress_bar", "--output_dir", str(out),
-           "--disable_caption", "--compute_rolloff"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "train_saga_sr.py"),
+        "--train_dir",
+        str(data_dir),
+        "--model_config",
+        str(config),
+        "--sample_size",
+        "4096",
+        "--batch_size",
+        "2",
+        "--num_workers",
+        "0",
+        "--max_steps",
+        "100000",
+        "--checkpoint_every",
+        "2",
+        "--log_every",
+        "1",
+        "--no_progress_bar",
+        "--output_dir",
+        str(out),
+        "--disable_caption",
+        "--compute_rolloff",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 150
@@ -226,8 +313,17 @@ def test_sigkill_mid_training_then_resume(data_dir, tmp_path: Path):
     step = int(resumed.resolve().stem.split("=")[1])
     assert step >= 4
     fast = dict(FAST, model_config=str(config))
-    train(train_dir=[str(data_dir)], val_dir=[str(data_dir)], output_dir=str(out), max_steps=step + 2,
-          resume="last", checkpoint_every=2, disable_caption=True, compute_rolloff=True, **fast)
+    train(
+        train_dir=[str(data_dir)],
+        val_dir=[str(data_dir)],
+        output_dir=str(out),
+        max_steps=step + 2,
+        resume="last",
+        checkpoint_every=2,
+        disable_caption=True,
+        compute_rolloff=True,
+        **fast,
+    )
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == step + 2
     rows = _rows(out / "metrics.csv")
@@ -243,8 +339,14 @@ def test_pretrained_ckpt_initialises_from_a_checkpoint(run: Path, data_dir: Path
     import json
 
     out = tmp_path / "finetune"
-    train(max_steps=1, train_dir=[str(data_dir)], output_dir=str(out), val_every=100,
-          pretrained_ckpt=str(run / "model" / "model.safetensors"), **FAST)
+    train(
+        max_steps=1,
+        train_dir=[str(data_dir)],
+        output_dir=str(out),
+        val_every=100,
+        pretrained_ckpt=str(run / "model" / "model.safetensors"),
+        **FAST,
+    )
     report = json.loads((out / "pretrained_load_report.json").read_text())
     assert len(report["loaded"]) > 50 and not report["not_loaded"]
 
@@ -266,13 +368,19 @@ def _copy_run(run: Path, out: Path) -> dict:
     return {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
 
-@pytest.mark.parametrize("change,field", [({"batch_size": 3}, "batch_size"), ({"sample_size": 8192}, "sample_size"),
-                                          ({"seed": 5}, "seed"), ({"train_dir": [str(DATA)]}, "train_dir")])
+@pytest.mark.parametrize(
+    "change,field",
+    [
+        ({"batch_size": 3}, "batch_size"),
+        ({"sample_size": 8192}, "sample_size"),
+        ({"seed": 5}, "seed"),
+        ({"train_dir": [str(DATA)]}, "train_dir"),
+    ],
+)
 def test_resume_that_would_change_the_run_is_refused_naming_it(run: Path, data_dir, tmp_path, change, field):
     out = tmp_path / "run"
     before = _copy_run(run, out)
-    args = dict(FAST, train_dir=[str(data_dir)], val_dir=[str(data_dir)], output_dir=str(out), val_every=2,
-                max_steps=8)
+    args = dict(FAST, train_dir=[str(data_dir)], val_dir=[str(data_dir)], output_dir=str(out), val_every=2, max_steps=8)
     with pytest.raises(DataError, match=rf"differs from the one it continues .* at \S*{field} .*nothing was changed"):
         train(resume="last", **{**args, **change})
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
@@ -288,9 +396,26 @@ def test_the_record_of_a_resumed_run_says_what_it_ran(run: Path):
 
 def test_a_run_shorter_than_log_every_names_no_missing_metrics_file(data_dir, tmp_path: Path, capsys):
     out = tmp_path / "out"
-    argv = ["train", "--train_dir", str(data_dir), "--model_config", "tiny", "--output_dir", str(out),
-            "--max_steps", "1", "--log_every", "5", "--sample_size", "4096", "--batch_size", "2",
-            "--num_workers", "0", "--no_progress_bar"]
+    argv = [
+        "train",
+        "--train_dir",
+        str(data_dir),
+        "--model_config",
+        "tiny",
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "1",
+        "--log_every",
+        "5",
+        "--sample_size",
+        "4096",
+        "--batch_size",
+        "2",
+        "--num_workers",
+        "0",
+        "--no_progress_bar",
+    ]
     assert cli_main(argv) == 0
     text = capsys.readouterr().out
     if (out / "metrics.csv").is_file():

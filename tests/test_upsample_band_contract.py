@@ -12,8 +12,8 @@ import pytest
 import soxr
 
 from saga_sr.audio.io import load_audio
-from saga_sr.audio.spectral import hz_to_normalized, rolloff
 from saga_sr.audio.metrics import lsd_range
+from saga_sr.audio.spectral import hz_to_normalized, rolloff
 
 DEMO = Path(__file__).resolve().parents[1] / "saga_sr" / "assets" / "demo" / "test"
 CLIPS = ["vocal/ambi_choir.flac", "music/loop_mika.flac", "drums/loop_compus.flac"]
@@ -46,8 +46,11 @@ def test_rolloff_conditioning_is_measured_not_the_edge(upsampler, monkeypatch):
     expected = rolloff(soxr.resample(x.T, 16000, 44100, "HQ").T, 44100).hz
     seen = []
     real = upsampler.model.conditioning
-    monkeypatch.setattr(upsampler.model, "conditioning",
-                        lambda metadata, device: seen.append(dict(metadata[0])) or real(metadata, device))
+    monkeypatch.setattr(
+        upsampler.model,
+        "conditioning",
+        lambda metadata, device: seen.append(dict(metadata[0])) or real(metadata, device),
+    )
     for cutoff in (None, 3000.0):
         _, info = upsampler.upsample_with_info(x, 16000, steps=1, input_cutoff_hz=cutoff)
         assert info.rolloff_hz == pytest.approx(expected, abs=44100 / 2048)

@@ -50,17 +50,20 @@ def test_layout_for_processes_devices_and_torchrun():
     assert plan_layout("cpu", 1, None, {**TORCHRUN, "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1"}) is None
 
 
-@pytest.mark.parametrize("device, processes, devices, environ, words", [
-    ("cpu", 2, None, TORCHRUN, "torchrun starts the processes"),
-    ("cuda:1", 1, None, TORCHRUN, "local rank"),
-    ("cpu", 1, [0, 1], {}, "--device cuda"),
-    ("cuda", 3, [0, 1], {}, "--processes 3"),
-    ("cuda", 1, [0, 4], {}, "2 CUDA device(s)"),
-    ("cuda", 1, [1, 1], {}, "each named once"),
-    ("cuda:1", 2, None, {}, "--devices"),
-    ("cuda", 3, None, {}, "2 CUDA device(s)"),
-    ("mps", 2, None, {}, "--device mps"),
-])
+@pytest.mark.parametrize(
+    "device, processes, devices, environ, words",
+    [
+        ("cpu", 2, None, TORCHRUN, "torchrun starts the processes"),
+        ("cuda:1", 1, None, TORCHRUN, "local rank"),
+        ("cpu", 1, [0, 1], {}, "--device cuda"),
+        ("cuda", 3, [0, 1], {}, "--processes 3"),
+        ("cuda", 1, [0, 4], {}, "2 CUDA device(s)"),
+        ("cuda", 1, [1, 1], {}, "each named once"),
+        ("cuda:1", 2, None, {}, "--devices"),
+        ("cuda", 3, None, {}, "2 CUDA device(s)"),
+        ("mps", 2, None, {}, "--device mps"),
+    ],
+)
 def test_layout_refusals_name_the_option(device, processes, devices, environ, words):
     with pytest.raises(ValueError, match=re.escape(words)):
         plan_layout(device, processes, devices, environ, gpu_count=2)
@@ -75,8 +78,20 @@ def test_the_relaunched_command_line_must_be_saga_sr():
 
 def test_in_process_call_with_processes_is_refused_before_anything_is_written(tmp_path, batch, capsys):
     """Lightning would rerun pytest's command line as the second process: refused, exit 2, no output."""
-    code = main(["upsample", str(batch / "in"), "-o", str(tmp_path / "out"), "--model", str(batch / "model"),
-                 "--device", "cpu", "--processes", "2"])
+    code = main(
+        [
+            "upsample",
+            str(batch / "in"),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            str(batch / "model"),
+            "--device",
+            "cpu",
+            "--processes",
+            "2",
+        ]
+    )
     assert code == 2 and "rerun this command line" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
@@ -107,8 +122,9 @@ def test_rank_zero_collects_every_rank_and_stops_when_one_crashed():
     fresh = dist.HashStore()
     t0 = time.monotonic()
     with pytest.raises(batch_mod.RankEnded, match="rank 1 ended with exit code -9"):
-        batch_mod.gather_results(fresh, 0, 2, 5, [],
-                                 lambda missing: {r: f"rank {r} ended with exit code -9" for r in missing})
+        batch_mod.gather_results(
+            fresh, 0, 2, 5, [], lambda missing: {r: f"rank {r} ended with exit code -9" for r in missing}
+        )
     assert time.monotonic() - t0 < 5
 
 
@@ -130,8 +146,24 @@ def batch(tmp_path_factory, make_tiny_model):
 
 
 def _command(root: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "saga_sr", "upsample", str(root / "in"), "-o", str(out), "--model",
-            str(root / "model"), "--steps", "1", "--device", "cpu", "--seed", "3", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "saga_sr",
+        "upsample",
+        str(root / "in"),
+        "-o",
+        str(out),
+        "--model",
+        str(root / "model"),
+        "--steps",
+        "1",
+        "--device",
+        "cpu",
+        "--seed",
+        "3",
+        *extra,
+    ]
 
 
 def _lines(err: str) -> list[tuple[int, int, str]]:
@@ -164,8 +196,14 @@ def test_two_processes_killed_and_resumed_equal_one_process(batch: Path, tmp_pat
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with open(tmp_path / "first.err", "w") as err:
-        proc = subprocess.Popen(_command(batch, out, "--processes", "2"), cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=err, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            _command(batch, out, "--processes", "2"),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=env,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 240
         while len(_outputs(out)) < 6 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -178,8 +216,15 @@ def test_two_processes_killed_and_resumed_equal_one_process(batch: Path, tmp_pat
     first_lines = [src for _, _, src in _lines((tmp_path / "first.err").read_text())]
     assert len(first_lines) == len(set(first_lines))  # no file twice, even in the killed run
 
-    resumed = subprocess.run(_command(batch, out, "--processes", "2", "--skip-existing"), cwd=ROOT,
-                             capture_output=True, text=True, env=env, timeout=300, check=False)
+    resumed = subprocess.run(
+        _command(batch, out, "--processes", "2", "--skip-existing"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert resumed.returncode == 1, resumed.stderr[-3000:]
     lines = _lines(resumed.stderr)
     todo = N_FILES - len(first)
@@ -213,9 +258,30 @@ def test_a_failure_on_another_rank_still_ends_in_rank_zeros_summary(batch: Path,
     for name, seconds in (("a.wav", 8), ("c.wav", 8), ("d.wav", 0.1), ("e.wav", 8)):  # rank 0: a, c, e
         sf.write(src / name, 0.2 * rng.standard_normal((int(16000 * seconds), 1)), 16000)
     (src / "b.wav").write_bytes(b"RIFF, but not audio")  # rank 1: b, d
-    proc = subprocess.run([sys.executable, "-m", "saga_sr", "upsample", str(src), "-o", str(tmp_path / "out"),
-                           "--model", str(batch / "model"), "--steps", "1", "--device", "cpu", "--processes", "2"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "saga_sr",
+            "upsample",
+            str(src),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            str(batch / "model"),
+            "--steps",
+            "1",
+            "--device",
+            "cpu",
+            "--processes",
+            "2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "upsample: 4 ok, 1 failed, 0 kept (existing)" in proc.stdout and "b.wav" in proc.stdout
     assert _outputs(tmp_path / "out") == {"a.wav", "c.wav", "d.wav", "e.wav"}

@@ -38,8 +38,22 @@ def test_real_run_with_a_bad_file(tmp_path, model_dir, capsys):
     sf.write(src / "empty.wav", np.zeros((0, 1)), 16000)
     write_tone(tmp_path / "three.wav", 16000, 3)
     out = tmp_path / "out"
-    code = main(["upsample", str(src), str(tmp_path / "three.wav"), "-o", str(out), "--model", str(model_dir),
-                 "--steps", "2", "--device", "cpu", "-q"])
+    code = main(
+        [
+            "upsample",
+            str(src),
+            str(tmp_path / "three.wav"),
+            "-o",
+            str(out),
+            "--model",
+            str(model_dir),
+            "--steps",
+            "2",
+            "--device",
+            "cpu",
+            "-q",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert "2 ok, 3 failed" in captured.out
@@ -91,6 +105,8 @@ def test_cfg_scales_default_to_the_models_own_then_flags_win(tmp_path, monkeypat
     assert main(base + ["-o", str(tmp_path / "o1")]) == 0
     assert main(base + ["-o", str(tmp_path / "o2"), "--cfg-text", "0"]) == 0
     assert calls == [(2.0, 1.7), (2.0, 0.0)]
+
+
 def test_band_edge_printed_and_report(tmp_path, model_dir, capsys):
     """A 16 kHz file holding an 8 kHz band: the detected edge is printed; --report writes the sidecar with
     the edge, the measured roll-off f_l (not the edge) and the run's settings; --input-cutoff moves only
@@ -103,16 +119,51 @@ def test_band_edge_printed_and_report(tmp_path, model_dir, capsys):
     x = np.random.default_rng(0).standard_normal(sr) * 0.1
     sf.write(tmp_path / "n.wav", soxr.resample(soxr.resample(x, sr, 8000, "HQ"), 8000, sr, "HQ"), sr)
     out = tmp_path / "out"
-    assert main(["upsample", str(tmp_path / "n.wav"), "-o", str(out), "--model", str(model_dir), "--steps", "1",
-                 "--device", "cpu", "--report"]) == 0
+    assert (
+        main(
+            [
+                "upsample",
+                str(tmp_path / "n.wav"),
+                "-o",
+                str(out),
+                "--model",
+                str(model_dir),
+                "--steps",
+                "1",
+                "--device",
+                "cpu",
+                "--report",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     report = json.loads((out / "n.report.json").read_text())
     assert 3800 <= report["band_edge_hz"] <= 4000 and report["band_edge_source"] == "detected"
     assert f"band edge {report['band_edge_hz']:.0f} Hz (detected)" in err
     assert report["rolloff_hz"] < report["band_edge_hz"] and report["steps"] == 1 and report["cfg_audio"] == 1.4
     assert report["input_sr"] == sr and report["timings"]["sampling"] > 0
-    assert main(["upsample", str(tmp_path / "n.wav"), "-o", str(tmp_path / "out2"), "--model", str(model_dir),
-                 "--steps", "1", "--device", "cpu", "--report", "-q", "--input-cutoff", "3000"]) == 0
+    assert (
+        main(
+            [
+                "upsample",
+                str(tmp_path / "n.wav"),
+                "-o",
+                str(tmp_path / "out2"),
+                "--model",
+                str(model_dir),
+                "--steps",
+                "1",
+                "--device",
+                "cpu",
+                "--report",
+                "-q",
+                "--input-cutoff",
+                "3000",
+            ]
+        )
+        == 0
+    )
     given = json.loads((tmp_path / "out2" / "n.report.json").read_text())
     assert given["band_edge_hz"] == 3000 and given["band_edge_source"] == "input_cutoff"
     assert given["rolloff_hz"] == report["rolloff_hz"]  # f_l is measured, never the given cutoff

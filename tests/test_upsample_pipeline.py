@@ -94,8 +94,15 @@ def test_long_input_streams_with_progress(upsampler):
     up = Upsampler(upsampler.model, "cpu", "fp32", window_frames=128)
     x = tones(16000, 60.0, 1)
     seen = []
-    y = up.upsample(x, 16000, steps=1, cfg_audio=1.0, cfg_text=1.0, batch_size=8,
-                    progress=lambda done, total: seen.append((done, total)))
+    y = up.upsample(
+        x,
+        16000,
+        steps=1,
+        cfg_audio=1.0,
+        cfg_text=1.0,
+        batch_size=8,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert y.shape == (1, 60 * 44100) and np.isfinite(y).all()
     assert seen[-1][0] == seen[-1][1] and len(seen) > 20
 
@@ -149,7 +156,8 @@ def test_bad_inputs(upsampler):
 
 def seconds_start_conditioned(cfg: dict) -> None:
     cfg["model"]["conditioning"]["configs"].append(
-        {"id": "seconds_start", "type": "number", "config": {"min_val": 0, "max_val": 512}})
+        {"id": "seconds_start", "type": "number", "config": {"min_val": 0, "max_val": 512}}
+    )
     cfg["model"]["diffusion"]["cross_attention_cond_ids"].append("seconds_start")
 
 

@@ -4,12 +4,12 @@ independent of the input length, and bad files refused before anything is writte
 import numpy as np
 import pytest
 import soundfile as sf
+from test_upsample_pipeline import tones
 
 from saga_sr.audio.io import load_audio
 from saga_sr.errors import AudioError
 from saga_sr.inference import pipeline
 from saga_sr.inference.stream import ForwardBuffer, OverlapAdd
-from test_upsample_pipeline import tones
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def upsampler(random_upsampler):
 
 def test_forward_buffer_reads_on_demand_and_forgets():
     x = np.arange(2 * 100, dtype=np.float32).reshape(2, 100)
-    buf = ForwardBuffer((x[:, i:i + 7] for i in range(0, 100, 7)), 2, 103)
+    buf = ForwardBuffer((x[:, i : i + 7] for i in range(0, 100, 7)), 2, 103)
     np.testing.assert_array_equal(buf.get(-3, 5), np.pad(x[:, :5], ((0, 0), (3, 0))))
     assert buf.end < 20  # read only what was asked (plus one block)
     buf.release(40)
@@ -79,8 +79,15 @@ def test_memory_held_does_not_grow_with_length(upsampler, tmp_path, monkeypatch)
         held.update({"in": 0, "out": 0})
         src = tmp_path / f"{seconds:g}.wav"
         sf.write(src, tones(16000, seconds, 1).T, 16000)
-        up.upsample_file(src, tmp_path / f"{seconds:g}_out.wav", block_seconds=1.0, steps=1, cfg_audio=1.0,
-                         cfg_text=1.0, batch_size=2)
+        up.upsample_file(
+            src,
+            tmp_path / f"{seconds:g}_out.wav",
+            block_seconds=1.0,
+            steps=1,
+            cfg_audio=1.0,
+            cfg_text=1.0,
+            batch_size=2,
+        )
         peaks.append(dict(held))
     assert peaks[0]["out"] == peaks[1]["out"] and abs(peaks[0]["in"] - peaks[1]["in"]) <= 44100, peaks
     assert peaks[1]["in"] < 2 * 44100 and peaks[1]["out"] < 44100, peaks  # a block and a window, not 12 s
@@ -94,8 +101,14 @@ def test_bad_files_write_nothing(upsampler, tmp_path):
     sf.write(tmp_path / "empty.wav", np.zeros((0, 1)), sr)
     sf.write(tmp_path / "fast.wav", np.full((sr, 1), 0.1), 96000)
     (tmp_path / "broken.wav").write_bytes(b"RIFF nonsense")
-    expect = {"silent.wav": "silent", "three.wav": "3 channels", "nan.wav": "NaN", "empty.wav": "zero length",
-              "fast.wav": "sample rate", "broken.wav": "cannot read"}
+    expect = {
+        "silent.wav": "silent",
+        "three.wav": "3 channels",
+        "nan.wav": "NaN",
+        "empty.wav": "zero length",
+        "fast.wav": "sample rate",
+        "broken.wav": "cannot read",
+    }
     for name, message in expect.items():
         with pytest.raises(AudioError, match=message):
             upsampler.upsample_file(tmp_path / name, tmp_path / "out" / name, steps=1)

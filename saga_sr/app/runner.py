@@ -22,8 +22,18 @@ from saga_sr.config.typed import ModelSettings
 from saga_sr.inference.files import FileResult, failure_line, resolve_prompt, upsample_file
 from saga_sr.inference.pipeline import Upsampler
 
-__all__ = ["Settings", "Upload", "Outcome", "Cancelled", "JobGate", "split_uploads", "detect_edges", "run_uploads",
-           "summary_line", "spectrogram"]
+__all__ = [
+    "Settings",
+    "Upload",
+    "Outcome",
+    "Cancelled",
+    "JobGate",
+    "split_uploads",
+    "detect_edges",
+    "run_uploads",
+    "summary_line",
+    "spectrogram",
+]
 
 CAPTION_SUFFIX = ".caption.txt"
 MAX_PLOT_FRAMES = 1500  # STFT frames per spectrogram panel (long files get a longer hop)
@@ -36,6 +46,7 @@ class Settings:
     """The page's controls; None input_cutoff_hz = detect per file, None prompt = sidecar or empty, None
     target_rolloff = not given (upsample's default: conditioned on 0.9, nothing removed); None steps and CFG
     scales = the model's own (`resolved` fills them in for the page to show)."""
+
     target_rolloff: float | None = None
     prompt: str | None = None
     steps: int | None = None
@@ -46,7 +57,7 @@ class Settings:
     input_cutoff_hz: float | None = None
     batch_size: int = 4
 
-    def resolved(self, model: ModelSettings) -> "Settings":
+    def resolved(self, model: ModelSettings) -> Settings:
         """These settings with the steps and CFG scales not given taken from the model (ModelSettings.sampling).
         The target roll-off stays as given: None means "not given", which limits nothing."""
         s = model.sampling(self.steps, self.cfg_audio, self.cfg_text, self.target_rolloff)
@@ -55,8 +66,8 @@ class Settings:
 
 @dataclass(frozen=True)
 class Upload:
-    path: Path            # where the upload lives (a temporary copy)
-    name: str             # the user's file name, used in every message
+    path: Path  # where the upload lives (a temporary copy)
+    name: str  # the user's file name, used in every message
     sidecar: Path | None = None  # an uploaded NAME.caption.txt
 
 
@@ -64,7 +75,7 @@ class Upload:
 class Outcome:
     upload: Upload
     result: FileResult | None = None
-    error: str | None = None     # the CLI's one-line failure message
+    error: str | None = None  # the CLI's one-line failure message
     spectrogram: Path | None = None
     log: list[str] = field(default_factory=list)
 
@@ -126,8 +137,9 @@ def detect_edges(up: Upsampler, uploads: Sequence[Upload]) -> list[tuple[str, fl
     for u in uploads:
         try:
             wav, sr = load_audio(u.path, target_sr=None)
-            rows.append((u.name, up.detect_input_cutoff(wav, sr), f"{sr} Hz, {wav.shape[0]} ch, "
-                                                                   f"{wav.shape[1] / sr:.1f} s"))
+            rows.append(
+                (u.name, up.detect_input_cutoff(wav, sr), f"{sr} Hz, {wav.shape[0]} ch, {wav.shape[1] / sr:.1f} s")
+            )
         except Exception as exc:  # noqa: BLE001 -- shown, and the run will report it the CLI's way
             rows.append((u.name, None, failure_line(u.path, exc, shown=u.name)))
     return rows
@@ -143,8 +155,14 @@ def _output_name(name: str, taken: set[str]) -> str:
     return out
 
 
-def run_uploads(up: Upsampler, uploads: Sequence[Upload], out_dir: Path, settings: Settings,
-                report: Report | None = None, gate: JobGate | None = None) -> list[Outcome]:
+def run_uploads(
+    up: Upsampler,
+    uploads: Sequence[Upload],
+    out_dir: Path,
+    settings: Settings,
+    report: Report | None = None,
+    gate: JobGate | None = None,
+) -> list[Outcome]:
     """Upsample each upload into out_dir/NAME.wav (+ NAME.spectrogram.png); one failure does not stop the rest.
     Raises Cancelled when `gate` stops (nothing of the file in progress is written)."""
     report = report or (lambda fraction, text: None)
@@ -163,11 +181,22 @@ def run_uploads(up: Upsampler, uploads: Sequence[Upload], out_dir: Path, setting
         try:
             check()
             report(k / n, f"{tag} {u.name}: reading")
-            res = upsample_file(up, u.path, dst, prompt=resolve_prompt(settings.prompt, u.sidecar),
-                                input_cutoff_hz=settings.input_cutoff_hz, target_rolloff=settings.target_rolloff,
-                                steps=settings.steps, cfg_audio=settings.cfg_audio, cfg_text=settings.cfg_text,
-                                seed=settings.seed, lfr=settings.lfr, batch_size=settings.batch_size,
-                                on_windows=on_windows, progress=check)
+            res = upsample_file(
+                up,
+                u.path,
+                dst,
+                prompt=resolve_prompt(settings.prompt, u.sidecar),
+                input_cutoff_hz=settings.input_cutoff_hz,
+                target_rolloff=settings.target_rolloff,
+                steps=settings.steps,
+                cfg_audio=settings.cfg_audio,
+                cfg_text=settings.cfg_text,
+                seed=settings.seed,
+                lfr=settings.lfr,
+                batch_size=settings.batch_size,
+                on_windows=on_windows,
+                progress=check,
+            )
         except Cancelled:
             raise
         except Exception as exc:  # noqa: BLE001 -- one bad file must not stop the others (as the CLI)
@@ -198,8 +227,16 @@ def spectrogram(res: FileResult, path: Path, *, name: str) -> Path:
     lr, _ = load_audio(res.src, target_sr=sr)
     out, _ = load_audio(res.dst, target_sr=None, allow_silent=True)
     b = res.info
-    title = (f"input band edge {b.band_edge_hz / 1000:.2f} kHz (dashed), "
-             f"target roll-off {b.target_rolloff_hz / 1000:.2f} kHz")
-    spectrogram_grid([(name, {"input (44.1 kHz resampled)": lr, "output": out})], sr, path,
-                     cutoffs=[b.band_edge_hz], title=title, max_frames=MAX_PLOT_FRAMES)
+    title = (
+        f"input band edge {b.band_edge_hz / 1000:.2f} kHz (dashed), "
+        f"target roll-off {b.target_rolloff_hz / 1000:.2f} kHz"
+    )
+    spectrogram_grid(
+        [(name, {"input (44.1 kHz resampled)": lr, "output": out})],
+        sr,
+        path,
+        cutoffs=[b.band_edge_hz],
+        title=title,
+        max_frames=MAX_PLOT_FRAMES,
+    )
     return path

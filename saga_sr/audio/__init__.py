@@ -10,6 +10,14 @@ from saga_sr.audio.lr_sim import LRResult, simulate_lr
 from saga_sr.audio.spectral import Rolloff, rolloff
 
 __all__ = [
-    "AUDIO_EXTENSIONS", "LRResult", "Rolloff", "dsp_bandwidth_extension", "find_audio_files", "load_audio",
-    "low_frequency_replace", "rolloff", "save_audio", "simulate_lr",
+    "AUDIO_EXTENSIONS",
+    "LRResult",
+    "Rolloff",
+    "dsp_bandwidth_extension",
+    "find_audio_files",
+    "load_audio",
+    "low_frequency_replace",
+    "rolloff",
+    "save_audio",
+    "simulate_lr",
 ]

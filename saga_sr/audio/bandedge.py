@@ -31,10 +31,10 @@ from saga_sr.audio.spectral import N_FFT, hz_of_bin, stft
 
 __all__ = ["BandEdge", "band_edge", "band_edge_from_power", "long_term_power"]
 
-FLOOR_DB = 140.0        # below the spectrum's peak: digital silence
+FLOOR_DB = 140.0  # below the spectrum's peak: digital silence
 SMOOTH_FRACTION = 1 / 64  # median filter width as a fraction of the bins (16 bins at n_fft 2048)
-CLIFF_DB = 30.0         # a cliff: the level falls this much ...
-CLIFF_OCTAVES = 1 / 6   # ... within this much of an octave
+CLIFF_DB = 30.0  # a cliff: the level falls this much ...
+CLIFF_OCTAVES = 1 / 6  # ... within this much of an octave
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,9 @@ def long_term_power(wav: np.ndarray, n_fft: int = N_FFT, hop: int = N_FFT // 4) 
     return (np.abs(stft(x, n_fft, hop)) ** 2).sum(axis=-1)
 
 
-def band_edge_from_power(power: np.ndarray, sr: int, *, max_hz: float | None = None,
-                         n_fft: int | None = None) -> BandEdge:
+def band_edge_from_power(
+    power: np.ndarray, sr: int, *, max_hz: float | None = None, n_fft: int | None = None
+) -> BandEdge:
     """The band edge (see the module docstring) of a long-term power spectrum over bins 0..n_fft/2."""
     p = np.asarray(power, dtype=np.float64)
     n_fft = n_fft or 2 * (p.shape[0] - 1)
@@ -68,8 +69,8 @@ def band_edge_from_power(power: np.ndarray, sr: int, *, max_hz: float | None = N
     s = scipy.ndimage.median_filter(s, size=width, mode="nearest")
     above = np.maximum.accumulate(s[::-1])[::-1]  # above[k] = max(s[k:]), the loudest anything from k up
     k = np.arange(s.shape[0])
-    lo = np.floor(k / 2 ** CLIFF_OCTAVES).astype(int)
-    below = np.array([s[a:b + 1].max() for a, b in zip(lo, k)])  # loudest within CLIFF_OCTAVES below k
+    lo = np.floor(k / 2**CLIFF_OCTAVES).astype(int)
+    below = np.array([s[a : b + 1].max() for a, b in zip(lo, k)])  # loudest within CLIFF_OCTAVES below k
     last = min(int(np.floor(nyquist * n_fft / sr)), s.shape[0] - 1)
     ok = (below - above >= CLIFF_DB) & (k > 0) & (k <= last)
     if not ok.any():
@@ -78,7 +79,7 @@ def band_edge_from_power(power: np.ndarray, sr: int, *, max_hz: float | None = N
     start = end
     while start > 1 and ok[start - 1]:
         start -= 1
-    drop = float((below - above)[start:end + 1].max())
+    drop = float((below - above)[start : end + 1].max())
     return BandEdge(hz=min(hz_of_bin(start, sr, n_fft), nyquist), cliff=True, drop_db=drop)
 
 

@@ -28,15 +28,16 @@ _SILENT_TOP = 1e-12  # summed top-octave energy below which the LR gives no enve
 
 def _band_gain(pred_spec: np.ndarray, lr_spec: np.ndarray, k: int, strength: float) -> np.ndarray | None:
     """Per-frame gain [T] for bins >= k, or None when the LR's top octave is silent."""
-    top = (np.abs(lr_spec[k // 2: int(0.9 * k)]) ** 2).sum(axis=0) + _EPS
+    top = (np.abs(lr_spec[k // 2 : int(0.9 * k)]) ** 2).sum(axis=0) + _EPS
     if top.sum() < _SILENT_TOP:
         return None
     band = (np.abs(pred_spec[k:]) ** 2).sum(axis=0) + _EPS
     return (top / band * (band.sum() / top.sum())) ** (0.5 * strength)
 
 
-def follow_top_octave_envelope(pred: np.ndarray, lr: np.ndarray, cutoff_hz: float, sr: int,
-                               strength: float) -> np.ndarray:
+def follow_top_octave_envelope(
+    pred: np.ndarray, lr: np.ndarray, cutoff_hz: float, sr: int, strength: float
+) -> np.ndarray:
     """`pred` ([C, L] or [L]) with its band above `cutoff_hz` following the top-octave envelope of `lr` (same
     shape and rate) at `strength` in [0, 1]; float32 out, inputs untouched. Strength 0, an edge at or above
     0.99 x Nyquist, or an LR whose top octave is silent returns the prediction unchanged."""

@@ -19,7 +19,9 @@ from saga_sr.errors import AudioError
 from saga_sr.outputs import atomic_path
 
 # Extensions searched for in folders. An explicitly named file is read whatever its extension.
-AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64"})
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64"}
+)
 
 # Peak below which audio counts as silent, for training data and for every command's input alike: -80 dBFS,
 # at most 3 LSB of 16-bit audio, i.e. dither or noise with no band a roll-off could measure or a model restore.
@@ -50,7 +52,7 @@ class ChannelCountError(AudioError):
         self.path, self.channels = path, channels
         super().__init__(f"{path}: {channels} channels; only mono or stereo is supported ({remedy})")
 
-    def with_remedy(self, remedy: str) -> "ChannelCountError":
+    def with_remedy(self, remedy: str) -> ChannelCountError:
         return ChannelCountError(self.path, self.channels, remedy)
 
 
@@ -159,8 +161,10 @@ def _check_writable_samples(path: Path, data: np.ndarray, subtype: str | None) -
         raise AudioError(f"{path}: refusing to write NaN or infinite samples")
     peak = float(np.max(np.abs(data))) if data.size else 0.0
     if is_integer_subtype(subtype) and peak > 1.0:
-        raise AudioError(f"{path}: peak {peak:.3f} is above full scale and {subtype} would clip it; "
-                         "write a float format (.wav) or scale it down")
+        raise AudioError(
+            f"{path}: peak {peak:.3f} is above full scale and {subtype} would clip it; "
+            "write a float format (.wav) or scale it down"
+        )
 
 
 def save_audio(path: str | os.PathLike, wav: np.ndarray, sr: int, *, subtype: str | None = None) -> Path:
@@ -188,8 +192,9 @@ def save_audio(path: str | os.PathLike, wav: np.ndarray, sr: int, *, subtype: st
     return path
 
 
-def save_audio_blocks(path: str | os.PathLike, blocks: Iterable[np.ndarray], sr: int, channels: int, *,
-                      subtype: str | None = None) -> Path:
+def save_audio_blocks(
+    path: str | os.PathLike, blocks: Iterable[np.ndarray], sr: int, channels: int, *, subtype: str | None = None
+) -> Path:
     """`save_audio` for audio arriving as `[channels, n]` blocks, written as they come (never held whole).
     Any error while the blocks are produced or written (a block above full scale for an integer format
     included) removes the temporary and leaves `path` untouched."""
@@ -197,8 +202,10 @@ def save_audio_blocks(path: str | os.PathLike, blocks: Iterable[np.ndarray], sr:
     fmt = _container(path)
     subtype = output_subtype(path, subtype)
     try:
-        with atomic_path(path) as tmp, sf.SoundFile(sf_name(tmp), "w", int(sr), int(channels), subtype=subtype,
-                                                   format=fmt) as f:
+        with (
+            atomic_path(path) as tmp,
+            sf.SoundFile(sf_name(tmp), "w", int(sr), int(channels), subtype=subtype, format=fmt) as f,
+        ):
             written = 0
             for block in blocks:
                 data = np.asarray(block, dtype=np.float32)
@@ -227,8 +234,13 @@ def find_audio_files_relative(paths: Iterable[str | os.PathLike], recursive: boo
             found.append((root, Path(root.name)))
         elif root.is_dir():
             pattern = root.rglob("*") if recursive else root.glob("*")
-            files = [p for p in pattern if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
-                     and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+            files = [
+                p
+                for p in pattern
+                if p.is_file()
+                and p.suffix.lower() in AUDIO_EXTENSIONS
+                and not any(part.startswith(".") for part in p.relative_to(root).parts)
+            ]
             found.extend((p, p.relative_to(root)) for p in sorted(files))
         else:
             raise AudioError(f"{root}: no such file or folder")

@@ -44,8 +44,9 @@ def crossfade_weights(n_bins: int, cutoff_bin: int, width_bins: int) -> np.ndarr
     return w
 
 
-def _replace_channel(pred: np.ndarray, lr: np.ndarray, sr: int, cutoff_hz: float | None, crossfade_hz: float,
-                     scale: str) -> np.ndarray:
+def _replace_channel(
+    pred: np.ndarray, lr: np.ndarray, sr: int, cutoff_hz: float | None, crossfade_hz: float, scale: str
+) -> np.ndarray:
     spec_pred = stft(pred, N_FFT, HOP)
     spec_lr = stft(lr, N_FFT, HOP)
     mag_lr = np.abs(spec_lr)
@@ -96,10 +97,12 @@ def low_frequency_replace(
         raise ValueError(f"lr has {x2.shape[0]} channels but the prediction has {p2.shape[0]}")
     length = p2.shape[-1]
     x2 = x2[:, :length] if x2.shape[-1] >= length else np.pad(x2, ((0, 0), (0, length - x2.shape[-1])))
-    out = np.stack([
-        _replace_channel(p2[c], x2[c if x2.shape[0] > 1 else 0], sr, cutoff_hz, crossfade_hz, scale)
-        for c in range(p2.shape[0])
-    ])
+    out = np.stack(
+        [
+            _replace_channel(p2[c], x2[c if x2.shape[0] > 1 else 0], sr, cutoff_hz, crossfade_hz, scale)
+            for c in range(p2.shape[0])
+        ]
+    )
     out = out.astype(np.float32)
     return out[0] if squeeze else out
 
@@ -127,4 +130,3 @@ def limit_to_target(pred: np.ndarray, sr: int, target_hz: float) -> np.ndarray:
         out.append(istft(spec, ch.shape[-1], N_FFT, HOP))
     res = np.stack(out).astype(np.float32)
     return res[0] if p.ndim == 1 else res
-

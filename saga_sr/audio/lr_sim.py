@@ -40,8 +40,9 @@ class LRResult:
     order: int
 
 
-def draw_cutoff(rng: np.random.Generator, cutoff_range: tuple[float, float] = CUTOFF_RANGE,
-                hr_rolloff_hz: float | None = None) -> float:
+def draw_cutoff(
+    rng: np.random.Generator, cutoff_range: tuple[float, float] = CUTOFF_RANGE, hr_rolloff_hz: float | None = None
+) -> float:
     """Integer cutoff uniform in `cutoff_range`, capped at 0.94 x `hr_rolloff_hz`, never below 2 kHz."""
     lo, hi = int(cutoff_range[0]), int(cutoff_range[1])
     if lo > hi:

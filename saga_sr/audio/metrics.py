@@ -62,8 +62,10 @@ def align(ref: np.ndarray, est: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         elif e.shape[0] == 1:
             e = np.repeat(e, r.shape[0], axis=0)
         else:
-            raise ValueError(f"channel mismatch: reference has {r.shape[0]}, estimate {e.shape[0]}; "
-                             "only a mono signal can be aligned to a multi-channel one")
+            raise ValueError(
+                f"channel mismatch: reference has {r.shape[0]}, estimate {e.shape[0]}; "
+                "only a mono signal can be aligned to a multi-channel one"
+            )
     n = min(r.shape[-1], e.shape[-1])
     return r[:, :n], e[:, :n]
 
@@ -74,8 +76,10 @@ def _pair(ref: np.ndarray, est: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if r.shape[0] != e.shape[0]:
         raise ValueError(f"channel mismatch: reference has {r.shape[0]}, estimate {e.shape[0]}")
     if abs(r.shape[-1] - e.shape[-1]) > LENGTH_TOLERANCE:
-        raise ValueError(f"length mismatch: reference has {r.shape[-1]} samples, estimate {e.shape[-1]} "
-                         f"(more than one hop, {LENGTH_TOLERANCE}, apart)")
+        raise ValueError(
+            f"length mismatch: reference has {r.shape[-1]} samples, estimate {e.shape[-1]} "
+            f"(more than one hop, {LENGTH_TOLERANCE}, apart)"
+        )
     n = min(r.shape[-1], e.shape[-1])
     if n == 0:
         raise ValueError("cannot score empty audio")
@@ -130,8 +134,9 @@ class LSDBands(NamedTuple):
     lf: float
 
 
-def lsd_bands(ref: np.ndarray, est: np.ndarray, sr: int, cutoff_hz: float, *, n_fft: int = LSD_N_FFT,
-              hop: int = LSD_HOP) -> LSDBands:
+def lsd_bands(
+    ref: np.ndarray, est: np.ndarray, sr: int, cutoff_hz: float, *, n_fft: int = LSD_N_FFT, hop: int = LSD_HOP
+) -> LSDBands:
     """LSDBands(hf, lf): the NU-Wave-style LSD over bins at/above and below the cutoff bin; the cutoff must
     lie in (0, sr / 2), where both bands exist."""
     if not 0 < cutoff_hz < sr / 2:
@@ -166,12 +171,18 @@ def si_sdr(ref: np.ndarray, est: np.ndarray, *, eps: float = 1e-12) -> float:
 def all_metrics(ref: np.ndarray, est: np.ndarray, sr: int, cutoff_hz: float | None = None) -> dict[str, float | None]:
     """lsd, lsd_ssr, lsd_hf, lsd_lf (None without a cutoff), si_sdr for one reference/estimate pair."""
     hf, lf = lsd_bands(ref, est, sr, cutoff_hz) if cutoff_hz is not None else (None, None)
-    return {"lsd": lsd(ref, est, sr), "lsd_ssr": lsd_ssr(ref, est, sr), "lsd_hf": hf, "lsd_lf": lf,
-            "si_sdr": si_sdr(ref, est)}
+    return {
+        "lsd": lsd(ref, est, sr),
+        "lsd_ssr": lsd_ssr(ref, est, sr),
+        "lsd_hf": hf,
+        "lsd_lf": lf,
+        "si_sdr": si_sdr(ref, est),
+    }
 
 
-def lsd_range(ref: np.ndarray, est: np.ndarray, sr: int, lo_hz: float, hi_hz: float, *, n_fft: int = LSD_N_FFT,
-              hop: int = LSD_HOP) -> float:
+def lsd_range(
+    ref: np.ndarray, est: np.ndarray, sr: int, lo_hz: float, hi_hz: float, *, n_fft: int = LSD_N_FFT, hop: int = LSD_HOP
+) -> float:
     """The NU-Wave-style LSD over the bins whose centre lies in [lo_hz, hi_hz] (e.g. the band an input holds)."""
     pr, pe, _ = _powers(ref, est, n_fft, hop)
     f = np.arange(pr.shape[1]) * sr / n_fft

@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+
 from saga_sr.audio.spectral import stft
 
 _FLOOR_DB = -100.0
 
 
-def log_spectrogram(wav: np.ndarray, sr: int, n_fft: int = 2048,
-                    hop: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def log_spectrogram(
+    wav: np.ndarray, sr: int, n_fft: int = 2048, hop: int = 512
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(times s, freqs Hz, dB magnitude [freqs, frames]) of the channel mean, centred Hann STFT.
     Any hop works (a hop above n_fft skips audio between frames: an overview of a long file)."""
     x = np.asarray(wav, dtype=np.float32)
@@ -43,9 +45,16 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
-def spectrogram_grid(rows: Sequence[tuple[str, Mapping[str, np.ndarray]]], sr: int, path: str | Path,
-                     *, columns: Sequence[str] | None = None, title: str = "",
-                     cutoffs: Sequence[float] | None = None, max_frames: int | None = None) -> Path:
+def spectrogram_grid(
+    rows: Sequence[tuple[str, Mapping[str, np.ndarray]]],
+    sr: int,
+    path: str | Path,
+    *,
+    columns: Sequence[str] | None = None,
+    title: str = "",
+    cutoffs: Sequence[float] | None = None,
+    max_frames: int | None = None,
+) -> Path:
     """One row per clip, one column per system (e.g. input / ours / DSP / reference); writes a PNG.
 
     `rows` is [(row label, {column name: wav [C, L] or [L]})]; a missing column leaves its cell blank.
@@ -69,8 +78,9 @@ def spectrogram_grid(rows: Sequence[tuple[str, Mapping[str, np.ndarray]]], sr: i
             length = np.shape(wavs[name])[-1]
             hop = max(512, -(-length // max_frames)) if max_frames else 512
             t, f, db = log_spectrogram(wavs[name], sr, hop=hop)
-            image = ax.pcolormesh(t, f / 1000.0, db - float(db.max()), shading="auto", cmap="magma",
-                                  vmin=-90.0, vmax=0.0)
+            image = ax.pcolormesh(
+                t, f / 1000.0, db - float(db.max()), shading="auto", cmap="magma", vmin=-90.0, vmax=0.0
+            )
             if cutoffs is not None and cutoffs[r]:
                 ax.axhline(cutoffs[r] / 1000.0, color="cyan", lw=0.8, ls="--")
             if r == 0:

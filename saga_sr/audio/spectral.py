@@ -58,10 +58,10 @@ def istft(spec: np.ndarray, length: int, n_fft: int = N_FFT, hop: int = HOP) -> 
     norm = np.zeros(total)
     win_sq = hann(n_fft) ** 2
     for i in range(t):
-        out[..., i * hop: i * hop + n_fft] += frames[..., i, :]
-        norm[i * hop: i * hop + n_fft] += win_sq
+        out[..., i * hop : i * hop + n_fft] += frames[..., i, :]
+        norm[i * hop : i * hop + n_fft] += win_sq
     out /= np.where(norm > 1e-10, norm, 1.0)
-    out = out[..., n_fft // 2: n_fft // 2 + length]
+    out = out[..., n_fft // 2 : n_fft // 2 + length]
     if out.shape[-1] < length:
         out = np.pad(out, [(0, 0)] * (out.ndim - 1) + [(0, length - out.shape[-1])])
     return out
@@ -109,7 +109,9 @@ def rolloff_bin_from_spectrum(mag_sum: np.ndarray, percent: float = ROLLOFF_PERC
     return max(first_at_or_above - 1, 0)
 
 
-def rolloff(wav: np.ndarray, sr: int, percent: float = ROLLOFF_PERCENT, *, n_fft: int = N_FFT, hop: int = HOP) -> Rolloff:
+def rolloff(
+    wav: np.ndarray, sr: int, percent: float = ROLLOFF_PERCENT, *, n_fft: int = N_FFT, hop: int = HOP
+) -> Rolloff:
     """Spectral roll-off of a clip (`[C, L]` or `[L]`; channels averaged to mono first, as the paper's code)."""
     x = np.asarray(wav)
     x = x.astype(np.float32 if x.dtype == np.float32 else np.float64, copy=False)

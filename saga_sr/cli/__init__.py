@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="saga-sr",
         description="SAGA-SR audio super-resolution: band-limited audio at any input rate from 4 to 48 kHz "
-                    "(input band 2-16 kHz and up) to 44.1 kHz.",
+        "(input band 2-16 kHz and up) to 44.1 kHz.",
     )
     parser.add_argument("--version", action="version", version=f"saga-sr {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -17,7 +17,6 @@ import os
 import signal
 import sys
 import tempfile
-from pathlib import Path
 
 from saga_sr.cli.options import model_or_shipped, positive_float, positive_int
 
@@ -27,22 +26,44 @@ STOP_WAIT_S = 30.0
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "app", help="a local web page for upsampling (Gradio)",
+        "app",
+        help="a local web page for upsampling (Gradio)",
         description="Serve a web page to upsample files or microphone recordings with a model.\n\n" + DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", metavar="DIR",
-                   help="exported model folder or training .ckpt (default: the model shipped with the package)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default %(default)s: this machine only; 0.0.0.0 serves every network "
-                        "this machine is on, with no login)")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--model",
+        metavar="DIR",
+        help="exported model folder or training .ckpt (default: the model shipped with the package)",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default %(default)s: this machine only; 0.0.0.0 serves every network "
+        "this machine is on, with no login)",
+    )
     p.add_argument("--port", type=int, default=7860, help="port (default %(default)s)")
-    p.add_argument("--max-upload-mb", type=positive_float, default=500.0, metavar="MB",
-                   help="largest file accepted per upload in MiB (default %(default)g)")
-    p.add_argument("--keep-minutes", type=positive_float, default=60.0, metavar="M",
-                   help="uploads and results older than this are deleted while the page runs (default %(default)g)")
+    p.add_argument(
+        "--max-upload-mb",
+        type=positive_float,
+        default=500.0,
+        metavar="MB",
+        help="largest file accepted per upload in MiB (default %(default)g)",
+    )
+    p.add_argument(
+        "--keep-minutes",
+        type=positive_float,
+        default=60.0,
+        metavar="M",
+        help="uploads and results older than this are deleted while the page runs (default %(default)g)",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda if available)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                   help="DiT autocast precision (default %(default)s)")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16", "fp16"],
+        help="DiT autocast precision (default %(default)s)",
+    )
     p.add_argument("--batch-size", type=positive_int, default=4, help="windows per DiT batch (default %(default)s)")
     p.add_argument("--text-encoder-path", metavar="PATH", help="local T5 folder for pretrained-T5 configs")
     p.set_defaults(func=run)
@@ -94,14 +115,21 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="saga-sr-app-") as tmp:
         os.environ["GRADIO_TEMP_DIR"] = tmp  # Gradio's upload folder: read when the page is built
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-        page = build_page(up, model_label=str(model_path), defaults=Settings(batch_size=args.batch_size),
-                          keep_minutes=args.keep_minutes, gate=gate)
+        page = build_page(
+            up,
+            model_label=str(model_path),
+            defaults=Settings(batch_size=args.batch_size),
+            keep_minutes=args.keep_minutes,
+            gate=gate,
+        )
         where = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
         print(f"saga-sr app: serving {model_path} on {where} (uploads in {tmp}; Ctrl+C stops)", file=sys.stderr)
         if not is_loopback(args.host):
-            print(f"saga-sr app: WARNING --host {args.host}: anyone who can reach this machine on port "
-                  f"{args.port} can use the page and its API (upload files, run the model); there is no login",
-                  file=sys.stderr)
+            print(
+                f"saga-sr app: WARNING --host {args.host}: anyone who can reach this machine on port "
+                f"{args.port} can use the page and its API (upload files, run the model); there is no login",
+                file=sys.stderr,
+            )
         try:
             launch(page, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, block=True)
         except OSError as exc:
@@ -110,8 +138,7 @@ def run(args: argparse.Namespace) -> int:
             stopped = stop_jobs(gate)
             page.close()
     if not stopped:  # a worker thread is still inside the model: a normal exit would abort in torch's teardown
-        print(f"saga-sr app: a running job did not stop within {STOP_WAIT_S:g} s; exiting without it",
-              file=sys.stderr)
+        print(f"saga-sr app: a running job did not stop within {STOP_WAIT_S:g} s; exiting without it", file=sys.stderr)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)

@@ -17,17 +17,28 @@ from saga_sr.outputs import write_text_atomic
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "caption", help="caption audio files with Qwen2-Audio (NAME.caption.txt sidecars)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "caption",
+        help="caption audio files with Qwen2-Audio (NAME.caption.txt sidecars)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio files or folders (searched recursively)")
     p.add_argument("--model", required=True, metavar="PATH", help="local Qwen2-Audio folder (e.g. Qwen2-Audio-7B)")
     p.add_argument("--overwrite", action="store_true", help="replace existing NAME.caption.txt files")
     p.add_argument("--batch-size", type=int, default=4, help="clips per generate call (default %(default)s)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="model weights dtype (default: as saved)")
-    p.add_argument("--max-new-tokens", type=int, metavar="N",
-                   help="generation budget (default: 256 minus the prompt's tokens, the authors' max_length 256)")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="model weights dtype (default: as saved)",
+    )
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        metavar="N",
+        help="generation budget (default: 256 minus the prompt's tokens, the authors' max_length 256)",
+    )
     p.set_defaults(func=run)
 
 
@@ -48,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     device = args.device
     if device == "auto":
         import torch  # lazy: keeps `saga-sr --help` fast
+
         device = "cuda" if torch.cuda.is_available() else "cpu"
     captioner = Captioner(args.model, device, args.dtype, max_new_tokens=args.max_new_tokens) if todo else None
 
@@ -56,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     ok, failed = 0, []
     for start in range(0, len(todo), args.batch_size):
         batch, waves = [], []
-        for f in todo[start:start + args.batch_size]:
+        for f in todo[start : start + args.batch_size]:
             try:
                 wav, _ = load_audio(f, target_sr=CAPTION_SR, channels=1, downmix=True)
             except Exception as exc:  # noqa: BLE001 -- a bad file fails alone

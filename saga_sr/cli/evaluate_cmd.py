@@ -139,11 +139,14 @@ def _check_cutoffs(cutoffs: list[float]) -> None:
 
     lo = int(MIN_CUTOFF_HZ)
     if any(not lo <= c < 22050 for c in cutoffs):
-        raise SagaError(f"--cutoffs must lie in [{lo}, 22050) Hz (the LR band SAGA-SR takes), got "
-                        f"{' '.join(f'{c:g}' for c in cutoffs)}")
+        raise SagaError(
+            f"--cutoffs must lie in [{lo}, 22050) Hz (the LR band SAGA-SR takes), got "
+            f"{' '.join(f'{c:g}' for c in cutoffs)}"
+        )
     if len(set(cutoffs)) != len(cutoffs):
-        raise SagaError(f"--cutoffs {' '.join(f'{c:g}' for c in cutoffs)}: each cutoff once (a repeat counts every "
-                        "clip twice)")
+        raise SagaError(
+            f"--cutoffs {' '.join(f'{c:g}' for c in cutoffs)}: each cutoff once (a repeat counts every clip twice)"
+        )
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

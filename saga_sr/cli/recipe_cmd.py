@@ -11,22 +11,42 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "recipe", help="reproduce the shipped model: fetch its data, prepare, train, export (saga-sr-mini)",
+        "recipe",
+        help="reproduce the shipped model: fetch its data, prepare, train, export (saga-sr-mini)",
         description="Fetch the allowed Debian packages (apt-get download + dpkg -x, nothing installed) into "
         "DATA, decode them to mono 44.1 kHz with each file's measured bandwidth, split by file and language "
         "(the demo's test clips excluded), train configs/mini.json with the project's trainer for MINUTES of "
         "wall time (validating on the held-out split), and export the EMA weights in float16. Rerunning "
-        "resumes: finished stages are skipped and training continues from its last checkpoint.")
+        "resumes: finished stages are skipped and training continues from its last checkpoint.",
+    )
     p.add_argument("name", choices=("mini",), help="the recipe (mini: the shipped default model)")
-    p.add_argument("--data", type=Path, default=Path("data_mini"), metavar="DIR",
-                   help="where fetched and prepared audio go (default data_mini; never commit it)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=Path("data_mini"),
+        metavar="DIR",
+        help="where fetched and prepared audio go (default data_mini; never commit it)",
+    )
     p.add_argument("--out", type=Path, default=Path("runs/mini"), metavar="DIR", help="run folder (default runs/mini)")
-    p.add_argument("--minutes", type=float, default=45.0, metavar="M",
-                   help="training wall time for this call (default 45, the shipped model's budget on two threads)")
-    p.add_argument("--freesound", type=Path, default=None, metavar="DIR",
-                   help="the project's Freesound CC0 clips (optional; sonic-pi-samples holds the same clips)")
-    p.add_argument("--install", action="store_true",
-                   help="export into the package (saga_sr/assets/models/mini) instead of OUT/model_fp16")
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=45.0,
+        metavar="M",
+        help="training wall time for this call (default 45, the shipped model's budget on two threads)",
+    )
+    p.add_argument(
+        "--freesound",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the project's Freesound CC0 clips (optional; sonic-pi-samples holds the same clips)",
+    )
+    p.add_argument(
+        "--install",
+        action="store_true",
+        help="export into the package (saga_sr/assets/models/mini) instead of OUT/model_fp16",
+    )
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.set_defaults(func=run_recipe_cmd)
 
@@ -40,8 +60,14 @@ def run_recipe_cmd(args: argparse.Namespace) -> int:
         raise SagaError(f"--minutes must be positive, got {args.minutes}")
     if args.freesound is not None and not args.freesound.is_dir():
         raise SagaError(f"--freesound {args.freesound}: no such folder")
-    result = run_recipe(args.data, args.out, minutes=args.minutes, freesound=args.freesound, seed=args.seed,
-                        export_to=SHIPPED_MODEL_DIR if args.install else None)
+    result = run_recipe(
+        args.data,
+        args.out,
+        minutes=args.minutes,
+        freesound=args.freesound,
+        seed=args.seed,
+        export_to=SHIPPED_MODEL_DIR if args.install else None,
+    )
     print(f"trained {result.train_steps} steps; model: {result.export_dir}")
     print("stage seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in result.seconds.items()))
     return 0

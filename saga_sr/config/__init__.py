@@ -58,20 +58,25 @@ def read_config(path_or_name: str | Path) -> dict:
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
-        raise ConfigError([f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"],
-                          source=str(path)) from None
+        raise ConfigError(
+            [f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"], source=str(path)
+        ) from None
     except _DuplicateKey as exc:
-        raise ConfigError([f"{exc.args[0]}: key given twice (JSON would keep only the last)"],
-                          source=str(path)) from None
+        raise ConfigError(
+            [f"{exc.args[0]}: key given twice (JSON would keep only the last)"], source=str(path)
+        ) from None
     except UnicodeDecodeError as exc:  # a ValueError too: before the number-length clause
-        raise ConfigError([f"cannot read: not UTF-8 text ({exc.reason} at byte {exc.start})"],
-                          source=str(path)) from None
+        raise ConfigError(
+            [f"cannot read: not UTF-8 text ({exc.reason} at byte {exc.start})"], source=str(path)
+        ) from None
     except ValueError as exc:  # an integer longer than Python converts (4300 digits)
-        raise ConfigError([f"not a usable config: it holds a number too long to read ({str(exc).split(':')[0]})"],
-                          source=str(path)) from None
+        raise ConfigError(
+            [f"not a usable config: it holds a number too long to read ({str(exc).split(':')[0]})"], source=str(path)
+        ) from None
     except RecursionError:
-        raise ConfigError(["not a usable config: objects or lists nested too deeply to read"],
-                          source=str(path)) from None
+        raise ConfigError(
+            ["not a usable config: objects or lists nested too deeply to read"], source=str(path)
+        ) from None
     except OSError as exc:
         raise ConfigError([f"cannot read: {exc}"], source=str(path)) from exc
     if not isinstance(cfg, dict):
@@ -132,7 +137,24 @@ def prepare_config(model_config, *, compute_rolloff: bool = False, sample_size: 
     return validated(cfg, source=source)
 
 
-__all__ = ["CONFIG_DIR", "RUNGS", "TINY_T5_CONFIG", "check_config", "check_runnable", "conditioner_types",
-           "config_path", "derive_rung", "load_config", "model_identity", "objective_problem", "prepare_config",
-           "pretransform_facts", "read_config", "resume_identity", "shipped_configs", "uses_rolloff", "validated",
-           "with_rolloff_conditioner"]
+__all__ = [
+    "CONFIG_DIR",
+    "RUNGS",
+    "TINY_T5_CONFIG",
+    "check_config",
+    "check_runnable",
+    "conditioner_types",
+    "config_path",
+    "derive_rung",
+    "load_config",
+    "model_identity",
+    "objective_problem",
+    "prepare_config",
+    "pretransform_facts",
+    "read_config",
+    "resume_identity",
+    "shipped_configs",
+    "uses_rolloff",
+    "validated",
+    "with_rolloff_conditioner",
+]

@@ -48,9 +48,11 @@ def pretransform_facts(cfg: dict) -> dict:
         latent = channels * 2 * (n_fft // 2 + 1) if channels and n_fft else None
         return {"latent_channels": latent, "downsampling_ratio": hop, "io_channels": channels}
     if pt.get("type") == "autoencoder":
-        return {"latent_channels": _int(inner.get("latent_dim")),
-                "downsampling_ratio": _int(inner.get("downsampling_ratio")),
-                "io_channels": _int(inner.get("io_channels"))}
+        return {
+            "latent_channels": _int(inner.get("latent_dim")),
+            "downsampling_ratio": _int(inner.get("downsampling_ratio")),
+            "io_channels": _int(inner.get("io_channels")),
+        }
     return {"latent_channels": None, "downsampling_ratio": None, "io_channels": None}
 
 
@@ -85,7 +87,9 @@ def _check_pretransform(cfg: dict) -> list[str]:
     latent, ratio, io = facts["latent_channels"], facts["downsampling_ratio"], facts["io_channels"]
     strides = enc.get("strides")
     if isinstance(strides, list) and all(_int(s) for s in strides) and ratio and math.prod(strides) != ratio:
-        problems.append(f"{base}.downsampling_ratio: {ratio} != product of encoder strides {strides} = {math.prod(strides)}")
+        problems.append(
+            f"{base}.downsampling_ratio: {ratio} != product of encoder strides {strides} = {math.prod(strides)}"
+        )
     dec_strides = dec.get("strides")
     if isinstance(strides, list) and isinstance(dec_strides, list) and strides != dec_strides:
         problems.append(f"{base}.decoder.config.strides: {dec_strides} differ from the encoder's {strides}")
@@ -96,8 +100,10 @@ def _check_pretransform(cfg: dict) -> list[str]:
     bottleneck = _get(cfg, f"{base}.bottleneck.type")
     want_enc = 2 * latent if (latent and bottleneck == "vae") else latent
     if want_enc and _int(enc.get("latent_dim")) and enc["latent_dim"] != want_enc:
-        problems.append(f"{base}.encoder.config.latent_dim: {enc['latent_dim']} but the {bottleneck} bottleneck "
-                        f"with latent_dim {latent} needs {want_enc} (mean and scale)")
+        problems.append(
+            f"{base}.encoder.config.latent_dim: {enc['latent_dim']} but the {bottleneck} bottleneck "
+            f"with latent_dim {latent} needs {want_enc} (mean and scale)"
+        )
     if latent and _int(dec.get("latent_dim")) and dec["latent_dim"] != latent:
         problems.append(f"{base}.decoder.config.latent_dim: {dec['latent_dim']} != latent_dim {latent}")
     if io and _int(enc.get("in_channels")) and enc["in_channels"] != io:
@@ -126,8 +132,10 @@ def _check_conditioners(cfg: dict) -> list[str]:
         if c.get("type") == "t5" and "t5_config" not in conf:
             name = conf.get("t5_model_name", "t5-base")
             if name not in T5_NAMES:
-                problems.append(f"model.conditioning.configs[{i}].config.t5_model_name: '{name}' is not one of "
-                                f"{', '.join(T5_NAMES)} (or give t5_config for a locally built encoder)")
+                problems.append(
+                    f"model.conditioning.configs[{i}].config.t5_model_name: '{name}' is not one of "
+                    f"{', '.join(T5_NAMES)} (or give t5_config for a locally built encoder)"
+                )
     return problems
 
 
@@ -155,46 +163,65 @@ def _check_dit(cfg: dict) -> list[str]:
         else:
             head_dim = embed // heads
     if head_dim and head_dim < 32 and d.get("rotary_pos_emb", True):
-        problems.append(f"{_DIT}.num_heads: head size {head_dim} (embed_dim {embed} / num_heads {heads}) is below 32, "
-                        "the number of channels rotary position embedding rotates per head")
+        problems.append(
+            f"{_DIT}.num_heads: head size {head_dim} (embed_dim {embed} / num_heads {heads}) is below 32, "
+            "the number of channels rotary position embedding rotates per head"
+        )
     # cross-attention: keys/values come from the context of width cond_token_dim (or embed_dim if projected)
     if cond_token_dim and head_dim and project_tokens is False:
         if cond_token_dim % head_dim:
-            problems.append(f"{_DIT}.cond_token_dim: {cond_token_dim} is not a multiple of the head size "
-                            f"{head_dim} (embed_dim {embed} / num_heads {heads})")
+            problems.append(
+                f"{_DIT}.cond_token_dim: {cond_token_dim} is not a multiple of the head size "
+                f"{head_dim} (embed_dim {embed} / num_heads {heads})"
+            )
         else:
             kv_heads = cond_token_dim // head_dim
             if heads % kv_heads:
-                problems.append(f"{_DIT}.num_heads: {heads} query heads cannot share {kv_heads} key/value heads "
-                                f"(cond_token_dim {cond_token_dim} / head size {head_dim}); use num_heads a multiple "
-                                f"of {kv_heads}, or a cond_token_dim whose head count divides {heads}")
+                problems.append(
+                    f"{_DIT}.num_heads: {heads} query heads cannot share {kv_heads} key/value heads "
+                    f"(cond_token_dim {cond_token_dim} / head size {head_dim}); use num_heads a multiple "
+                    f"of {kv_heads}, or a cond_token_dim whose head count divides {heads}"
+                )
     uses_cross = bool(cross_ids) or rolloff is not None
     if uses_cross and not cond_token_dim:
-        problems.append(f"{_DIT}.cond_token_dim: 0 but cross-attention is used "
-                        f"(cross_attention_cond_ids {cross_ids}{', rolloff_conditioner' if rolloff else ''})")
+        problems.append(
+            f"{_DIT}.cond_token_dim: 0 but cross-attention is used "
+            f"(cross_attention_cond_ids {cross_ids}{', rolloff_conditioner' if rolloff else ''})"
+        )
     if cross_ids and cond_token_dim and cond_dim and cond_token_dim != cond_dim:
-        problems.append(f"{_DIT}.cond_token_dim: {cond_token_dim} != model.conditioning.cond_dim {cond_dim} "
-                        f"(every conditioner emits cond_dim-wide tokens)")
+        problems.append(
+            f"{_DIT}.cond_token_dim: {cond_token_dim} != model.conditioning.cond_dim {cond_dim} "
+            f"(every conditioner emits cond_dim-wide tokens)"
+        )
     # global condition: the global conditioners' outputs are concatenated
     if isinstance(global_ids, list) and cond_dim is not None and global_dim is not None:
         for gid in global_ids:
             if types.get(gid) == "t5":
-                problems.append(f"model.diffusion.global_cond_ids: '{gid}' is a T5 (token sequence) conditioner "
-                                "and cannot be a global condition")
+                problems.append(
+                    f"model.diffusion.global_cond_ids: '{gid}' is a T5 (token sequence) conditioner "
+                    "and cannot be a global condition"
+                )
         expected = cond_dim * len(global_ids)
         if global_ids and global_dim != expected:
-            problems.append(f"{_DIT}.global_cond_dim: {global_dim} != {len(global_ids)} global conditioners "
-                            f"{global_ids} x cond_dim {cond_dim} = {expected}")
+            problems.append(
+                f"{_DIT}.global_cond_dim: {global_dim} != {len(global_ids)} global conditioners "
+                f"{global_ids} x cond_dim {cond_dim} = {expected}"
+            )
         if embed and global_dim and d.get("project_global_cond") is False and global_dim != embed:
-            problems.append(f"{_DIT}.global_cond_dim: {global_dim} must equal embed_dim {embed} "
-                            "when project_global_cond is false")
+            problems.append(
+                f"{_DIT}.global_cond_dim: {global_dim} must equal embed_dim {embed} when project_global_cond is false"
+            )
     # prepend: the roll-off prepend token is [B, 1, embed_dim] (global roll-off embedding + timestep embedding)
     if rolloff is not None and embed and prepend != embed:
-        problems.append(f"{_DIT}.prepend_cond_dim: {prepend} but the roll-off prepend token is embed_dim {embed} wide; "
-                        f"set prepend_cond_dim to {embed}")
+        problems.append(
+            f"{_DIT}.prepend_cond_dim: {prepend} but the roll-off prepend token is embed_dim {embed} wide; "
+            f"set prepend_cond_dim to {embed}"
+        )
     if prepend and embed and prepend > 0 and rolloff is None and prepend != embed:
-        problems.append(f"{_DIT}.prepend_cond_dim: {prepend} != embed_dim {embed}: the only prepend source "
-                        "(the roll-off prepend token) is embed_dim wide")
+        problems.append(
+            f"{_DIT}.prepend_cond_dim: {prepend} != embed_dim {embed}: the only prepend source "
+            "(the roll-off prepend token) is embed_dim wide"
+        )
     # channels against the pretransform's latent
     facts = pretransform_facts(cfg)
     latent = facts["latent_channels"]
@@ -205,14 +232,18 @@ def _check_dit(cfg: dict) -> list[str]:
         if model_io and model_io != latent:
             problems.append(f"model.io_channels: {model_io} != the pretransform's latent channels {latent}")
         if concat and concat != latent:
-            problems.append(f"{_DIT}.input_concat_dim: {concat} != the pretransform's latent channels {latent} "
-                            "(the LR latent is concatenated on channels)")
+            problems.append(
+                f"{_DIT}.input_concat_dim: {concat} != the pretransform's latent channels {latent} "
+                "(the LR latent is concatenated on channels)"
+            )
     ratio = facts["downsampling_ratio"]
     size = _int(cfg.get("sample_size"))
     if ratio and size and size % (ratio * patch):
-        problems.append(f"sample_size: {size} is not a multiple of the downsampling ratio {ratio}"
-                        + (f" x patch_size {patch}" if patch > 1 else "")
-                        + f"; nearest: {max(1, round(size / (ratio * patch))) * ratio * patch}")
+        problems.append(
+            f"sample_size: {size} is not a multiple of the downsampling ratio {ratio}"
+            + (f" x patch_size {patch}" if patch > 1 else "")
+            + f"; nearest: {max(1, round(size / (ratio * patch))) * ratio * patch}"
+        )
     return problems
 
 
@@ -224,8 +255,9 @@ def _check_ids(cfg: dict) -> list[str]:
         for i, cid in enumerate(ids if isinstance(ids, list) else []):
             if isinstance(cid, str) and cid not in defined:
                 known = ", ".join(defined) or "none"
-                problems.append(f"model.diffusion.{key}[{i}]: '{cid}' is not a defined conditioner id "
-                                f"(defined: {known})")
+                problems.append(
+                    f"model.diffusion.{key}[{i}]: '{cid}' is not a defined conditioner id (defined: {known})"
+                )
         if isinstance(ids, list) and len(set(map(str, ids))) != len(ids):
             problems.append(f"model.diffusion.{key}: repeated ids {ids}")
     return problems
@@ -236,9 +268,11 @@ def _check_size(cfg: dict) -> list[str]:
     problems = []
     d = _get(cfg, _DIT, {}) or {}
     embed, depth = _int(d.get("embed_dim")), _int(d.get("depth"))
-    if embed and depth and 12 * depth * embed ** 2 > MAX_PARAMS:
-        problems.append(f"{_DIT}: about {12 * depth * embed ** 2:.1e} parameters (12 x depth {depth} x embed_dim "
-                        f"{embed}^2), above the {MAX_PARAMS:.0e} any one machine can build")
+    if embed and depth and 12 * depth * embed**2 > MAX_PARAMS:
+        problems.append(
+            f"{_DIT}: about {12 * depth * embed**2:.1e} parameters (12 x depth {depth} x embed_dim "
+            f"{embed}^2), above the {MAX_PARAMS:.0e} any one machine can build"
+        )
     base = "model.pretransform.config"
     for part in ("encoder", "decoder"):
         c = _get(cfg, f"{base}.{part}.config", {}) or {}
@@ -248,22 +282,29 @@ def _check_size(cfg: dict) -> list[str]:
         widths = [channels * m for m in [1] + mults if _int(m)]
         count = sum(w * w * (21 + 2 * (_int(s) or 1)) for w, s in zip(widths, strides + [1]))
         if count > MAX_PARAMS:
-            problems.append(f"{base}.{part}.config: about {count:.1e} parameters (channels {channels} x c_mults "
-                            f"{mults}), above the {MAX_PARAMS:.0e} any one machine can build")
+            problems.append(
+                f"{base}.{part}.config: about {count:.1e} parameters (channels {channels} x c_mults "
+                f"{mults}), above the {MAX_PARAMS:.0e} any one machine can build"
+            )
     return problems
 
 
 # options of stable-audio-tools' format that saga-sr's modules do not implement: path -> (key, value it needs)
 _PLAIN_OPTIONS = (
-    ("model.pretransform", "model_half", False), ("model.pretransform", "chunked", False),
+    ("model.pretransform", "model_half", False),
+    ("model.pretransform", "chunked", False),
     ("model.pretransform.config.encoder.config", "antialias_activation", False),
     ("model.pretransform.config.decoder.config", "antialias_activation", False),
     ("model.pretransform.config.decoder.config", "use_nearest_upsample", False),
     (_DIT, "global_cond_type", "prepend"),
 )
 # DiT attention / feed-forward keyword arguments: key -> the values saga-sr implements (None: any value)
-_ATTN_KWARGS = {"qk_norm": ("none", False, None), "differential": (False,), "feat_scale": (False,),
-                "natten_kernel_size": (None,)}
+_ATTN_KWARGS = {
+    "qk_norm": ("none", False, None),
+    "differential": (False,),
+    "feat_scale": (False,),
+    "natten_kernel_size": (None,),
+}
 _FF_KWARGS = {"mult": None, "no_bias": (False,), "glu": (True,), "use_conv": (False,), "conv_kernel_size": None}
 _SCHEDULERS = {"InverseLR": {"inv_gamma", "power", "warmup", "final_lr_factor", "verbose"}}
 # keyword arguments of the common torch.optim classes, so `config check` needs no torch import (tests/test_config.py
@@ -295,15 +336,18 @@ def _check_unimplemented(cfg: dict) -> list[str]:
             if key not in allowed:
                 problems.append(f"{_DIT}.{name}.{key}: unknown option; known: {', '.join(allowed)}")
             elif allowed[key] is not None and not any(value == ok and type(value) is type(ok) for ok in allowed[key]):
-                problems.append(f"{_DIT}.{name}.{key}: {value!r} is not implemented (saga-sr builds "
-                                f"{' or '.join(map(repr, allowed[key]))})")
+                problems.append(
+                    f"{_DIT}.{name}.{key}: {value!r} is not implemented (saga-sr builds "
+                    f"{' or '.join(map(repr, allowed[key]))})"
+                )
     for i, c in enumerate(_get(cfg, "model.conditioning.configs", []) or []):
         if isinstance(c, dict) and c.get("type") == "t5" and _get(c, "config.enable_grad", False):
             problems.append(f"model.conditioning.configs[{i}].config.enable_grad: fine-tuning T5 is not implemented")
     dropout = _get(cfg, "model.diffusion.rolloff_conditioner.dropout_rate")
     if isinstance(dropout, (int, float)) and dropout >= 1:
-        problems.append(f"model.diffusion.rolloff_conditioner.dropout_rate: {dropout} must be below 1 "
-                        "(1 drops every roll-off)")
+        problems.append(
+            f"model.diffusion.rolloff_conditioner.dropout_rate: {dropout} must be below 1 (1 drops every roll-off)"
+        )
     return problems
 
 
@@ -312,11 +356,20 @@ def _check_optimizer(cfg: dict) -> list[str]:
     if not all(isinstance(_get(cfg, path, {}) or {}, dict) for path in ("training", "training.optimizer_configs")):
         return []  # the schema reports these
     block = _get(cfg, _OPT, {})
-    shapes = [(_OPT, block)] + ([(f"{_OPT}.{part}{sub}", _get(block, f"{part}{sub}", {}))
-                                 for part in ("optimizer", "scheduler") for sub in ("", ".config")]
-                                if isinstance(block, dict) else [])
-    bad = [f"{path}: expected an object, got {value!r}" for path, value in shapes
-           if value is not None and not isinstance(value, dict)]
+    shapes = [(_OPT, block)] + (
+        [
+            (f"{_OPT}.{part}{sub}", _get(block, f"{part}{sub}", {}))
+            for part in ("optimizer", "scheduler")
+            for sub in ("", ".config")
+        ]
+        if isinstance(block, dict)
+        else []
+    )
+    bad = [
+        f"{path}: expected an object, got {value!r}"
+        for path, value in shapes
+        if value is not None and not isinstance(value, dict)
+    ]
     if bad:
         return bad
     settings = OptimizerSettings.from_config(cfg)
@@ -330,8 +383,10 @@ def _check_optimizer(cfg: dict) -> list[str]:
     if settings.scheduler is not None:
         known = _SCHEDULERS.get(settings.scheduler)
         if known is None:
-            problems.append(f"{_OPT}.scheduler.type: only {', '.join(map(repr, _SCHEDULERS))} is supported, "
-                            f"not {settings.scheduler!r}")
+            problems.append(
+                f"{_OPT}.scheduler.type: only {', '.join(map(repr, _SCHEDULERS))} is supported, "
+                f"not {settings.scheduler!r}"
+            )
         elif unknown := {k for k, _ in settings.scheduler_kwargs} - known:
             problems.append(f"{_OPT}.scheduler.config: unknown keys {sorted(unknown)}")
     return problems
@@ -359,8 +414,10 @@ def objective_problem(cfg: dict) -> str | None:
     objective = _get(cfg, "model.diffusion.diffusion_objective", "v")
     if objective == OBJECTIVE:
         return None
-    return (f"model.diffusion.diffusion_objective: '{objective}' is not supported; saga-sr trains and samples "
-            f"'{OBJECTIVE}' only (a shape-only build, e.g. `config inspect`, still works)")
+    return (
+        f"model.diffusion.diffusion_objective: '{objective}' is not supported; saga-sr trains and samples "
+        f"'{OBJECTIVE}' only (a shape-only build, e.g. `config inspect`, still works)"
+    )
 
 
 def check_runnable(cfg: dict) -> list[str]:
@@ -381,8 +438,14 @@ def check_config(cfg: dict) -> list[str]:
     problems = validate(cfg, CONFIG, "")
     if not isinstance(cfg, dict):
         return problems
-    for rule in (_check_pretransform, _check_conditioners, _check_ids, _check_dit, _check_unimplemented,
-                 _check_optimizer):
+    for rule in (
+        _check_pretransform,
+        _check_conditioners,
+        _check_ids,
+        _check_dit,
+        _check_unimplemented,
+        _check_optimizer,
+    ):
         problems += rule(cfg)
     if not problems:
         problems += _check_size(cfg)

@@ -40,8 +40,15 @@ RUNGS: dict[str, Rung] = {
     "B1": Rung("deeper and wider: 768 / 16 layers / 12 heads, conditions 768", 768, 16, 12, 768, ("prompt",)),
     "F0": Rung("full model, LR latent only (no cross-attention)", 1536, 24, 24, 768, ()),
     "F1": Rung("full model + text cross-attention", 1536, 24, 24, 768, ("prompt",)),
-    "F2": Rung("full model + text + roll-off conditioning (RolloffFourierConditioner)", 1536, 24, 24, 768,
-               ("prompt",), rolloff=True),
+    "F2": Rung(
+        "full model + text + roll-off conditioning (RolloffFourierConditioner)",
+        1536,
+        24,
+        24,
+        768,
+        ("prompt",),
+        rolloff=True,
+    ),
 }
 SCALES = ("full", "tiny")
 _TINY_WIDTH, _TINY_DEPTH, _TINY_HEAD, _TINY_SEGMENT = 8, 4, 32, 4
@@ -107,8 +114,14 @@ def derive_rung(base: dict, rung: str, *, scale: str = "full") -> dict:
     embed, depth, heads, cond = _scaled(spec, scale)
     n_global = len(diffusion.get("global_cond_ids", []))
     conditioning["cond_dim"] = cond
-    dit.update(embed_dim=embed, depth=depth, num_heads=heads, cond_token_dim=cond,
-               global_cond_dim=cond * n_global, prepend_cond_dim=embed)
+    dit.update(
+        embed_dim=embed,
+        depth=depth,
+        num_heads=heads,
+        cond_token_dim=cond,
+        global_cond_dim=cond * n_global,
+        prepend_cond_dim=embed,
+    )
     diffusion["cross_attention_cond_ids"] = list(spec.cross_attention_cond_ids)
     diffusion.pop("rolloff_conditioner", None)
     if spec.rolloff:

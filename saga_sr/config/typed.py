@@ -15,8 +15,18 @@ from typing import Any, Mapping
 
 from saga_sr.errors import ConfigError
 
-__all__ = ["OBJECTIVE", "DEFAULT_CFG_AUDIO", "DEFAULT_CFG_TEXT", "DEFAULT_STEPS", "DEFAULT_TARGET_ROLLOFF",
-           "TRAIN_FLAGS", "ModelSettings", "OptimizerSettings", "Sampling", "TrainingSettings"]
+__all__ = [
+    "OBJECTIVE",
+    "DEFAULT_CFG_AUDIO",
+    "DEFAULT_CFG_TEXT",
+    "DEFAULT_STEPS",
+    "DEFAULT_TARGET_ROLLOFF",
+    "TRAIN_FLAGS",
+    "ModelSettings",
+    "OptimizerSettings",
+    "Sampling",
+    "TrainingSettings",
+]
 
 OBJECTIVE = "rectified_flow"  # the only objective saga-sr trains and samples
 # sampling defaults for a config that does not set its own (read only through ModelSettings.sampling)
@@ -29,6 +39,7 @@ DEFAULT_TARGET_ROLLOFF = 0.9  # normalised (about 19.9 kHz at 44.1 kHz), the aut
 class Sampling:
     """Resolved sampling settings: Euler steps, CFG scales (s_a, s_t), the target roll-off to condition on
     (normalised, or Hz when > 1)."""
+
     steps: int
     cfg_audio: float
     cfg_text: float
@@ -38,6 +49,7 @@ class Sampling:
 @dataclass(frozen=True)
 class ModelSettings:
     """What SagaSRModel reads from a config (sizes, conditioning ids, guidance scales)."""
+
     sample_rate: int
     audio_channels: int
     sample_size: int
@@ -66,27 +78,34 @@ class ModelSettings:
     envelope_follow: float = 0.0  # model.diffusion.envelope_follow: decoded band follows the LR top octave (0 = off)
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "ModelSettings":
+    def from_config(cls, cfg: dict) -> ModelSettings:
         diffusion = cfg["model"]["diffusion"]
         scales = diffusion.get("cfg_scales") or {}
-        return cls(sample_rate=int(cfg["sample_rate"]), audio_channels=int(cfg["audio_channels"]),
-                   sample_size=int(cfg["sample_size"]), io_channels=int(cfg["model"]["io_channels"]),
-                   pretransform_json=json.dumps(cfg["model"]["pretransform"], sort_keys=True),
-                   cond_dim=int(cfg["model"]["conditioning"]["cond_dim"]),
-                   rolloff_conditioner=diffusion.get("rolloff_conditioner") is not None,
-                   **{k: int(diffusion["config"].get(k, 0)) for k in ("embed_dim", "depth", "num_heads",
-                                                                        "cond_token_dim", "global_cond_dim")},
-                   dit_io_channels=int(diffusion["config"].get("io_channels", 0)),
-                   input_concat_dim=int(diffusion["config"].get("input_concat_dim", 0)),
-                   cross_attn_cond_ids=tuple(diffusion.get("cross_attention_cond_ids", [])),
-                   global_cond_ids=tuple(diffusion.get("global_cond_ids", [])),
-                   diffusion_objective=str(diffusion.get("diffusion_objective", "v")),
-                   cfg_audio=_opt_float(scales.get("audio")), cfg_text=_opt_float(scales.get("text")),
-                   default_steps=diffusion.get("default_steps"),
-                   lr_prefill=diffusion.get("lr_prefill"),
-                   target_band_limit=bool(diffusion.get("target_band_limit", False)),
-                   envelope_follow=float(diffusion.get("envelope_follow") or 0.0),
-                   **_lr_gain(diffusion.get("lr_gain")))
+        return cls(
+            sample_rate=int(cfg["sample_rate"]),
+            audio_channels=int(cfg["audio_channels"]),
+            sample_size=int(cfg["sample_size"]),
+            io_channels=int(cfg["model"]["io_channels"]),
+            pretransform_json=json.dumps(cfg["model"]["pretransform"], sort_keys=True),
+            cond_dim=int(cfg["model"]["conditioning"]["cond_dim"]),
+            rolloff_conditioner=diffusion.get("rolloff_conditioner") is not None,
+            **{
+                k: int(diffusion["config"].get(k, 0))
+                for k in ("embed_dim", "depth", "num_heads", "cond_token_dim", "global_cond_dim")
+            },
+            dit_io_channels=int(diffusion["config"].get("io_channels", 0)),
+            input_concat_dim=int(diffusion["config"].get("input_concat_dim", 0)),
+            cross_attn_cond_ids=tuple(diffusion.get("cross_attention_cond_ids", [])),
+            global_cond_ids=tuple(diffusion.get("global_cond_ids", [])),
+            diffusion_objective=str(diffusion.get("diffusion_objective", "v")),
+            cfg_audio=_opt_float(scales.get("audio")),
+            cfg_text=_opt_float(scales.get("text")),
+            default_steps=diffusion.get("default_steps"),
+            lr_prefill=diffusion.get("lr_prefill"),
+            target_band_limit=bool(diffusion.get("target_band_limit", False)),
+            envelope_follow=float(diffusion.get("envelope_follow") or 0.0),
+            **_lr_gain(diffusion.get("lr_gain")),
+        )
 
     @property
     def pretransform(self) -> dict:
@@ -98,14 +117,21 @@ class ModelSettings:
         """The config's `cfg_scales` block as given ({} when absent)."""
         return {k: v for k, v in (("audio", self.cfg_audio), ("text", self.cfg_text)) if v is not None}
 
-    def sampling(self, steps: int | None = None, cfg_audio: float | None = None, cfg_text: float | None = None,
-                 target_rolloff: float | None = None) -> Sampling:
+    def sampling(
+        self,
+        steps: int | None = None,
+        cfg_audio: float | None = None,
+        cfg_text: float | None = None,
+        target_rolloff: float | None = None,
+    ) -> Sampling:
         """The one rule for sampling settings (upsample, the app, evaluate, validation): a value given wins
         (None = not given; 0 is a value), then this model's config, then the package default."""
-        return Sampling(steps=int(_first(steps, self.default_steps, DEFAULT_STEPS)),
-                        cfg_audio=float(_first(cfg_audio, self.cfg_audio, DEFAULT_CFG_AUDIO)),
-                        cfg_text=float(_first(cfg_text, self.cfg_text, DEFAULT_CFG_TEXT)),
-                        target_rolloff=float(_first(target_rolloff, DEFAULT_TARGET_ROLLOFF)))
+        return Sampling(
+            steps=int(_first(steps, self.default_steps, DEFAULT_STEPS)),
+            cfg_audio=float(_first(cfg_audio, self.cfg_audio, DEFAULT_CFG_AUDIO)),
+            cfg_text=float(_first(cfg_text, self.cfg_text, DEFAULT_CFG_TEXT)),
+            target_rolloff=float(_first(target_rolloff, DEFAULT_TARGET_ROLLOFF)),
+        )
 
 
 # stable-audio-tools' defaults, as (type, sorted (key, value) pairs)
@@ -118,31 +144,44 @@ class OptimizerSettings:
     """`training.optimizer_configs.diffusion` (stable-audio-tools' format): a torch.optim class name and its
     keyword arguments, and the learning-rate schedule (None: a constant rate). Without the block: AdamW with
     InverseLR; a block naming an optimizer but no scheduler has none. config/checks.py refuses unknown names."""
+
     optimizer: str = DEFAULT_OPTIMIZER[0]
     optimizer_kwargs: tuple[tuple[str, Any], ...] = DEFAULT_OPTIMIZER[1]
     scheduler: str | None = DEFAULT_SCHEDULER[0]
     scheduler_kwargs: tuple[tuple[str, Any], ...] = DEFAULT_SCHEDULER[1]
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "OptimizerSettings":
+    def from_config(cls, cfg: dict) -> OptimizerSettings:
         block = ((cfg.get("training") or {}).get("optimizer_configs") or {}).get("diffusion") or {}
         opt = block.get("optimizer") or {"type": DEFAULT_OPTIMIZER[0], "config": dict(DEFAULT_OPTIMIZER[1])}
-        sched = block.get("scheduler", None if "optimizer" in block else
-                          {"type": DEFAULT_SCHEDULER[0], "config": dict(DEFAULT_SCHEDULER[1])})
-        return cls(optimizer=str(opt.get("type", "AdamW")), optimizer_kwargs=_items(opt.get("config")),
-                   scheduler=str(sched.get("type")) if sched else None,
-                   scheduler_kwargs=_items(sched.get("config")) if sched else ())
+        sched = block.get(
+            "scheduler",
+            None if "optimizer" in block else {"type": DEFAULT_SCHEDULER[0], "config": dict(DEFAULT_SCHEDULER[1])},
+        )
+        return cls(
+            optimizer=str(opt.get("type", "AdamW")),
+            optimizer_kwargs=_items(opt.get("config")),
+            scheduler=str(sched.get("type")) if sched else None,
+            scheduler_kwargs=_items(sched.get("config")) if sched else (),
+        )
 
 
 # `saga-sr train` flag -> the TrainingSettings field it overrides (the flags keep the seeds' spelling)
-TRAIN_FLAGS = {"learning_rate": "learning_rate", "batch_size": "batch_size", "max_steps": "max_steps",
-               "accumulate_grad_batches": "accumulate_grad_batches", "gradient_clip_val": "gradient_clip_val",
-               "ema": "use_ema", "timestep_sampler": "timestep_sampler"}
+TRAIN_FLAGS = {
+    "learning_rate": "learning_rate",
+    "batch_size": "batch_size",
+    "max_steps": "max_steps",
+    "accumulate_grad_batches": "accumulate_grad_batches",
+    "gradient_clip_val": "gradient_clip_val",
+    "ema": "use_ema",
+    "timestep_sampler": "timestep_sampler",
+}
 
 
 @dataclass(frozen=True)
 class TrainingSettings:
     """The `training` block with its defaults (the only place they are written down)."""
+
     learning_rate: float | None = None  # None: the optimiser block's lr
     batch_size: int = 4
     accumulate_grad_batches: int = 1
@@ -157,19 +196,21 @@ class TrainingSettings:
     optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "TrainingSettings":
+    def from_config(cls, cfg: dict) -> TrainingSettings:
         block = cfg.get("training") or {}
         known = {f.name for f in fields(cls)} - {"optimizer"}
-        return cls(**{k: v for k, v in block.items() if k in known and v is not None},
-                   optimizer=OptimizerSettings.from_config(cfg))
+        return cls(
+            **{k: v for k, v in block.items() if k in known and v is not None},
+            optimizer=OptimizerSettings.from_config(cfg),
+        )
 
     @classmethod
-    def from_flags(cls, cfg: dict, flags: Mapping[str, Any]) -> "TrainingSettings":
+    def from_flags(cls, cfg: dict, flags: Mapping[str, Any]) -> TrainingSettings:
         """The one place `saga-sr train`'s flags (a dict of their values; None = not given) override the
         config's training block; flags other than TRAIN_FLAGS are ignored."""
         return cls.from_config(cfg).override(**{name: flags.get(flag) for flag, name in TRAIN_FLAGS.items()})
 
-    def override(self, **flags: Any) -> "TrainingSettings":
+    def override(self, **flags: Any) -> TrainingSettings:
         """A copy with the flags that were given (None = not given; 0 and False are values)."""
         unknown = set(flags) - {f.name for f in fields(self)}
         if unknown:

@@ -36,20 +36,31 @@ MAX_SECONDS = 30.0
 class Captioner:
     """A Qwen2-Audio model + processor from a local folder; `caption(list of 16 kHz mono arrays)`."""
 
-    def __init__(self, model_path: str | os.PathLike, device: str = "cpu", dtype: str = "auto", *,
-                 max_new_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        device: str = "cpu",
+        dtype: str = "auto",
+        *,
+        max_new_tokens: int | None = None,
+    ) -> None:
         path = Path(model_path)
         if not path.is_dir() or not (path / "config.json").is_file():
-            raise ModelLoadError(f"{path}: not a local Qwen2-Audio folder (needs config.json, weights and the "
-                                 "processor files; nothing is downloaded)")
+            raise ModelLoadError(
+                f"{path}: not a local Qwen2-Audio folder (needs config.json, weights and the "
+                "processor files; nothing is downloaded)"
+            )
         # lazy: heavy, and only needed when this model is built
         from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
 
         torch_dtype = {"auto": "auto", "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
         try:
             self.processor = AutoProcessor.from_pretrained(path, local_files_only=True)
-            self.model = Qwen2AudioForConditionalGeneration.from_pretrained(
-                path, local_files_only=True, dtype=torch_dtype).to(device).eval()
+            self.model = (
+                Qwen2AudioForConditionalGeneration.from_pretrained(path, local_files_only=True, dtype=torch_dtype)
+                .to(device)
+                .eval()
+            )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelLoadError(f"{path}: cannot load Qwen2-Audio ({exc})") from exc
         self.device = device
@@ -61,15 +72,17 @@ class Captioner:
     def caption(self, waves: Sequence[np.ndarray]) -> list[str]:
         """16 kHz mono float arrays [L] -> one caption each (greedy, deterministic)."""
         clips = [np.asarray(w, dtype=np.float32).reshape(-1)[: int(MAX_SECONDS * CAPTION_SR)] for w in waves]
-        inputs = self.processor(text=[CAPTION_PROMPT] * len(clips), audio=clips, sampling_rate=CAPTION_SR,
-                                return_tensors="pt", padding=True)
+        inputs = self.processor(
+            text=[CAPTION_PROMPT] * len(clips), audio=clips, sampling_rate=CAPTION_SR, return_tensors="pt", padding=True
+        )
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         if "input_features" in inputs:
             inputs["input_features"] = inputs["input_features"].to(self.model.dtype)
         tokenizer = self.processor.tokenizer
         with torch.no_grad():
-            out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                      pad_token_id=tokenizer.pad_token_id)
-        new = out[:, inputs["input_ids"].shape[1]:]
+            out = self.model.generate(
+                **inputs, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
+        new = out[:, inputs["input_ids"].shape[1] :]
         texts = self.processor.batch_decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         return [t.strip() for t in texts]

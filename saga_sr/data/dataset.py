@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from saga_sr.audio.lr_sim import simulate_lr
 from saga_sr.audio.filters import lowpass_sos, zero_phase_lowpass
+from saga_sr.audio.lr_sim import simulate_lr
 from saga_sr.audio.spectral import hz_to_normalized, rolloff
 from saga_sr.data.index import AudioEntry, IndexResult, build_index
 from saga_sr.data.segment import Segment, read_segment
@@ -57,12 +57,13 @@ def _rolloff(wav: np.ndarray, sr: int):
     return norm, hz
 
 
-TARGET_LOWPASS_ORDER = 10      # the steepest of the LR simulation's filters: a clear band edge
+TARGET_LOWPASS_ORDER = 10  # the steepest of the LR simulation's filters: a clear band edge
 TARGET_LOWPASS_MARGIN = 1.25  # the HR band is kept at least this far above the LR cutoff
 
 
-def target_lowpass(hr: np.ndarray, sr: int, lr_cutoff_hz: float, hr_band_hz: float,
-                   rng: np.random.Generator) -> tuple[float, np.ndarray] | None:
+def target_lowpass(
+    hr: np.ndarray, sr: int, lr_cutoff_hz: float, hr_band_hz: float, rng: np.random.Generator
+) -> tuple[float, np.ndarray] | None:
     """(band, HR low-passed at `band`) with `band` uniform between 1.25 x the LR cutoff and the HR's own band,
     or None when that range is empty.
 
@@ -85,16 +86,29 @@ class SAGASRDataset(Dataset):
     same after a resume. A plain index otherwise gets a new draw every time (per call and per worker).
     """
 
-    def __init__(self, paths_or_manifest: str | Path | list, sample_size: int, sample_rate: int,
-                 audio_channels: int, *, compute_rolloff: bool = False, use_caption: bool = True,
-                 deterministic: bool = False, seed: int = 0, cutoff_range: tuple[float, float] = (2000.0, 16000.0),
-                 target_lowpass_prob: float = 0.0, index: IndexResult | None = None):
+    def __init__(
+        self,
+        paths_or_manifest: str | Path | list,
+        sample_size: int,
+        sample_rate: int,
+        audio_channels: int,
+        *,
+        compute_rolloff: bool = False,
+        use_caption: bool = True,
+        deterministic: bool = False,
+        seed: int = 0,
+        cutoff_range: tuple[float, float] = (2000.0, 16000.0),
+        target_lowpass_prob: float = 0.0,
+        index: IndexResult | None = None,
+    ):
         self.index = index if index is not None else build_index(paths_or_manifest)
         self.entries: list[AudioEntry] = list(self.index.entries)
         if not self.entries:
             n = len(self.index.skipped)
-            raise DataError(f"{paths_or_manifest}: no usable audio files"
-                            + (f" ({n} skipped: {self.index.skipped[0][1]} ...)" if n else ""))
+            raise DataError(
+                f"{paths_or_manifest}: no usable audio files"
+                + (f" ({n} skipped: {self.index.skipped[0][1]} ...)" if n else "")
+            )
         self.sample_size = int(sample_size)
         self.sample_rate = int(sample_rate)
         self.audio_channels = int(audio_channels)
@@ -137,14 +151,15 @@ class SAGASRDataset(Dataset):
     def _item(self, i: int, rng: np.random.Generator):
         entry = self.entries[i]
         seg: Segment = read_segment(entry, self.sample_size, self.sample_rate, self.audio_channels, rng)
-        hr = seg.audio[:, :seg.valid]
+        hr = seg.audio[:, : seg.valid]
         if entry.bandwidth_hz > 0:
             hr_hz = min(entry.bandwidth_hz, self.sample_rate / 2)
             hr_norm = hz_to_normalized(hr_hz, self.sample_rate)
         else:
             hr_norm, hr_hz = _rolloff(hr, self.sample_rate)
-        lr_res = simulate_lr(hr, self.sample_rate, rng=rng, cutoff_range=self.cutoff_range,
-                             hr_rolloff_hz=hr_hz if hr_hz > 0 else None)
+        lr_res = simulate_lr(
+            hr, self.sample_rate, rng=rng, cutoff_range=self.cutoff_range, hr_rolloff_hz=hr_hz if hr_hz > 0 else None
+        )
         audio = seg.audio
         if self.target_lowpass_prob > 0 and rng.random() < self.target_lowpass_prob:
             band = target_lowpass(hr, self.sample_rate, lr_res.cutoff_hz, hr_hz, rng)
@@ -152,11 +167,11 @@ class SAGASRDataset(Dataset):
                 hr_hz, hr = band
                 hr_norm = hz_to_normalized(hr_hz, self.sample_rate)
                 audio = np.zeros_like(seg.audio)
-                audio[:, :seg.valid] = hr
+                audio[:, : seg.valid] = hr
         lr = np.zeros_like(seg.audio)
-        lr[:, :seg.valid] = np.asarray(lr_res.audio, dtype=np.float32)[:, :seg.valid]
+        lr[:, : seg.valid] = np.asarray(lr_res.audio, dtype=np.float32)[:, : seg.valid]
         mask = torch.zeros(self.sample_size, dtype=torch.bool)
-        mask[:seg.valid] = True
+        mask[: seg.valid] = True
         metadata = {
             "lr_audio": torch.from_numpy(lr),
             "padding_mask": mask,
@@ -170,7 +185,7 @@ class SAGASRDataset(Dataset):
             "domain": entry.domain,
         }
         if self.compute_rolloff:
-            lr_norm, lr_hz = _rolloff(lr[:, :seg.valid], self.sample_rate)
+            lr_norm, lr_hz = _rolloff(lr[:, : seg.valid], self.sample_rate)
             metadata.update(rolloff_low=lr_hz, rolloff_high=hr_hz, input_rolloff=lr_norm, target_rolloff=hr_norm)
         return torch.from_numpy(audio), metadata
 

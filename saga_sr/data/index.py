@@ -122,8 +122,9 @@ def read_manifest(path: Path) -> list[dict]:
             with path.open(newline="", encoding="utf-8") as fh:
                 reader = csv.DictReader(fh)
                 if not reader.fieldnames or "path" not in reader.fieldnames:
-                    raise DataError(f"{path}: CSV manifest needs a header with a 'path' column "
-                                    f"(found {reader.fieldnames})")
+                    raise DataError(
+                        f"{path}: CSV manifest needs a header with a 'path' column (found {reader.fieldnames})"
+                    )
                 rows = [dict(r) for r in reader]
         elif suffix in (".jsonl", ".json"):
             text = path.read_text(encoding="utf-8")
@@ -137,7 +138,9 @@ def read_manifest(path: Path) -> list[dict]:
                     try:
                         rows.append(json.loads(line))
                     except json.JSONDecodeError as exc:
-                        raise DataError(f"{path}:{number}: malformed JSON line: {exc.msg} at column {exc.colno}") from None
+                        raise DataError(
+                            f"{path}:{number}: malformed JSON line: {exc.msg} at column {exc.colno}"
+                        ) from None
         else:
             raise DataError(f"{path}: manifest must be .csv, .jsonl or .json")
     except json.JSONDecodeError as exc:
@@ -175,10 +178,16 @@ def list_candidates(source: str | Path | list) -> list[dict]:
 def entry_from_row(row: dict, frames: int, sample_rate: int, channels: int) -> AudioEntry:
     """An AudioEntry for a checked candidate row (manifest text wins over sidecars)."""
     path = Path(row["path"])
-    return AudioEntry(path=path, frames=int(frames), sample_rate=int(sample_rate), channels=int(channels),
-                      caption=row.get("caption") or read_sidecar(path, "caption"),
-                      transcript=row.get("transcript") or read_sidecar(path, "transcript"),
-                      domain=row.get("domain", ""), bandwidth_hz=_bandwidth(row, path))
+    return AudioEntry(
+        path=path,
+        frames=int(frames),
+        sample_rate=int(sample_rate),
+        channels=int(channels),
+        caption=row.get("caption") or read_sidecar(path, "caption"),
+        transcript=row.get("transcript") or read_sidecar(path, "transcript"),
+        domain=row.get("domain", ""),
+        bandwidth_hz=_bandwidth(row, path),
+    )
 
 
 def checked_entry(row: dict, cache: dict | None = None) -> tuple[AudioEntry | None, str]:
@@ -208,8 +217,9 @@ def _checked(path: Path, cache: dict) -> tuple[tuple[int, int, int] | None, str]
     return result, reason
 
 
-def build_index(source: str | Path | list, *, cache_path: str | Path | None = None, update_cache: bool = True,
-                workers: int = 4) -> IndexResult:
+def build_index(
+    source: str | Path | list, *, cache_path: str | Path | None = None, update_cache: bool = True, workers: int = 4
+) -> IndexResult:
     """Check every candidate file (in `workers` threads; results cached in `cache_path` by size and mtime,
     which is rewritten unless `update_cache` is False); usable ones become AudioEntry (manifest text wins over
     sidecars)."""
@@ -231,8 +241,11 @@ def build_index(source: str | Path | list, *, cache_path: str | Path | None = No
     if cache_path is not None and update_cache:
         write_index_cache(cache_path, cache)
     if result.skipped and result.entries:  # with none usable, the caller's error names the skipped files
-        log.warning("skipped %d of %d audio files (see the skipped-files report)",
-                    len(result.skipped), len(result.skipped) + len(result.entries))
+        log.warning(
+            "skipped %d of %d audio files (see the skipped-files report)",
+            len(result.skipped),
+            len(result.skipped) + len(result.entries),
+        )
     return result
 
 

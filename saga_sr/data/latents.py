@@ -51,9 +51,10 @@ class LatentPair:
         """(z_hr, z_lr) = mean + std * eps, eps drawn from `generator` (HR first, then LR)."""
         return _draw(self.hr_mean, self.hr_std, generator), _draw(self.lr_mean, self.lr_std, generator)
 
-    def float(self) -> "LatentPair":
-        return LatentPair(*(None if x is None else x.float() for x in
-                            (self.hr_mean, self.hr_std, self.lr_mean, self.lr_std)))
+    def float(self) -> LatentPair:
+        return LatentPair(
+            *(None if x is None else x.float() for x in (self.hr_mean, self.hr_std, self.lr_mean, self.lr_std))
+        )
 
     @property
     def shape(self) -> torch.Size:
@@ -98,11 +99,14 @@ def check_shard_files(path: Path) -> None:
         compressed = bool((index.get("config") or {}).get("compression"))
         listed = [(str(c["filename"]), int(c["chunk_bytes"])) for c in chunks]
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise DataError(f"{where}: index.json is unreadable ({str(exc).splitlines()[0][:200]}); "
-                        "run `saga-sr prepare` again") from None
+        raise DataError(
+            f"{where}: index.json is unreadable ({str(exc).splitlines()[0][:200]}); run `saga-sr prepare` again"
+        ) from None
     except (KeyError, TypeError, AttributeError):
-        raise DataError(f"{where}: index.json is not a shard index (no chunk list with file names and sizes); "
-                        "run `saga-sr prepare` again") from None
+        raise DataError(
+            f"{where}: index.json is not a shard index (no chunk list with file names and sizes); "
+            "run `saga-sr prepare` again"
+        ) from None
     if not listed:
         raise DataError(f"{where}: index.json lists no chunks")
     for name, size in listed:
@@ -111,8 +115,10 @@ def check_shard_files(path: Path) -> None:
             raise DataError(f"{where}: chunk {name} listed in index.json is missing")
         actual = chunk.stat().st_size
         if not compressed and actual != size:
-            raise DataError(f"{where}: chunk {name} has {actual} bytes, index.json says {size} (truncated or "
-                            "replaced); run `saga-sr prepare` again in a new folder")
+            raise DataError(
+                f"{where}: chunk {name} has {actual} bytes, index.json says {size} (truncated or "
+                "replaced); run `saga-sr prepare` again in a new folder"
+            )
 
 
 def check_compatible(info: dict, settings: ModelSettings, source) -> None:
@@ -124,8 +130,10 @@ def check_compatible(info: dict, settings: ModelSettings, source) -> None:
         if key in info and int(info[key]) != int(value):
             raise DataError(f"--train_latents {source}: shards have {key} {info[key]}, the model config {value}")
     if "pretransform" in info and info["pretransform"] != settings.pretransform:
-        raise DataError(f"--train_latents {source}: the shards were encoded with a different pretransform "
-                        f"({info.get('config_source', '?')}); prepare them with this config")
+        raise DataError(
+            f"--train_latents {source}: the shards were encoded with a different pretransform "
+            f"({info.get('config_source', '?')}); prepare them with this config"
+        )
 
 
 def _text(value) -> str:
@@ -138,14 +146,23 @@ def _no_pickle():
 
     class NoPickle(PickleSerializer):
         def deserialize(self, data: bytes):
-            raise DataError("latent shards: a field is stored as a pickle; refusing to unpickle it "
-                            "(prepare the shards again with `saga-sr prepare`)")
+            raise DataError(
+                "latent shards: a field is stored as a pickle; refusing to unpickle it "
+                "(prepare the shards again with `saga-sr prepare`)"
+            )
 
     return NoPickle()
 
 
-def crop_record(record: dict, segment_frames: int, rng: np.random.Generator, *, sample_rate: int,
-                downsampling_ratio: int, use_caption: bool = True) -> tuple[dict, dict]:
+def crop_record(
+    record: dict,
+    segment_frames: int,
+    rng: np.random.Generator,
+    *,
+    sample_rate: int,
+    downsampling_ratio: int,
+    use_caption: bool = True,
+) -> tuple[dict, dict]:
     """One training item from a shard record: ({hr_mean, hr_std, lr_mean, lr_std} [Z, segment_frames] tensors
     (std None when absent), metadata). See the module docstring."""
     valid = int(record["frames"])
@@ -161,11 +178,14 @@ def crop_record(record: dict, segment_frames: int, rng: np.random.Generator, *, 
             x = torch.nn.functional.pad(x, (0, segment_frames - x.shape[-1]))
         return x
 
-    latents = {"hr_mean": crop(record["hr_mean"]), "hr_std": crop(record.get("hr_std")),
-               "lr_mean": crop(record["lr_mean"][k]),
-               "lr_std": crop(record["lr_std"][k]) if "lr_std" in record else None}
+    latents = {
+        "hr_mean": crop(record["hr_mean"]),
+        "hr_std": crop(record.get("hr_std")),
+        "lr_mean": crop(record["lr_mean"][k]),
+        "lr_std": crop(record["lr_std"][k]) if "lr_std" in record else None,
+    }
     mask = torch.zeros(segment_frames, dtype=torch.bool)
-    mask[:max(0, min(segment_frames, valid - start))] = True
+    mask[: max(0, min(segment_frames, valid - start))] = True
     lr_hz, hr_hz = float(record["lr_rolloff_hz"][k]), float(record["hr_rolloff_hz"])
     caption, transcript = str(record.get("caption", "")), str(record.get("transcript", ""))
     metadata = {
@@ -179,17 +199,21 @@ def crop_record(record: dict, segment_frames: int, rng: np.random.Generator, *, 
         "caption": caption,
         "transcript": transcript,
         "domain": str(record.get("domain", "")),
-        "rolloff_low": lr_hz, "rolloff_high": hr_hz,
-        "input_rolloff": hz_to_normalized(lr_hz, sample_rate), "target_rolloff": hz_to_normalized(hr_hz, sample_rate),
+        "rolloff_low": lr_hz,
+        "rolloff_high": hr_hz,
+        "input_rolloff": hz_to_normalized(lr_hz, sample_rate),
+        "target_rolloff": hz_to_normalized(hr_hz, sample_rate),
     }
     if "t5" in record:
-        metadata["t5_cache"] = {cid: (v["hidden"].float(), v["mask"].bool(), _text(v["text"]))
-                                for cid, v in record["t5"].items()}
+        metadata["t5_cache"] = {
+            cid: (v["hidden"].float(), v["mask"].bool(), _text(v["text"])) for cid, v in record["t5"].items()
+        }
     return latents, metadata
 
 
 def latent_collate(batch: list) -> tuple[LatentPair, list[dict]]:
     """Stack items to a LatentPair [B, Z, T]; metadata stays a list of dicts."""
+
     def stack(key: str) -> torch.Tensor | None:
         values = [item[0][key] for item in batch]
         return None if values[0] is None else torch.stack(values)
@@ -201,8 +225,9 @@ def latent_collate(batch: list) -> tuple[LatentPair, list[dict]]:
 class _Crops:
     """The per-item part of LatentShardDataset (mixed into litdata's StreamingDataset, imported lazily)."""
 
-    def configure(self, *, segment_frames: int, sample_rate: int, downsampling_ratio: int, use_caption: bool,
-                  crop_seed: int) -> None:
+    def configure(
+        self, *, segment_frames: int, sample_rate: int, downsampling_ratio: int, use_caption: bool, crop_seed: int
+    ) -> None:
         self.segment_frames, self.sample_rate, self.downsampling_ratio = segment_frames, sample_rate, downsampling_ratio
         self.use_caption, self.crop_seed = use_caption, crop_seed
 
@@ -214,11 +239,19 @@ class _Crops:
             raise
         except Exception as exc:  # noqa: BLE001 -- any failure to decode a record: name the shards and the item
             text = (str(exc).strip().splitlines() or [""])[0][:200]
-            raise DataError(f"latent shards {self.input_dir.path or self.input_dir.url}: cannot read item {flat} "
-                            f"({type(exc).__name__}: {text}); run `saga-sr prepare` again") from None
+            raise DataError(
+                f"latent shards {self.input_dir.path or self.input_dir.url}: cannot read item {flat} "
+                f"({type(exc).__name__}: {text}); run `saga-sr prepare` again"
+            ) from None
         rng = numpy_rng(self.crop_seed, Stream.LATENT_CROP, int(self.current_epoch), int(flat))
-        return crop_record(record, self.segment_frames, rng, sample_rate=self.sample_rate,
-                           downsampling_ratio=self.downsampling_ratio, use_caption=self.use_caption)
+        return crop_record(
+            record,
+            self.segment_frames,
+            rng,
+            sample_rate=self.sample_rate,
+            downsampling_ratio=self.downsampling_ratio,
+            use_caption=self.use_caption,
+        )
 
 
 _CLASS: list = []
@@ -238,8 +271,11 @@ def __getattr__(name: str):
         from saga_sr.data.s3_stream import install
 
         install()  # s3:// through saga_sr's bounded client (see saga_sr.data.s3_stream)
-        cls = type("LatentShardDataset", (_Crops, StreamingDataset),
-                   {"__module__": __name__, "__doc__": "litdata StreamingDataset of cropped training items."})
+        cls = type(
+            "LatentShardDataset",
+            (_Crops, StreamingDataset),
+            {"__module__": __name__, "__doc__": "litdata StreamingDataset of cropped training items."},
+        )
         _CLASS.append(cls)
     return _CLASS[0]
 
@@ -249,8 +285,9 @@ def open_records(source: str | Path, cache_dir: str | None = None):
     from litdata import StreamingDataset
 
     __getattr__("LatentShardDataset")  # silences litdata's version check
-    return StreamingDataset(_resolve(source), cache_dir=cache_dir, serializers={"pickle": _no_pickle()},
-                            item_loader=_item_loader(source))
+    return StreamingDataset(
+        _resolve(source), cache_dir=cache_dir, serializers={"pickle": _no_pickle()}, item_loader=_item_loader(source)
+    )
 
 
 def _resolve(source: str | Path) -> str:
@@ -267,12 +304,32 @@ def _item_loader(source):
     return FailFastLoader()
 
 
-def make_latent_dataset(source: str, *, segment_frames: int, sample_rate: int, downsampling_ratio: int,
-                        use_caption: bool = True, shuffle: bool = True, seed: int = 0, cache_dir: str | None = None):
+def make_latent_dataset(
+    source: str,
+    *,
+    segment_frames: int,
+    sample_rate: int,
+    downsampling_ratio: int,
+    use_caption: bool = True,
+    shuffle: bool = True,
+    seed: int = 0,
+    cache_dir: str | None = None,
+):
     """A LatentShardDataset over the shards at `source` (a folder or an s3:// URL) yielding training items."""
-    ds = __getattr__("LatentShardDataset")(_resolve(source), cache_dir=cache_dir, shuffle=shuffle, seed=seed,
-                                          max_cache_size="25GB", serializers={"pickle": _no_pickle()},
-                                          item_loader=_item_loader(source))
-    ds.configure(segment_frames=segment_frames, sample_rate=sample_rate, downsampling_ratio=downsampling_ratio,
-                 use_caption=use_caption, crop_seed=seed)
+    ds = __getattr__("LatentShardDataset")(
+        _resolve(source),
+        cache_dir=cache_dir,
+        shuffle=shuffle,
+        seed=seed,
+        max_cache_size="25GB",
+        serializers={"pickle": _no_pickle()},
+        item_loader=_item_loader(source),
+    )
+    ds.configure(
+        segment_frames=segment_frames,
+        sample_rate=sample_rate,
+        downsampling_ratio=downsampling_ratio,
+        use_caption=use_caption,
+        crop_seed=seed,
+    )
     return ds

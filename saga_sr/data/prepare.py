@@ -84,28 +84,48 @@ def text_encoders(model) -> dict[str, tuple[torch.nn.Module, str]]:
 
     multi = model.conditioner
     used = set(model.cross_attn_cond_ids) | set(model.global_cond_ids)
-    return {cid: (c, multi.default_keys.get(cid, cid))
-            for cid, c in multi.conditioners.items() if isinstance(c, T5Conditioner) and cid in used}
+    return {
+        cid: (c, multi.default_keys.get(cid, cid))
+        for cid, c in multi.conditioners.items()
+        if isinstance(c, T5Conditioner) and cid in used
+    }
 
 
 def encode_texts(entry: AudioEntry, encoders: dict, device, dtype: torch.dtype) -> dict:
     """{id: {hidden [L, D], mask [L], text}}: the frozen T5 output for the text training will give that id
     (the prompt as caption + transcript); training uses it only while its own text is the same."""
-    item = {"prompt": compose_prompt(entry.caption, entry.transcript, True), "caption": entry.caption,
-            "transcript": entry.transcript, "domain": entry.domain}
+    item = {
+        "prompt": compose_prompt(entry.caption, entry.transcript, True),
+        "caption": entry.caption,
+        "transcript": entry.transcript,
+        "domain": entry.domain,
+    }
     out = {}
     for cid, (conditioner, fallback) in encoders.items():
         text = str(item.get(cid if cid in item else fallback, ""))
         hidden, mask = conditioner.encode_text([text], device)
-        out[cid] = {"hidden": hidden[0].to(dtype).cpu().contiguous(), "mask": mask[0].cpu().to(torch.uint8),
-                    "text": text}
+        out[cid] = {
+            "hidden": hidden[0].to(dtype).cpu().contiguous(),
+            "mask": mask[0].cpu().to(torch.uint8),
+            "text": text,
+        }
     return out
 
 
-def encode_record(entry: AudioEntry, pretransform, *, sample_size: int, sample_rate: int, channels: int,
-                  num_lr: int, rng: np.random.Generator, device: torch.device | str = "cpu",
-                  latent_dtype: torch.dtype = torch.float32, encode_batch: int = 0,
-                  encoders: dict | None = None) -> dict:
+def encode_record(
+    entry: AudioEntry,
+    pretransform,
+    *,
+    sample_size: int,
+    sample_rate: int,
+    channels: int,
+    num_lr: int,
+    rng: np.random.Generator,
+    device: torch.device | str = "cpu",
+    latent_dtype: torch.dtype = torch.float32,
+    encode_batch: int = 0,
+    encoders: dict | None = None,
+) -> dict:
     """The shard record of one recording (see the module docstring); `encoders` (see `text_encoders`) adds the
     frozen T5 outputs under `t5`."""
     from saga_sr.audio.lr_sim import simulate_lr
@@ -132,20 +152,25 @@ def encode_record(entry: AudioEntry, pretransform, *, sample_size: int, sample_r
     means, stds = [], []
     with torch.no_grad():
         for i in range(0, len(signals), step):
-            mean, std = pretransform.posterior(audio[i:i + step].to(device))
+            mean, std = pretransform.posterior(audio[i : i + step].to(device))
             means.append(mean.float().cpu())
             stds.append(None if std is None else std.float().cpu())
     mean = torch.cat(means).to(latent_dtype)
     record = {
-        "hr_mean": mean[0].contiguous(), "lr_mean": mean[1:].contiguous(),
+        "hr_mean": mean[0].contiguous(),
+        "lr_mean": mean[1:].contiguous(),
         "lr_cutoff_hz": torch.tensor(cutoffs, dtype=torch.float64),
         "lr_rolloff_hz": torch.tensor(rolloffs, dtype=torch.float64),
-        "lr_order": torch.tensor(orders, dtype=torch.int64), "lr_filter": ",".join(filters),
-        "hr_rolloff_hz": float(hr_hz), "frames": int(math.ceil(valid / ratio)), "samples": int(valid),
+        "lr_order": torch.tensor(orders, dtype=torch.int64),
+        "lr_filter": ",".join(filters),
+        "hr_rolloff_hz": float(hr_hz),
+        "frames": int(math.ceil(valid / ratio)),
+        "samples": int(valid),
         "seconds_total": float(entry.seconds),
         "path": str(entry.path).encode("utf-8"),  # bytes: litdata would pickle a str naming an existing file
         "caption": entry.caption,
-        "transcript": entry.transcript, "domain": entry.domain,
+        "transcript": entry.transcript,
+        "domain": entry.domain,
     }
     if stds[0] is not None:
         std = torch.cat(stds).to(latent_dtype)
@@ -168,14 +193,17 @@ def _check_plan(out: Path, plan: dict, name: str | None = None) -> None:
         old = json.loads(path.read_text(encoding="utf-8"))
         diff = sorted(k for k in set(old) | set(plan) if old.get(k) != plan.get(k))
         if diff:
-            raise DataError(f"{name or out}: holds a prepare with other inputs or settings ({', '.join(diff)} differ); "
-                            "use a new output folder or the same flags")
+            raise DataError(
+                f"{name or out}: holds a prepare with other inputs or settings ({', '.join(diff)} differ); "
+                "use a new output folder or the same flags"
+            )
     else:
         _atomic_json(path, plan)
 
 
-def _write_part(out: Path, part: int, rows: list[dict], first_index: int, encode, chunk_bytes: str,
-                progress) -> tuple[int, list[tuple[Path, str]]]:
+def _write_part(
+    out: Path, part: int, rows: list[dict], first_index: int, encode, chunk_bytes: str, progress
+) -> tuple[int, list[tuple[Path, str]]]:
     """Encode one part's files into chunks and publish its marker; returns (written, skipped)."""
     from litdata.streaming.writer import BinaryWriter
 
@@ -207,9 +235,10 @@ def _write_part(out: Path, part: int, rows: list[dict], first_index: int, encode
             name = f"chunk-{part:05d}-{j:04d}.bin"
             os.replace(tmp / chunk["filename"], out / name)
             chunks.append({**chunk, "filename": name})
-    _atomic_json(out / PARTS / f"part-{part:05d}.json",
-                 {"chunks": chunks, "config": config, "written": written,
-                  "skipped": [[str(p), r] for p, r in skipped]})
+    _atomic_json(
+        out / PARTS / f"part-{part:05d}.json",
+        {"chunks": chunks, "config": config, "written": written, "skipped": [[str(p), r] for p, r in skipped]},
+    )
     shutil.rmtree(tmp, ignore_errors=True)
     return written, skipped
 
@@ -278,15 +307,24 @@ def merge_parts(out: Path, n_parts: int, info: dict) -> bool:
     return True
 
 
-def check_options(sources, *, num_lr: int, rank: int, world_size: int, files_per_part: int,
-                  latent_dtype: str, out: str | Path | None = None, seed: int = 0,
-                  encode_batch: int = 0) -> list[dict]:
+def check_options(
+    sources,
+    *,
+    num_lr: int,
+    rank: int,
+    world_size: int,
+    files_per_part: int,
+    latent_dtype: str,
+    out: str | Path | None = None,
+    seed: int = 0,
+    encode_batch: int = 0,
+) -> list[dict]:
     """The candidate rows of `sources`, after checking the options and the output folder `out` (DataError or
     OutputError naming the flag otherwise)."""
     if out is not None and not looks_like_url(out):  # a URL is checked by remote.check_output
         check_out_folder(out)
-    if not 0 <= seed < 2 ** 32:
-        raise DataError(f"--seed {seed}: must be an integer from 0 to {2 ** 32 - 1}")
+    if not 0 <= seed < 2**32:
+        raise DataError(f"--seed {seed}: must be an integer from 0 to {2**32 - 1}")
     if encode_batch < 0:
         raise DataError(f"--encode_batch {encode_batch}: must be >= 0 (0: all signals of a file at once)")
     if num_lr < 1:
@@ -303,30 +341,65 @@ def check_options(sources, *, num_lr: int, rank: int, world_size: int, files_per
     return rows
 
 
-def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed: int = 0, rank: int = 0,
-                   world_size: int = 1, files_per_part: int = 32, device: str | torch.device = "cpu",
-                   latent_dtype: str = "float32", encode_batch: int = 0, chunk_bytes: str = "64MB",
-                   t5_embeddings: bool = False, config_source: str = "", progress: bool = True) -> PrepareResult:
+def prepare_shards(
+    sources,
+    out_dir: str | Path,
+    model,
+    *,
+    num_lr: int = 8,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    files_per_part: int = 32,
+    device: str | torch.device = "cpu",
+    latent_dtype: str = "float32",
+    encode_batch: int = 0,
+    chunk_bytes: str = "64MB",
+    t5_embeddings: bool = False,
+    config_source: str = "",
+    progress: bool = True,
+) -> PrepareResult:
     """Encode this rank's parts of `sources` (folders / files / manifests) with `model`'s pretransform into
     `out_dir`, then merge if every part is done. `model` is a SagaSRModel (its config and pretransform)."""
     from tqdm.auto import tqdm
 
     if model.settings.lr_prefill is not None:
-        raise ConfigError([f"model.diffusion.lr_prefill: '{model.settings.lr_prefill}' is applied to the LR audio "
-                           "before encoding at training time; pre-encoded shards do not support it yet (train "
-                           "this config from audio)"])
-    rows = check_options(sources, num_lr=num_lr, rank=rank, world_size=world_size, files_per_part=files_per_part,
-                         latent_dtype=latent_dtype, out=out_dir, seed=seed, encode_batch=encode_batch)
+        raise ConfigError(
+            [
+                f"model.diffusion.lr_prefill: '{model.settings.lr_prefill}' is applied to the LR audio "
+                "before encoding at training time; pre-encoded shards do not support it yet (train "
+                "this config from audio)"
+            ]
+        )
+    rows = check_options(
+        sources,
+        num_lr=num_lr,
+        rank=rank,
+        world_size=world_size,
+        files_per_part=files_per_part,
+        latent_dtype=latent_dtype,
+        out=out_dir,
+        seed=seed,
+        encode_batch=encode_batch,
+    )
     from saga_sr.data.remote import open_sink
 
     sink = open_sink(out_dir, PARTS, PLAN_FILE)  # a folder, or a bucket written through a staging folder
     out = sink.folder
     ms = model.settings
     pretransform = model.pretransform.to(device).eval()
-    settings = {"num_lr": num_lr, "seed": seed, "files_per_part": files_per_part, "latent_dtype": latent_dtype,
-                "sample_rate": ms.sample_rate, "audio_channels": ms.audio_channels,
-                "sample_size": ms.sample_size, "pretransform": ms.pretransform,
-                "pretransform_fingerprint": pretransform_fingerprint(pretransform), "t5_embeddings": t5_embeddings}
+    settings = {
+        "num_lr": num_lr,
+        "seed": seed,
+        "files_per_part": files_per_part,
+        "latent_dtype": latent_dtype,
+        "sample_rate": ms.sample_rate,
+        "audio_channels": ms.audio_channels,
+        "sample_size": ms.sample_size,
+        "pretransform": ms.pretransform,
+        "pretransform_fingerprint": pretransform_fingerprint(pretransform),
+        "t5_embeddings": t5_embeddings,
+    }
     encoders = text_encoders(model) if t5_embeddings else None
     if t5_embeddings and not encoders:
         raise DataError("--t5_embeddings: the model config has no T5 conditioner the DiT uses")
@@ -345,21 +418,37 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
     n_parts = math.ceil(len(rows) / files_per_part)
     mine = [p for p in range(n_parts) if p % world_size == rank]
     todo = [p for p in mine if not (out / PARTS / f"part-{p:05d}.json").is_file()]
-    n_files = sum(len(rows[p * files_per_part:(p + 1) * files_per_part]) for p in mine)
-    n_todo = sum(len(rows[p * files_per_part:(p + 1) * files_per_part]) for p in todo)
+    n_files = sum(len(rows[p * files_per_part : (p + 1) * files_per_part]) for p in mine)
+    n_todo = sum(len(rows[p * files_per_part : (p + 1) * files_per_part]) for p in todo)
 
     def encode(entry: AudioEntry, index: int) -> dict:
-        return encode_record(entry, pretransform, sample_size=ms.sample_size, sample_rate=ms.sample_rate,
-                             channels=ms.audio_channels, num_lr=num_lr, rng=numpy_rng(seed, Stream.LR_SIM, index),
-                             device=device, latent_dtype=LATENT_DTYPES[latent_dtype], encode_batch=encode_batch,
-                             encoders=encoders)
+        return encode_record(
+            entry,
+            pretransform,
+            sample_size=ms.sample_size,
+            sample_rate=ms.sample_rate,
+            channels=ms.audio_channels,
+            num_lr=num_lr,
+            rng=numpy_rng(seed, Stream.LR_SIM, index),
+            device=device,
+            latent_dtype=LATENT_DTYPES[latent_dtype],
+            encode_batch=encode_batch,
+            encoders=encoders,
+        )
 
     result = PrepareResult(parts_total=n_parts, parts_done=len(mine) - len(todo))
-    bar = tqdm(total=n_files, initial=n_files - n_todo, unit="file", disable=not progress, position=rank,
-               desc=f"prepare rank {rank}/{world_size}", dynamic_ncols=True)
+    bar = tqdm(
+        total=n_files,
+        initial=n_files - n_todo,
+        unit="file",
+        disable=not progress,
+        position=rank,
+        desc=f"prepare rank {rank}/{world_size}",
+        dynamic_ncols=True,
+    )
     try:
         for p in todo:
-            part_rows = rows[p * files_per_part:(p + 1) * files_per_part]
+            part_rows = rows[p * files_per_part : (p + 1) * files_per_part]
             written, skipped = _write_part(out, p, part_rows, p * files_per_part, encode, chunk_bytes, bar)
             sink.publish_part(p)
             result.written += written
@@ -367,8 +456,14 @@ def prepare_shards(sources, out_dir: str | Path, model, *, num_lr: int = 8, seed
             result.parts_done += 1
     finally:
         bar.close()
-    info = {**settings, "config_source": config_source, "files": len(rows), "format_version": FORMAT_VERSION,
-            "latent_channels": int(model.latent_channels), "downsampling_ratio": int(model.downsampling_ratio)}
+    info = {
+        **settings,
+        "config_source": config_source,
+        "files": len(rows),
+        "format_version": FORMAT_VERSION,
+        "latent_channels": int(model.latent_channels),
+        "downsampling_ratio": int(model.downsampling_ratio),
+    }
     sink.pull_markers()
     try:
         result.merged = merge_parts(out, n_parts, info)

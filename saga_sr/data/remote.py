@@ -72,8 +72,11 @@ def s3_client():
     import boto3
     from botocore.config import Config
 
-    config = Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S,
-                    retries={"total_max_attempts": _attempts(), "mode": os.environ.get("AWS_RETRY_MODE", "standard")})
+    config = Config(
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        retries={"total_max_attempts": _attempts(), "mode": os.environ.get("AWS_RETRY_MODE", "standard")},
+    )
     return boto3.session.Session().client("s3", config=config)
 
 
@@ -84,16 +87,24 @@ def describe(exc: Exception, client=None) -> str:
     endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None) or "the default AWS endpoint"
     if isinstance(exc, bx.NoCredentialsError):
         return "no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
-    if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError,
-                        bx.ConnectionClosedError)):
+    if isinstance(
+        exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.ConnectionClosedError)
+    ):
         return f"cannot reach {endpoint} after {_attempts()} attempts ({type(exc).__name__})"
     if isinstance(exc, bx.ClientError):
         err = exc.response.get("Error", {})
         code = str(err.get("Code", "?"))
         if code in ("NoSuchBucket",):
             return f"no such bucket (at {endpoint})"
-        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
-                    "ExpiredToken", "AllAccessDisabled"):
+        if code in (
+            "403",
+            "AccessDenied",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "InvalidToken",
+            "ExpiredToken",
+            "AllAccessDisabled",
+        ):
             return f"access refused ({code}) by {endpoint}; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
         return f"{code} {err.get('Message', '')}".strip() + f" (at {endpoint})"
     return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
@@ -102,8 +113,11 @@ def describe(exc: Exception, client=None) -> str:
 def _missing(exc: Exception) -> bool:
     from botocore.exceptions import ClientError
 
-    return isinstance(exc, ClientError) and str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey",
-                                                                                                 "NotFound")
+    return isinstance(exc, ClientError) and str(exc.response.get("Error", {}).get("Code")) in (
+        "404",
+        "NoSuchKey",
+        "NotFound",
+    )
 
 
 def check_bucket(url: S3Url, option: str, client=None):
@@ -148,8 +162,10 @@ def check_source(value: str, option: str = "--train_latents") -> str:
     if str(value).startswith(PASSTHROUGH_SCHEMES):
         return str(value)
     if not str(value).startswith("s3://"):
-        raise DataError(f"{option} {value}: not a folder or a shard URL (s3://BUCKET/PREFIX; "
-                        f"{', '.join(PASSTHROUGH_SCHEMES)} are passed to litdata unchecked)")
+        raise DataError(
+            f"{option} {value}: not a folder or a shard URL (s3://BUCKET/PREFIX; "
+            f"{', '.join(PASSTHROUGH_SCHEMES)} are passed to litdata unchecked)"
+        )
     url = parse_s3_url(value, option)
     client = check_bucket(url, option)
     if read_object(url, "index.json", option, client) is None:
@@ -230,8 +246,9 @@ class BucketSink:
         try:
             self.client.upload_file(str(self.folder / name), self.url.bucket, self.url.key(name))
         except (BotoCoreError, ClientError, OSError) as exc:
-            raise DataError(f"-o {self.url}/{name}: upload failed: {describe(exc, self.client)}; "
-                            "rerun to resume") from None
+            raise DataError(
+                f"-o {self.url}/{name}: upload failed: {describe(exc, self.client)}; rerun to resume"
+            ) from None
 
     def _download(self, name: str) -> None:
         data = read_object(self.url, name, "-o", self.client)
@@ -255,7 +272,8 @@ class BucketSink:
 
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.url.bucket, Prefix=self.url.key(f"{self.parts_dir}/part-"))
+                Bucket=self.url.bucket, Prefix=self.url.key(f"{self.parts_dir}/part-")
+            )
             keys = [obj["Key"] for page in pages for obj in page.get("Contents", [])]
         except (BotoCoreError, ClientError) as exc:
             raise DataError(f"-o {self.url}: listing failed: {describe(exc, self.client)}") from None
@@ -277,7 +295,6 @@ class BucketSink:
             self._upload("index.json")
         shutil.rmtree(self.folder, ignore_errors=True)
 
-
     def discard(self) -> None:
         """Remove the plan and part markers this prefix holds (a run that produced nothing usable), and the
         staging folder, so that a corrected rerun starts clean."""
@@ -285,7 +302,8 @@ class BucketSink:
 
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.url.bucket, Prefix=self.url.key(f"{self.parts_dir}/"))
+                Bucket=self.url.bucket, Prefix=self.url.key(f"{self.parts_dir}/")
+            )
             keys = [obj["Key"] for page in pages for obj in page.get("Contents", [])]
             for key in [*keys, self.url.key(self.plan_file)]:
                 self.client.delete_object(Bucket=self.url.bucket, Key=key)

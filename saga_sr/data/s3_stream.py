@@ -21,6 +21,7 @@ from litdata.streaming.item_loader import PyTreeLoader
 from saga_sr.data.remote import describe, s3_client
 from saga_sr.errors import DataError
 
+
 class ShardReadError(DataError):
     """A chunk could not be fetched. Raised in a DataLoader worker, torch rebuilds it in the main process from
     "Caught ... Original Traceback ..."; the rebuilt error keeps only the original one-line message."""
@@ -36,8 +37,17 @@ _FAILED: dict[str, str] = {}  # local chunk path -> why its download failed (per
 
 
 _CLIENTS: dict[tuple, object] = {}  # one per process (a forked DataLoader worker makes its own) and environment
-_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-        "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE")
+_ENV = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+    "AWS_MAX_ATTEMPTS",
+    "AWS_RETRY_MODE",
+)
 
 
 def _client():
@@ -58,7 +68,7 @@ class BoundedS3Downloader(Downloader):
             if os.path.exists(local_filepath):
                 return
             _FAILED.pop(local_filepath, None)
-            bucket, _, key = remote_filepath[len("s3://"):].partition("/")
+            bucket, _, key = remote_filepath[len("s3://") :].partition("/")
             tmp = f"{local_filepath}.{os.getpid()}.part"
             client = None
             try:

@@ -45,8 +45,9 @@ def match_channels(wav: np.ndarray, channels: int) -> np.ndarray:
     return wav[:channels]
 
 
-def read_segment(entry: AudioEntry, sample_size: int, sample_rate: int, channels: int,
-                 rng: np.random.Generator | None) -> Segment:
+def read_segment(
+    entry: AudioEntry, sample_size: int, sample_rate: int, channels: int, rng: np.random.Generator | None
+) -> Segment:
     """The segment of `entry` at a random (or fixed) start, at `sample_rate` with `channels` channels."""
     sr_in = entry.sample_rate
     total = int(round(entry.frames * sample_rate / sr_in))
@@ -66,7 +67,7 @@ def read_segment(entry: AudioEntry, sample_size: int, sample_rate: int, channels
     if sr_in != sample_rate:
         wav = resample(wav, sr_in, sample_rate)
     offset = start - lo // step_in * step_out
-    wav = wav[:, offset:offset + valid]
+    wav = wav[:, offset : offset + valid]
     valid = wav.shape[1]
     out = np.zeros((channels, sample_size), dtype=np.float32)
     out[:, :valid] = match_channels(np.ascontiguousarray(wav, dtype=np.float32), channels)

@@ -67,6 +67,7 @@ def log_mel_distance(ref: np.ndarray, est: np.ndarray, sr: int, n_mels: int = 12
 
 def _mel_filterbank(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
     """Triangular HTK-mel filters [n_mels, n_fft // 2 + 1] spanning 0 .. sr / 2."""
+
     def hz_to_mel(f):
         return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
 
@@ -115,9 +116,13 @@ def _visqol_fn() -> Callable[[np.ndarray, np.ndarray, int], float]:
     return score
 
 
-MEL_SCORER = Scorer("mel_dist", "log-mel distance (dB, lower is better)", False,
-                    "log-mel distance: RMS of the dB difference of 128 mel-band energies (2048/512 STFT)",
-                    log_mel_distance)
+MEL_SCORER = Scorer(
+    "mel_dist",
+    "log-mel distance (dB, lower is better)",
+    False,
+    "log-mel distance: RMS of the dB difference of 128 mel-band energies (2048/512 STFT)",
+    log_mel_distance,
+)
 
 
 def make_scorer(method: str = "auto") -> Scorer:
@@ -135,6 +140,10 @@ def make_scorer(method: str = "auto") -> Scorer:
             raise SagaError(f"ViSQOL (visqol-python) is not usable here: {type(exc).__name__}: {exc}") from exc
         reason = f"ViSQOL unavailable ({type(exc).__name__}: {exc}); using the log-mel distance instead"
         return Scorer(MEL_SCORER.name, MEL_SCORER.label, False, reason, log_mel_distance)
-    return Scorer("visqol", "ViSQOL MOS-LQO (audio mode, 48 kHz, mono; higher is better)", True,
-                  "ViSQOL v3 audio mode via visqol-python (offline SVR model), signals resampled to 48 kHz mono",
-                  fn)
+    return Scorer(
+        "visqol",
+        "ViSQOL MOS-LQO (audio mode, 48 kHz, mono; higher is better)",
+        True,
+        "ViSQOL v3 audio mode via visqol-python (offline SVR model), signals resampled to 48 kHz mono",
+        fn,
+    )

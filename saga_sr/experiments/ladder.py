@@ -98,8 +98,11 @@ def rung_flags(name: str, config: dict | None, settings: LadderSettings) -> dict
         reads = set(ms.cross_attn_cond_ids) | set(ms.global_cond_ids) if ms else set()
         rolloff = bool(ms and ms.rolloff_conditioner) or bool(reads & {"input_rolloff", "target_rolloff"})
         text = bool(ms) and "prompt" in ms.cross_attn_cond_ids
-    return {"compute_rolloff": bool(rolloff), "disable_caption": not text,
-            "disable_val_lowfreq_replace": not settings.val_lowfreq_replace}
+    return {
+        "compute_rolloff": bool(rolloff),
+        "disable_caption": not text,
+        "disable_val_lowfreq_replace": not settings.val_lowfreq_replace,
+    }
 
 
 def resolve_rung(name: str, settings: LadderSettings) -> RungSpec:
@@ -142,8 +145,15 @@ def _run_dir(out: Path, rung: str, seed: int) -> Path:
     return out / "runs" / rung / f"seed{seed}"
 
 
-def run_one(spec: RungSpec, seed: int, out: Path, settings: LadderSettings, train_fn: TrainFn, eval_fn: EvalFn,
-            log: Callable[[str], None]) -> dict:
+def run_one(
+    spec: RungSpec,
+    seed: int,
+    out: Path,
+    settings: LadderSettings,
+    train_fn: TrainFn,
+    eval_fn: EvalFn,
+    log: Callable[[str], None],
+) -> dict:
     """Check, train (or resume) and evaluate one rung at one seed; returns (and saves) its record."""
     run_dir = _run_dir(out, spec.name, seed)
     record_path = run_dir / "record.json"
@@ -151,8 +161,14 @@ def run_one(spec: RungSpec, seed: int, out: Path, settings: LadderSettings, trai
     if done and done.get("max_steps") == settings.max_steps and done.get("status") in ("done", "invalid"):
         log(f"{spec.name} seed {seed}: already done, skipped")
         return done
-    record = {"rung": spec.name, "seed": seed, "source": spec.source, "flags": spec.flags,
-              "max_steps": settings.max_steps, "problems": spec.problems}
+    record = {
+        "rung": spec.name,
+        "seed": seed,
+        "source": spec.source,
+        "flags": spec.flags,
+        "max_steps": settings.max_steps,
+        "problems": spec.problems,
+    }
     spec = _config_of_started_run(spec, run_dir, record, log)
     if spec.config is None or spec.problems:
         log(f"{spec.name}: refused before training:\n  - " + "\n  - ".join(spec.problems))
@@ -160,8 +176,9 @@ def run_one(spec: RungSpec, seed: int, out: Path, settings: LadderSettings, trai
     try:
         record.update(count_parameters(spec.config))
     except Exception as exc:  # a config that passes the checks but does not build is a finding, not a crash
-        return _finish(record, record_path, "invalid", f"build_model failed: {type(exc).__name__}: {exc}",
-                       log, spec.name)
+        return _finish(
+            record, record_path, "invalid", f"build_model failed: {type(exc).__name__}: {exc}", log, spec.name
+        )
     record["bench_step_s"] = _bench(spec, settings, seed, log)
     config_path = run_dir / "config.json"
     if not config_path.is_file():
@@ -171,8 +188,10 @@ def run_one(spec: RungSpec, seed: int, out: Path, settings: LadderSettings, trai
     if not trained or trained.get("max_steps") != settings.max_steps:
         last = train_dir / "checkpoints" / "last.ckpt"
         resume = last if last.is_file() else None
-        log(f"{spec.name} seed {seed}: training {settings.max_steps} steps"
-            + (f" (resuming {resume})" if resume else ""))
+        log(
+            f"{spec.name} seed {seed}: training {settings.max_steps} steps"
+            + (f" (resuming {resume})" if resume else "")
+        )
         request = _train_request(spec, seed, config_path, train_dir, resume, settings)
         first = start_step(train_dir, resume is not None)
         with PeakMemory(settings.device) as mem:
@@ -180,13 +199,25 @@ def run_one(spec: RungSpec, seed: int, out: Path, settings: LadderSettings, trai
             try:
                 train_fn(request)
             except Exception as exc:  # one rung crashing (OOM, data) must not end the ladder; rerun retries it
-                return _finish(record, record_path, "failed", f"training failed: {type(exc).__name__}: {exc}",
-                               log, f"{spec.name} seed {seed}")
+                return _finish(
+                    record,
+                    record_path,
+                    "failed",
+                    f"training failed: {type(exc).__name__}: {exc}",
+                    log,
+                    f"{spec.name} seed {seed}",
+                )
             wall = time.perf_counter() - t0
-        trained = {"max_steps": settings.max_steps, "wall_s": wall, "resumed_from": str(resume) if resume else None,
-                   "start_step": first, "step_time_s": wall / max(1, settings.max_steps - first),
-                   "step_time_kind": "wall time of the training call / its steps (includes setup and validation)",
-                   "peak_memory_mb": mem.peak_mb, "peak_memory_kind": mem.kind}
+        trained = {
+            "max_steps": settings.max_steps,
+            "wall_s": wall,
+            "resumed_from": str(resume) if resume else None,
+            "start_step": first,
+            "step_time_s": wall / max(1, settings.max_steps - first),
+            "step_time_kind": "wall time of the training call / its steps (includes setup and validation)",
+            "peak_memory_mb": mem.peak_mb,
+            "peak_memory_kind": mem.kind,
+        }
         _write_json(run_dir / "trained.json", trained)
     record.update(trained=trained, **_training_log_facts(train_dir, trained))
     log(f"{spec.name} seed {seed}: evaluating")
@@ -194,13 +225,26 @@ def run_one(spec: RungSpec, seed: int, out: Path, settings: LadderSettings, trai
     try:
         eval_fn(train_dir / "model", Path(settings.val_dir), eval_dir, settings, seed)
     except Exception as exc:  # recorded like a training failure; a rerun evaluates again without retraining
-        return _finish(record, record_path, "failed", f"evaluation failed: {type(exc).__name__}: {exc}",
-                       log, f"{spec.name} seed {seed}")
+        return _finish(
+            record,
+            record_path,
+            "failed",
+            f"evaluation failed: {type(exc).__name__}: {exc}",
+            log,
+            f"{spec.name} seed {seed}",
+        )
     return _finish(record, record_path, "done", eval_dir=str(eval_dir.relative_to(out)))
 
 
-def _finish(record: dict, record_path: Path, status: str, problem: str | None = None,
-            log: Callable[[str], None] | None = None, who: str = "", **fields) -> dict:
+def _finish(
+    record: dict,
+    record_path: Path,
+    status: str,
+    problem: str | None = None,
+    log: Callable[[str], None] | None = None,
+    who: str = "",
+    **fields,
+) -> dict:
     """End a run: set its status, `fields` and its one problem (logged as "WHO: PROBLEM"); save and return it."""
     record.update(status=status, **fields)
     if problem is not None:
@@ -210,14 +254,25 @@ def _finish(record: dict, record_path: Path, status: str, problem: str | None = 
     return record
 
 
-def _train_request(spec: RungSpec, seed: int, config_path: Path, train_dir: Path, resume: Path | None,
-                   settings: LadderSettings) -> TrainRequest:
+def _train_request(
+    spec: RungSpec, seed: int, config_path: Path, train_dir: Path, resume: Path | None, settings: LadderSettings
+) -> TrainRequest:
     """What training is asked for one rung at one seed (the ladder's extra flags and the local T5 included)."""
     extra = dict(settings.train_extra)
     if settings.text_encoder_path:
         extra.setdefault("text_encoder_path", settings.text_encoder_path)
-    return TrainRequest(config_path, Path(settings.train_dir), Path(settings.val_dir), train_dir,
-                        settings.max_steps, seed, settings.batch_size, dict(spec.flags), resume, extra)
+    return TrainRequest(
+        config_path,
+        Path(settings.train_dir),
+        Path(settings.val_dir),
+        train_dir,
+        settings.max_steps,
+        seed,
+        settings.batch_size,
+        dict(spec.flags),
+        resume,
+        extra,
+    )
 
 
 def _config_of_started_run(spec: RungSpec, run_dir: Path, record: dict, log: Callable[[str], None]) -> RungSpec:
@@ -229,8 +284,10 @@ def _config_of_started_run(spec: RungSpec, run_dir: Path, record: dict, log: Cal
         if saved is not None and not started:
             (run_dir / "config.json").unlink()
         return spec
-    record["config_note"] = ("the rung's current definition differs from the config this run started with; "
-                             "continuing with the saved runs/.../config.json (use a new --out for the new one)")
+    record["config_note"] = (
+        "the rung's current definition differs from the config this run started with; "
+        "continuing with the saved runs/.../config.json (use a new --out for the new one)"
+    )
     log(f"{spec.name}: {record['config_note']}")
     return RungSpec(spec.name, spec.source + " (as saved when the run started)", saved, [], spec.flags)
 
@@ -249,8 +306,11 @@ def _bench(spec: RungSpec, settings: LadderSettings, seed: int, log: Callable[[s
 def _training_log_facts(train_dir: Path, trained: dict) -> dict:
     """Step time (from trained.json) and the last logged values of the run's metrics.csv."""
     table = read_metrics(train_dir / "metrics.csv", finite_only=False)
-    facts: dict = {"metrics_csv": str(train_dir / "metrics.csv"), "step_time_s": trained.get("step_time_s"),
-                   "step_time_kind": trained.get("step_time_kind")}
+    facts: dict = {
+        "metrics_csv": str(train_dir / "metrics.csv"),
+        "step_time_s": trained.get("step_time_s"),
+        "step_time_kind": trained.get("step_time_kind"),
+    }
     for key in ("val/lsd", "val/si_sdr", "val/loss", "train/loss"):
         if table.get(key, ([], []))[1]:
             facts[f"last_{key}"] = table[key][1][-1]
@@ -258,18 +318,27 @@ def _training_log_facts(train_dir: Path, trained: dict) -> dict:
 
 
 # ---- the ladder -------------------------------------------------------------------------------------------
-def run_ladder(settings: LadderSettings, out_dir: str | Path, *, train_fn: TrainFn | None = None,
-               eval_fn: EvalFn | None = None, log: Callable[[str], None] | None = None) -> Path:
+def run_ladder(
+    settings: LadderSettings,
+    out_dir: str | Path,
+    *,
+    train_fn: TrainFn | None = None,
+    eval_fn: EvalFn | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Path:
     """Run every rung x seed (resuming what is there), then write the report; returns the report path."""
     log = log or (lambda _m: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     previous = _read_json(out / "ladder.json")
     current = json.loads(json.dumps(asdict(settings), default=str))
-    if previous and {k: previous.get(k) for k in ("train_dir", "val_dir", "scale", "batch_size")} != \
-            {k: current.get(k) for k in ("train_dir", "val_dir", "scale", "batch_size")}:
-        raise SagaError(f"{out}: holds a ladder with other data/scale/batch settings ({out / 'ladder.json'}); "
-                        "use another --out to start a new ladder")
+    if previous and {k: previous.get(k) for k in ("train_dir", "val_dir", "scale", "batch_size")} != {
+        k: current.get(k) for k in ("train_dir", "val_dir", "scale", "batch_size")
+    }:
+        raise SagaError(
+            f"{out}: holds a ladder with other data/scale/batch settings ({out / 'ladder.json'}); "
+            "use another --out to start a new ladder"
+        )
     _write_json(out / "ladder.json", current)
     specs = [resolve_rung(name, settings) for name in settings.rungs]
     for spec in specs:
@@ -278,20 +347,33 @@ def run_ladder(settings: LadderSettings, out_dir: str | Path, *, train_fn: Train
     records = []
     for seed in settings.seeds:
         for spec in specs:
-            records.append(run_one(spec, seed, out, settings, train_fn or train_with_api,
-                                   eval_fn or evaluate_with_api, log))
+            records.append(
+                run_one(spec, seed, out, settings, train_fn or train_with_api, eval_fn or evaluate_with_api, log)
+            )
     return write_report(out, records, settings)
 
 
 # ---- default training / evaluation through the package's APIs --------------------------------------------
 def train_with_api(req: TrainRequest) -> Path:
     """Train one rung through saga_sr.training.run.train with the rung's flags (validation every fifth of the run)."""
-    kwargs = dict(train_dir=[str(req.train_dir)], val_dir=[str(req.val_dir)], model_config=str(req.config_path),
-                  output_dir=str(req.out_dir), max_steps=req.max_steps, seed=req.seed, batch_size=req.batch_size,
-                  # the run folder, not last.ckpt itself: training then takes its newest *readable* checkpoint
-                  resume=str(req.out_dir) if req.resume else None, no_progress_bar=True,
-                  val_every=max(1, req.max_steps // 5), val_steps=8, max_val_items=2, val_examples=0, num_workers=0,
-                  log_every=max(1, min(10, req.max_steps // 20)))
+    kwargs = dict(
+        train_dir=[str(req.train_dir)],
+        val_dir=[str(req.val_dir)],
+        model_config=str(req.config_path),
+        output_dir=str(req.out_dir),
+        max_steps=req.max_steps,
+        seed=req.seed,
+        batch_size=req.batch_size,
+        # the run folder, not last.ckpt itself: training then takes its newest *readable* checkpoint
+        resume=str(req.out_dir) if req.resume else None,
+        no_progress_bar=True,
+        val_every=max(1, req.max_steps // 5),
+        val_steps=8,
+        max_val_items=2,
+        val_examples=0,
+        num_workers=0,
+        log_every=max(1, min(10, req.max_steps // 20)),
+    )
     kwargs.update({name: bool(req.flags.get(name)) for name in FLAG_NAMES})
     kwargs.update(req.extra)
     return Path(train(**kwargs))
@@ -310,15 +392,25 @@ def start_step(train_dir: Path, resuming: bool) -> int:
 
 def evaluate_with_api(model_dir: Path, val_dir: Path, out_dir: Path, settings: LadderSettings, seed: int):
     """The same evaluation protocol for every rung: LR at each cutoff, model + baselines, per-clip CSV."""
-    model_fn, roundtrip_fn = load_systems(model_dir, steps=settings.eval_steps, seed=seed, device=settings.device,
-                                          text_encoder_path=settings.text_encoder_path)
+    model_fn, roundtrip_fn = load_systems(
+        model_dir,
+        steps=settings.eval_steps,
+        seed=seed,
+        device=settings.device,
+        text_encoder_path=settings.text_encoder_path,
+    )
     # the LR inputs (seed 0) are the same clips for every rung and seed; only the sampler seed follows the run
-    eval_settings = EvalSettings(cutoffs=tuple(settings.eval_cutoffs), seed=0, max_files=settings.eval_max_files,
-                                 perceptual=settings.perceptual, n_plot=2,
-                                 extra={"model": str(model_dir), "steps": settings.eval_steps})
+    eval_settings = EvalSettings(
+        cutoffs=tuple(settings.eval_cutoffs),
+        seed=0,
+        max_files=settings.eval_max_files,
+        perceptual=settings.perceptual,
+        n_plot=2,
+        extra={"model": str(model_dir), "steps": settings.eval_steps},
+    )
     return run_evaluation(val_dir, out_dir, model_fn=model_fn, roundtrip_fn=roundtrip_fn, settings=eval_settings)
 
 
 def parse_list(text: str) -> list[str]:
-    """"A0,A1, B1" -> ["A0", "A1", "B1"] (empty items dropped)."""
+    """ "A0,A1, B1" -> ["A0", "A1", "B1"] (empty items dropped)."""
     return [item.strip() for item in text.split(",") if item.strip()]

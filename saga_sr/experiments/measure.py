@@ -35,8 +35,17 @@ def benchmark_step(cfg: dict, batch_size: int, device: str, *, steps: int = 3, s
     gen = torch_generator(seed, Stream.BENCH)
     channels, length, sr = model.audio_channels, model.sample_size, model.sample_rate
     audio = 0.1 * torch.randn(batch_size, channels, length, generator=gen)
-    metadata = [{"lr_audio": audio[i].clone(), "prompt": "", "seconds_start": 0.0, "seconds_total": length / sr,
-                 "input_rolloff": 0.3, "target_rolloff": 0.9} for i in range(batch_size)]
+    metadata = [
+        {
+            "lr_audio": audio[i].clone(),
+            "prompt": "",
+            "seconds_start": 0.0,
+            "seconds_total": length / sr,
+            "input_rolloff": 0.3,
+            "target_rolloff": 0.9,
+        }
+        for i in range(batch_size)
+    ]
     audio = audio.to(device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     times = []
@@ -62,7 +71,7 @@ class PeakMemory:
         self.peak_mb: float | None = None
         self.kind = "cuda max_memory_allocated" if device.startswith("cuda") else "process peak RSS (VmHWM)"
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         if self.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
         else:

@@ -29,8 +29,14 @@ import numpy as np
 SR = 44100
 CHUNK_SECONDS = 10.0
 MIN_SECONDS = 0.3
-PACKAGES = ("klettres-data", "ktuberling-data", "wesnoth-1.16-music", "sonic-pi-samples",
-            "avldrums.lv2-soundfont", "alsa-utils")
+PACKAGES = (
+    "klettres-data",
+    "ktuberling-data",
+    "wesnoth-1.16-music",
+    "sonic-pi-samples",
+    "avldrums.lv2-soundfont",
+    "alsa-utils",
+)
 AUDIO_SUFFIXES = (".ogg", ".wav", ".flac", ".opus")
 # speech languages held out (val / test) -- klettres and ktuberling folder names
 VAL_LANGS = ("nl", "lt")
@@ -67,7 +73,7 @@ def split_of(group: str, val_frac: float = 0.08, test_frac: float = 0.12) -> str
     lang = group.split(":")[1] if group.startswith(("klettres:", "ktuberling:")) else ""
     if lang:
         return "val" if lang in VAL_LANGS else "test" if lang in TEST_LANGS else "train"
-    u = int(hashlib.sha1(group.encode()).hexdigest()[:8], 16) / 2 ** 32
+    u = int(hashlib.sha1(group.encode()).hexdigest()[:8], 16) / 2**32
     return "val" if u < val_frac else "test" if u < val_frac + test_frac else "train"
 
 
@@ -129,23 +135,23 @@ def sf2_samples(path: Path) -> list[tuple[str, np.ndarray, int]]:
     smpl, shdr = None, None
     pos = 12
     while pos + 8 <= len(data):
-        cid, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        cid, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
         if cid == b"LIST":
             sub = pos + 12
             end = pos + 8 + size
             while sub + 8 <= end:
-                sid, ssize = data[sub:sub + 4], struct.unpack("<I", data[sub + 4:sub + 8])[0]
+                sid, ssize = data[sub : sub + 4], struct.unpack("<I", data[sub + 4 : sub + 8])[0]
                 if sid == b"smpl":
-                    smpl = np.frombuffer(data[sub + 8:sub + 8 + ssize], dtype="<i2")
+                    smpl = np.frombuffer(data[sub + 8 : sub + 8 + ssize], dtype="<i2")
                 elif sid == b"shdr":
-                    shdr = data[sub + 8:sub + 8 + ssize]
+                    shdr = data[sub + 8 : sub + 8 + ssize]
                 sub += 8 + ssize + (ssize & 1)
         pos += 8 + size + (size & 1)
     if smpl is None or shdr is None:
         raise ValueError(f"{path}: no smpl/shdr chunk")
     out = []
     for i in range(len(shdr) // 46 - 1):  # last record is the terminal 'EOS'
-        rec = shdr[i * 46:(i + 1) * 46]
+        rec = shdr[i * 46 : (i + 1) * 46]
         name = rec[:20].split(b"\0")[0].decode("latin-1").strip()
         start, end, _ls, _le, rate = struct.unpack("<5I", rec[20:40])
         sample_type = struct.unpack("<H", rec[44:46])[0]
@@ -177,8 +183,9 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:80]
 
 
-def prepare(root: Path, out: Path, *, freesound: Path | None, exclude_names: set[str] = frozenset(),
-            max_sf2_per_file: int = 200) -> dict:
+def prepare(
+    root: Path, out: Path, *, freesound: Path | None, exclude_names: set[str] = frozenset(), max_sf2_per_file: int = 200
+) -> dict:
     """Decode, measure, split and write every source (see the module docstring); returns the report."""
     import soundfile as sf
     import soxr
@@ -212,24 +219,36 @@ def prepare(root: Path, out: Path, *, freesound: Path | None, exclude_names: set
             if peak > 0.99:
                 x = x * (0.99 / peak)
             step = int(CHUNK_SECONDS * rate)
-            base = _safe(f"{src.group.split(':')[0]}_{src.path.parent.name}_{name}" + (f"_{k}" if len(items) > 1 else ""))
+            base = _safe(
+                f"{src.group.split(':')[0]}_{src.path.parent.name}_{name}" + (f"_{k}" if len(items) > 1 else "")
+            )
             for c, start in enumerate(range(0, len(x), step)):
-                chunk = x[start:start + step]
+                chunk = x[start : start + step]
                 if len(chunk) < MIN_SECONDS * rate:
                     continue
                 dest = out / "audio" / kind / src.domain / f"{base}_{c:03d}.flac"
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 sf.write(str(dest), chunk, rate, subtype="PCM_24")
-                rows[kind].append({"path": str(dest.relative_to(out)), "caption": PROMPTS[src.domain],
-                                   "domain": src.domain, "bandwidth_hz": f"{bw:.0f}", "source": str(src.path)})
+                rows[kind].append(
+                    {
+                        "path": str(dest.relative_to(out)),
+                        "caption": PROMPTS[src.domain],
+                        "domain": src.domain,
+                        "bandwidth_hz": f"{bw:.0f}",
+                        "source": str(src.path),
+                    }
+                )
     for split in ("train", "val", "test"):
         split_rows = rows[split]
         if split == "train":
             split_rows = blank_prompts(_balanced(split_rows))
         _write_csv(out / f"{split}.csv", split_rows)
-    report = {"kept": {k: len(v) for k, v in rows.items()},
-              "kept_per_domain": {k: {d: sum(r["domain"] == d for r in v) for d in PROMPTS} for k, v in rows.items()},
-              "skipped": len(skipped), "skipped_files": skipped}
+    report = {
+        "kept": {k: len(v) for k, v in rows.items()},
+        "kept_per_domain": {k: {d: sum(r["domain"] == d for r in v) for d in PROMPTS} for k, v in rows.items()},
+        "skipped": len(skipped),
+        "skipped_files": skipped,
+    }
     (out / "prepare_report.json").write_text(json.dumps(report, indent=1))
     return report
 
@@ -239,7 +258,7 @@ def blank_prompts(rows: list[dict], fraction: float = EMPTY_PROMPT_FRACTION) -> 
     no prompt, and an empty prompt (T5 of "") is not the dropped conditioning the model sees in CFG dropout."""
     out = []
     for i, r in enumerate(rows):
-        u = int(hashlib.sha1(f"{r['path']}|{i}".encode()).hexdigest()[:8], 16) / 2 ** 32
+        u = int(hashlib.sha1(f"{r['path']}|{i}".encode()).hexdigest()[:8], 16) / 2**32
         out.append({**r, "caption": ""} if u < fraction else dict(r))
     return out
 

@@ -22,8 +22,16 @@ from typing import Callable
 
 CONFIG = "mini"
 # trainer settings of the shipped run (batch and learning rate come from configs/mini.json)
-TRAIN_SETTINGS = dict(val_every=150, val_steps=8, max_val_items=16, val_examples=1, num_workers=0,
-                      log_every=10, checkpoint_every=150, no_progress_bar=True)
+TRAIN_SETTINGS = dict(
+    val_every=150,
+    val_steps=8,
+    max_val_items=16,
+    val_examples=1,
+    num_workers=0,
+    log_every=10,
+    checkpoint_every=150,
+    no_progress_bar=True,
+)
 
 
 @dataclass
@@ -49,8 +57,10 @@ def export_half(src: Path, dst: Path) -> Path:
     state = load_file(str(src / "model.safetensors"))
     half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
     dst.mkdir(parents=True, exist_ok=True)
-    for name, write in (("model.safetensors", lambda p: save_file(half, str(p))),
-                        ("config.json", lambda p: p.write_text((src / "config.json").read_text()))):
+    for name, write in (
+        ("model.safetensors", lambda p: save_file(half, str(p))),
+        ("config.json", lambda p: p.write_text((src / "config.json").read_text())),
+    ):
         tmp = dst / f".{name}.tmp{os.getpid()}"
         write(tmp)
         os.chmod(tmp, 0o644)  # ordinary permissions, not the temporary file's
@@ -58,9 +68,16 @@ def export_half(src: Path, dst: Path) -> Path:
     return dst
 
 
-def run_recipe(data_dir: str | Path, run_dir: str | Path, *, minutes: float, export_to: str | Path | None = None,
-               freesound: str | Path | None = None, seed: int = 0,
-               log: Callable[[str], None] = print) -> RecipeResult:
+def run_recipe(
+    data_dir: str | Path,
+    run_dir: str | Path,
+    *,
+    minutes: float,
+    export_to: str | Path | None = None,
+    freesound: str | Path | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> RecipeResult:
     """Fetch, prepare, train for `minutes` of wall time (this call; a rerun resumes and adds), export."""
     from saga_sr.experiments.mini_data import fetch, prepare
     from saga_sr.training.run import checkpoint_step, find_resume_checkpoint, train
@@ -74,15 +91,25 @@ def run_recipe(data_dir: str | Path, run_dir: str | Path, *, minutes: float, exp
     t0 = time.perf_counter()
     if not (prepared / "prepare_report.json").is_file():
         log(f"[2/4] preparing {root} -> {prepared}")
-        report = prepare(root, prepared, freesound=Path(freesound) if freesound else None,
-                         exclude_names=demo_test_names())
+        report = prepare(
+            root, prepared, freesound=Path(freesound) if freesound else None, exclude_names=demo_test_names()
+        )
         log(f"      kept {report['kept']}, skipped {report['skipped']} (see {prepared / 'prepare_report.json'})")
     secs["prepare"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     resume = "last" if any((run / "checkpoints").glob("*.ckpt")) else None
     log(f"[3/4] training {CONFIG}.json for {minutes:g} min -> {run}" + (" (resuming)" if resume else ""))
-    train(train_dir=[str(prepared / "train.csv")], val_dir=[str(prepared / "val.csv")], model_config=CONFIG,
-          output_dir=str(run), max_steps=10 ** 7, max_time=minutes, seed=seed, resume=resume, **TRAIN_SETTINGS)
+    train(
+        train_dir=[str(prepared / "train.csv")],
+        val_dir=[str(prepared / "val.csv")],
+        model_config=CONFIG,
+        output_dir=str(run),
+        max_steps=10**7,
+        max_time=minutes,
+        seed=seed,
+        resume=resume,
+        **TRAIN_SETTINGS,
+    )
     secs["train"] = time.perf_counter() - t0
     steps = checkpoint_step(find_resume_checkpoint("last", run))
     dst = Path(export_to) if export_to else run / "model_fp16"
@@ -92,8 +119,16 @@ def run_recipe(data_dir: str | Path, run_dir: str | Path, *, minutes: float, exp
     return RecipeResult(data, run, dst, steps, secs)
 
 
-__all__ = ["CONFIG", "RecipeResult", "demo_test_names", "export_half", "plot_curves", "run_recipe", "training_curve",
-           "val_baselines"]
+__all__ = [
+    "CONFIG",
+    "RecipeResult",
+    "demo_test_names",
+    "export_half",
+    "plot_curves",
+    "run_recipe",
+    "training_curve",
+    "val_baselines",
+]
 
 
 def training_curve(run_dir: str | Path) -> list[dict]:
@@ -104,8 +139,11 @@ def training_curve(run_dir: str | Path) -> list[dict]:
 
     run = Path(run_dir)
     start = (run / "run_config.json").stat().st_mtime
-    stamps = {int(p.stem.split("=", 1)[1]): p.stat().st_mtime
-              for p in (run / "checkpoints").glob("step=*.ckpt") if p.stem.split("=", 1)[1].isdigit()}
+    stamps = {
+        int(p.stem.split("=", 1)[1]): p.stat().st_mtime
+        for p in (run / "checkpoints").glob("step=*.ckpt")
+        if p.stem.split("=", 1)[1].isdigit()
+    }
     end = max([start, *stamps.values(), (run / "metrics.csv").stat().st_mtime])
     rows: dict[int, dict] = {}
     for key, (steps, values) in read_metrics(run / "metrics.csv").items():
@@ -120,8 +158,13 @@ def training_curve(run_dir: str | Path) -> list[dict]:
     return out
 
 
-def plot_curves(curves: dict[str, list[dict]], png: str | Path, *, metric: str = "val/lsd",
-                baselines: dict[str, float] | None = None) -> Path:
+def plot_curves(
+    curves: dict[str, list[dict]],
+    png: str | Path,
+    *,
+    metric: str = "val/lsd",
+    baselines: dict[str, float] | None = None,
+) -> Path:
     """`metric` against training minutes for each named run (and horizontal baseline lines), as a PNG."""
     from matplotlib.figure import Figure
 
@@ -147,14 +190,15 @@ def val_baselines(manifest: str | Path, n_items: int = TRAIN_SETTINGS["max_val_i
     """Mean LSD of the unprocessed LR input and of the DSP extension on the items the trainer validates on
     (the first `n_items` of the deterministic val set), so the val/lsd curve has its baselines beside it."""
     from saga_sr.audio.bwe import dsp_bandwidth_extension
+    from saga_sr.audio.metrics import lsd
     from saga_sr.config import load_config
     from saga_sr.config.typed import ModelSettings
     from saga_sr.data import SAGASRDataset
-    from saga_sr.audio.metrics import lsd
 
     ms = ModelSettings.from_config(load_config(CONFIG))
-    ds = SAGASRDataset(manifest, ms.sample_size, ms.sample_rate, ms.audio_channels,
-                       compute_rolloff=True, deterministic=True, seed=seed)
+    ds = SAGASRDataset(
+        manifest, ms.sample_size, ms.sample_rate, ms.audio_channels, compute_rolloff=True, deterministic=True, seed=seed
+    )
     scores: dict[str, list[float]] = {"unprocessed": [], "dsp_bwe": []}
     for i in range(min(n_items, len(ds))):
         audio, md = ds[i]

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from saga_sr.evaluation.tables import markdown_table, write_csv
 from saga_sr.evaluation.stats import Summary, mean_ci, paired_difference, std
-from saga_sr.training.metrics_csv import read_metrics
+from saga_sr.evaluation.tables import markdown_table, write_csv
 from saga_sr.outputs import write_text_atomic
+from saga_sr.training.metrics_csv import read_metrics
 from saga_sr.training.plots import loss_curves
 
 TRAIN_LOSS_KEYS = ("train/loss", "train/loss_step", "train_loss", "loss")
@@ -61,8 +61,11 @@ def read_per_clip(path: str | Path) -> list[dict]:
 
 def clip_values(per_clip: Sequence[dict], system: str, metric: str, cutoff: float | None = None) -> dict[tuple, float]:
     """(file, cutoff) -> value for one system and metric."""
-    return {(r["file"], r["cutoff_hz"]): r[metric] for r in per_clip
-            if r["system"] == system and metric in r and (cutoff is None or r["cutoff_hz"] == cutoff)}
+    return {
+        (r["file"], r["cutoff_hz"]): r[metric]
+        for r in per_clip
+        if r["system"] == system and metric in r and (cutoff is None or r["cutoff_hz"] == cutoff)
+    }
 
 
 def loss_facts(curves: dict) -> dict:
@@ -72,14 +75,20 @@ def loss_facts(curves: dict) -> dict:
     if len(train) >= 2:
         n = len(train)
         head = train[: max(1, n // 10)]
-        tail = train[n - max(1, n // 5):]
-        before = train[max(0, n - 2 * max(1, n // 5)): n - max(1, n // 5)] or head
-        facts.update(train_start=sum(head) / len(head), train_end=sum(tail) / len(tail),
-                     train_before_end=sum(before) / len(before),
-                     train_end_sd=std(tail) if len(tail) > 1 else float("nan"))
+        tail = train[n - max(1, n // 5) :]
+        before = train[max(0, n - 2 * max(1, n // 5)) : n - max(1, n // 5)] or head
+        facts.update(
+            train_start=sum(head) / len(head),
+            train_end=sum(tail) / len(tail),
+            train_before_end=sum(before) / len(before),
+            train_end_sd=std(tail) if len(tail) > 1 else float("nan"),
+        )
         # fewer than 10 logged losses cannot show a plateau: None = "cannot tell"
-        facts["plateau"] = (abs(facts["train_end"] - facts["train_before_end"]) <= 0.05 * abs(facts["train_before_end"])
-                            if n >= 10 else None)
+        facts["plateau"] = (
+            abs(facts["train_end"] - facts["train_before_end"]) <= 0.05 * abs(facts["train_before_end"])
+            if n >= 10
+            else None
+        )
     vsteps, val = curves["val"]
     if val:
         facts["val_end"] = val[-1]
@@ -93,13 +102,20 @@ def collect(out: Path, records: Sequence[dict], cutoffs: Sequence[float]) -> lis
     """One flat row per run (rung x seed): the table numbers, recomputed from the run's files."""
     rows = []
     for rec in records:
-        row = {"rung": rec["rung"], "seed": rec["seed"], "status": rec.get("status"),
-               "problems": " | ".join(rec.get("problems") or []),
-               "params_total": rec.get("params_total"), "params_dit": rec.get("params_dit"),
-               "bench_step_s": rec.get("bench_step_s"), "step_time_s": rec.get("step_time_s"),
-               "peak_memory_mb": (rec.get("trained") or {}).get("peak_memory_mb"),
-               **{f: rec.get("flags", {}).get(f) for f in FLAGS},
-               "last_val/lsd": rec.get("last_val/lsd"), "last_val/si_sdr": rec.get("last_val/si_sdr")}
+        row = {
+            "rung": rec["rung"],
+            "seed": rec["seed"],
+            "status": rec.get("status"),
+            "problems": " | ".join(rec.get("problems") or []),
+            "params_total": rec.get("params_total"),
+            "params_dit": rec.get("params_dit"),
+            "bench_step_s": rec.get("bench_step_s"),
+            "step_time_s": rec.get("step_time_s"),
+            "peak_memory_mb": (rec.get("trained") or {}).get("peak_memory_mb"),
+            **{f: rec.get("flags", {}).get(f) for f in FLAGS},
+            "last_val/lsd": rec.get("last_val/lsd"),
+            "last_val/si_sdr": rec.get("last_val/si_sdr"),
+        }
         if rec.get("status") == "done":
             run_dir = out / "runs" / rec["rung"] / f"seed{rec['seed']}"
             row.update(loss_facts(read_curves(run_dir / "train" / "metrics.csv")))
@@ -162,24 +178,29 @@ class Comparison:
         a, b, where = self.rung_a, self.rung_b, f"{self.metric} @ {int(self.cutoff)} Hz"
         if self.verdict is Verdict.NO_RUNS:
             return f"{b} vs {a} ({where}): no finished runs of both; cannot compare."
-        head = (f"{where}: {a} {self.mean_a:.3f} -> {b} {self.mean_b:.3f} "
-                f"(Δ {self.mean_b - self.mean_a:+.3f}, {self.seeds} seed(s))")
+        head = (
+            f"{where}: {a} {self.mean_a:.3f} -> {b} {self.mean_b:.3f} "
+            f"(Δ {self.mean_b - self.mean_a:+.3f}, {self.seeds} seed(s))"
+        )
         better = "better" if self.better else "worse"
         if self.verdict is Verdict.NO_DIFFERENCE:
             return f"{head}: no difference at this precision ({NOT_ENOUGH} of any effect)."
         d = self.interval
         if self.verdict is Verdict.ONE_SEED:
-            return (f"{head}; one seed, so seed-to-seed noise is unmeasured (clip-paired 95 % interval "
-                    f"[{d.low:+.3f}, {d.high:+.3f}] over {d.n} clips covers only the test-set noise): {NOT_ENOUGH} "
-                    f"that {b} is {better}; rerun with --seeds 0,1,2.")
+            return (
+                f"{head}; one seed, so seed-to-seed noise is unmeasured (clip-paired 95 % interval "
+                f"[{d.low:+.3f}, {d.high:+.3f}] over {d.n} clips covers only the test-set noise): {NOT_ENOUGH} "
+                f"that {b} is {better}; rerun with --seeds 0,1,2."
+            )
         interval = f"seed-paired 95 % interval [{d.low:+.3f}, {d.high:+.3f}]"
         if self.verdict is Verdict.INSIDE_NOISE:
             return f"{head}; {interval} contains 0: {NOT_ENOUGH}."
         return f"{head}; {interval} excludes 0: {b} is {better}."
 
 
-def compare_runs(out: Path, rows: Sequence[dict], rung_a: str, rung_b: str, metric: str, cutoff: float,
-                 lower_is_better: bool = True) -> Comparison:
+def compare_runs(
+    out: Path, rows: Sequence[dict], rung_a: str, rung_b: str, metric: str, cutoff: float, lower_is_better: bool = True
+) -> Comparison:
     """Compare rung_b with rung_a on the model's eval metric, with its noise and verdict."""
     a = {r["seed"]: r for r in rows if r["rung"] == rung_a and r.get("status") == "done"}
     b = {r["seed"]: r for r in rows if r["rung"] == rung_b and r.get("status") == "done"}
@@ -190,8 +211,16 @@ def compare_runs(out: Path, rows: Sequence[dict], rung_a: str, rung_b: str, metr
         return Comparison(rung_a, rung_b, metric, cutoff, Verdict.NO_RUNS)
     ma = sum(p[0] for p in pairs) / len(pairs)
     mb = sum(p[1] for p in pairs) / len(pairs)
-    found = dict(rung_a=rung_a, rung_b=rung_b, metric=metric, cutoff=cutoff, mean_a=ma, mean_b=mb, seeds=len(pairs),
-                 better=(mb < ma) == lower_is_better)
+    found = dict(
+        rung_a=rung_a,
+        rung_b=rung_b,
+        metric=metric,
+        cutoff=cutoff,
+        mean_a=ma,
+        mean_b=mb,
+        seeds=len(pairs),
+        better=(mb < ma) == lower_is_better,
+    )
     if round(mb, 3) == round(ma, 3):
         return Comparison(verdict=Verdict.NO_DIFFERENCE, **found)
     if len(pairs) >= 2:
@@ -199,8 +228,10 @@ def compare_runs(out: Path, rows: Sequence[dict], rung_a: str, rung_b: str, metr
         called = not diff.low <= 0 <= diff.high
         return Comparison(verdict=Verdict.CALLED if called else Verdict.INSIDE_NOISE, interval=diff, **found)
     seed = seeds[0]
-    clips_a, clips_b = (clip_values(read_per_clip(out / "runs" / g / f"seed{seed}" / "eval" / "per_clip.csv"),
-                                    "ours", metric, cutoff) for g in (rung_a, rung_b))
+    clips_a, clips_b = (
+        clip_values(read_per_clip(out / "runs" / g / f"seed{seed}" / "eval" / "per_clip.csv"), "ours", metric, cutoff)
+        for g in (rung_a, rung_b)
+    )
     common = sorted(set(clips_a) & set(clips_b))
     diff = paired_difference([clips_b[k] for k in common], [clips_a[k] for k in common])
     return Comparison(verdict=Verdict.ONE_SEED, interval=diff, **found)
@@ -225,19 +256,23 @@ def lfr_effect(out: Path, rows: Sequence[dict], rung: str, cutoffs: Sequence[flo
                 continue
             d = paired_difference(with_lfr, without)
             if d.n < 2:
-                parts.append(f"{metric} @ {int(cutoff)} Hz Δ(with − without) {d.mean:+.3f} on one clip: "
-                             f"{NOT_ENOUGH}")
+                parts.append(f"{metric} @ {int(cutoff)} Hz Δ(with − without) {d.mean:+.3f} on one clip: {NOT_ENOUGH}")
                 continue
             verdict = NOT_ENOUGH if d.low <= 0 <= d.high else ("helped" if (d.mean < 0) == lower else "hurt")
-            parts.append(f"{metric} @ {int(cutoff)} Hz Δ(with − without) {d.mean:+.3f} "
-                         f"[{d.low:+.3f}, {d.high:+.3f}], n={d.n}: {verdict}")
+            parts.append(
+                f"{metric} @ {int(cutoff)} Hz Δ(with − without) {d.mean:+.3f} "
+                f"[{d.low:+.3f}, {d.high:+.3f}], n={d.n}: {verdict}"
+            )
     return f"- {rung}: " + ("; ".join(parts) if parts else "no finished evaluation") + "."
 
 
 # ---- the report --------------------------------------------------------------------------------------------
 def _aggregate(rows: Sequence[dict], rung: str, key: str) -> str:
-    vals = [r.get(key) for r in rows if r["rung"] == rung and isinstance(r.get(key), (int, float))
-            and not isinstance(r.get(key), bool)]
+    vals = [
+        r.get(key)
+        for r in rows
+        if r["rung"] == rung and isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)
+    ]
     if not vals:
         return "n/a"
     if len(set(vals)) == 1:
@@ -252,26 +287,33 @@ def write_report(out: Path, records: Sequence[dict], settings) -> Path:
     cutoffs = list(settings.eval_cutoffs)
     rows = collect(out, records, cutoffs)
     write_csv(out / "ladder_metrics.csv", rows)
-    curves = {f"{r['rung']} s{r['seed']}": read_curves(_run_dir(out, r) / "train" / "metrics.csv")
-              for r in records if r.get("status") == "done"}
+    curves = {
+        f"{r['rung']} s{r['seed']}": read_curves(_run_dir(out, r) / "train" / "metrics.csv")
+        for r in records
+        if r.get("status") == "done"
+    }
     png = loss_curves(curves, out / "loss_curves.png", title="ladder: train (solid) and val (dashed) loss")
     rungs = list(dict.fromkeys(r["rung"] for r in rows))
     done = [g for g in rungs if any(r["rung"] == g and r.get("status") == "done" for r in rows)]
     seeds = sorted({r["seed"] for r in rows})
-    lines = [f"# Capacity ladder report\n",
-             f"Rungs {', '.join(rungs)}; seeds {', '.join(map(str, seeds))}; {settings.max_steps} steps each, batch "
-             f"{settings.batch_size}, scale {settings.scale}; train {settings.train_dir}, val {settings.val_dir}. "
-             f"Evaluation: LR at {', '.join(str(int(c)) for c in cutoffs)} Hz (cheby1 order 8, same clips for every "
-             f"run), {settings.eval_steps} sampling steps. Loss curves: `{png.name}`; every number below is in "
-             f"`ladder_metrics.csv` and the per-run files under `runs/`.\n"]
+    lines = [
+        "# Capacity ladder report\n",
+        f"Rungs {', '.join(rungs)}; seeds {', '.join(map(str, seeds))}; {settings.max_steps} steps each, batch "
+        f"{settings.batch_size}, scale {settings.scale}; train {settings.train_dir}, val {settings.val_dir}. "
+        f"Evaluation: LR at {', '.join(str(int(c)) for c in cutoffs)} Hz (cheby1 order 8, same clips for every "
+        f"run), {settings.eval_steps} sampling steps. Loss curves: `{png.name}`; every number below is in "
+        f"`ladder_metrics.csv` and the per-run files under `runs/`.\n",
+    ]
     if len(seeds) < 2:
-        lines.append("**One seed only**: seed-to-seed noise is unmeasured, so no rung difference can be called "
-                     "(run with `--seeds 0,1,2`).\n")
+        lines.append(
+            "**One seed only**: seed-to-seed noise is unmeasured, so no rung difference can be called "
+            "(run with `--seeds 0,1,2`).\n"
+        )
     lines += _table(rows, rungs, cutoffs)
     invalid = [r for r in rows if r.get("status") == "invalid"]
     if invalid:
         lines.append("\n## Rungs refused by the dimension checks\n")
-        lines += [f"- {r['rung']}: {r['problems']}" for r in {r['rung']: r for r in invalid}.values()]
+        lines += [f"- {r['rung']}: {r['problems']}" for r in {r["rung"]: r for r in invalid}.values()]
     failed = [r for r in rows if r.get("status") == "failed"]
     if failed:
         lines.append("\n## Runs that failed while training (rerun the command to retry them)\n")
@@ -282,12 +324,23 @@ def write_report(out: Path, records: Sequence[dict], settings) -> Path:
     for a, b, what in (("F0", "F1", "text (F1 vs F0)"), ("F1", "F2", "roll-off (F2 vs F1)")):
         lines.append(f"\n### What did {what} do?\n")
         if a == "F0" and a in done and b in done:
-            lines.append("Prompts come from caption / transcript sidecars (NAME.caption.txt, NAME.txt); clips without "
-                         "them get an empty prompt" + (", and at --scale tiny the T5 is a random tiny one, so this "
-                         "measures the cross-attention path, not language" if settings.scale == "tiny" else "") + ".\n")
+            lines.append(
+                "Prompts come from caption / transcript sidecars (NAME.caption.txt, NAME.txt); clips without "
+                "them get an empty prompt"
+                + (
+                    ", and at --scale tiny the T5 is a random tiny one, so this "
+                    "measures the cross-attention path, not language"
+                    if settings.scale == "tiny"
+                    else ""
+                )
+                + ".\n"
+            )
         if a in done and b in done:
-            lines += [f"- {compare_runs(out, rows, a, b, m, c, m != 'si_sdr').sentence()}"
-                      for m in ("lsd", "si_sdr") for c in cutoffs]
+            lines += [
+                f"- {compare_runs(out, rows, a, b, m, c, m != 'si_sdr').sentence()}"
+                for m in ("lsd", "si_sdr")
+                for c in cutoffs
+            ]
             lines.append(f"- val loss: {a} {_aggregate(rows, a, 'val_end')} vs {b} {_aggregate(rows, b, 'val_end')}.")
         else:
             lines.append(f"- {a} and {b} were not both trained in this ladder: no answer.")
@@ -300,10 +353,17 @@ def write_report(out: Path, records: Sequence[dict], settings) -> Path:
 
 
 def _table(rows: Sequence[dict], rungs: Sequence[str], cutoffs: Sequence[float]) -> list[str]:
-    cols = [("params (DiT)", "params_dit"), ("s/step bench", "bench_step_s"), ("s/step wall", "step_time_s"),
-            ("peak MB", "peak_memory_mb"),
-            ("train loss end", "train_end"), ("val loss end", "val_end"), ("val − train", "val_gap"),
-            ("val/lsd", "last_val/lsd"), ("val/si_sdr", "last_val/si_sdr")]
+    cols = [
+        ("params (DiT)", "params_dit"),
+        ("s/step bench", "bench_step_s"),
+        ("s/step wall", "step_time_s"),
+        ("peak MB", "peak_memory_mb"),
+        ("train loss end", "train_end"),
+        ("val loss end", "val_end"),
+        ("val − train", "val_gap"),
+        ("val/lsd", "last_val/lsd"),
+        ("val/si_sdr", "last_val/si_sdr"),
+    ]
     cols += [(f"LSD {int(c)}", f"ours_lsd_{int(c)}") for c in cutoffs]
     cols += [(f"SI-SDR {int(c)}", f"ours_si_sdr_{int(c)}") for c in cutoffs]
     cells = []
@@ -312,20 +372,26 @@ def _table(rows: Sequence[dict], rungs: Sequence[str], cutoffs: Sequence[float])
         flags = ", ".join(f for f in FLAGS if mine[0].get(f)) or "-"
         status = "/".join(sorted({str(r.get("status")) for r in mine}))
         cells.append([g, status, flags, *(_aggregate(rows, g, k) for _, k in cols)])
-    out = ["## Metrics (mean over seeds; sd when several)\n",
-           *markdown_table(["rung", "status", "flags", *(c[0] for c in cols)], cells)]
-    out.append("\nLSD / SI-SDR: this model with LFR on the evaluation clips; val/* : the last values training logged. "
-               "s/step bench: median of timed synthetic training steps (encode, conditioning, DiT forward + backward, "
-               "AdamW) on the evaluation device; s/step wall: the training call's wall time / its steps (includes "
-               "setup and validation, and any load from other processes); peak MB: the training call's peak "
-               "resident memory (CPU) or CUDA allocator peak.")
+    out = [
+        "## Metrics (mean over seeds; sd when several)\n",
+        *markdown_table(["rung", "status", "flags", *(c[0] for c in cols)], cells),
+    ]
+    out.append(
+        "\nLSD / SI-SDR: this model with LFR on the evaluation clips; val/* : the last values training logged. "
+        "s/step bench: median of timed synthetic training steps (encode, conditioning, DiT forward + backward, "
+        "AdamW) on the evaluation device; s/step wall: the training call's wall time / its steps (includes "
+        "setup and validation, and any load from other processes); peak MB: the training call's peak "
+        "resident memory (CPU) or CUDA allocator peak."
+    )
     return out
 
 
 def _memorisation(rows: Sequence[dict], done: Sequence[str]) -> list[str]:
-    out = ["### Does each rung memorise the small set?\n",
-           "Rule: it memorises when its train loss has plateaued (last fifth within 5 % of the fifth before) "
-           "at no more than half its starting value, and its val loss sits above the train loss.\n"]
+    out = [
+        "### Does each rung memorise the small set?\n",
+        "Rule: it memorises when its train loss has plateaued (last fifth within 5 % of the fifth before) "
+        "at no more than half its starting value, and its val loss sits above the train loss.\n",
+    ]
     for g in done:
         for r in (r for r in rows if r["rung"] == g and r.get("status") == "done"):
             if "train_end" not in r:
@@ -339,17 +405,21 @@ def _memorisation(rows: Sequence[dict], done: Sequence[str]) -> list[str]:
             else:
                 verdict = "memorises" if plateau and ratio <= 0.5 and gap > 0 else "does not memorise yet"
             noise = r.get("train_end_sd", float("nan"))
-            out.append(f"- {g} seed {r['seed']}: train loss {r['train_start']:.4f} -> {r['train_end']:.4f} "
-                       f"(×{ratio:.2f}; sd within the last fifth {_fmt(noise, 4)}), plateau {_fmt(plateau)} "
-                       f"(fifth before: {r['train_before_end']:.4f}); val loss {_fmt(r.get('val_end'), 4)}, gap "
-                       f"{_fmt(gap, 4)} -> {verdict}.")
+            out.append(
+                f"- {g} seed {r['seed']}: train loss {r['train_start']:.4f} -> {r['train_end']:.4f} "
+                f"(×{ratio:.2f}; sd within the last fifth {_fmt(noise, 4)}), plateau {_fmt(plateau)} "
+                f"(fifth before: {r['train_before_end']:.4f}); val loss {_fmt(r.get('val_end'), 4)}, gap "
+                f"{_fmt(gap, 4)} -> {verdict}."
+            )
     return out
 
 
 def _enough(out: Path, rows: Sequence[dict], done: Sequence[str], cutoffs: Sequence[float]) -> list[str]:
-    lines = ["\n### The first rung that is \"enough\"\n",
-             "Rule: in the order given, the first rung whose LSD is not reliably worse than the best rung's at "
-             "every cutoff.\n"]
+    lines = [
+        '\n### The first rung that is "enough"\n',
+        "Rule: in the order given, the first rung whose LSD is not reliably worse than the best rung's at "
+        "every cutoff.\n",
+    ]
     capacity = [g for g in done if not g.startswith("F")] or list(done)
     if len(capacity) < 2:
         return lines + [f"- only {capacity or 'no rung'} finished: nothing to compare."]
@@ -367,8 +437,11 @@ def _enough(out: Path, rows: Sequence[dict], done: Sequence[str], cutoffs: Seque
         lines += [f"- {g}: " + " / ".join(sentences)]
         if answer is None and not worse:
             answer = g
-    lines.append(f"- Answer: **{answer}** (the remaining differences are inside the noise)" if answer
-                 else "- Answer: none of the rungs (each is reliably worse than another at some cutoff).")
+    lines.append(
+        f"- Answer: **{answer}** (the remaining differences are inside the noise)"
+        if answer
+        else "- Answer: none of the rungs (each is reliably worse than another at some cutoff)."
+    )
     return lines
 
 

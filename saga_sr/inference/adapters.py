@@ -17,9 +17,17 @@ ModelFn = Callable[..., Mapping[str, np.ndarray]]
 RoundTripFn = Callable[[np.ndarray, int], np.ndarray]
 
 
-def model_functions(model, *, steps: int | None = None, seed: int = 0, device: str = "cpu", precision: str = "fp32",
-                    batch_size: int = 4, cfg_audio: float | None = None,
-                    cfg_text: float | None = None) -> tuple[ModelFn, RoundTripFn]:
+def model_functions(
+    model,
+    *,
+    steps: int | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    precision: str = "fp32",
+    batch_size: int = 4,
+    cfg_audio: float | None = None,
+    cfg_text: float | None = None,
+) -> tuple[ModelFn, RoundTripFn]:
     """The model's two systems: (LR -> {"ours", "ours_no_lfr"}) through the Upsampler, and the pretransform round trip.
 
     The model is sampled once per clip and target roll-off, without LFR ("ours_no_lfr", empty prompt, the
@@ -31,8 +39,9 @@ def model_functions(model, *, steps: int | None = None, seed: int = 0, device: s
     """
     up = Upsampler(model, device, precision)
     sampling = model.settings.sampling(steps, cfg_audio, cfg_text)
-    kwargs = dict(steps=sampling.steps, seed=seed, batch_size=batch_size, cfg_audio=sampling.cfg_audio,
-                  cfg_text=sampling.cfg_text)
+    kwargs = dict(
+        steps=sampling.steps, seed=seed, batch_size=batch_size, cfg_audio=sampling.cfg_audio, cfg_text=sampling.cfg_text
+    )
 
     def model_fn(lr: np.ndarray, sr: int, cutoff: float, target_rolloff: float | None = None) -> dict[str, np.ndarray]:
         raw = up.upsample(lr, sr, input_cutoff_hz=cutoff, target_rolloff=target_rolloff, lfr=False, **kwargs)

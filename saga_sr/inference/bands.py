@@ -15,12 +15,28 @@ import numpy as np
 
 from saga_sr.audio.bandedge import BandEdge, band_edge_from_power
 from saga_sr.audio.lfr import TARGET_TAPER_FRACTION
-from saga_sr.audio.spectral import (HOP, N_FFT, ROLLOFF_PERCENT, hann, hz_of_bin, hz_to_normalized, normalized_to_hz,
-                                    rolloff_bin_from_spectrum)
+from saga_sr.audio.spectral import (
+    HOP,
+    N_FFT,
+    ROLLOFF_PERCENT,
+    hann,
+    hz_of_bin,
+    hz_to_normalized,
+    normalized_to_hz,
+    rolloff_bin_from_spectrum,
+)
 from saga_sr.config.typed import DEFAULT_TARGET_ROLLOFF
 
-__all__ = ["DEFAULT_TARGET_ROLLOFF", "MIN_TARGET_HZ", "InputBands", "LongTermSpectrum", "band_limit_hz",
-           "measure_bands", "parse_target_rolloff", "resolve_target_rolloff"]
+__all__ = [
+    "DEFAULT_TARGET_ROLLOFF",
+    "MIN_TARGET_HZ",
+    "InputBands",
+    "LongTermSpectrum",
+    "band_limit_hz",
+    "measure_bands",
+    "parse_target_rolloff",
+    "resolve_target_rolloff",
+]
 
 # The lowest target roll-off, in either form. Below 1 kHz a target asks for less than any input's own band
 # (4 kHz files reach 2 kHz), and a Hz value from 1 to 1000 is far likelier a slip (1.5 meant normalised,
@@ -39,17 +55,17 @@ class LongTermSpectrum:
         self.mag = np.zeros(_BINS)
         self.power = np.zeros(_BINS)
         self._buf = np.zeros(N_FFT // 2)  # the padded signal from frame `_next` on (starts with the left pad)
-        self._next = 0                    # index of the next frame to transform
+        self._next = 0  # index of the next frame to transform
 
     def _frames(self, count: int, group: int = 256) -> None:
         for first in range(0, max(count, 0), group):  # a group of frames at a time bounds the memory
             n = min(group, count - first)
-            seg = self._buf[first * HOP: first * HOP + (n - 1) * HOP + N_FFT]
+            seg = self._buf[first * HOP : first * HOP + (n - 1) * HOP + N_FFT]
             frames = np.lib.stride_tricks.sliding_window_view(seg, N_FFT)[::HOP][:n]
             spec = np.abs(np.fft.rfft(frames * hann(N_FFT), axis=-1))
             self.mag += spec.sum(axis=0)
-            self.power += (spec ** 2).sum(axis=0)
-        self._buf = self._buf[max(count, 0) * HOP:]
+            self.power += (spec**2).sum(axis=0)
+        self._buf = self._buf[max(count, 0) * HOP :]
         self._next += max(count, 0)
 
     def push(self, x: np.ndarray) -> None:
@@ -59,7 +75,7 @@ class LongTermSpectrum:
         self._buf = np.concatenate([self._buf, x])
         self._frames((self._buf.shape[0] - N_FFT) // HOP + 1 if self._buf.shape[0] >= N_FFT else 0)
 
-    def finish(self) -> "LongTermSpectrum":
+    def finish(self) -> LongTermSpectrum:
         """Add the right zero padding and transform the last frames (1 + length // HOP frames in all)."""
         self._buf = np.concatenate([self._buf, np.zeros(N_FFT // 2)])
         self._frames(1 + self.length // HOP - self._next)
@@ -100,16 +116,21 @@ def resolve_target_rolloff(value: float | None, sr: int) -> tuple[float, float]:
     if value <= 1.0:
         hz = normalized_to_hz(value, sr)
         if hz < MIN_TARGET_HZ:
-            raise ValueError(f"target roll-off {value:g} (normalised) is {hz:.0f} Hz, below the lowest target "
-                             f"{MIN_TARGET_HZ:g} Hz (accepted: {accepted})")
+            raise ValueError(
+                f"target roll-off {value:g} (normalised) is {hz:.0f} Hz, below the lowest target "
+                f"{MIN_TARGET_HZ:g} Hz (accepted: {accepted})"
+            )
         return value, hz
     if value < MIN_TARGET_HZ:
         hint = f"; for {value:g} kHz write {value * 1000:g}" if 2 <= value <= nyquist / 1000 else ""
-        raise ValueError(f"target roll-off {value:g} is neither 0-1 normalised nor a frequency of "
-                         f"{MIN_TARGET_HZ:g}-{nyquist:g} Hz{hint}")
+        raise ValueError(
+            f"target roll-off {value:g} is neither 0-1 normalised nor a frequency of "
+            f"{MIN_TARGET_HZ:g}-{nyquist:g} Hz{hint}"
+        )
     if value > nyquist:
-        raise ValueError(f"target roll-off {value:g} Hz is above the Nyquist frequency {nyquist:g} Hz "
-                         f"(accepted: {accepted})")
+        raise ValueError(
+            f"target roll-off {value:g} Hz is above the Nyquist frequency {nyquist:g} Hz (accepted: {accepted})"
+        )
     return hz_to_normalized(value, sr), value
 
 

@@ -32,6 +32,7 @@ __all__ = ["ChunkDecoder", "Window"]
 @dataclass
 class Window:
     """A finished sampling window: weighted latents of every item [I, K, W] and its span in frames."""
+
     start: int
     end: int
     z: torch.Tensor
@@ -51,9 +52,21 @@ class ChunkDecoder:
     top-octave envelope following, applied before LFR (None: off). `decode_s` / `lfr_s`: seconds spent so far
     (the envelope step counts as post-processing, in `lfr_s`)."""
 
-    def __init__(self, plan: WindowPlan, lr: ForwardBuffer, out: OverlapAdd, *, decode: Decode, item: Item,
-                 sample_rate: int, ratio: int, margin: int, cutoff_hz: float | None,
-                 target_hz: float | None = None, envelope: tuple[float, float] | None = None) -> None:
+    def __init__(
+        self,
+        plan: WindowPlan,
+        lr: ForwardBuffer,
+        out: OverlapAdd,
+        *,
+        decode: Decode,
+        item: Item,
+        sample_rate: int,
+        ratio: int,
+        margin: int,
+        cutoff_hz: float | None,
+        target_hz: float | None = None,
+        envelope: tuple[float, float] | None = None,
+    ) -> None:
         self.lr, self.out, self.cutoff_hz, self.target_hz = lr, out, cutoff_hz, target_hz
         self.envelope = envelope if envelope is not None and envelope[0] > 0 else None
         self.decode, self.item, self.sr, self.ratio = decode, item, int(sample_rate), int(ratio)
@@ -105,7 +118,7 @@ class ChunkDecoder:
         for w in self.windows.values():
             lo, hi = max(a, w.start), min(b, w.end)
             if hi > lo:
-                z[:, :, lo - a: hi - a] += w.z[:, :, lo - w.start: hi - w.start]
+                z[:, :, lo - a : hi - a] += w.z[:, :, lo - w.start : hi - w.start]
         return z
 
     def _decode(self, j: int, a: int, b: int) -> None:
@@ -117,19 +130,28 @@ class ChunkDecoder:
         lr = self.lr.get(a * ratio, b * ratio) if needs_lr else None
         if self.envelope is not None:
             strength, edge_hz = self.envelope
-            wav = np.stack([follow_top_octave_envelope(wav[i], self.item(lr, i), edge_hz, self.sr, strength)
-                            for i in range(wav.shape[0])])
+            wav = np.stack(
+                [
+                    follow_top_octave_envelope(wav[i], self.item(lr, i), edge_hz, self.sr, strength)
+                    for i in range(wav.shape[0])
+                ]
+            )
         if self.cutoff_hz is not None:
             fade = edge_crossfade_hz(self.cutoff_hz)
-            wav = np.stack([low_frequency_replace(wav[i], self.item(lr, i), self.sr, cutoff_hz=self.cutoff_hz,
-                                                  crossfade_hz=fade)
-                            for i in range(wav.shape[0])])
+            wav = np.stack(
+                [
+                    low_frequency_replace(
+                        wav[i], self.item(lr, i), self.sr, cutoff_hz=self.cutoff_hz, crossfade_hz=fade
+                    )
+                    for i in range(wav.shape[0])
+                ]
+            )
         if self.target_hz is not None:
             wav = np.stack([limit_to_target(wav[i], self.sr, self.target_hz) for i in range(wav.shape[0])])
         t2 = clock()
         s, e = self.sample_plan.span(j)
         e = min(e, self.out.length)
         weights = window_weights(self.sample_plan, j)[: e - s]
-        self.out.add(s, wav[:, :, s - a * ratio: e - a * ratio] * weights)
+        self.out.add(s, wav[:, :, s - a * ratio : e - a * ratio] * weights)
         self.decode_s += t1 - t0
         self.lfr_s += t2 - t1

@@ -19,8 +19,8 @@ __all__ = ["FileResult", "resolve_prompt", "upsample_file", "failure_line"]
 class FileResult:
     src: Path
     dst: Path
-    elapsed: float       # wall seconds: read + upsample + write
-    info: UpsampleInfo   # rate, channels, duration, band edge, f_l, target and settings the run used
+    elapsed: float  # wall seconds: read + upsample + write
+    info: UpsampleInfo  # rate, channels, duration, band edge, f_l, target and settings the run used
 
     @property
     def seconds(self) -> float:
@@ -34,8 +34,9 @@ def resolve_prompt(prompt: str | None, sidecar: str | os.PathLike | None) -> str
     return sidecar_text(sidecar) if sidecar is not None else ""
 
 
-def upsample_file(up: Upsampler, src: str | os.PathLike, dst: str | os.PathLike, *, prompt: str = "",
-                  downmix: bool = False, **options) -> FileResult:
+def upsample_file(
+    up: Upsampler, src: str | os.PathLike, dst: str | os.PathLike, *, prompt: str = "", downmix: bool = False, **options
+) -> FileResult:
     """`up.upsample_file(src, dst, ...)`: streamed read (any libsndfile format, 4-48 kHz; more than 2 channels
     only with `downmix`, averaged to mono), upsample and atomic write at 44.1 kHz. Raises AudioError / ValueError
     with the reason; nothing is written then."""

@@ -76,10 +76,17 @@ class TwoScaleCFG:
     from `ModelSettings.sampling`.
     """
 
-    def __init__(self, denoise: Denoiser, cond: Mapping[str, torch.Tensor | None], *,
-                 scale_audio: float, scale_text: float,
-                 null_lr_value: float = NULL_LR_VALUE, dynamic: DynamicCond | None = None,
-                 prepare: Prepare | None = None) -> None:
+    def __init__(
+        self,
+        denoise: Denoiser,
+        cond: Mapping[str, torch.Tensor | None],
+        *,
+        scale_audio: float,
+        scale_text: float,
+        null_lr_value: float = NULL_LR_VALUE,
+        dynamic: DynamicCond | None = None,
+        prepare: Prepare | None = None,
+    ) -> None:
         if cond.get("input_concat_cond") is None:
             raise ValueError("two-scale CFG needs cond['input_concat_cond'] (the LR latent z_l)")
         self.denoise = denoise
@@ -130,17 +137,30 @@ class TwoScaleCFG:
         return v
 
 
-def two_scale_cfg(denoise: Denoiser, x: torch.Tensor, t: float, cond: Mapping[str, torch.Tensor | None], *,
-                  scale_audio: float, scale_text: float,
-                  null_lr_value: float = NULL_LR_VALUE) -> torch.Tensor:
+def two_scale_cfg(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    t: float,
+    cond: Mapping[str, torch.Tensor | None],
+    *,
+    scale_audio: float,
+    scale_text: float,
+    null_lr_value: float = NULL_LR_VALUE,
+) -> torch.Tensor:
     """One guided velocity evaluation (convenience; samplers should reuse a `TwoScaleCFG` per window)."""
-    return TwoScaleCFG(denoise, cond, scale_audio=scale_audio, scale_text=scale_text,
-                       null_lr_value=null_lr_value)(x, t)
+    return TwoScaleCFG(denoise, cond, scale_audio=scale_audio, scale_text=scale_text, null_lr_value=null_lr_value)(x, t)
 
 
-def guided_velocity(model, cond: Mapping, z_lr: torch.Tensor, *, scale_audio: float, scale_text: float,
-                    rolloff: tuple[torch.Tensor, torch.Tensor] | None = None,
-                    autocast: Callable[[], ContextManager] = nullcontext) -> TwoScaleCFG:
+def guided_velocity(
+    model,
+    cond: Mapping,
+    z_lr: torch.Tensor,
+    *,
+    scale_audio: float,
+    scale_text: float,
+    rolloff: tuple[torch.Tensor, torch.Tensor] | None = None,
+    autocast: Callable[[], ContextManager] = nullcontext,
+) -> TwoScaleCFG:
     """The one set-up of guided sampling (inference.sampling): a SagaSRModel's conditioner outputs
     `cond` and normalised roll-offs (low, high) [B] -> a TwoScaleCFG over the DiT for z_lr [B,C,T].
 
@@ -157,20 +177,25 @@ def guided_velocity(model, cond: Mapping, z_lr: torch.Tensor, *, scale_audio: fl
 
         def dynamic(t_b: torch.Tensor) -> dict:
             prepend = model.build_rolloff_prepend(low, high, t_b)
-            return {"prepend_cond": dit.project_conditioning(prepend_cond=prepend)["prepend_cond"],
-                    "prepend_cond_mask": torch.ones(prepend.shape[:2], dtype=torch.bool, device=dev)}
+            return {
+                "prepend_cond": dit.project_conditioning(prepend_cond=prepend)["prepend_cond"],
+                "prepend_cond_mask": torch.ones(prepend.shape[:2], dtype=torch.bool, device=dev),
+            }
+
     inputs["cross_attn_cond_mask"] = inputs.pop("cross_attn_mask", None)
     inputs = {k: v for k, v in inputs.items() if v is not None}
     inputs["input_concat_cond"] = z_lr
 
     def prepare(kwargs: dict) -> dict:
-        projected = dit.project_conditioning(kwargs.get("cross_attn_cond"), kwargs.get("global_embed"),
-                                             kwargs.get("prepend_cond"))
+        projected = dit.project_conditioning(
+            kwargs.get("cross_attn_cond"), kwargs.get("global_embed"), kwargs.get("prepend_cond")
+        )
         return {**kwargs, **{k: v for k, v in projected.items() if v is not None}}
 
     def denoise(x: torch.Tensor, t: torch.Tensor, **kwargs) -> torch.Tensor:
         with autocast():
             return dit(x, t, conditioning_projected=True, **kwargs)
 
-    return TwoScaleCFG(denoise, inputs, scale_audio=scale_audio, scale_text=scale_text, dynamic=dynamic,
-                       prepare=prepare)
+    return TwoScaleCFG(
+        denoise, inputs, scale_audio=scale_audio, scale_text=scale_text, dynamic=dynamic, prepare=prepare
+    )

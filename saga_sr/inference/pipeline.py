@@ -76,12 +76,13 @@ def _as_audio(wav: np.ndarray) -> np.ndarray:
 @dataclass
 class Timings:
     """Seconds spent per stage in one call (the benchmark's cost split)."""
-    prepare: float = 0.0       # analysis pass: reading, resampling, roll-off and band edge
-    encode: float = 0.0        # pretransform encode of the LR windows
+
+    prepare: float = 0.0  # analysis pass: reading, resampling, roll-off and band edge
+    encode: float = 0.0  # pretransform encode of the LR windows
     conditioning: float = 0.0  # T5 + number / roll-off conditioners + DiT projections
-    sampling: float = 0.0      # DiT steps
-    decode: float = 0.0        # pretransform decode
-    lfr: float = 0.0           # low-frequency replacement
+    sampling: float = 0.0  # DiT steps
+    decode: float = 0.0  # pretransform decode
+    lfr: float = 0.0  # low-frequency replacement
 
 
 @dataclass
@@ -91,6 +92,7 @@ class UpsampleInfo:
     band_edge_hz: the edge low-frequency replacement keeps the input below (detected, or `input_cutoff_hz`);
     detected_edge_hz / edge_cliff: the detector's answer (edge_cliff False: no cliff, the edge is the Nyquist);
     rolloff_hz: f_l, the input's measured 98.5 % roll-off the model is conditioned on (never the edge)."""
+
     input_sr: int
     channels: int
     input_seconds: float
@@ -126,8 +128,16 @@ class Upsampler:
     decode_margin: extra latent context (fraction of a window) decoded on each side of a chunk and dropped.
     """
 
-    def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", precision: str = "fp32", *,
-                 overlap: float = 0.25, decode_margin: float = 0.125, window_frames: int | None = None) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+        *,
+        overlap: float = 0.25,
+        decode_margin: float = 0.125,
+        window_frames: int | None = None,
+    ) -> None:
         if precision not in PRECISIONS:
             raise SagaError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if not 0.0 <= overlap < 1.0:
@@ -160,12 +170,19 @@ class Upsampler:
         out = np.zeros((x.shape[0], lr.shape[1]), dtype=np.float32)
         pos = 0
         for block in blocks:
-            out[:, pos: pos + block.shape[1]] = block
+            out[:, pos : pos + block.shape[1]] = block
             pos += block.shape[1]
         return out, info
 
-    def upsample_file(self, src: str | os.PathLike, dst: str | os.PathLike, *, downmix: bool = False,
-                      block_seconds: float = BLOCK_SECONDS, **options) -> UpsampleInfo:
+    def upsample_file(
+        self,
+        src: str | os.PathLike,
+        dst: str | os.PathLike,
+        *,
+        downmix: bool = False,
+        block_seconds: float = BLOCK_SECONDS,
+        **options,
+    ) -> UpsampleInfo:
         """Super-resolve the audio file `src` into `dst` (written atomically, 32-bit float WAV for .wav), reading,
         resampling and writing in blocks: memory does not grow with the length. Returns what was measured and
         used.
@@ -208,13 +225,29 @@ class Upsampler:
         return info
 
     # ---- the streamed core ----------------------------------------------------------------------------------
-    def _stream(self, blocks: Iterator[np.ndarray], length: int, channels: int, input_sr: int, bands: InputBands,
-                t0: float, *, input_cutoff_hz: float | None = None, target_rolloff: float | None = None,
-                prompt: str | None = None, steps: int | None = None, cfg_audio: float | None = None,
-                cfg_text: float | None = None, seed: int = 0, lfr: bool = True, batch_size: int = 4,
-                progress: bool | ProgressFn = False, schedule: str = "linear_quadratic",
-                on_windows: ProgressFn | None = None, limit_band: bool | None = None
-                ) -> tuple[UpsampleInfo, Iterator[np.ndarray]]:
+    def _stream(
+        self,
+        blocks: Iterator[np.ndarray],
+        length: int,
+        channels: int,
+        input_sr: int,
+        bands: InputBands,
+        t0: float,
+        *,
+        input_cutoff_hz: float | None = None,
+        target_rolloff: float | None = None,
+        prompt: str | None = None,
+        steps: int | None = None,
+        cfg_audio: float | None = None,
+        cfg_text: float | None = None,
+        seed: int = 0,
+        lfr: bool = True,
+        batch_size: int = 4,
+        progress: bool | ProgressFn = False,
+        schedule: str = "linear_quadratic",
+        on_windows: ProgressFn | None = None,
+        limit_band: bool | None = None,
+    ) -> tuple[UpsampleInfo, Iterator[np.ndarray]]:
         """The resampled input as blocks [C, n] (`length` samples at the model rate) -> (what the call uses,
         the output blocks [C, n]); the info's timings and wall time are complete once the blocks are consumed.
         on_windows: `on_windows(done, total)` in sampling windows (x model items), at the start and per batch.
@@ -236,38 +269,82 @@ class Upsampler:
             limit_band = self.model.settings.target_band_limit and target_rolloff is not None
         limit_hz = band_limit_hz(target_hz if limit_band else None, edge_hz, self.sr)
         info = UpsampleInfo(
-            input_sr=input_sr, channels=channels, input_seconds=length / self.sr, band_edge_hz=edge_hz,
+            input_sr=input_sr,
+            channels=channels,
+            input_seconds=length / self.sr,
+            band_edge_hz=edge_hz,
             band_edge_source="detected" if input_cutoff_hz is None else "input_cutoff",
-            detected_edge_hz=bands.edge.hz, edge_cliff=bands.edge.cliff, rolloff_hz=f_l,
-            rolloff_normalized=hz_to_normalized(f_l, self.sr), target_rolloff_normalized=target_norm,
-            target_rolloff_hz=target_hz, lfr=lfr, steps=sampling.steps, schedule=schedule,
-            cfg_audio=sampling.cfg_audio, cfg_text=sampling.cfg_text, seed=seed,
-            target_band_limit=limit_hz is not None, band_limit_hz=limit_hz,
-            envelope_follow=self.model.settings.envelope_follow)
+            detected_edge_hz=bands.edge.hz,
+            edge_cliff=bands.edge.cliff,
+            rolloff_hz=f_l,
+            rolloff_normalized=hz_to_normalized(f_l, self.sr),
+            target_rolloff_normalized=target_norm,
+            target_rolloff_hz=target_hz,
+            lfr=lfr,
+            steps=sampling.steps,
+            schedule=schedule,
+            cfg_audio=sampling.cfg_audio,
+            cfg_text=sampling.cfg_text,
+            seed=seed,
+            target_band_limit=limit_hz is not None,
+            band_limit_hz=limit_hz,
+            envelope_follow=self.model.settings.envelope_follow,
+        )
         info.timings.prepare = time.perf_counter() - t0
-        return info, self._blocks(blocks, length, channels, info, t0, prompt=prompt, batch_size=batch_size,
-                                  progress=progress, on_windows=on_windows)
+        return info, self._blocks(
+            blocks,
+            length,
+            channels,
+            info,
+            t0,
+            prompt=prompt,
+            batch_size=batch_size,
+            progress=progress,
+            on_windows=on_windows,
+        )
 
-    def _blocks(self, blocks: Iterator[np.ndarray], length: int, channels: int, info: UpsampleInfo, t0: float, *,
-                prompt: str | None, batch_size: int, progress: bool | ProgressFn,
-                on_windows: ProgressFn | None) -> Iterator[np.ndarray]:
+    def _blocks(
+        self,
+        blocks: Iterator[np.ndarray],
+        length: int,
+        channels: int,
+        info: UpsampleInfo,
+        t0: float,
+        *,
+        prompt: str | None,
+        batch_size: int,
+        progress: bool | ProgressFn,
+        on_windows: ProgressFn | None,
+    ) -> Iterator[np.ndarray]:
         """The output blocks [C, n] of one call set up by `_stream`; fills in the info's timings."""
         lr = ForwardBuffer(blocks, channels, length)
         n_items, m = self._n_items(channels)
         plan = plan_windows(-(-length // self.ratio), self.window_frames, int(self.window_frames * self.overlap))
-        meta = {"prompt": prompt or "", "input_rolloff": info.rolloff_normalized,
-                "target_rolloff": info.target_rolloff_normalized, "rolloff_low": info.rolloff_hz,
-                "rolloff_high": info.target_rolloff_hz, "seconds_total": length / self.sr,
-                "lr_cutoff_hz": info.band_edge_hz}
+        meta = {
+            "prompt": prompt or "",
+            "input_rolloff": info.rolloff_normalized,
+            "target_rolloff": info.target_rolloff_normalized,
+            "rolloff_low": info.rolloff_hz,
+            "rolloff_high": info.target_rolloff_hz,
+            "seconds_total": length / self.sr,
+            "lr_cutoff_hz": info.band_edge_hz,
+        }
         ts = make_schedule(info.schedule, info.steps)
-        decoder = ChunkDecoder(plan, lr, OverlapAdd((n_items, m), length), decode=self._decode, item=self._item,
-                               sample_rate=self.sr, ratio=self.ratio,
-                               margin=int(round(plan.length * self.decode_margin)),
-                               cutoff_hz=info.band_edge_hz if info.lfr else None,
-                               target_hz=info.band_limit_hz,
-                               envelope=(info.envelope_follow, info.band_edge_hz))
+        decoder = ChunkDecoder(
+            plan,
+            lr,
+            OverlapAdd((n_items, m), length),
+            decode=self._decode,
+            item=self._item,
+            sample_rate=self.sr,
+            ratio=self.ratio,
+            margin=int(round(plan.length * self.decode_margin)),
+            cutoff_hz=info.band_edge_hz if info.lfr else None,
+            target_hz=info.band_limit_hz,
+            envelope=(info.envelope_follow, info.band_edge_hz),
+        )
         jobs = [(w, i) for w in range(len(plan)) for i in range(n_items)]
-        batches = [jobs[k:k + batch_size] for k in range(0, len(jobs), batch_size)]
+        batches = [jobs[k : k + batch_size] for k in range(0, len(jobs), batch_size)]
         tick, close = _progress(progress, len(batches) * info.steps + len(decoder.plan))
         pending: dict[int, list[torch.Tensor | None]] = {}
         cache: dict = {}
@@ -314,7 +391,7 @@ class Upsampler:
     def _item(self, audio: np.ndarray, i: int) -> np.ndarray:
         """Model item i [m, n] of input audio [C, n] (a stereo model gets a mono input duplicated)."""
         if int(self.model.audio_channels) == 1:
-            return audio[i:i + 1]
+            return audio[i : i + 1]
         return audio if audio.shape[0] == 2 else np.broadcast_to(audio, (2, audio.shape[1]))
 
     @torch.no_grad()
@@ -328,16 +405,29 @@ class Upsampler:
         return torch.autocast(self.device.type, dtype=PRECISIONS[self.precision])
 
     @torch.no_grad()
-    def _sample_batch(self, batch, plan: WindowPlan, lr: ForwardBuffer, meta: dict, ts: torch.Tensor,
-                      info: UpsampleInfo, cache: dict, tick) -> torch.Tensor:
+    def _sample_batch(
+        self,
+        batch,
+        plan: WindowPlan,
+        lr: ForwardBuffer,
+        meta: dict,
+        ts: torch.Tensor,
+        info: UpsampleInfo,
+        cache: dict,
+        tick,
+    ) -> torch.Tensor:
         """Latents [B, K, W] of a batch of (window, item) jobs; the prefill, posterior and noise of each window
         come from its own seeds, whatever the batching."""
         model, dev, clock, seed = self.model, self.device, time.perf_counter, info.seed
         t0 = clock()
-        audio = np.stack([self._item(lr.get(plan.starts[w] * self.ratio, plan.span(w)[1] * self.ratio), i)
-                          for w, i in batch])
-        audio = model.lr_input(torch.from_numpy(audio), [meta["lr_cutoff_hz"]] * len(batch),
-                               [derive_seed(seed, Stream.PREFILL, w) for w, _ in batch]).numpy()
+        audio = np.stack(
+            [self._item(lr.get(plan.starts[w] * self.ratio, plan.span(w)[1] * self.ratio), i) for w, i in batch]
+        )
+        audio = model.lr_input(
+            torch.from_numpy(audio),
+            [meta["lr_cutoff_hz"]] * len(batch),
+            [derive_seed(seed, Stream.PREFILL, w) for w, _ in batch],
+        ).numpy()
         z_lr = []
         for (w, _), one in zip(batch, audio):  # one by one: a sampling VAE bottleneck gets a per-window seed
             generator = torch_generator(seed, Stream.POSTERIOR, w, device=dev)
@@ -347,10 +437,21 @@ class Upsampler:
         metadata = [dict(meta, seconds_start=plan.starts[w] * self.ratio / self.sr) for w, _ in batch]
         cond = window_conditioning(model, metadata, cache, dev)
         t2 = clock()
-        noise = torch.stack([torch.randn(z_lr.shape[1:], generator=torch_generator(seed, Stream.NOISE, w))
-                             for w, _ in batch])
-        z = sample_latents(model, z_lr, cond, noise, ts, cfg_audio=info.cfg_audio, cfg_text=info.cfg_text,
-                           rolloff=self._rolloff(metadata), autocast=self._autocast, callback=lambda *_: tick(1))
+        noise = torch.stack(
+            [torch.randn(z_lr.shape[1:], generator=torch_generator(seed, Stream.NOISE, w)) for w, _ in batch]
+        )
+        z = sample_latents(
+            model,
+            z_lr,
+            cond,
+            noise,
+            ts,
+            cfg_audio=info.cfg_audio,
+            cfg_text=info.cfg_text,
+            rolloff=self._rolloff(metadata),
+            autocast=self._autocast,
+            callback=lambda *_: tick(1),
+        )
         info.timings.encode += t1 - t0
         info.timings.conditioning += t2 - t1
         info.timings.sampling += clock() - t2
@@ -360,12 +461,13 @@ class Upsampler:
         """Normalised (input, target) roll-offs [B] for a roll-off conditioner, or None without one."""
         if getattr(self.model, "rolloff_conditioner", None) is None:
             return None
-        return (torch.tensor([m["input_rolloff"] for m in metadata], device=self.device),
-                torch.tensor([m["target_rolloff"] for m in metadata], device=self.device))
+        return (
+            torch.tensor([m["input_rolloff"] for m in metadata], device=self.device),
+            torch.tensor([m["target_rolloff"] for m in metadata], device=self.device),
+        )
 
 
-def window_conditioning(model: torch.nn.Module, metadata: list[dict], cache: dict,
-                        device: str | torch.device) -> dict:
+def window_conditioning(model: torch.nn.Module, metadata: list[dict], cache: dict, device: str | torch.device) -> dict:
     """model.conditioning(metadata), with everything but the per-window fields (seconds_start) computed
     once per call (kept in `cache`): the T5 text encoding runs once per upsample call, not once per batch."""
     key = {k: v for k, v in metadata[0].items() if k not in _PER_WINDOW}
@@ -392,9 +494,11 @@ def _progress(progress: bool | ProgressFn, total: int) -> tuple[Callable[[int], 
         def tick(n: int) -> None:
             done[0] += n
             progress(done[0], total)
+
         return tick, lambda: None
     if progress:
         from tqdm import tqdm  # lazy: only when a progress bar is asked for
+
         bar = tqdm(total=total, unit="step", leave=False)
         return bar.update, bar.close
     return (lambda n: None), (lambda: None)

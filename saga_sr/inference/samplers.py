@@ -21,8 +21,9 @@ class StepCallback(Protocol):
     def __call__(self, step: int, t: float, x: torch.Tensor) -> None: ...
 
 
-def euler(velocity_fn: VelocityFn, x: torch.Tensor, ts: torch.Tensor, *,
-          callback: StepCallback | None = None) -> torch.Tensor:
+def euler(
+    velocity_fn: VelocityFn, x: torch.Tensor, ts: torch.Tensor, *, callback: StepCallback | None = None
+) -> torch.Tensor:
     """Explicit Euler: x_{i+1} = x_i + (t_{i+1} - t_i) * v(x_i, t_i), for i = 0 .. len(ts) - 2.
 
     `x` is not modified in place. `callback(step, t_next, x_next)` runs after every step (progress bars).

@@ -18,8 +18,9 @@ from saga_sr.inference.samplers import euler
 __all__ = ["relative_latents", "sample_latents"]
 
 
-def relative_latents(model, z_lr: torch.Tensor, *latents: torch.Tensor
-                     ) -> tuple[torch.Tensor | None, tuple[torch.Tensor, ...]]:
+def relative_latents(
+    model, z_lr: torch.Tensor, *latents: torch.Tensor
+) -> tuple[torch.Tensor | None, tuple[torch.Tensor, ...]]:
     """(gain [B, 1, T] or None, (z_lr, *latents) divided by it): the latents the flow runs on.
 
     The gain is `model.lr_gain(z_lr)` (None: the config has none and the latents are returned as they are);
@@ -30,16 +31,26 @@ def relative_latents(model, z_lr: torch.Tensor, *latents: torch.Tensor
 
 
 @torch.no_grad()
-def sample_latents(model, z_lr: torch.Tensor, cond: Mapping, noise: torch.Tensor, ts: torch.Tensor, *,
-                   cfg_audio: float, cfg_text: float, rolloff: tuple[torch.Tensor, torch.Tensor] | None = None,
-                   autocast: Callable[[], ContextManager] = nullcontext,
-                   callback: Callable | None = None) -> torch.Tensor:
+def sample_latents(
+    model,
+    z_lr: torch.Tensor,
+    cond: Mapping,
+    noise: torch.Tensor,
+    ts: torch.Tensor,
+    *,
+    cfg_audio: float,
+    cfg_text: float,
+    rolloff: tuple[torch.Tensor, torch.Tensor] | None = None,
+    autocast: Callable[[], ContextManager] = nullcontext,
+    callback: Callable | None = None,
+) -> torch.Tensor:
     """Guided Euler sampling from `noise` [B, K, T] to a latent [B, K, T] at the LR input's level.
 
     z_lr: the encoded LR input [B, K, T]; cond: the model's conditioner outputs for the batch; rolloff:
     normalised (input, target) roll-offs [B] for a roll-off conditioner; ts: the time grid."""
     gain, (z_rel,) = relative_latents(model, z_lr)
-    velocity = guided_velocity(model, cond, z_rel, scale_audio=cfg_audio, scale_text=cfg_text, rolloff=rolloff,
-                               autocast=autocast)
+    velocity = guided_velocity(
+        model, cond, z_rel, scale_audio=cfg_audio, scale_text=cfg_text, rolloff=rolloff, autocast=autocast
+    )
     z = euler(velocity, noise.to(z_rel), ts, callback=callback)
     return z if gain is None else z * gain

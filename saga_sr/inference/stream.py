@@ -20,9 +20,9 @@ class ForwardBuffer:
 
     def __init__(self, blocks: Iterator[np.ndarray], channels: int, length: int) -> None:
         self.blocks, self.channels, self.length = blocks, channels, length
-        self.start = 0                                       # first sample held
+        self.start = 0  # first sample held
         self.buf = np.zeros((channels, 0), dtype=np.float32)  # samples [start, start + buf.shape[1])
-        self.released = 0                                    # samples before this are never asked for again
+        self.released = 0  # samples before this are never asked for again
         self._done = False
 
     @property
@@ -60,7 +60,7 @@ class ForwardBuffer:
         seg = np.zeros((self.channels, end - start), dtype=np.float32)
         a, b = max(start, 0), min(end, self.end, self.length)
         if b > a:
-            seg[:, a - start: b - start] = self.buf[:, a - self.start: b - self.start]
+            seg[:, a - start : b - start] = self.buf[:, a - self.start : b - self.start]
         return seg
 
     def release(self, before: int) -> None:
@@ -85,7 +85,7 @@ class OverlapAdd:
         if end > self.start + self.buf.shape[-1]:
             grow = np.zeros((*self.lead, end - self.start - self.buf.shape[-1]), dtype=np.float32)
             self.buf = np.concatenate([self.buf, grow], axis=-1)
-        self.buf[..., start - self.start: end - self.start] += values[..., : end - start]
+        self.buf[..., start - self.start : end - self.start] += values[..., : end - start]
 
     def emit(self, until: int) -> np.ndarray:
         until = min(until, self.length)

@@ -20,8 +20,8 @@ __all__ = ["WindowPlan", "plan_windows", "window_weights"]
 
 @dataclass(frozen=True)
 class WindowPlan:
-    total: int           # length to cover
-    length: int          # every window's length (== total when the input is shorter than one window)
+    total: int  # length to cover
+    length: int  # every window's length (== total when the input is shorter than one window)
     starts: tuple[int, ...]
 
     def __len__(self) -> int:
@@ -30,7 +30,7 @@ class WindowPlan:
     def span(self, i: int) -> tuple[int, int]:
         return self.starts[i], self.starts[i] + self.length
 
-    def scaled(self, factor: int, total: int | None = None) -> "WindowPlan":
+    def scaled(self, factor: int, total: int | None = None) -> WindowPlan:
         """The same plan in finer units (latent frames -> samples), optionally clipped to `total`."""
         new_total = self.total * factor if total is None else total
         return WindowPlan(new_total, self.length * factor, tuple(s * factor for s in self.starts))

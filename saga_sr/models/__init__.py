@@ -54,6 +54,19 @@ from .pretransforms import AutoencoderPretransform, PatchedPretransform, Pretran
 from .rolloff import RolloffFourierConditioner
 from .transformer import ContinuousTransformer
 
-__all__ = ["AudioAutoencoder", "OobleckDecoder", "OobleckEncoder", "VAEBottleneck", "MultiConditioner",
-           "NumberConditioner", "T5Conditioner", "DiffusionTransformer", "DiTWrapper", "AutoencoderPretransform",
-           "PatchedPretransform", "Pretransform", "RolloffFourierConditioner", "ContinuousTransformer"]
+__all__ = [
+    "AudioAutoencoder",
+    "OobleckDecoder",
+    "OobleckEncoder",
+    "VAEBottleneck",
+    "MultiConditioner",
+    "NumberConditioner",
+    "T5Conditioner",
+    "DiffusionTransformer",
+    "DiTWrapper",
+    "AutoencoderPretransform",
+    "PatchedPretransform",
+    "Pretransform",
+    "RolloffFourierConditioner",
+    "ContinuousTransformer",
+]

@@ -51,8 +51,9 @@ class WNConvTranspose1d(_WeightNorm, nn.ConvTranspose1d):
         self._split_weight()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv_transpose1d(x, self._weight(), self.bias, self.stride, self.padding, self.output_padding,
-                                  self.groups, self.dilation)
+        return F.conv_transpose1d(
+            x, self._weight(), self.bias, self.stride, self.padding, self.output_padding, self.groups, self.dilation
+        )
 
 
 class SnakeBeta(nn.Module):
@@ -80,7 +81,8 @@ class ResidualUnit(nn.Module):
             _activation(out_channels, use_snake),
             WNConv1d(in_channels, out_channels, kernel_size=7, dilation=dilation, padding=3 * dilation),
             _activation(out_channels, use_snake),
-            WNConv1d(out_channels, out_channels, kernel_size=1))
+            WNConv1d(out_channels, out_channels, kernel_size=1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.layers(x)
@@ -92,7 +94,8 @@ class EncoderBlock(nn.Module):
         self.layers = nn.Sequential(
             *(ResidualUnit(in_channels, in_channels, d, use_snake) for d in (1, 3, 9)),
             _activation(in_channels, use_snake),
-            WNConv1d(in_channels, out_channels, kernel_size=2 * stride, stride=stride, padding=math.ceil(stride / 2)))
+            WNConv1d(in_channels, out_channels, kernel_size=2 * stride, stride=stride, padding=math.ceil(stride / 2)),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
@@ -103,9 +106,11 @@ class DecoderBlock(nn.Module):
         super().__init__()
         self.layers = nn.Sequential(
             _activation(in_channels, use_snake),
-            WNConvTranspose1d(in_channels, out_channels, kernel_size=2 * stride, stride=stride,
-                              padding=math.ceil(stride / 2)),
-            *(ResidualUnit(out_channels, out_channels, d, use_snake) for d in (1, 3, 9)))
+            WNConvTranspose1d(
+                in_channels, out_channels, kernel_size=2 * stride, stride=stride, padding=math.ceil(stride / 2)
+            ),
+            *(ResidualUnit(out_channels, out_channels, d, use_snake) for d in (1, 3, 9)),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
@@ -113,16 +118,24 @@ class DecoderBlock(nn.Module):
 
 def _check_plain(owner: str, antialias_activation: bool, use_nearest_upsample: bool = False) -> None:
     if antialias_activation or use_nearest_upsample:
-        raise NotImplementedError(f"{owner}: antialias_activation / use_nearest_upsample are not implemented "
-                                  "(SAO uses neither)")
+        raise NotImplementedError(
+            f"{owner}: antialias_activation / use_nearest_upsample are not implemented (SAO uses neither)"
+        )
 
 
 class OobleckEncoder(nn.Module):
     """[B,in_channels,L] -> [B,latent_dim,L/prod(strides)] (latent_dim = 2 x VAE latent: mean and scale)."""
 
-    def __init__(self, in_channels: int = 2, channels: int = 128, latent_dim: int = 32,
-                 c_mults: list[int] = (1, 2, 4, 8), strides: list[int] = (2, 4, 8, 8), use_snake: bool = False,
-                 antialias_activation: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int = 2,
+        channels: int = 128,
+        latent_dim: int = 32,
+        c_mults: list[int] = (1, 2, 4, 8),
+        strides: list[int] = (2, 4, 8, 8),
+        use_snake: bool = False,
+        antialias_activation: bool = False,
+    ) -> None:
         super().__init__()
         _check_plain("OobleckEncoder", antialias_activation)
         mults = [1, *c_mults]
@@ -130,10 +143,13 @@ class OobleckEncoder(nn.Module):
             raise ValueError(f"OobleckEncoder: {len(c_mults)} c_mults but {len(strides)} strides")
         self.layers = nn.Sequential(
             WNConv1d(in_channels, mults[0] * channels, kernel_size=7, padding=3),
-            *(EncoderBlock(mults[i] * channels, mults[i + 1] * channels, strides[i], use_snake)
-              for i in range(len(strides))),
+            *(
+                EncoderBlock(mults[i] * channels, mults[i + 1] * channels, strides[i], use_snake)
+                for i in range(len(strides))
+            ),
             _activation(mults[-1] * channels, use_snake),
-            WNConv1d(mults[-1] * channels, latent_dim, kernel_size=3, padding=1))
+            WNConv1d(mults[-1] * channels, latent_dim, kernel_size=3, padding=1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
@@ -142,10 +158,18 @@ class OobleckEncoder(nn.Module):
 class OobleckDecoder(nn.Module):
     """[B,latent_dim,T] -> [B,out_channels,T*prod(strides)]."""
 
-    def __init__(self, out_channels: int = 2, channels: int = 128, latent_dim: int = 32,
-                 c_mults: list[int] = (1, 2, 4, 8), strides: list[int] = (2, 4, 8, 8), use_snake: bool = False,
-                 antialias_activation: bool = False, use_nearest_upsample: bool = False,
-                 final_tanh: bool = True) -> None:
+    def __init__(
+        self,
+        out_channels: int = 2,
+        channels: int = 128,
+        latent_dim: int = 32,
+        c_mults: list[int] = (1, 2, 4, 8),
+        strides: list[int] = (2, 4, 8, 8),
+        use_snake: bool = False,
+        antialias_activation: bool = False,
+        use_nearest_upsample: bool = False,
+        final_tanh: bool = True,
+    ) -> None:
         super().__init__()
         _check_plain("OobleckDecoder", antialias_activation, use_nearest_upsample)
         mults = [1, *c_mults]
@@ -154,11 +178,14 @@ class OobleckDecoder(nn.Module):
         depth = len(mults)
         self.layers = nn.Sequential(
             WNConv1d(latent_dim, mults[-1] * channels, kernel_size=7, padding=3),
-            *(DecoderBlock(mults[i] * channels, mults[i - 1] * channels, strides[i - 1], use_snake)
-              for i in range(depth - 1, 0, -1)),
+            *(
+                DecoderBlock(mults[i] * channels, mults[i - 1] * channels, strides[i - 1], use_snake)
+                for i in range(depth - 1, 0, -1)
+            ),
             _activation(mults[0] * channels, use_snake),
             WNConv1d(mults[0] * channels, out_channels, kernel_size=7, padding=3, bias=False),
-            nn.Tanh() if final_tanh else nn.Identity())
+            nn.Tanh() if final_tanh else nn.Identity(),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
@@ -180,8 +207,15 @@ class VAEBottleneck(nn.Module):
         mean, scale = x.chunk(2, dim=1)
         return mean, F.softplus(scale) + 1e-4
 
-    def encode(self, x: torch.Tensor, return_info: bool = False, *, sample: bool | None = None,
-               noise: torch.Tensor | None = None, generator: torch.Generator | None = None):
+    def encode(
+        self,
+        x: torch.Tensor,
+        return_info: bool = False,
+        *,
+        sample: bool | None = None,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ):
         mean, std = self.posterior(x)
         var = std * std
         sample = self.sample if sample is None else sample
@@ -203,10 +237,20 @@ class VAEBottleneck(nn.Module):
 class AudioAutoencoder(nn.Module):
     """Oobleck encoder -> VAE bottleneck -> decoder; `encode` [B,C,L] -> [B,Z,T], `decode` [B,Z,T] -> [B,C,L]."""
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int, downsampling_ratio: int,
-                 sample_rate: int, io_channels: int = 2, bottleneck: nn.Module | None = None,
-                 pretransform: nn.Module | None = None, in_channels: int | None = None,
-                 out_channels: int | None = None, soft_clip: bool = False) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        latent_dim: int,
+        downsampling_ratio: int,
+        sample_rate: int,
+        io_channels: int = 2,
+        bottleneck: nn.Module | None = None,
+        pretransform: nn.Module | None = None,
+        in_channels: int | None = None,
+        out_channels: int | None = None,
+        soft_clip: bool = False,
+    ) -> None:
         super().__init__()
         if pretransform is not None:
             raise NotImplementedError("AudioAutoencoder: a nested pretransform is not implemented")
@@ -236,5 +280,15 @@ class AudioAutoencoder(nn.Module):
         return torch.tanh(out) if self.soft_clip else out
 
 
-__all__ = ["WNConv1d", "WNConvTranspose1d", "SnakeBeta", "ResidualUnit", "EncoderBlock", "DecoderBlock",
-           "OobleckEncoder", "OobleckDecoder", "VAEBottleneck", "AudioAutoencoder"]
+__all__ = [
+    "WNConv1d",
+    "WNConvTranspose1d",
+    "SnakeBeta",
+    "ResidualUnit",
+    "EncoderBlock",
+    "DecoderBlock",
+    "OobleckEncoder",
+    "OobleckDecoder",
+    "VAEBottleneck",
+    "AudioAutoencoder",
+]

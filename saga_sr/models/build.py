@@ -41,19 +41,30 @@ def build_pretransform(cfg: dict) -> nn.Module:
     pt = cfg["model"]["pretransform"]
     inner = pt["config"]
     if pt["type"] == "patched":
-        return pretransforms.PatchedPretransform(channels=inner["channels"], patch_size=inner["patch_size"],
-                                                 scale=pt.get("scale", 1.0))
+        return pretransforms.PatchedPretransform(
+            channels=inner["channels"], patch_size=inner["patch_size"], scale=pt.get("scale", 1.0)
+        )
     if pt["type"] == "spectrogram":
-        return pretransforms.SpectrogramPretransform(channels=inner["channels"], n_fft=inner["n_fft"], hop=inner["hop"],
-                                                     power=inner.get("power", 0.3), scale=pt.get("scale", 1.0))
+        return pretransforms.SpectrogramPretransform(
+            channels=inner["channels"],
+            n_fft=inner["n_fft"],
+            hop=inner["hop"],
+            power=inner.get("power", 0.3),
+            scale=pt.get("scale", 1.0),
+        )
 
     encoder = autoencoder.OobleckEncoder(**inner["encoder"]["config"])
     decoder = autoencoder.OobleckDecoder(**inner["decoder"]["config"])
     bottleneck = autoencoder.VAEBottleneck()
     model = autoencoder.AudioAutoencoder(
-        encoder, decoder, latent_dim=inner["latent_dim"], downsampling_ratio=inner["downsampling_ratio"],
-        sample_rate=inner.get("sample_rate", cfg["sample_rate"]), io_channels=inner["io_channels"],
-        bottleneck=bottleneck)
+        encoder,
+        decoder,
+        latent_dim=inner["latent_dim"],
+        downsampling_ratio=inner["downsampling_ratio"],
+        sample_rate=inner.get("sample_rate", cfg["sample_rate"]),
+        io_channels=inner["io_channels"],
+        bottleneck=bottleneck,
+    )
     options = {k: pt[k] for k in ("scale", "model_half", "iterate_batch", "chunked") if k in pt}
     return pretransforms.AutoencoderPretransform(model, **options)
 
@@ -89,8 +100,11 @@ def build_rolloff_conditioner(cfg: dict) -> nn.Module | None:
         return None
 
     dit = cfg["model"]["diffusion"]["config"]
-    return RolloffFourierConditioner(embedding_dim_cross=dit["cond_token_dim"], embedding_dim_global=dit["embed_dim"],
-                                     dropout_rate=spec.get("dropout_rate", 0.1))
+    return RolloffFourierConditioner(
+        embedding_dim_cross=dit["cond_token_dim"],
+        embedding_dim_global=dit["embed_dim"],
+        dropout_rate=spec.get("dropout_rate", 0.1),
+    )
 
 
 @contextlib.contextmanager
@@ -104,9 +118,14 @@ def _init_context(device: str | torch.device | None, seed: int | None) -> Iterat
         yield
 
 
-def build_model(cfg: dict | str | Path, *, device: str | torch.device | None = None,
-                text_encoder_path: str | os.PathLike | None = None, seed: int | None = None,
-                any_objective: bool = False) -> SagaSRModel:
+def build_model(
+    cfg: dict | str | Path,
+    *,
+    device: str | torch.device | None = None,
+    text_encoder_path: str | os.PathLike | None = None,
+    seed: int | None = None,
+    any_objective: bool = False,
+) -> SagaSRModel:
     """A SagaSRModel from a config dict, file or shipped name; validated first (raises ConfigError).
 
     `device="meta"` allocates nothing; `seed` makes the random init reproducible without touching the
@@ -122,8 +141,14 @@ def build_model(cfg: dict | str | Path, *, device: str | torch.device | None = N
         conditioner = build_conditioner(cfg, text_encoder_path)
         pretransform = build_pretransform(cfg)
         rolloff = build_rolloff_conditioner(cfg)
-    return SagaSRModel(model, conditioner, pretransform, config=cfg, rolloff_conditioner=rolloff,
-                       settings=ModelSettings.from_config(cfg))
+    return SagaSRModel(
+        model,
+        conditioner,
+        pretransform,
+        config=cfg,
+        rolloff_conditioner=rolloff,
+        settings=ModelSettings.from_config(cfg),
+    )
 
 
 def model_summary(model: nn.Module) -> dict[str, Any]:
@@ -137,7 +162,7 @@ def model_summary(model: nn.Module) -> dict[str, Any]:
         keys, params = {}, 0
         for key, tensor in state.items():
             if key.startswith(prefix):
-                keys[key[len(prefix):]] = list(tensor.shape)
+                keys[key[len(prefix) :]] = list(tensor.shape)
                 if key in param_names:
                     params += tensor.numel()
         if keys or name in ("dit", "pretransform", "conditioner"):
@@ -145,5 +170,12 @@ def model_summary(model: nn.Module) -> dict[str, Any]:
     return {"components": components, "total_params": sum(p.numel() for p in model.parameters())}
 
 
-__all__ = ["COMPONENT_PREFIXES", "build_conditioner", "build_dit", "build_model", "build_pretransform",
-           "build_rolloff_conditioner", "model_summary"]
+__all__ = [
+    "COMPONENT_PREFIXES",
+    "build_conditioner",
+    "build_dit",
+    "build_model",
+    "build_pretransform",
+    "build_rolloff_conditioner",
+    "model_summary",
+]

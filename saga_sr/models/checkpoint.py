@@ -57,17 +57,18 @@ def _state_from_ckpt(path: Path) -> tuple[dict, dict]:
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(ckpt, dict) or CONFIG_KEY not in ckpt or "state_dict" not in ckpt:
-        raise ModelLoadError(f"{path}: not a saga-sr training checkpoint (no '{CONFIG_KEY}'); "
-                             "for SAO checkpoints use --pretrained_ckpt")
+        raise ModelLoadError(
+            f"{path}: not a saga-sr training checkpoint (no '{CONFIG_KEY}'); for SAO checkpoints use --pretrained_ckpt"
+        )
     return ckpt[CONFIG_KEY], model_state_from_module_state(ckpt["state_dict"])
 
 
 def model_state_from_module_state(full: dict) -> dict:
     """SagaSRModel weights from a SAGASRTrainer state_dict: `diffusion.*`, overlaid with `diffusion_ema.ema_model.*`
     (the EMA copy of the trainable parts) when present."""
-    state = {k[len("diffusion."):]: v for k, v in full.items() if k.startswith("diffusion.")}
+    state = {k[len("diffusion.") :]: v for k, v in full.items() if k.startswith("diffusion.")}
     ema_prefix = "diffusion_ema.ema_model."
-    state.update({k[len(ema_prefix):]: v for k, v in full.items() if k.startswith(ema_prefix)})
+    state.update({k[len(ema_prefix) :]: v for k, v in full.items() if k.startswith(ema_prefix)})
     return state
 
 
@@ -102,8 +103,9 @@ def check_model_path(path: str | os.PathLike, option: str = "model") -> Path:
     return p
 
 
-def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu",
-               text_encoder_path: str | os.PathLike | None = None):
+def load_model(
+    path: str | os.PathLike, *, device: str | torch.device = "cpu", text_encoder_path: str | os.PathLike | None = None
+):
     """A SagaSRModel in eval mode from an exported folder, a model.safetensors (config.json beside it) or a
     saga-sr Lightning .ckpt. Every key must match the config's model (strict)."""
     p = check_model_path(path)

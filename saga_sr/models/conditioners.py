@@ -71,12 +71,16 @@ class NumberConditioner(Conditioner):
         self.embedder = NumberEmbedder(features=output_dim)
 
     def normalize(self, values: Sequence[float] | torch.Tensor, device: torch.device | str) -> torch.Tensor:
-        x = torch.as_tensor(values if torch.is_tensor(values) else [float(v) for v in values],
-                            dtype=torch.float32).to(device).reshape(-1)
+        x = (
+            torch.as_tensor(values if torch.is_tensor(values) else [float(v) for v in values], dtype=torch.float32)
+            .to(device)
+            .reshape(-1)
+        )
         return (x.clamp(self.min_val, self.max_val) - self.min_val) / (self.max_val - self.min_val)
 
-    def forward(self, values: Sequence[float] | torch.Tensor,
-                device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, values: Sequence[float] | torch.Tensor, device: torch.device | str = "cpu"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         weight = self.embedder.embedding[1].weight
         x = self.normalize(values, weight.device).to(weight.dtype)
         emb = self.embedder(x).unsqueeze(1).to(device)
@@ -89,8 +93,10 @@ def resolve_t5_source(t5_model_name: str, text_encoder_path: str | os.PathLike |
     path = text_encoder_path or os.environ.get(T5_PATH_ENV)
     if path:
         if not Path(path).is_dir():
-            raise ModelLoadError(f"T5 text encoder folder {path} does not exist (from "
-                                 f"{'text_encoder_path' if text_encoder_path else '$' + T5_PATH_ENV})")
+            raise ModelLoadError(
+                f"T5 text encoder folder {path} does not exist (from "
+                f"{'text_encoder_path' if text_encoder_path else '$' + T5_PATH_ENV})"
+            )
         return str(path)
     return t5_model_name
 
@@ -111,7 +117,8 @@ def _load_pretrained_t5(t5_model_name: str, text_encoder_path: str | os.PathLike
     raise ModelLoadError(
         f"T5 text encoder {t5_model_name!r} not found offline ({'; '.join(errors)}). Provide it as a local folder "
         f"(tokenizer + weights, e.g. saved with save_pretrained) via text_encoder_path / --text-encoder-path or the "
-        f"{T5_PATH_ENV} environment variable, or place it in the Hugging Face cache (HF_HOME).")
+        f"{T5_PATH_ENV} environment variable, or place it in the Hugging Face cache (HF_HOME)."
+    )
 
 
 class T5Conditioner(Conditioner):
@@ -123,9 +130,17 @@ class T5Conditioner(Conditioner):
     tokenizer, and IS registered as `.model`, so its weights travel in checkpoints.
     Cache-friendly path: `encode_text` (frozen, so its output may be cached per text) then `project`."""
 
-    def __init__(self, output_dim: int, t5_model_name: str = "t5-base", max_length: int = 128,
-                 enable_grad: bool = False, project_out: bool = False, t5_config: dict | None = None,
-                 text_encoder_path: str | os.PathLike | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        output_dim: int,
+        t5_model_name: str = "t5-base",
+        max_length: int = 128,
+        enable_grad: bool = False,
+        project_out: bool = False,
+        t5_config: dict | None = None,
+        text_encoder_path: str | os.PathLike | None = None,
+        seed: int = 0,
+    ) -> None:
         if enable_grad:
             raise NotImplementedError("T5Conditioner: enable_grad=True (fine-tuning T5) is not implemented")
         if t5_config is not None:
@@ -133,8 +148,9 @@ class T5Conditioner(Conditioner):
         elif t5_model_name in T5_DIMS:
             dim = T5_DIMS[t5_model_name]
         else:
-            raise ValueError(f"T5Conditioner: unknown t5_model_name {t5_model_name!r}; known: {sorted(T5_DIMS)} "
-                             "(or give t5_config)")
+            raise ValueError(
+                f"T5Conditioner: unknown t5_model_name {t5_model_name!r}; known: {sorted(T5_DIMS)} (or give t5_config)"
+            )
         super().__init__(dim, output_dim, project_out=project_out)
         self.t5_model_name, self.max_length = t5_model_name, max_length
         self.text_encoder_path = text_encoder_path
@@ -154,7 +170,7 @@ class T5Conditioner(Conditioner):
         self.model.requires_grad_(False).eval()
         self.tokenizer = ByT5Tokenizer()
 
-    def train(self, mode: bool = True) -> "T5Conditioner":
+    def train(self, mode: bool = True) -> T5Conditioner:
         super().train(mode)
         if "model" in self._modules:
             self.model.eval()  # frozen encoder: never dropout
@@ -166,19 +182,28 @@ class T5Conditioner(Conditioner):
         if self._pretrained is None:
             tokenizer, model = _load_pretrained_t5(self.t5_model_name, self.text_encoder_path)
             if model.config.d_model != self.dim:
-                raise ModelLoadError(f"T5 text encoder from {self.text_encoder_path or self.t5_model_name} has "
-                                     f"width {model.config.d_model}, but {self.t5_model_name} needs {self.dim}")
+                raise ModelLoadError(
+                    f"T5 text encoder from {self.text_encoder_path or self.t5_model_name} has "
+                    f"width {model.config.d_model}, but {self.t5_model_name} needs {self.dim}"
+                )
             self._pretrained = (tokenizer, model.requires_grad_(False).eval())
         tokenizer, model = self._pretrained
         dtype = torch.float16 if torch.device(device).type == "cuda" else torch.float32
         return tokenizer, model.to(device=device, dtype=dtype)
 
     @torch.no_grad()
-    def encode_text(self, texts: Sequence[str], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_text(
+        self, texts: Sequence[str], device: torch.device | str = "cpu"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Texts -> (T5 last_hidden_state [B,L,dim] fp32, mask [B,L] bool); frozen, hence cacheable."""
         tokenizer, model = self._encoder(device)
-        batch = tokenizer([str(t) for t in texts], truncation=True, max_length=self.max_length,
-                          padding="max_length", return_tensors="pt")
+        batch = tokenizer(
+            [str(t) for t in texts],
+            truncation=True,
+            max_length=self.max_length,
+            padding="max_length",
+            return_tensors="pt",
+        )
         ids = batch["input_ids"].to(device)
         mask = batch["attention_mask"].to(device).bool()
         hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
@@ -204,27 +229,43 @@ class MultiConditioner(nn.Module):
 
     `default_keys` maps an id to the metadata field used when the id itself is missing."""
 
-    def __init__(self, conditioners: dict[str, nn.Module], default_keys: dict[str, str] | None = None,
-                 pre_encoded_keys: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        conditioners: dict[str, nn.Module],
+        default_keys: dict[str, str] | None = None,
+        pre_encoded_keys: Sequence[str] | None = None,
+    ) -> None:
         super().__init__()
         if pre_encoded_keys:
             raise NotImplementedError("MultiConditioner: pre_encoded_keys are not implemented")
         self.conditioners = nn.ModuleDict(conditioners)
         self.default_keys = dict(default_keys or {})
 
-    def forward(self, metadata: Sequence[dict], device: torch.device | str = "cpu") -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def forward(
+        self, metadata: Sequence[dict], device: torch.device | str = "cpu"
+    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         out = {}
         for key, conditioner in self.conditioners.items():
             values = []
             for i, item in enumerate(metadata):
                 field = key if key in item else self.default_keys.get(key)
                 if field is None or field not in item:
-                    raise DataError(f"metadata item {i} has no field {key!r} needed by its conditioner "
-                                    f"(fields: {sorted(item)})")
+                    raise DataError(
+                        f"metadata item {i} has no field {key!r} needed by its conditioner (fields: {sorted(item)})"
+                    )
                 values.append(_unwrap(item[field]))
             out[key] = tuple(conditioner(values, device))
         return out
 
 
-__all__ = ["T5_DIMS", "T5_PATH_ENV", "Conditioner", "LearnedPositionalEmbedding", "NumberEmbedder",
-           "NumberConditioner", "T5Conditioner", "MultiConditioner", "resolve_t5_source"]
+__all__ = [
+    "T5_DIMS",
+    "T5_PATH_ENV",
+    "Conditioner",
+    "LearnedPositionalEmbedding",
+    "NumberEmbedder",
+    "NumberConditioner",
+    "T5Conditioner",
+    "MultiConditioner",
+    "resolve_t5_source",
+]

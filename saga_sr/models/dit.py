@@ -53,19 +53,37 @@ class DiffusionTransformer(nn.Module):
     `cross_attn_cond_mask` only with `use_cross_attn_mask=True` (which changes the function; see
     ContinuousTransformer). Remaining keyword arguments go to ContinuousTransformer (e.g. `use_checkpointing`)."""
 
-    def __init__(self, io_channels: int = 32, patch_size: int = 1, embed_dim: int = 768, cond_token_dim: int = 0,
-                 project_cond_tokens: bool = True, global_cond_dim: int = 0, project_global_cond: bool = True,
-                 input_concat_dim: int = 0, prepend_cond_dim: int = 0, depth: int = 12, num_heads: int = 8,
-                 transformer_type: str = "continuous_transformer", global_cond_type: str = "prepend",
-                 timestep_cond_type: str = "global", timestep_embed_dim: int | None = None,
-                 diffusion_objective: str = "v", **transformer_kwargs: Any) -> None:
+    def __init__(
+        self,
+        io_channels: int = 32,
+        patch_size: int = 1,
+        embed_dim: int = 768,
+        cond_token_dim: int = 0,
+        project_cond_tokens: bool = True,
+        global_cond_dim: int = 0,
+        project_global_cond: bool = True,
+        input_concat_dim: int = 0,
+        prepend_cond_dim: int = 0,
+        depth: int = 12,
+        num_heads: int = 8,
+        transformer_type: str = "continuous_transformer",
+        global_cond_type: str = "prepend",
+        timestep_cond_type: str = "global",
+        timestep_embed_dim: int | None = None,
+        diffusion_objective: str = "v",
+        **transformer_kwargs: Any,
+    ) -> None:
         super().__init__()
         if transformer_type != "continuous_transformer":
-            raise NotImplementedError(f"DiffusionTransformer: transformer_type {transformer_type!r} is not "
-                                      "implemented (only 'continuous_transformer')")
+            raise NotImplementedError(
+                f"DiffusionTransformer: transformer_type {transformer_type!r} is not "
+                "implemented (only 'continuous_transformer')"
+            )
         if global_cond_type != "prepend":
-            raise NotImplementedError(f"DiffusionTransformer: global_cond_type {global_cond_type!r} is not "
-                                      "implemented (only 'prepend', as in SAO)")
+            raise NotImplementedError(
+                f"DiffusionTransformer: global_cond_type {global_cond_type!r} is not "
+                "implemented (only 'prepend', as in SAO)"
+            )
         if timestep_cond_type != "global" or timestep_embed_dim is not None:
             raise NotImplementedError("DiffusionTransformer: only timestep_cond_type='global' is implemented")
         if embed_dim % num_heads:
@@ -79,20 +97,35 @@ class DiffusionTransformer(nn.Module):
         self.to_timestep_embed = _mlp(256, embed_dim, bias=True)
         cond_embed_dim = embed_dim if project_cond_tokens else cond_token_dim
         if cond_token_dim > 0:
-            self.to_cond_embed = nn.Sequential(nn.Linear(cond_token_dim, cond_embed_dim, bias=False), nn.SiLU(),
-                                               nn.Linear(cond_embed_dim, cond_embed_dim, bias=False))
+            self.to_cond_embed = nn.Sequential(
+                nn.Linear(cond_token_dim, cond_embed_dim, bias=False),
+                nn.SiLU(),
+                nn.Linear(cond_embed_dim, cond_embed_dim, bias=False),
+            )
         if global_cond_dim > 0:
             global_embed_dim = embed_dim if project_global_cond else global_cond_dim
-            self.to_global_embed = nn.Sequential(nn.Linear(global_cond_dim, global_embed_dim, bias=False), nn.SiLU(),
-                                                 nn.Linear(global_embed_dim, global_embed_dim, bias=False))
+            self.to_global_embed = nn.Sequential(
+                nn.Linear(global_cond_dim, global_embed_dim, bias=False),
+                nn.SiLU(),
+                nn.Linear(global_embed_dim, global_embed_dim, bias=False),
+            )
         if prepend_cond_dim > 0:
-            self.to_prepend_embed = nn.Sequential(nn.Linear(prepend_cond_dim, embed_dim, bias=False), nn.SiLU(),
-                                                  nn.Linear(embed_dim, embed_dim, bias=False))
+            self.to_prepend_embed = nn.Sequential(
+                nn.Linear(prepend_cond_dim, embed_dim, bias=False),
+                nn.SiLU(),
+                nn.Linear(embed_dim, embed_dim, bias=False),
+            )
         dim_in = io_channels + input_concat_dim
         self.transformer = ContinuousTransformer(
-            dim=embed_dim, depth=depth, dim_heads=embed_dim // num_heads, dim_in=dim_in * patch_size,
-            dim_out=io_channels * patch_size, cross_attend=cond_token_dim > 0, cond_token_dim=cond_embed_dim,
-            **transformer_kwargs)
+            dim=embed_dim,
+            depth=depth,
+            dim_heads=embed_dim // num_heads,
+            dim_in=dim_in * patch_size,
+            dim_out=io_channels * patch_size,
+            cross_attend=cond_token_dim > 0,
+            cond_token_dim=cond_embed_dim,
+            **transformer_kwargs,
+        )
         self.preprocess_conv = nn.Conv1d(dim_in, dim_in, 1, bias=False)
         nn.init.zeros_(self.preprocess_conv.weight)
         self.postprocess_conv = nn.Conv1d(io_channels, io_channels, 1, bias=False)
@@ -106,40 +139,57 @@ class DiffusionTransformer(nn.Module):
         """t [B] in [0,1] -> [B,E] = to_timestep_embed(timestep_features(t))."""
         return self.to_timestep_embed(self.timestep_features(t.to(self.dtype)[:, None]))
 
-    def project_conditioning(self, cross_attn_cond: torch.Tensor | None = None,
-                             global_embed: torch.Tensor | None = None,
-                             prepend_cond: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
+    def project_conditioning(
+        self,
+        cross_attn_cond: torch.Tensor | None = None,
+        global_embed: torch.Tensor | None = None,
+        prepend_cond: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor | None]:
         """Run the conditioning MLPs once: [B,S,Dc] -> [B,S,Ce], [B,Dg] -> [B,E], [B,Sp,Dp] -> [B,Sp,E], and
         every cross-attention block's keys/values of the projected context (`cross_attn_kv`). Pass the result
         back with `conditioning_projected=True` (valid while the weights do not change)."""
+
         def proj(net_name: str, size_name: str, c: torch.Tensor | None) -> torch.Tensor | None:
             if c is None:
                 return None
             if not hasattr(self, net_name):
-                raise ValueError(f"DiffusionTransformer: got a {size_name.replace('_dim', '')} tensor but the "
-                                 f"model was built with {size_name}=0")
+                raise ValueError(
+                    f"DiffusionTransformer: got a {size_name.replace('_dim', '')} tensor but the "
+                    f"model was built with {size_name}=0"
+                )
             return getattr(self, net_name)(c.to(self.dtype))
 
         cross = proj("to_cond_embed", "cond_token_dim", cross_attn_cond)
-        return {"cross_attn_cond": cross,
-                "cross_attn_kv": self.transformer.context_kv(cross) if cross is not None else None,
-                "global_embed": proj("to_global_embed", "global_cond_dim", global_embed),
-                "prepend_cond": proj("to_prepend_embed", "prepend_cond_dim", prepend_cond)}
+        return {
+            "cross_attn_cond": cross,
+            "cross_attn_kv": self.transformer.context_kv(cross) if cross is not None else None,
+            "global_embed": proj("to_global_embed", "global_cond_dim", global_embed),
+            "prepend_cond": proj("to_prepend_embed", "prepend_cond_dim", prepend_cond),
+        }
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cross_attn_cond: torch.Tensor | None = None,
-                cross_attn_cond_mask: torch.Tensor | None = None, input_concat_cond: torch.Tensor | None = None,
-                global_embed: torch.Tensor | None = None, prepend_cond: torch.Tensor | None = None,
-                prepend_cond_mask: torch.Tensor | None = None, return_info: bool = False,
-                conditioning_projected: bool = False,
-                cross_attn_kv: tuple | None = None) -> torch.Tensor | tuple[torch.Tensor, dict]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        cross_attn_cond: torch.Tensor | None = None,
+        cross_attn_cond_mask: torch.Tensor | None = None,
+        input_concat_cond: torch.Tensor | None = None,
+        global_embed: torch.Tensor | None = None,
+        prepend_cond: torch.Tensor | None = None,
+        prepend_cond_mask: torch.Tensor | None = None,
+        return_info: bool = False,
+        conditioning_projected: bool = False,
+        cross_attn_kv: tuple | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, dict]:
         """x [B,C,T], t [B] -> velocity [B,C,T] (plain call, no guidance). With return_info, also
         {"hidden_states": [residual stream [B,P+T,E] after each block]}."""
         del prepend_cond_mask  # SAO never uses it (see class docstring)
         x = x.to(self.dtype)
         if not conditioning_projected:  # (cross_attn_kv only comes with projected conditioning)
             projected = self.project_conditioning(cross_attn_cond, global_embed, prepend_cond)
-            cross_attn_cond, global_embed, prepend_cond = (projected[k] for k in
-                                                           ("cross_attn_cond", "global_embed", "prepend_cond"))
+            cross_attn_cond, global_embed, prepend_cond = (
+                projected[k] for k in ("cross_attn_cond", "global_embed", "prepend_cond")
+            )
             cross_attn_kv = None
         if input_concat_cond is not None:
             if input_concat_cond.shape[2] != x.shape[2]:
@@ -157,9 +207,14 @@ class DiffusionTransformer(nn.Module):
         x = rearrange(x, "b c t -> b t c")
         if self.patch_size > 1:
             x = rearrange(x, "b (t p) c -> b t (c p)", p=self.patch_size)
-        out = self.transformer(x, prepend_embeds=prepend, context=cross_attn_cond,
-                               context_mask=cross_attn_cond_mask, return_info=return_info,
-                               context_kv=cross_attn_kv)
+        out = self.transformer(
+            x,
+            prepend_embeds=prepend,
+            context=cross_attn_cond,
+            context_mask=cross_attn_cond_mask,
+            return_info=return_info,
+            context_kv=cross_attn_kv,
+        )
         out, info = out if return_info else (out, None)
         out = rearrange(out, "b t c -> b c t")[:, :, n_prepend:]
         if self.patch_size > 1:
@@ -178,8 +233,15 @@ class DiTWrapper(nn.Module):
             raise TypeError("DiTWrapper: pass either a model or DiffusionTransformer kwargs, not both")
         self.model = model if model is not None else DiffusionTransformer(**dit_kwargs)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, *, cross_attn_mask: torch.Tensor | None = None,
-                global_cond: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor | tuple[torch.Tensor, dict]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        *,
+        cross_attn_mask: torch.Tensor | None = None,
+        global_cond: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> torch.Tensor | tuple[torch.Tensor, dict]:
         if cross_attn_mask is not None:
             kwargs.setdefault("cross_attn_cond_mask", cross_attn_mask)
         if global_cond is not None:

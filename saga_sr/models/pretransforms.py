@@ -26,13 +26,15 @@ class Pretransform(nn.Module):
     encoded_channels: int
     downsampling_ratio: int
 
-    def train(self, mode: bool = True) -> "Pretransform":
+    def train(self, mode: bool = True) -> Pretransform:
         return super().train(False)  # frozen: never in training mode (no sampling changes, no dropout)
 
     def _check_length(self, x: torch.Tensor) -> None:
         if x.shape[-1] % self.downsampling_ratio:
-            raise AudioError(f"{type(self).__name__}: audio length {x.shape[-1]} is not a multiple of the "
-                             f"downsampling ratio {self.downsampling_ratio}; pad or crop it first")
+            raise AudioError(
+                f"{type(self).__name__}: audio length {x.shape[-1]} is not a multiple of the "
+                f"downsampling ratio {self.downsampling_ratio}; pad or crop it first"
+            )
 
 
 class AutoencoderPretransform(Pretransform):
@@ -42,12 +44,20 @@ class AutoencoderPretransform(Pretransform):
     default of the model's bottleneck), False returns its mean (deterministic inference). `iterate_batch` encodes
     and decodes one item at a time to bound memory."""
 
-    def __init__(self, model: AudioAutoencoder, scale: float = 1.0, model_half: bool = False,
-                 iterate_batch: bool = False, chunked: bool = False) -> None:
+    def __init__(
+        self,
+        model: AudioAutoencoder,
+        scale: float = 1.0,
+        model_half: bool = False,
+        iterate_batch: bool = False,
+        chunked: bool = False,
+    ) -> None:
         super().__init__()
         if model_half or chunked:
-            raise NotImplementedError("AutoencoderPretransform: model_half / chunked are not implemented; "
-                                      "window long audio in latent space instead (saga_sr.inference.pipeline)")
+            raise NotImplementedError(
+                "AutoencoderPretransform: model_half / chunked are not implemented; "
+                "window long audio in latent space instead (saga_sr.inference.pipeline)"
+            )
         self.model = model
         self.scale = float(scale)
         self.iterate_batch = iterate_batch
@@ -60,10 +70,11 @@ class AutoencoderPretransform(Pretransform):
     def _per_item(self, fn, x: torch.Tensor) -> torch.Tensor:
         if not self.iterate_batch:
             return fn(x)
-        return torch.cat([fn(x[i:i + 1]) for i in range(x.shape[0])], dim=0)
+        return torch.cat([fn(x[i : i + 1]) for i in range(x.shape[0])], dim=0)
 
-    def encode(self, x: torch.Tensor, *, sample: bool | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+    def encode(
+        self, x: torch.Tensor, *, sample: bool | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         self._check_length(x)
         kwargs = {} if self.model.bottleneck is None else {"sample": sample, "generator": generator}
         return self._per_item(lambda a: self.model.encode(a, **kwargs), x) / self.scale
@@ -126,8 +137,10 @@ class SpectrogramPretransform(Pretransform):
     def __init__(self, channels: int, n_fft: int, hop: int, power: float = 0.3, scale: float = 1.0) -> None:
         super().__init__()
         if channels < 1 or hop < 1 or n_fft < 2 * hop or n_fft % 2 or (n_fft - hop) % 2:
-            raise ValueError(f"SpectrogramPretransform: need channels >= 1, n_fft >= 2 * hop, n_fft and "
-                             f"n_fft - hop even; got channels {channels}, n_fft {n_fft}, hop {hop}")
+            raise ValueError(
+                f"SpectrogramPretransform: need channels >= 1, n_fft >= 2 * hop, n_fft and "
+                f"n_fft - hop even; got channels {channels}, n_fft {n_fft}, hop {hop}"
+            )
         if not (0 < power <= 1) or not scale > 0:
             raise ValueError(f"SpectrogramPretransform: power must be in (0, 1] and scale > 0, got {power}, {scale}")
         self.channels, self.n_fft, self.hop = channels, n_fft, hop
@@ -163,11 +176,12 @@ class SpectrogramPretransform(Pretransform):
         b, c, t, _ = frames.shape
         length = (t - 1) * self.hop + self.n_fft
         fold = lambda f: torch.nn.functional.fold(  # noqa: E731 -- overlap-add of [N, n_fft, T] frames
-            f, output_size=(1, length), kernel_size=(1, self.n_fft), stride=(1, self.hop)).reshape(f.shape[0], -1)
+            f, output_size=(1, length), kernel_size=(1, self.n_fft), stride=(1, self.hop)
+        ).reshape(f.shape[0], -1)
         out = fold(rearrange(frames, "b c t n -> (b c) n t"))
         env = fold(self.window.float().pow(2)[None, :, None].expand(1, self.n_fft, t).contiguous())
         out = out / env.clamp_min(1e-8)
-        return out[:, self.pad:self.pad + t * self.hop].reshape(b, c, t * self.hop).to(dtype)
+        return out[:, self.pad : self.pad + t * self.hop].reshape(b, c, t * self.hop).to(dtype)
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
         """(latent, None): the spectrogram is deterministic."""

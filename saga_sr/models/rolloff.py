@@ -24,8 +24,9 @@ class RolloffFourierConditioner(nn.Module):
     Each roll-off gets learned Fourier features [x, sin(2 pi x w), cos(2 pi x w)] (2*num_frequencies+1 values);
     the two are concatenated and mapped by Linear -> LayerNorm to each output."""
 
-    def __init__(self, embedding_dim_cross: int, embedding_dim_global: int, dropout_rate: float = 0.1,
-                 num_frequencies: int = 128) -> None:
+    def __init__(
+        self, embedding_dim_cross: int, embedding_dim_global: int, dropout_rate: float = 0.1, num_frequencies: int = 128
+    ) -> None:
         super().__init__()
         if not 0.0 <= dropout_rate < 1.0:
             raise ValueError(f"RolloffFourierConditioner: dropout_rate must be in [0,1), got {dropout_rate}")
@@ -46,8 +47,9 @@ class RolloffFourierConditioner(nn.Module):
             raise ValueError(f"RolloffFourierConditioner: low {tuple(low.shape)} and high {tuple(high.shape)} differ")
         return torch.cat((self.low_embedder(low), self.high_embedder(high)), dim=-1)
 
-    def forward(self, low: torch.Tensor, high: torch.Tensor,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, low: torch.Tensor, high: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.features(low, high)
         cross = self.to_cross(feats)[:, None, :]
         if self.training and self.dropout_rate > 0:

@@ -38,8 +38,10 @@ class LoadReport:
     notes: list[str] = field(default_factory=list)
 
     def text(self) -> str:
-        lines = [f"loaded {len(self.loaded)} tensors, widened {len(self.widened)}, "
-                 f"not loaded {len(self.not_loaded)}, checkpoint tensors unused {len(self.unused)}"]
+        lines = [
+            f"loaded {len(self.loaded)} tensors, widened {len(self.widened)}, "
+            f"not loaded {len(self.not_loaded)}, checkpoint tensors unused {len(self.unused)}"
+        ]
         lines += [f"  widened {k}: {v}" for k, v in self.widened.items()]
         lines += [f"  not loaded {k}: {v}" for k, v in self.not_loaded.items()]
         lines += [f"  unused {k}: {v}" for k, v in self.unused.items()]
@@ -65,7 +67,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelLoadError(f"{path}: not a state dict of tensors")
     if any(k.startswith("diffusion.") for k in state):
-        state = {k[len("diffusion."):]: v for k, v in state.items() if k.startswith("diffusion.")}
+        state = {k[len("diffusion.") :]: v for k, v in state.items() if k.startswith("diffusion.")}
     return state
 
 
@@ -105,15 +107,21 @@ def transfer_sao_weights(model: SagaSRModel, state: dict[str, torch.Tensor]) -> 
     for key in state:
         if key not in own:
             report.unused[key] = "no such key in this model" + (
-                " (conditioner not in this config)" if key.startswith("conditioner.") else "")
+                " (conditioner not in this config)" if key.startswith("conditioner.") else ""
+            )
     model.load_state_dict(new_state, strict=False)
     return report
 
 
-def build_from_sao(cfg: dict | str | os.PathLike, checkpoint: str | os.PathLike, *,
-                   sao_config: dict | str | os.PathLike | None = None, device: str | torch.device | None = None,
-                   text_encoder_path: str | os.PathLike | None = None,
-                   seed: int | None = 0) -> tuple[SagaSRModel, LoadReport]:
+def build_from_sao(
+    cfg: dict | str | os.PathLike,
+    checkpoint: str | os.PathLike,
+    *,
+    sao_config: dict | str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    text_encoder_path: str | os.PathLike | None = None,
+    seed: int | None = 0,
+) -> tuple[SagaSRModel, LoadReport]:
     """A SAGA-SR model for `cfg` initialised from a SAO checkpoint (and its model_config.json, looked up
     next to the checkpoint when not given), plus the report of what was not loaded and why."""
     cfg = load_config(cfg)
@@ -124,15 +132,18 @@ def build_from_sao(cfg: dict | str | os.PathLike, checkpoint: str | os.PathLike,
     if sao_config is not None:
         sao, ours = ModelSettings.from_config(load_config(sao_config)), ModelSettings.from_config(cfg)
         if sao.pretransform != ours.pretransform:
-            report_notes.append("the SAO config's pretransform differs from this config's; VAE keys load only "
-                                "where shapes agree")
+            report_notes.append(
+                "the SAO config's pretransform differs from this config's; VAE keys load only where shapes agree"
+            )
         for k in ("embed_dim", "depth", "num_heads", "cond_token_dim", "global_cond_dim", "dit_io_channels"):
             if getattr(sao, k) != getattr(ours, k):
                 name = k.removeprefix("dit_")
                 report_notes.append(f"DiT {name}: SAO {getattr(sao, k)} vs this config {getattr(ours, k)}")
         if sao.diffusion_objective != ours.diffusion_objective:
-            report_notes.append(f"objective: SAO was trained with '{sao.diffusion_objective}', this config "
-                                f"uses '{ours.diffusion_objective}' (fine-tuning adapts it)")
+            report_notes.append(
+                f"objective: SAO was trained with '{sao.diffusion_objective}', this config "
+                f"uses '{ours.diffusion_objective}' (fine-tuning adapts it)"
+            )
     else:
         report_notes.append("no model_config.json next to the checkpoint: shapes alone decide what loads")
     model = build_model(cfg, device=device, text_encoder_path=text_encoder_path, seed=seed)

@@ -67,7 +67,7 @@ def apply_rotary(t: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
     rot_dim = freqs.shape[-1]
     out_dtype = t.dtype
     t_rot, t_pass = t[..., :rot_dim].float(), t[..., rot_dim:]
-    freqs = freqs[-t.shape[-2]:]
+    freqs = freqs[-t.shape[-2] :]
     t_rot = t_rot * freqs.cos() + _rotate_half(t_rot) * freqs.sin()
     return torch.cat((t_rot.to(out_dtype), t_pass.to(out_dtype)), dim=-1)
 
@@ -77,21 +77,41 @@ class Attention(nn.Module):
     for cross-attention. The context may have fewer heads (Hkv = dim_context // dim_heads); query head i then
     uses key/value head i // (H / Hkv), as in SAO (E 1536, context 768: 24 query vs 12 key/value heads)."""
 
-    def __init__(self, dim: int, dim_heads: int = 64, dim_context: int | None = None, causal: bool = False,
-                 zero_init_output: bool = True, qk_norm: str | bool = "none", differential: bool = False,
-                 feat_scale: bool = False, natten_kernel_size: int | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        dim_heads: int = 64,
+        dim_context: int | None = None,
+        causal: bool = False,
+        zero_init_output: bool = True,
+        qk_norm: str | bool = "none",
+        differential: bool = False,
+        feat_scale: bool = False,
+        natten_kernel_size: int | None = None,
+    ) -> None:
         super().__init__()
-        _reject("Attention", {"qk_norm": qk_norm not in ("none", False, None), "differential": differential,
-                              "feat_scale": feat_scale, "natten_kernel_size": natten_kernel_size})
+        _reject(
+            "Attention",
+            {
+                "qk_norm": qk_norm not in ("none", False, None),
+                "differential": differential,
+                "feat_scale": feat_scale,
+                "natten_kernel_size": natten_kernel_size,
+            },
+        )
         dim_kv = dim_context if dim_context is not None else dim
         if dim % dim_heads or dim_kv % dim_heads:
-            raise ValueError(f"Attention: dim {dim} and context dim {dim_kv} must be multiples of dim_heads {dim_heads}")
+            raise ValueError(
+                f"Attention: dim {dim} and context dim {dim_kv} must be multiples of dim_heads {dim_heads}"
+            )
         self.dim_heads = dim_heads
         self.num_heads = dim // dim_heads
         self.kv_heads = dim_kv // dim_heads
         if self.num_heads % self.kv_heads:
-            raise ValueError(f"Attention: {self.num_heads} query heads is not a multiple of {self.kv_heads} "
-                             f"key/value heads (dim {dim}, context dim {dim_kv}, dim_heads {dim_heads})")
+            raise ValueError(
+                f"Attention: {self.num_heads} query heads is not a multiple of {self.kv_heads} "
+                f"key/value heads (dim {dim}, context dim {dim_kv}, dim_heads {dim_heads})"
+            )
         self.causal = causal
         self.is_cross = dim_context is not None
         if self.is_cross:
@@ -110,8 +130,14 @@ class Attention(nn.Module):
         k, v = (rearrange(t, "b n (h d) -> b h n d", h=self.kv_heads) for t in self.to_kv(context).chunk(2, dim=-1))
         return k, v
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None,
-                rotary: torch.Tensor | None = None, kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
+        rotary: torch.Tensor | None = None,
+        kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """x [B,L,E]; context [B,S,Dc] (cross-attention only); context_mask [B,S] bool, True = attend;
         rotary [L, r] angles (self-attention only); kv: this layer's `context_kv(context)`, computed earlier
         (reused over sampler steps; plain data, so hooks, compile and FSDP see an ordinary call)."""
@@ -153,8 +179,17 @@ class GLU(nn.Module):
 class FeedForward(nn.Module):
     """SwiGLU MLP; `ff.1` and `ff.3` are empty placeholders so the keys read `ff.ff.0.proj` and `ff.ff.2`."""
 
-    def __init__(self, dim: int, dim_out: int | None = None, mult: int = 4, no_bias: bool = False, glu: bool = True,
-                 use_conv: bool = False, conv_kernel_size: int = 3, zero_init_output: bool = True) -> None:
+    def __init__(
+        self,
+        dim: int,
+        dim_out: int | None = None,
+        mult: int = 4,
+        no_bias: bool = False,
+        glu: bool = True,
+        use_conv: bool = False,
+        conv_kernel_size: int = 3,
+        zero_init_output: bool = True,
+    ) -> None:
         super().__init__()
         _reject("FeedForward", {"no_bias": no_bias, "glu": not glu, "use_conv": use_conv})
         inner = int(dim * mult)
@@ -173,33 +208,65 @@ class FeedForward(nn.Module):
 class TransformerBlock(nn.Module):
     """Pre-norm block: x += self_attn(norm x); x += cross_attn(norm x, context); x += ff(norm x)."""
 
-    def __init__(self, dim: int, dim_heads: int = 64, cross_attend: bool = False, dim_context: int | None = None,
-                 global_cond_dim: int | None = None, causal: bool = False, zero_init_branch_outputs: bool = True,
-                 conformer: bool = False, remove_norms: bool = False, add_rope: bool = False,
-                 layer_scale: bool = False, attn_kwargs: dict | None = None, ff_kwargs: dict | None = None,
-                 norm_kwargs: dict | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        dim_heads: int = 64,
+        cross_attend: bool = False,
+        dim_context: int | None = None,
+        global_cond_dim: int | None = None,
+        causal: bool = False,
+        zero_init_branch_outputs: bool = True,
+        conformer: bool = False,
+        remove_norms: bool = False,
+        add_rope: bool = False,
+        layer_scale: bool = False,
+        attn_kwargs: dict | None = None,
+        ff_kwargs: dict | None = None,
+        norm_kwargs: dict | None = None,
+    ) -> None:
         super().__init__()
-        _reject("TransformerBlock", {"global_cond_dim (adaLN)": global_cond_dim, "conformer": conformer,
-                                     "remove_norms": remove_norms, "add_rope": add_rope, "layer_scale": layer_scale})
+        _reject(
+            "TransformerBlock",
+            {
+                "global_cond_dim (adaLN)": global_cond_dim,
+                "conformer": conformer,
+                "remove_norms": remove_norms,
+                "add_rope": add_rope,
+                "layer_scale": layer_scale,
+            },
+        )
         attn_kwargs, ff_kwargs, norm_kwargs = attn_kwargs or {}, ff_kwargs or {}, norm_kwargs or {}
         self.pre_norm = LayerNorm(dim, **norm_kwargs)
-        self.self_attn = Attention(dim, dim_heads=dim_heads, causal=causal,
-                                   zero_init_output=zero_init_branch_outputs, **attn_kwargs)
+        self.self_attn = Attention(
+            dim, dim_heads=dim_heads, causal=causal, zero_init_output=zero_init_branch_outputs, **attn_kwargs
+        )
         self.cross_attend = cross_attend
         if cross_attend:
             self.cross_attend_norm = LayerNorm(dim, **norm_kwargs)
-            self.cross_attn = Attention(dim, dim_heads=dim_heads, dim_context=dim_context,
-                                        zero_init_output=zero_init_branch_outputs, **attn_kwargs)
+            self.cross_attn = Attention(
+                dim,
+                dim_heads=dim_heads,
+                dim_context=dim_context,
+                zero_init_output=zero_init_branch_outputs,
+                **attn_kwargs,
+            )
         self.ff_norm = LayerNorm(dim, **norm_kwargs)
         self.ff = FeedForward(dim, zero_init_output=zero_init_branch_outputs, **ff_kwargs)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None,
-                rotary: torch.Tensor | None = None, context_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
-                ) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
+        rotary: torch.Tensor | None = None,
+        context_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         x = x + self.self_attn(self.pre_norm(x), rotary=rotary)
         if (context is not None or context_kv is not None) and self.cross_attend:
-            x = x + self.cross_attn(self.cross_attend_norm(x), context=context, context_mask=context_mask,
-                                    kv=context_kv)
+            x = x + self.cross_attn(
+                self.cross_attend_norm(x), context=context, context_mask=context_mask, kv=context_kv
+            )
         return x + self.ff(self.ff_norm(x))
 
 
@@ -210,22 +277,51 @@ class ContinuousTransformer(nn.Module):
     padded (zeroed) T5 tokens attended to; True honours it, which changes the function (models trained so).
     `use_checkpointing=True` recomputes block activations in the backward pass (training big models)."""
 
-    def __init__(self, dim: int, depth: int, *, dim_in: int | None = None, dim_out: int | None = None,
-                 dim_heads: int = 64, cross_attend: bool = False, cond_token_dim: int | None = None,
-                 final_cross_attn_ix: int = -1, global_cond_dim: int | None = None, causal: bool = False,
-                 rotary_pos_emb: bool = True, zero_init_branch_outputs: bool = True, conformer: bool = False,
-                 use_sinusoidal_emb: bool = False, use_abs_pos_emb: bool = False, abs_pos_emb_max_length: int = 10000,
-                 num_memory_tokens: int = 0, sliding_window: Any = None, use_checkpointing: bool = False,
-                 use_cross_attn_mask: bool = False, attn_kwargs: dict | None = None, ff_kwargs: dict | None = None,
-                 norm_kwargs: dict | None = None, **unknown: Any) -> None:
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        *,
+        dim_in: int | None = None,
+        dim_out: int | None = None,
+        dim_heads: int = 64,
+        cross_attend: bool = False,
+        cond_token_dim: int | None = None,
+        final_cross_attn_ix: int = -1,
+        global_cond_dim: int | None = None,
+        causal: bool = False,
+        rotary_pos_emb: bool = True,
+        zero_init_branch_outputs: bool = True,
+        conformer: bool = False,
+        use_sinusoidal_emb: bool = False,
+        use_abs_pos_emb: bool = False,
+        abs_pos_emb_max_length: int = 10000,
+        num_memory_tokens: int = 0,
+        sliding_window: Any = None,
+        use_checkpointing: bool = False,
+        use_cross_attn_mask: bool = False,
+        attn_kwargs: dict | None = None,
+        ff_kwargs: dict | None = None,
+        norm_kwargs: dict | None = None,
+        **unknown: Any,
+    ) -> None:
         super().__init__()
         if unknown:
             raise TypeError(f"ContinuousTransformer: unknown argument(s) {sorted(unknown)}")
-        _reject("ContinuousTransformer", {"use_sinusoidal_emb": use_sinusoidal_emb, "use_abs_pos_emb": use_abs_pos_emb,
-                                          "num_memory_tokens": num_memory_tokens, "sliding_window": sliding_window})
+        _reject(
+            "ContinuousTransformer",
+            {
+                "use_sinusoidal_emb": use_sinusoidal_emb,
+                "use_abs_pos_emb": use_abs_pos_emb,
+                "num_memory_tokens": num_memory_tokens,
+                "sliding_window": sliding_window,
+            },
+        )
         if rotary_pos_emb and dim_heads < 32:
-            raise ValueError(f"ContinuousTransformer: dim_heads {dim_heads} < 32; the rotary embedding is "
-                             f"max(dim_heads // 2, 32) = 32 channels wide, so heads need at least 32 channels")
+            raise ValueError(
+                f"ContinuousTransformer: dim_heads {dim_heads} < 32; the rotary embedding is "
+                f"max(dim_heads // 2, 32) = 32 channels wide, so heads need at least 32 channels"
+            )
         self.dim, self.depth = dim, depth
         self.use_checkpointing = use_checkpointing
         self.use_cross_attn_mask = use_cross_attn_mask
@@ -233,20 +329,35 @@ class ContinuousTransformer(nn.Module):
         self.project_out = nn.Linear(dim, dim_out, bias=False) if dim_out is not None else nn.Identity()
         self.rotary_pos_emb = RotaryEmbedding(max(dim_heads // 2, 32)) if rotary_pos_emb else None
         self.layers = nn.ModuleList(
-            TransformerBlock(dim, dim_heads=dim_heads,
-                             cross_attend=cross_attend and (final_cross_attn_ix == -1 or i <= final_cross_attn_ix),
-                             dim_context=cond_token_dim, global_cond_dim=global_cond_dim, causal=causal,
-                             zero_init_branch_outputs=zero_init_branch_outputs, conformer=conformer,
-                             attn_kwargs=attn_kwargs, ff_kwargs=ff_kwargs, norm_kwargs=norm_kwargs)
-            for i in range(depth))
+            TransformerBlock(
+                dim,
+                dim_heads=dim_heads,
+                cross_attend=cross_attend and (final_cross_attn_ix == -1 or i <= final_cross_attn_ix),
+                dim_context=cond_token_dim,
+                global_cond_dim=global_cond_dim,
+                causal=causal,
+                zero_init_branch_outputs=zero_init_branch_outputs,
+                conformer=conformer,
+                attn_kwargs=attn_kwargs,
+                ff_kwargs=ff_kwargs,
+                norm_kwargs=norm_kwargs,
+            )
+            for i in range(depth)
+        )
 
     def context_kv(self, context: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, ...]:
         """Every block's cross-attention keys/values of `context` (None for blocks without cross-attention)."""
         return tuple(layer.cross_attn.context_kv(context) if layer.cross_attend else None for layer in self.layers)
 
-    def forward(self, x: torch.Tensor, prepend_embeds: torch.Tensor | None = None,
-                context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None,
-                return_info: bool = False, context_kv: tuple | None = None) -> torch.Tensor | tuple[torch.Tensor, dict]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        prepend_embeds: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
+        return_info: bool = False,
+        context_kv: tuple | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, dict]:
         """x [B,T,dim_in], prepend_embeds [B,P,E], context [B,S,Dc], context_mask [B,S] -> [B,P+T,dim_out].
         context_kv: `self.context_kv(context)` computed earlier, used instead of projecting the context again.
         With return_info, info["hidden_states"][n] is the residual stream [B,P+T,E] after block n."""
@@ -257,7 +368,9 @@ class ContinuousTransformer(nn.Module):
         mask = context_mask if self.use_cross_attn_mask else None
         hidden = []
         if context_kv is not None and len(context_kv) != len(self.layers):
-            raise ValueError(f"ContinuousTransformer: {len(context_kv)} context_kv entries for {len(self.layers)} blocks")
+            raise ValueError(
+                f"ContinuousTransformer: {len(context_kv)} context_kv entries for {len(self.layers)} blocks"
+            )
         for i, layer in enumerate(self.layers):
             kv = context_kv[i] if context_kv is not None else None
             if self.use_checkpointing and self.training and torch.is_grad_enabled():
@@ -270,5 +383,13 @@ class ContinuousTransformer(nn.Module):
         return (x, {"hidden_states": hidden}) if return_info else x
 
 
-__all__ = ["LayerNorm", "RotaryEmbedding", "apply_rotary", "Attention", "GLU", "FeedForward", "TransformerBlock",
-           "ContinuousTransformer"]
+__all__ = [
+    "LayerNorm",
+    "RotaryEmbedding",
+    "apply_rotary",
+    "Attention",
+    "GLU",
+    "FeedForward",
+    "TransformerBlock",
+    "ContinuousTransformer",
+]

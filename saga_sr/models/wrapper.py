@@ -27,8 +27,16 @@ LR_GAIN_EPS = 1e-3  # the smallest per-frame gain (an all-zero LR window)
 class SagaSRModel(nn.Module):
     """Velocity model on latents with SAGA-SR's conditioning; no guidance inside (see inference.guidance)."""
 
-    def __init__(self, model: nn.Module, conditioner: nn.Module, pretransform: nn.Module, *, config: dict,
-                 rolloff_conditioner: nn.Module | None = None, settings: ModelSettings | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        conditioner: nn.Module,
+        pretransform: nn.Module,
+        *,
+        config: dict,
+        rolloff_conditioner: nn.Module | None = None,
+        settings: ModelSettings | None = None,
+    ) -> None:
         """`config` is kept as is (it is saved with the weights); what the model reads from it comes from
         `settings` (default: `ModelSettings.from_config(config)`)."""
         super().__init__()
@@ -50,7 +58,7 @@ class SagaSRModel(nn.Module):
         self.cfg_scales: dict = s.cfg_scales
         self.default_steps: int | None = s.default_steps  # sampling steps the model was tuned for
 
-    def train(self, mode: bool = True) -> "SagaSRModel":
+    def train(self, mode: bool = True) -> SagaSRModel:
         super().train(mode)
         self.pretransform.eval()  # frozen: never train-mode behaviour
         return self
@@ -83,8 +91,9 @@ class SagaSRModel(nn.Module):
         if self.settings.lr_prefill is None:
             return lr
         x = lr.detach().float().cpu().numpy()
-        out = [dsp_bandwidth_extension(item, self.sample_rate, float(c), int(s))
-               for item, c, s in zip(x, cutoff_hz, seeds)]
+        out = [
+            dsp_bandwidth_extension(item, self.sample_rate, float(c), int(s)) for item, c, s in zip(x, cutoff_hz, seeds)
+        ]
         return torch.from_numpy(np.stack(out)).to(lr)
 
     def lr_gain(self, z_lr: torch.Tensor) -> torch.Tensor | None:
@@ -100,11 +109,12 @@ class SagaSRModel(nn.Module):
         if frames <= 0:
             return None
         power = z_lr.float().pow(2).mean(dim=1, keepdim=True)  # [B, 1, T]
-        smooth = torch.nn.functional.avg_pool1d(power, frames, stride=1, padding=frames // 2,
-                                                count_include_pad=False)[..., :power.shape[-1]]
+        smooth = torch.nn.functional.avg_pool1d(power, frames, stride=1, padding=frames // 2, count_include_pad=False)[
+            ..., : power.shape[-1]
+        ]
         window = power.mean(dim=-1, keepdim=True)
-        floor = (self.settings.lr_gain_floor ** 2) * window
-        return torch.maximum(smooth, floor).clamp_min(LR_GAIN_EPS ** 2).sqrt()
+        floor = (self.settings.lr_gain_floor**2) * window
+        return torch.maximum(smooth, floor).clamp_min(LR_GAIN_EPS**2).sqrt()
 
     # ---- conditioning -------------------------------------------------------------------------------------
     def conditioning(self, metadata: Sequence[dict], device: torch.device | str) -> Cond:
@@ -115,14 +125,17 @@ class SagaSRModel(nn.Module):
         """Roll-off in Hz -> the normalised value bin / 1025 the roll-off conditioners take (Hz = bin * sr / 2048)."""
         return torch.as_tensor(hz, dtype=torch.float32) * hz_to_normalized(1.0, self.sample_rate)
 
-    def build_rolloff_prepend(self, rolloff_low: torch.Tensor, rolloff_high: torch.Tensor,
-                              t: torch.Tensor) -> torch.Tensor:
+    def build_rolloff_prepend(
+        self, rolloff_low: torch.Tensor, rolloff_high: torch.Tensor, t: torch.Tensor
+    ) -> torch.Tensor:
         """The roll-off prepend token [B, 1, embed_dim]: roll-off global embedding + timestep embedding.
 
         `rolloff_low` / `rolloff_high` are normalised roll-offs [B] (see `rolloff_from_hz`)."""
         if self.rolloff_conditioner is None:
-            raise ValueError("build_rolloff_prepend: this model has no rolloff_conditioner "
-                             "(config model.diffusion.rolloff_conditioner)")
+            raise ValueError(
+                "build_rolloff_prepend: this model has no rolloff_conditioner "
+                "(config model.diffusion.rolloff_conditioner)"
+            )
         _, global_vec = self.rolloff_conditioner(rolloff_low, rolloff_high)
         return self._prepend_token(global_vec, t)
 
@@ -130,9 +143,14 @@ class SagaSRModel(nn.Module):
         t = torch.as_tensor(t, device=global_vec.device).reshape(-1).expand(global_vec.shape[0])
         return (global_vec + self.dit.timestep_embedding(t).to(global_vec.dtype))[:, None, :]
 
-    def conditioning_inputs(self, cond: Cond, *, rolloff: tuple[torch.Tensor, torch.Tensor] | None = None,
-                            timestep: torch.Tensor | None = None,
-                            generator: torch.Generator | None = None) -> dict[str, torch.Tensor | None]:
+    def conditioning_inputs(
+        self,
+        cond: Cond,
+        *,
+        rolloff: tuple[torch.Tensor, torch.Tensor] | None = None,
+        timestep: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor | None]:
         """The DiT's conditioning kwargs from conditioner outputs (and normalised roll-offs (low, high)).
 
         Cross-attention: the cross_attention_cond_ids in order, then the roll-off token if this model has a
@@ -171,8 +189,13 @@ class SagaSRModel(nn.Module):
             "prepend_cond_mask": prepend_mask,
         }
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, input_concat_cond: torch.Tensor | None = None,
-                **conditioning_inputs: Any) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        input_concat_cond: torch.Tensor | None = None,
+        **conditioning_inputs: Any,
+    ) -> torch.Tensor:
         """Plain DiT call: x [B, io, T], t [B] -> velocity [B, io, T] (no guidance, no dropout)."""
         return self.model(x, t, input_concat_cond=input_concat_cond, **conditioning_inputs)
 
@@ -184,8 +207,9 @@ def used_conditioner(model: SagaSRModel):
     used = set(model.cross_attn_cond_ids) | set(model.global_cond_ids)
     if used >= set(full.conditioners):
         return full
-    return MultiConditioner({k: c for k, c in full.conditioners.items() if k in used},
-                            default_keys=getattr(full, "default_keys", None))
+    return MultiConditioner(
+        {k: c for k, c in full.conditioners.items() if k in used}, default_keys=getattr(full, "default_keys", None)
+    )
 
 
 __all__ = ["SagaSRModel", "used_conditioner"]

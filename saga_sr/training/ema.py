@@ -16,8 +16,9 @@ TRAINABLE_PARTS = ("model", "conditioner", "rolloff_conditioner")
 
 def trainable_view(model: SagaSRModel) -> nn.ModuleDict:
     """A ModuleDict over the trainable components; its state_dict keys equal the model's own."""
-    return nn.ModuleDict({name: getattr(model, name) for name in TRAINABLE_PARTS
-                          if getattr(model, name, None) is not None})
+    return nn.ModuleDict(
+        {name: getattr(model, name) for name in TRAINABLE_PARTS if getattr(model, name, None) is not None}
+    )
 
 
 def _shared_memo(root: nn.Module) -> dict:
@@ -30,7 +31,9 @@ def _shared_memo(root: nn.Module) -> dict:
         for key, value in vars(module).items():
             if key.startswith("_") and key in ("_parameters", "_buffers", "_modules"):
                 continue
-            if isinstance(value, nn.Module) or (isinstance(value, tuple) and any(isinstance(v, nn.Module) for v in value)):
+            if isinstance(value, nn.Module) or (
+                isinstance(value, tuple) and any(isinstance(v, nn.Module) for v in value)
+            ):
                 memo[id(value)] = value
     return memo
 
@@ -39,5 +42,12 @@ def make_ema(model: SagaSRModel, beta: float = 0.9999):
     """ema_pytorch.EMA over `trainable_view(model)` (power 3/4, every step, after step 1, as stable-audio-tools)."""
     view = trainable_view(model)
     ema_copy = copy.deepcopy(view, memo=_shared_memo(view))
-    return EMA(view, ema_model=ema_copy, beta=beta, power=3 / 4, update_every=1, update_after_step=1,
-               include_online_model=False)
+    return EMA(
+        view,
+        ema_model=ema_copy,
+        beta=beta,
+        power=3 / 4,
+        update_every=1,
+        update_after_step=1,
+        include_online_model=False,
+    )

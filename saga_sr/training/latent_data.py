@@ -27,23 +27,43 @@ def check_shards(source: str, model) -> dict:
     check_compatible(info, model.settings, source)
     want = info.get("pretransform_fingerprint")
     if want and want != pretransform_fingerprint(model.pretransform):
-        raise DataError(f"--train_latents {source}: the shards were encoded with other VAE weights than this "
-                        "run's (prepare with the same --pretrained_ckpt / --seed as training)")
+        raise DataError(
+            f"--train_latents {source}: the shards were encoded with other VAE weights than this "
+            "run's (prepare with the same --pretrained_ckpt / --seed as training)"
+        )
     return info
 
 
 class LatentDataModule(L.LightningDataModule):
     """Train loader from latent shards (litdata), optional validation loader over audio."""
 
-    def __init__(self, source: str, settings: ModelSettings, *, downsampling_ratio: int, batch_size: int,
-                 num_workers: int, use_caption: bool, seed: int, val_loader=None, pin_memory: bool = False) -> None:
+    def __init__(
+        self,
+        source: str,
+        settings: ModelSettings,
+        *,
+        downsampling_ratio: int,
+        batch_size: int,
+        num_workers: int,
+        use_caption: bool,
+        seed: int,
+        val_loader=None,
+        pin_memory: bool = False,
+    ) -> None:
         super().__init__()
         ratio = int(downsampling_ratio)
         if settings.sample_size % ratio:
-            raise DataError(f"sample_size {settings.sample_size} is not a whole number of latent frames "
-                            f"(downsampling ratio {ratio})")
-        self.kwargs = dict(segment_frames=settings.sample_size // ratio, sample_rate=settings.sample_rate,
-                           downsampling_ratio=ratio, use_caption=use_caption, seed=seed)
+            raise DataError(
+                f"sample_size {settings.sample_size} is not a whole number of latent frames "
+                f"(downsampling ratio {ratio})"
+            )
+        self.kwargs = dict(
+            segment_frames=settings.sample_size // ratio,
+            sample_rate=settings.sample_rate,
+            downsampling_ratio=ratio,
+            use_caption=use_caption,
+            seed=seed,
+        )
         self.source, self.batch_size, self.num_workers = str(source), int(batch_size), int(num_workers)
         self.val_loader, self.pin_memory = val_loader, pin_memory
         self.loader = None
@@ -52,12 +72,18 @@ class LatentDataModule(L.LightningDataModule):
         return make_latent_dataset(self.source, shuffle=shuffle, **self.kwargs)
 
     def train_dataloader(self):
-        self.loader = _resumable_loader_class()(self.dataset(), batch_size=self.batch_size,
-                                                num_workers=self.num_workers, collate_fn=latent_collate,
-                                                drop_last=True, pin_memory=self.pin_memory)
+        self.loader = _resumable_loader_class()(
+            self.dataset(),
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=latent_collate,
+            drop_last=True,
+            pin_memory=self.pin_memory,
+        )
         if len(self.loader) == 0:
-            raise DataError(f"--train_latents {self.source}: fewer items per device than one batch of "
-                            f"{self.batch_size}")
+            raise DataError(
+                f"--train_latents {self.source}: fewer items per device than one batch of {self.batch_size}"
+            )
         return self.loader
 
     def val_dataloader(self):
@@ -109,8 +135,9 @@ def shard_source(value: str) -> str:
         return check_source(value)
     path = Path(value).expanduser()
     if path.is_file():
-        raise DataError(f"--train_latents {path}: is a file, not a shard folder (give the folder that "
-                        "`saga-sr prepare -o` wrote)")
+        raise DataError(
+            f"--train_latents {path}: is a file, not a shard folder (give the folder that `saga-sr prepare -o` wrote)"
+        )
     if not path.is_dir():
         raise DataError(f"--train_latents {path}: no such folder")
     return str(path)

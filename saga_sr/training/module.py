@@ -18,8 +18,15 @@ from saga_sr import __version__
 from saga_sr.config.typed import TrainingSettings
 from saga_sr.data.latents import LatentPair
 from saga_sr.errors import DataError, SagaError
-from saga_sr.flow import (NULL_LR_VALUE, VALIDATION_TIMESTEPS, flow_loss, interpolate, latent_mask, sample_timesteps,
-                          velocity_target)
+from saga_sr.flow import (
+    NULL_LR_VALUE,
+    VALIDATION_TIMESTEPS,
+    flow_loss,
+    interpolate,
+    latent_mask,
+    sample_timesteps,
+    velocity_target,
+)
 from saga_sr.inference.sampling import relative_latents
 from saga_sr.models.checkpoint import CONFIG_KEY
 from saga_sr.models.conditioners import MultiConditioner
@@ -29,6 +36,7 @@ from saga_sr.training.ema import make_ema
 from saga_sr.training.optim import build_optimizer
 from saga_sr.training.validation import validate_batch
 
+
 class TrainingDivergedError(SagaError):
     """The training loss became NaN or infinite; the message names the step and the batch's files."""
 
@@ -37,18 +45,35 @@ class SAGASRTrainer(L.LightningModule):
     """Lightning wrapper around a SagaSRModel (attribute `diffusion`, EMA copy `diffusion_ema`, as
     stable-audio-tools' training wrapper names them, so `saga_sr.models.sao.read_checkpoint` reads our .ckpt)."""
 
-    def __init__(self, model: SagaSRModel, *, learning_rate: float | None = None, use_ema: bool | None = None,
-                 ema_beta: float | None = None, timestep_sampler: str | None = None,
-                 cfg_dropout_prob: float | None = None, lr_dropout_prob: float | None = None,
-                 val_steps: int = 20, lowfreq_replace: bool = True, max_val_items: int = 4,
-                 val_examples: int = 2, val_dir: str | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: SagaSRModel,
+        *,
+        learning_rate: float | None = None,
+        use_ema: bool | None = None,
+        ema_beta: float | None = None,
+        timestep_sampler: str | None = None,
+        cfg_dropout_prob: float | None = None,
+        lr_dropout_prob: float | None = None,
+        val_steps: int = 20,
+        lowfreq_replace: bool = True,
+        max_val_items: int = 4,
+        val_examples: int = 2,
+        val_dir: str | None = None,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
         self.diffusion = model
         # the config's training block, overridden by the arguments that are given (None = not given)
         self.settings = TrainingSettings.from_config(model.config).override(
-            learning_rate=learning_rate, use_ema=use_ema, ema_beta=ema_beta, timestep_sampler=timestep_sampler,
-            cfg_dropout_prob=cfg_dropout_prob, lr_dropout_prob=lr_dropout_prob)
+            learning_rate=learning_rate,
+            use_ema=use_ema,
+            ema_beta=ema_beta,
+            timestep_sampler=timestep_sampler,
+            cfg_dropout_prob=cfg_dropout_prob,
+            lr_dropout_prob=lr_dropout_prob,
+        )
         s = self.settings
         self.timestep_sampler = s.timestep_sampler
         self.cfg_dropout_prob, self.lr_dropout_prob = float(s.cfg_dropout_prob), float(s.lr_dropout_prob)
@@ -66,28 +91,36 @@ class SAGASRTrainer(L.LightningModule):
             low = [float(m["input_rolloff"]) for m in metadata]
             high = [float(m["target_rolloff"]) for m in metadata]
         except KeyError as exc:
-            raise DataError("the model has a roll-off conditioner but the batch has no roll-offs; "
-                            "build the dataset with compute_rolloff=True (--compute_rolloff)") from exc
+            raise DataError(
+                "the model has a roll-off conditioner but the batch has no roll-offs; "
+                "build the dataset with compute_rolloff=True (--compute_rolloff)"
+            ) from exc
         return (torch.tensor(low, device=device), torch.tensor(high, device=device))
 
-    def dit_inputs(self, metadata: list[dict], t: torch.Tensor, model: SagaSRModel | None = None,
-                   generator: torch.Generator | None = None) -> dict:
+    def dit_inputs(
+        self,
+        metadata: list[dict],
+        t: torch.Tensor,
+        model: SagaSRModel | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict:
         """The DiT's conditioning kwargs for a batch (the roll-off token's dropout, in training mode, draws
         from `generator`)."""
         model = model or self.diffusion
         cond = condition(used_conditioner(model), metadata, t.device)
-        return model.conditioning_inputs(cond, rolloff=self._rolloff(metadata, t.device), timestep=t,
-                                         generator=generator)
+        return model.conditioning_inputs(
+            cond, rolloff=self._rolloff(metadata, t.device), timestep=t, generator=generator
+        )
 
     # ---- the objective --------------------------------------------------------------------------------------
-    def encode_pair(self, audio: torch.Tensor, metadata: list[dict],
-                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_pair(
+        self, audio: torch.Tensor, metadata: list[dict], generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(z_hr, z_lr) from the frozen pretransform, without gradients, in float32 (even under autocast); a
         sampling VAE posterior draws from `generator`."""
         lr = self.lr_audio(metadata, audio, generator)
         with torch.no_grad():
-            return (self.diffusion.encode(audio, generator).float(),
-                    self.diffusion.encode(lr, generator).float())
+            return (self.diffusion.encode(audio, generator).float(), self.diffusion.encode(lr, generator).float())
 
     def lr_audio(self, metadata: list[dict], like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """The batch's LR audio as the model encodes it (SagaSRModel.lr_input: DSP-prefilled above each item's
@@ -99,23 +132,35 @@ class SAGASRTrainer(L.LightningModule):
             cutoffs = [float(m["lr_cutoff_hz"]) for m in metadata]
         except KeyError as exc:
             raise DataError("model.diffusion.lr_prefill needs each item's lr_cutoff_hz") from exc
-        seeds = (torch.randint(2 ** 31 - 1, (len(metadata),), generator=generator, device=generator.device).tolist()
-                 if generator is not None else [0] * len(metadata))
+        seeds = (
+            torch.randint(2**31 - 1, (len(metadata),), generator=generator, device=generator.device).tolist()
+            if generator is not None
+            else [0] * len(metadata)
+        )
         return self.diffusion.lr_input(lr, cutoffs, seeds)
 
-    def posteriors(self, x: torch.Tensor | LatentPair, metadata: list[dict],
-                   generator: torch.Generator | None = None) -> LatentPair:
+    def posteriors(
+        self, x: torch.Tensor | LatentPair, metadata: list[dict], generator: torch.Generator | None = None
+    ) -> LatentPair:
         """The batch's HR and LR latent posteriors in float32: given (pre-encoded shards), or from the frozen
         pretransform run on the HR audio and the metadata's `lr_audio` without gradients (on the fly)."""
         if isinstance(x, LatentPair):
             return x.float()
         lr = self.lr_audio(metadata, x, generator)
         with torch.no_grad():
-            return LatentPair(*self.diffusion.pretransform.posterior(x), *self.diffusion.pretransform.posterior(lr)
-                              ).float()
+            return LatentPair(
+                *self.diffusion.pretransform.posterior(x), *self.diffusion.pretransform.posterior(lr)
+            ).float()
 
-    def flow_step(self, x: torch.Tensor | LatentPair, metadata: list[dict], generator: torch.Generator, *,
-                  t: torch.Tensor | None = None, dropout: bool = True) -> torch.Tensor:
+    def flow_step(
+        self,
+        x: torch.Tensor | LatentPair,
+        metadata: list[dict],
+        generator: torch.Generator,
+        *,
+        t: torch.Tensor | None = None,
+        dropout: bool = True,
+    ) -> torch.Tensor:
         """The masked rectified-flow loss of one batch (random t unless given; dropout for CFG in training).
 
         `x` is HR audio [B, C, L] (LR audio in the metadata; encoded here) or pre-encoded posteriors
@@ -159,8 +204,10 @@ class SAGASRTrainer(L.LightningModule):
             finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
         if not finite:
             files = ", ".join(str(m.get("audio_path", "?")) for m in metadata)
-            raise TrainingDivergedError(f"non-finite training loss ({loss.item()}) at step {self.global_step} "
-                                        f"(batch {batch_idx}: {files}); the last good checkpoint is kept")
+            raise TrainingDivergedError(
+                f"non-finite training loss ({loss.item()}) at step {self.global_step} "
+                f"(batch {batch_idx}: {files}); the last good checkpoint is kept"
+            )
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(metadata))
         return loss
 
@@ -201,8 +248,13 @@ class SAGASRTrainer(L.LightningModule):
             return self.diffusion
         ema = self.diffusion_ema.ema_model
         m = self.diffusion
-        return SagaSRModel(ema["model"], ema["conditioner"], m.pretransform, config=m.config,
-                           rolloff_conditioner=ema["rolloff_conditioner"] if "rolloff_conditioner" in ema else None)
+        return SagaSRModel(
+            ema["model"],
+            ema["conditioner"],
+            m.pretransform,
+            config=m.config,
+            rolloff_conditioner=ema["rolloff_conditioner"] if "rolloff_conditioner" in ema else None,
+        )
 
     # ---- optimiser and checkpoints ---------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -216,8 +268,11 @@ class SAGASRTrainer(L.LightningModule):
         checkpoint[CONFIG_KEY] = self.diffusion.config
         checkpoint["saga_sr_version"] = __version__
         checkpoint["saga_sr_ema"] = self.diffusion_ema is not None
-        if self._trainer is not None and getattr(self.trainer, "datamodule", None) is not None \
-                and hasattr(self.trainer.datamodule, "fix_loader_state"):
+        if (
+            self._trainer is not None
+            and getattr(self.trainer, "datamodule", None) is not None
+            and hasattr(self.trainer.datamodule, "fix_loader_state")
+        ):
             progress = self.trainer.fit_loop.epoch_loop.batch_progress.current
             self.trainer.datamodule.fix_loader_state(checkpoint, int(progress.processed))
 
@@ -246,4 +301,3 @@ def _freeze_unused_conditioners(model: SagaSRModel) -> None:
     for cid, conditioner in model.conditioner.conditioners.items():
         if cid not in used:
             conditioner.requires_grad_(False)
-

@@ -10,8 +10,9 @@ import torch
 from saga_sr.config.typed import OptimizerSettings
 
 
-def inverse_lr_factor(step: int, *, inv_gamma: float = 1e6, power: float = 0.5, warmup: float = 0.99,
-                      final_lr_factor: float = 0.0) -> float:
+def inverse_lr_factor(
+    step: int, *, inv_gamma: float = 1e6, power: float = 0.5, warmup: float = 0.99, final_lr_factor: float = 0.0
+) -> float:
     """stable-audio-tools' InverseLR multiplier after `step` optimiser steps:
     ``(1 - warmup ** (step + 1)) * (1 + step / inv_gamma) ** -power`` (floored at `final_lr_factor`)."""
     warm = 1.0 - warmup ** (step + 1)
@@ -21,8 +22,9 @@ def inverse_lr_factor(step: int, *, inv_gamma: float = 1e6, power: float = 0.5, 
 SCHEDULES = {"InverseLR": inverse_lr_factor}  # the schedule names config/checks.py accepts
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], settings: OptimizerSettings,
-                    learning_rate: float | None = None):
+def build_optimizer(
+    params: Iterable[torch.nn.Parameter], settings: OptimizerSettings, learning_rate: float | None = None
+):
     """(optimizer, scheduler or None) from the typed settings; `learning_rate` (the training settings' rate)
     overrides the optimizer's `lr`. Names were checked with the config (config/checks.py)."""
     kwargs = dict(settings.optimizer_kwargs)

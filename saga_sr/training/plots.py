@@ -29,8 +29,12 @@ def loss_curve(csv_path: str | Path, png_path: str | Path, *, title: str = "SAGA
     return loss_curves({"": kinds}, png_path, title=title)
 
 
-def loss_curves(curves: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], path: str | Path,
-                *, title: str = "training and validation loss") -> Path:
+def loss_curves(
+    curves: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]],
+    path: str | Path,
+    *,
+    title: str = "training and validation loss",
+) -> Path:
     """Runs on one plot: `curves[run][kind] = (steps, losses)`, kind "train" (solid; raw faded under a trailing
     mean of len/20 points once there are 40 or more) or "val" (dashed); log-scaled when every loss is > 0."""
     from matplotlib.figure import Figure  # lazy: matplotlib is slow to import and only drawing needs it

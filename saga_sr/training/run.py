@@ -45,6 +45,7 @@ from saga_sr.training.plots import loss_curve
 
 log = logging.getLogger(__name__)
 
+
 def is_rank_zero() -> bool:
     """Whether this process is the (global) rank-0 process; Lightning's launcher sets the rank of the others."""
     return getattr(rank_zero_only, "rank", 0) == 0
@@ -64,23 +65,34 @@ def _sources(paths, flag: str) -> list[Path]:
     return out
 
 
-def make_dataset(sources: list[Path], cfg: dict, ns: argparse.Namespace, *, deterministic: bool, title: str,
-                 cache: Path):
+def make_dataset(
+    sources: list[Path], cfg: dict, ns: argparse.Namespace, *, deterministic: bool, title: str, cache: Path
+):
     """Index `sources` (reading, not writing, the check cache `cache`) and build the dataset; DataError naming
     the first skipped files when none is usable. Returns (dataset, index): `write_data_records` writes the
     skipped-files report and the cache once the run is accepted."""
     index = build_index(sources, cache_path=cache, update_cache=False)
     names = ", ".join(map(str, sources))
     if not index.entries:
-        raise DataError(f"{title} data {names}: no usable audio files"
-                        + (f" ({len(index.skipped)} skipped{first_reasons(index.skipped)})" if index.skipped else ""))
+        raise DataError(
+            f"{title} data {names}: no usable audio files"
+            + (f" ({len(index.skipped)} skipped{first_reasons(index.skipped)})" if index.skipped else "")
+        )
     log.info("%s: %d audio files, %d skipped", title, len(index.entries), len(index.skipped))
     s = ModelSettings.from_config(cfg)
     lowpass = 0.0 if deterministic else TrainingSettings.from_config(cfg).target_lowpass_prob  # training only
-    dataset = SAGASRDataset(sources, s.sample_size, s.sample_rate, s.audio_channels,
-                            compute_rolloff=ns.compute_rolloff or uses_rolloff(cfg), use_caption=not ns.disable_caption,
-                            deterministic=deterministic, seed=ns.seed, index=index,
-                            target_lowpass_prob=lowpass)
+    dataset = SAGASRDataset(
+        sources,
+        s.sample_size,
+        s.sample_rate,
+        s.audio_channels,
+        compute_rolloff=ns.compute_rolloff or uses_rolloff(cfg),
+        use_caption=not ns.disable_caption,
+        deterministic=deterministic,
+        seed=ns.seed,
+        index=index,
+        target_lowpass_prob=lowpass,
+    )
     return dataset, index
 
 
@@ -102,9 +114,16 @@ def write_data_records(out: Path, indexes: dict) -> None:
 def _loader(ds, batch_size: int, num_workers: int, *, train: bool, pin: bool):
     """Training order and draws come from an EpochSampler (a function of seed and epoch: resumable)."""
     sampler = EpochSampler(len(ds), ds.seed) if train else None
-    return DataLoader(ds, batch_size=min(batch_size, len(ds)), sampler=sampler, drop_last=train,
-                      num_workers=num_workers, collate_fn=collate, pin_memory=pin,
-                      persistent_workers=num_workers > 0)
+    return DataLoader(
+        ds,
+        batch_size=min(batch_size, len(ds)),
+        sampler=sampler,
+        drop_last=train,
+        num_workers=num_workers,
+        collate_fn=collate,
+        pin_memory=pin,
+        persistent_workers=num_workers > 0,
+    )
 
 
 # ---- checkpoints -------------------------------------------------------------------------------------------
@@ -163,31 +182,48 @@ def check_resume_fits(path: Path, cfg: dict) -> None:
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # noqa: BLE001 -- any unpickling failure: not a checkpoint we can trust
-        raise DataError(f"--resume {path}: not a saga-sr training checkpoint ({type(exc).__name__}: "
-                        f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''})") from None
+        raise DataError(
+            f"--resume {path}: not a saga-sr training checkpoint ({type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''})"
+        ) from None
     saved = ckpt.get(CONFIG_KEY) if isinstance(ckpt, dict) else None
     if not isinstance(saved, dict) or "state_dict" not in ckpt:
         raise DataError(f"--resume {path}: not a saga-sr training checkpoint (no '{CONFIG_KEY}')")
     diff = _first_difference(model_identity(saved), model_identity(cfg))
     if diff:
-        raise DataError(f"--resume {path}: the checkpoint was trained with a different model config; first "
-                        f"difference at {diff} (checkpoint vs --model_config); nothing was changed")
+        raise DataError(
+            f"--resume {path}: the checkpoint was trained with a different model config; first "
+            f"difference at {diff} (checkpoint vs --model_config); nothing was changed"
+        )
 
 
 # flags that define what is trained, compared on resume with the run's record; the others (--max_steps,
 # --max_time, validation, logging, checkpoint, hardware and speed flags) may change when a run is resumed
-RUN_FLAGS = ("train_dir", "manifest", "train_latents", "seed", "learning_rate", "ema", "timestep_sampler",
-             "compute_rolloff", "disable_caption")
+RUN_FLAGS = (
+    "train_dir",
+    "manifest",
+    "train_latents",
+    "seed",
+    "learning_rate",
+    "ema",
+    "timestep_sampler",
+    "compute_rolloff",
+    "disable_caption",
+)
 
 
 def run_facts(args: dict, cfg: dict) -> dict:
     """What a run trains, as JSON values: the effective batch, accumulation, clip and segment, the data and the
     other RUN_FLAGS, and the model config (its `training.max_steps` aside, which a resume may raise)."""
     training = TrainingSettings.from_flags(cfg, args)
-    facts = {"batch_size": training.batch_size, "accumulate_grad_batches": training.accumulate_grad_batches,
-             "gradient_clip_val": training.gradient_clip_val,
-             "sample_size": ModelSettings.from_config(cfg).sample_size,
-             **{k: args.get(k) for k in RUN_FLAGS}, "model_config": resume_identity(cfg)}
+    facts = {
+        "batch_size": training.batch_size,
+        "accumulate_grad_batches": training.accumulate_grad_batches,
+        "gradient_clip_val": training.gradient_clip_val,
+        "sample_size": ModelSettings.from_config(cfg).sample_size,
+        **{k: args.get(k) for k in RUN_FLAGS},
+        "model_config": resume_identity(cfg),
+    }
     # not given: the config's, so giving that same value changes nothing
     facts["learning_rate"] = training.learning_rate
     return json.loads(json.dumps(facts, default=str))
@@ -196,8 +232,9 @@ def run_facts(args: dict, cfg: dict) -> dict:
 def check_resume_run(resume: Path, out: Path, ns: argparse.Namespace, cfg: dict) -> None:
     """DataError naming the first difference when this resume would train something else than the run it
     continues (its OUT/run_config.json, else the one beside the checkpoint's folder); nothing is changed."""
-    record_path = next((p for p in (out / "run_config.json", resume.parent.parent / "run_config.json")
-                        if p.is_file()), None)
+    record_path = next(
+        (p for p in (out / "run_config.json", resume.parent.parent / "run_config.json") if p.is_file()), None
+    )
     if record_path is None:
         return
     try:
@@ -207,9 +244,11 @@ def check_resume_run(resume: Path, out: Path, ns: argparse.Namespace, cfg: dict)
         raise DataError(f"{record_path}: unreadable run record; resume into a new --output_dir") from None
     diff = _first_difference(old, run_facts(vars(ns), cfg))
     if diff:
-        raise DataError(f"--resume {resume}: this run differs from the one it continues ({record_path}) at {diff} "
-                        "(recorded vs now); only --max_steps, --max_time and the validation, logging, checkpoint, "
-                        "hardware and speed flags may change on resume; nothing was changed")
+        raise DataError(
+            f"--resume {resume}: this run differs from the one it continues ({record_path}) at {diff} "
+            "(recorded vs now); only --max_steps, --max_time and the validation, logging, checkpoint, "
+            "hardware and speed flags may change on resume; nothing was changed"
+        )
 
 
 def checkpoint_step(path: Path) -> int:
@@ -309,8 +348,9 @@ def train(args: argparse.Namespace | dict | None = None, **kwargs) -> Path:
     # every refusal is above: nothing in OUT was created or rewritten before this line
     write_run_records(out, ns, cfg, resume, train_index, val_index, load_report)
     module = build_module(model, ns, out, training)
-    trainer = _make_trainer(ns, out, training, validate=val_ds is not None,
-                            resume_step=checkpoint_step(resume) if resume else None)
+    trainer = _make_trainer(
+        ns, out, training, validate=val_ds is not None, resume_step=checkpoint_step(resume) if resume else None
+    )
     loaders, val_loader = _fit_loaders(data, train_ds, val_ds, batch, ns, pin)
     fit(trainer, module, loaders, val_loader, resume)
     finish_run(trainer, out)
@@ -364,15 +404,20 @@ def build_data(run: CheckedRun, ns: argparse.Namespace):
     from latent shards and for a run without val data."""
     out, cfg, latents, train_sources, val_sources = run.out, run.cfg, run.latents, run.train_sources, run.val_sources
     cache = out / "index_cache.json"
-    train_ds, train_index = (make_dataset(train_sources, cfg, ns, deterministic=False, title="train", cache=cache)
-                             if not latents else (None, None))
-    val_ds, val_index = (make_dataset(val_sources, cfg, ns, deterministic=True, title="val", cache=cache)
-                         if val_sources else (None, None))
+    train_ds, train_index = (
+        make_dataset(train_sources, cfg, ns, deterministic=False, title="train", cache=cache)
+        if not latents
+        else (None, None)
+    )
+    val_ds, val_index = (
+        make_dataset(val_sources, cfg, ns, deterministic=True, title="val", cache=cache)
+        if val_sources
+        else (None, None)
+    )
     return train_ds, train_index, val_ds, val_index
 
 
-def _latent_data(latents, cfg: dict, model, training: TrainingSettings, ns: argparse.Namespace, batch: int,
-                 pin: bool):
+def _latent_data(latents, cfg: dict, model, training: TrainingSettings, ns: argparse.Namespace, batch: int, pin: bool):
     """The data module of --train_latents shards, checked against the model (None when training from audio)."""
     data = None
     if latents:
@@ -380,17 +425,29 @@ def _latent_data(latents, cfg: dict, model, training: TrainingSettings, ns: argp
 
         check_shards(latents, model)
         if training.target_lowpass_prob > 0:
-            raise ConfigError([f"training.target_lowpass_prob: {training.target_lowpass_prob} needs audio training "
-                               "data (it low-passes the HR audio); --train_latents shards hold the HR latent as "
-                               "encoded. Set it to 0 or train from audio"])
-        data = LatentDataModule(latents, model.settings, downsampling_ratio=model.downsampling_ratio,
-                                batch_size=batch, num_workers=ns.num_workers, use_caption=not ns.disable_caption,
-                                seed=ns.seed, pin_memory=pin)
+            raise ConfigError(
+                [
+                    f"training.target_lowpass_prob: {training.target_lowpass_prob} needs audio training "
+                    "data (it low-passes the HR audio); --train_latents shards hold the HR latent as "
+                    "encoded. Set it to 0 or train from audio"
+                ]
+            )
+        data = LatentDataModule(
+            latents,
+            model.settings,
+            downsampling_ratio=model.downsampling_ratio,
+            batch_size=batch,
+            num_workers=ns.num_workers,
+            use_caption=not ns.disable_caption,
+            seed=ns.seed,
+            pin_memory=pin,
+        )
     return data
 
 
-def write_run_records(out: Path, ns: argparse.Namespace, cfg: dict, resume: Path | None, train_index, val_index,
-                      load_report) -> None:
+def write_run_records(
+    out: Path, ns: argparse.Namespace, cfg: dict, resume: Path | None, train_index, val_index, load_report
+) -> None:
     """Accept the run: create OUT and (rank 0) write the data records, the pretrained load report and
     run_config.json, the record a resume is checked against."""
     out.mkdir(parents=True, exist_ok=True)
@@ -398,8 +455,11 @@ def write_run_records(out: Path, ns: argparse.Namespace, cfg: dict, resume: Path
         write_data_records(out, {"train": train_index, "val": val_index})
         if load_report is not None:
             write_report(load_report, out / "pretrained_load_report.json")
-        record = {"args": {k: v for k, v in vars(ns).items() if k != "func"}, "model_config": cfg,
-                  "resumed_from": str(resume.resolve()) if resume else None}
+        record = {
+            "args": {k: v for k, v in vars(ns).items() if k != "func"},
+            "model_config": cfg,
+            "resumed_from": str(resume.resolve()) if resume else None,
+        }
         (out / "run_config.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
 
 
@@ -409,11 +469,18 @@ def build_module(model, ns: argparse.Namespace, out: Path, training: TrainingSet
     if "fsdp" in str(ns.strategy) and use_ema:
         log.warning("EMA is not supported with FSDP (the EMA copy would need the full weights); training without it")
         use_ema = False
-    module = SAGASRTrainer(model, learning_rate=training.learning_rate, use_ema=use_ema,
-                           timestep_sampler=training.timestep_sampler,
-                           val_steps=ns.val_steps, lowfreq_replace=not ns.disable_val_lowfreq_replace,
-                           max_val_items=ns.max_val_items, val_examples=ns.val_examples, val_dir=str(out / "val"),
-                           seed=ns.seed)
+    module = SAGASRTrainer(
+        model,
+        learning_rate=training.learning_rate,
+        use_ema=use_ema,
+        timestep_sampler=training.timestep_sampler,
+        val_steps=ns.val_steps,
+        lowfreq_replace=not ns.disable_val_lowfreq_replace,
+        max_val_items=ns.max_val_items,
+        val_examples=ns.val_examples,
+        val_dir=str(out / "val"),
+        seed=ns.seed,
+    )
     apply_speed_flags(model, ns)  # after the EMA copy, which must not share a compiled forward
     return module
 
@@ -425,8 +492,10 @@ def _fit_loaders(data, train_ds, val_ds, batch: int, ns: argparse.Namespace, pin
         data.val_loader = val_loader
         loaders = {"datamodule": data}
     else:
-        loaders = {"train_dataloaders": _loader(train_ds, batch, ns.num_workers, train=True, pin=pin),
-                   "val_dataloaders": val_loader}
+        loaders = {
+            "train_dataloaders": _loader(train_ds, batch, ns.num_workers, train=True, pin=pin),
+            "val_dataloaders": val_loader,
+        }
     return loaders, val_loader
 
 
@@ -438,8 +507,9 @@ def fit(trainer, module, loaders: dict, val_loader, resume: Path | None) -> None
         raise DataError(worker_message(exc)) from exc
     except RuntimeError as exc:
         if resume and "state_dict" in str(exc):
-            raise ModelLoadError(f"--resume {resume}: the checkpoint does not fit this config: "
-                                 f"{str(exc).splitlines()[0][:300]}") from exc
+            raise ModelLoadError(
+                f"--resume {resume}: the checkpoint does not fit this config: {str(exc).splitlines()[0][:300]}"
+            ) from exc
         raise
     if val_loader is not None and module.last_val_step != trainer.global_step:
         trainer.validate(module, dataloaders=val_loader, verbose=False)  # always end with a validation
@@ -461,7 +531,7 @@ def worker_message(exc: Exception) -> str:
         return str(exc)
     last = lines[-1]
     prefix = f"{type(exc).__module__}.{type(exc).__name__}: "
-    return last[len(prefix):] if last.startswith(prefix) else last
+    return last[len(prefix) :] if last.startswith(prefix) else last
 
 
 def parse_max_time(value: str | float | None) -> dict | str | None:
@@ -483,8 +553,9 @@ def parse_max_time(value: str | float | None) -> dict | str | None:
     return {"seconds": minutes * 60.0}
 
 
-def _make_trainer(ns: argparse.Namespace, out: Path, training: TrainingSettings, *, validate: bool,
-                  resume_step: int | None):
+def _make_trainer(
+    ns: argparse.Namespace, out: Path, training: TrainingSettings, *, validate: bool, resume_step: int | None
+):
     accumulate, max_steps = training.accumulate_grad_batches, training.max_steps
     every = ns.checkpoint_every or ns.val_every
     loggers = [ResumableCSVLogger(str(out), keep_before_step=resume_step)]
@@ -495,19 +566,38 @@ def _make_trainer(ns: argparse.Namespace, out: Path, training: TrainingSettings,
         loggers.append(TensorBoardLogger(save_dir=str(out), name="tensorboard", version=""))
     except ImportError:
         pass
-    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="step={step}", auto_insert_metric_name=False,
-                                 every_n_train_steps=every, save_top_k=-1, save_last="link")
+    checkpoint = ModelCheckpoint(
+        dirpath=out / "checkpoints",
+        filename="step={step}",
+        auto_insert_metric_name=False,
+        every_n_train_steps=every,
+        save_top_k=-1,
+        save_last="link",
+    )
     clip = training.gradient_clip_val
     return L.Trainer(
-        accelerator=ns.accelerator, devices=_devices(ns.devices), num_nodes=ns.num_nodes,
-        strategy=_strategy(ns), precision=_precision(ns), max_steps=max_steps, max_epochs=-1,
+        accelerator=ns.accelerator,
+        devices=_devices(ns.devices),
+        num_nodes=ns.num_nodes,
+        strategy=_strategy(ns),
+        precision=_precision(ns),
+        max_steps=max_steps,
+        max_epochs=-1,
         max_time=parse_max_time(ns.max_time),
-        accumulate_grad_batches=accumulate, gradient_clip_val=clip or None,
-        val_check_interval=ns.val_every * accumulate if validate else None, check_val_every_n_epoch=None,
-        limit_val_batches=1.0 if validate else 0, num_sanity_val_steps=0,
-        callbacks=[checkpoint, ExportCallback(out / "model"), StepBanner()], logger=loggers,
-        log_every_n_steps=ns.log_every, enable_progress_bar=not ns.no_progress_bar, default_root_dir=str(out),
-        use_distributed_sampler=True, enable_model_summary=True)
+        accumulate_grad_batches=accumulate,
+        gradient_clip_val=clip or None,
+        val_check_interval=ns.val_every * accumulate if validate else None,
+        check_val_every_n_epoch=None,
+        limit_val_batches=1.0 if validate else 0,
+        num_sanity_val_steps=0,
+        callbacks=[checkpoint, ExportCallback(out / "model"), StepBanner()],
+        logger=loggers,
+        log_every_n_steps=ns.log_every,
+        enable_progress_bar=not ns.no_progress_bar,
+        default_root_dir=str(out),
+        use_distributed_sampler=True,
+        enable_model_summary=True,
+    )
 
 
 def main(args: argparse.Namespace) -> int:

@@ -50,8 +50,9 @@ def lfr_cutoff(metadata: dict) -> float | None:
 
 
 @torch.no_grad()
-def sample_batch(module, z_lr: torch.Tensor, metadata: list[dict], generator: torch.Generator,
-                 steps: int) -> torch.Tensor:
+def sample_batch(
+    module, z_lr: torch.Tensor, metadata: list[dict], generator: torch.Generator, steps: int
+) -> torch.Tensor:
     """Guided Euler sampling (the model's CFG scales) from noise to a latent [B, C, T] for z_lr and the
     metadata."""
     model = module.inference_model()
@@ -59,12 +60,21 @@ def sample_batch(module, z_lr: torch.Tensor, metadata: list[dict], generator: to
     sampling = model.settings.sampling(steps=steps)
     shape = (z_lr.shape[0], model.io_channels, z_lr.shape[-1])
     noise = torch.randn(shape, generator=generator, device=generator.device)
-    return sample_latents(model, z_lr, cond, noise, linear_quadratic(sampling.steps), cfg_audio=sampling.cfg_audio,
-                          cfg_text=sampling.cfg_text, rolloff=module._rolloff(metadata, z_lr.device))
+    return sample_latents(
+        model,
+        z_lr,
+        cond,
+        noise,
+        linear_quadratic(sampling.steps),
+        cfg_audio=sampling.cfg_audio,
+        cfg_text=sampling.cfg_text,
+        rolloff=module._rolloff(metadata, z_lr.device),
+    )
 
 
-def validate_batch(module, audio: torch.Tensor, metadata: list[dict], batch_idx: int,
-                   batch_size: int | None = None) -> dict[str, float]:
+def validate_batch(
+    module, audio: torch.Tensor, metadata: list[dict], batch_idx: int, batch_size: int | None = None
+) -> dict[str, float]:
     """Sample, decode, LFR and score the batch; save the first examples on rank 0. Returns metric means."""
     hp = module.hparams
     _, z_lr = module.encode_pair(audio, metadata, module.stream_generator(Stream.VAL_ENCODE, batch_idx))
@@ -97,16 +107,38 @@ def validate_batch(module, audio: torch.Tensor, metadata: list[dict], batch_idx:
         scores["si_sdr"].append(si_sdr(hr, est))
         example = batch_idx * (batch_size or audio.shape[0]) + i
         if hp.val_dir and module.global_rank == 0 and example < int(hp.val_examples):
-            _save_example(Path(hp.val_dir) / f"step={module.global_step}", example, md, hr, lr, est, sr, cutoff,
-                          {"target_setting": setting, "target_rolloff_hz": target_hz})
+            _save_example(
+                Path(hp.val_dir) / f"step={module.global_step}",
+                example,
+                md,
+                hr,
+                lr,
+                est,
+                sr,
+                cutoff,
+                {"target_setting": setting, "target_rolloff_hz": target_hz},
+            )
     if batch_idx == 0:
-        log.info("validation target roll-off: %s", "reference (each item's own HR roll-off, an oracle)"
-                 if setting != "n/a" else "n/a (the model takes no target roll-off)")
+        log.info(
+            "validation target roll-off: %s",
+            "reference (each item's own HR roll-off, an oracle)"
+            if setting != "n/a"
+            else "n/a (the model takes no target roll-off)",
+        )
     return {k: float(np.mean(v)) for k, v in scores.items() if v}
 
 
-def _save_example(folder: Path, index: int, md: dict, hr: np.ndarray, lr: np.ndarray, est: np.ndarray,
-                  sr: int, cutoff: float | None, target: dict) -> None:
+def _save_example(
+    folder: Path,
+    index: int,
+    md: dict,
+    hr: np.ndarray,
+    lr: np.ndarray,
+    est: np.ndarray,
+    sr: int,
+    cutoff: float | None,
+    target: dict,
+) -> None:
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(md.get("audio_path", "item"))).stem)[:60]
     name = f"{index:02d}_{stem}"
     try:
@@ -115,10 +147,20 @@ def _save_example(folder: Path, index: int, md: dict, hr: np.ndarray, lr: np.nda
             save_audio(folder / f"{name}_{tag}.wav", wav, sr)
         hz = target["target_rolloff_hz"]
         title = f"target roll-off: {target['target_setting']}" + (f" ({hz / 1000:.1f} kHz)" if hz else "")
-        spectrogram_grid([(name, {"LR input": lr, "SAGA-SR": est, "HR target": hr})], sr,
-                         folder / f"{name}.png", cutoffs=[cutoff or 0.0], title=title)
-        sidecar = {"audio_path": str(md.get("audio_path", "")), "lr_cutoff_hz": md.get("lr_cutoff_hz"),
-                   "lfr_cutoff_hz": cutoff, "reference_rolloff_hz": md.get("rolloff_high"), **target}
+        spectrogram_grid(
+            [(name, {"LR input": lr, "SAGA-SR": est, "HR target": hr})],
+            sr,
+            folder / f"{name}.png",
+            cutoffs=[cutoff or 0.0],
+            title=title,
+        )
+        sidecar = {
+            "audio_path": str(md.get("audio_path", "")),
+            "lr_cutoff_hz": md.get("lr_cutoff_hz"),
+            "lfr_cutoff_hz": cutoff,
+            "reference_rolloff_hz": md.get("rolloff_high"),
+            **target,
+        }
         (folder / f"{name}.json").write_text(json.dumps(sidecar, indent=2, default=float))
     except Exception as exc:  # noqa: BLE001 -- an example that cannot be written must not stop training
         log.warning("could not save validation example %s: %s", name, exc)
