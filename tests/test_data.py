@@ -182,3 +182,28 @@ def test_manifest_bandwidth_is_the_hr_rolloff(folder: Path, tmp_path: Path):
     man.write_text(f"path,bandwidth_hz\n{folder / 'a.wav'},wide\n")
     with pytest.raises(DataError, match="a.wav.*bandwidth_hz 'wide'"):
         build_index(man)
+
+
+def test_a_training_file_named_outside_the_file_system_encoding_is_indexed_and_read(tmp_path):
+    """A Latin-1 name on a UTF-8 system: training's index and segment reader open it by the bytes the OS
+    listed, as upsample does, instead of skipping it as unreadable."""
+    import os
+    import sys
+
+    from saga_sr.data.index import checked_entry, list_candidates
+    from saga_sr.data.segment import read_segment
+
+    if sys.getfilesystemencoding().lower() not in ("utf-8", "utf8"):
+        pytest.skip("needs a UTF-8 file system encoding")
+    raw = os.fsencode(tmp_path) + b"/caf\xe9.wav"
+    noise = np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1
+    try:
+        sf.write(raw, noise, 16000, subtype="FLOAT")
+    except (OSError, RuntimeError):
+        pytest.skip("this file system refuses non-UTF-8 names")
+    rows = list_candidates(tmp_path)
+    assert len(rows) == 1
+    entry, reason = checked_entry(rows[0])
+    assert entry is not None, reason
+    seg = read_segment(entry, 4000, 16000, 1, rng=None)
+    np.testing.assert_allclose(seg.audio[0][:4000], noise[:4000], atol=1e-6)

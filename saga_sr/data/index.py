@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from saga_sr.audio.io import SILENCE_PEAK, find_audio_files
+from saga_sr.audio.io import SILENCE_PEAK, find_audio_files, sf_name
 from saga_sr.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def read_sidecar(audio_path: str | os.PathLike, kind: str) -> str:
 def check_audio(path: Path, block_seconds: float = 10.0) -> tuple[sf._SoundFileInfo | None, str]:
     """(info, '') for a usable file, else (None, reason). Streams the file to find NaN/inf and silence."""
     try:
-        info = sf.info(str(path))
+        info = sf.info(sf_name(path))
     except Exception as exc:  # noqa: BLE001 -- any decoder failure is a reason to skip, not to crash
         return None, f"unreadable: {_short(exc)}"
     if info.frames <= 0 or info.samplerate <= 0:
@@ -82,7 +82,7 @@ def check_audio(path: Path, block_seconds: float = 10.0) -> tuple[sf._SoundFileI
     peak = 0.0
     try:
         block = max(1024, int(block_seconds * info.samplerate))
-        for chunk in sf.blocks(str(path), blocksize=block, dtype="float32", always_2d=True):
+        for chunk in sf.blocks(sf_name(path), blocksize=block, dtype="float32", always_2d=True):
             if not np.isfinite(chunk).all():
                 return None, "non-finite samples (NaN or inf)"
             if chunk.size:

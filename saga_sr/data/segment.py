@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 
+from saga_sr.audio.io import sf_name
 from saga_sr.audio.resample import resample
 from saga_sr.data.index import AudioEntry
 from saga_sr.errors import AudioError
@@ -60,7 +61,7 @@ def read_segment(
     lo = max(0, int((start * sr_in / sample_rate - _MARGIN) // step_in) * step_in)
     hi = min(entry.frames, int(math.ceil((start + valid) * sr_in / sample_rate)) + _MARGIN)
     try:
-        raw, _ = sf.read(str(entry.path), start=lo, stop=hi, dtype="float32", always_2d=True)
+        raw, _ = sf.read(sf_name(entry.path), start=lo, stop=hi, dtype="float32", always_2d=True)
     except Exception as exc:  # noqa: BLE001
         raise AudioError(f"{entry.path}: cannot read frames {lo}-{hi}: {exc}") from exc
     wav = raw.T

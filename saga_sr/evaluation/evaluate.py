@@ -39,7 +39,7 @@ import soundfile as sf
 
 from saga_sr.audio.bandedge import band_edge
 from saga_sr.audio.bwe import dsp_bandwidth_extension
-from saga_sr.audio.io import find_audio_files_relative, load_audio, save_audio
+from saga_sr.audio.io import find_audio_files_relative, load_audio, save_audio, sf_name
 from saga_sr.audio.lfr import low_frequency_replace
 from saga_sr.audio.lr_sim import simulate_lr
 from saga_sr.audio.metrics import all_metrics
@@ -179,7 +179,7 @@ def _clip_systems(
 def reference_edge_hz(path: str | Path, hr: np.ndarray) -> float:
     """The band edge of a reference read from `path` and resampled to 44.1 kHz as `hr`: never above the
     file's own Nyquist, which bounds its content whatever its spectrum shows (as `upsample` measures inputs)."""
-    native = sf.info(str(path)).samplerate
+    native = sf.info(sf_name(path)).samplerate
     return band_edge(hr, SAMPLE_RATE, max_hz=min(native, SAMPLE_RATE) / 2).hz
 
 
@@ -330,7 +330,7 @@ def _plot_rows(
 
 def _read_scored(path: Path) -> np.ndarray:
     """A scored signal read back as written: float32 [C, L]."""
-    wav, _ = sf.read(str(path), dtype="float32", always_2d=True)
+    wav, _ = sf.read(sf_name(path), dtype="float32", always_2d=True)
     return np.ascontiguousarray(wav.T)
 
 
