@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -203,8 +204,11 @@ def apply_existing_policy(
 
 
 def check_writable(paths: Iterable[str | os.PathLike]) -> None:
-    """OutputError unless every path's folder exists writable or can be created (nothing is created here)."""
+    """OutputError unless every path's folder exists writable or can be created. Nothing is left behind: the
+    nearest existing folder is tried with an empty folder made and removed at once, because `os.access` says
+    yes to root everywhere, also where the file system refuses (/proc, a read-only mount)."""
     checked: set[Path] = set()
+    probed: set[Path] = set()
     for p in paths:
         folder = Path(p).absolute().parent
         if folder in checked:
@@ -219,6 +223,12 @@ def check_writable(paths: Iterable[str | os.PathLike]) -> None:
             raise OutputError(f"{p}: cannot create the folder {folder}: {probe} is a file")
         if not os.access(probe, os.W_OK | os.X_OK):
             raise OutputError(f"{p}: the folder {probe} is not writable")
+        if probe not in probed:
+            probed.add(probe)
+            try:
+                os.rmdir(tempfile.mkdtemp(prefix=".saga-probe-", dir=probe))
+            except OSError as exc:
+                raise OutputError(f"{p}: the folder {probe} is not writable ({exc.strerror or exc})") from None
 
 
 def prepare_folders(paths: Iterable[str | os.PathLike]) -> int:

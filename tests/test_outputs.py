@@ -189,3 +189,22 @@ def test_unwritable_output_is_refused_before_the_model_loads(tmp_path, capsys, m
             == 2
         )
         assert "not writable" in capsys.readouterr().err
+
+
+def test_check_writable_tries_the_folder_itself_and_leaves_nothing(tmp_path, monkeypatch):
+    """os.access says yes to root everywhere; a folder the file system refuses (/proc, a read-only mount) is
+    found by making and removing an empty folder in it, for every command's outputs alike."""
+    import tempfile
+
+    from saga_sr.errors import OutputError
+    from saga_sr.outputs import check_writable
+
+    check_writable([tmp_path / "new" / "a.wav", tmp_path / "b.wav"])
+    assert list(tmp_path.iterdir()) == []  # the probes are gone, no folder was created
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    with pytest.raises(OutputError, match="not writable"):
+        check_writable([tmp_path / "new" / "a.wav"])

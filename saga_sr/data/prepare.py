@@ -28,7 +28,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -262,7 +261,7 @@ def _discard(out: Path, created: bool) -> None:
 
 def check_out_folder(out: str | Path, flag: str = "-o") -> Path:
     """The shard folder `out`, refused (OutputError naming `flag`) when it is a file, lies under a file or
-    cannot be created or written; a probe folder made and removed at once is all this leaves."""
+    cannot be created or written (outputs.check_writable); nothing is left behind."""
     path = Path(out).expanduser()
     if path.exists() and not path.is_dir():
         raise OutputError(f"{flag} {out}: is a file, not a folder")
@@ -270,13 +269,6 @@ def check_out_folder(out: str | Path, flag: str = "-o") -> Path:
         check_writable([path / PLAN_FILE])
     except OutputError as exc:
         raise OutputError(f"{flag} {out}: {str(exc).split(': ', 1)[1]}") from None
-    here = path.absolute()
-    while not here.exists():
-        here = here.parent
-    try:  # os.access says yes to root everywhere, also where the file system refuses
-        os.rmdir(tempfile.mkdtemp(prefix=".saga-probe-", dir=here))
-    except OSError as exc:
-        raise OutputError(f"{flag} {out}: cannot write in {here} ({exc.strerror or exc})") from None
     return path
 
 
