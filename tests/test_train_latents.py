@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -12,7 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from latent_fixtures import tiny_vae_config, write_clips
+from latent_fixtures import (
+    assert_two_ranks_split_and_resumed,
+    prepare_ten_clip_shards,
+    seen_items,
+    tiny_vae_config,
+    write_clips,
+)
 
 from saga_sr.audio.lr_sim import simulate_lr
 from saga_sr.audio.spectral import rolloff
@@ -139,10 +144,6 @@ def test_training_refuses_shards_from_another_vae(tmp_path: Path):
         check_shards(str(tmp_path / "audio"), build_model(cfg, seed=0))
 
 
-def _seen(out: Path, rank: int) -> list[dict]:
-    return [json.loads(line) for line in (out / f"seen_rank{rank}.jsonl").read_text().splitlines()]
-
-
 def _run(shards: Path | str, out: Path, steps: int, devices: int, *extra: str, env: dict | None = None) -> None:
     proc = subprocess.run(
         [
@@ -165,13 +166,7 @@ def _run(shards: Path | str, out: Path, steps: int, devices: int, *extra: str, e
 
 @pytest.fixture(scope="module")
 def ten_clip_shards(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("shards10")
-    write_clips(root / "audio", [0.15 + 0.05 * i for i in range(10)])
-    from saga_sr.training.run import prepare_config
-
-    model = build_model(prepare_config("tiny", sample_size=4096), seed=1)
-    prepare_shards([root / "audio"], root / "shards", model, num_lr=2, files_per_part=4, seed=1, progress=False)
-    return root / "shards"
+    return prepare_ten_clip_shards(tmp_path_factory.mktemp("shards10"))
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +197,7 @@ def test_a_resumed_run_draws_exactly_what_an_uninterrupted_run_draws(tmp_path: P
     _run(ten_clip_shards, tmp_path / "a", 3, 1)
     _run(ten_clip_shards, tmp_path / "a", 14, 1, "--resume")
     _run(ten_clip_shards, tmp_path / "b", 14, 1)
-    resumed, straight = _seen(tmp_path / "a", 0), _seen(tmp_path / "b", 0)
+    resumed, straight = seen_items(tmp_path / "a", 0), seen_items(tmp_path / "b", 0)
     assert [r["step"] for r in resumed] == list(range(14))
     key = [(r["step"], r["files"], r["starts"]) for r in resumed]
     assert key == [(r["step"], r["files"], r["starts"]) for r in straight]
@@ -226,16 +221,7 @@ def test_ddp_ranks_read_disjoint_items_and_resume_mid_epoch(tmp_path: Path, stor
         shards = request.getfixturevalue("ten_clip_shards")
     _run(shards, out, 3, 2, env=env)
     _run(shards, out, 7, 2, "--resume", env=env)
-    seen = {r: _seen(out, r) for r in (0, 1)}
-    for r in (0, 1):
-        assert [x["step"] for x in seen[r]] == list(range(7))
-    epoch0 = [f for r in (0, 1) for x in seen[r][:5] for f in x["files"]]
-    assert sorted(epoch0) == sorted(set(epoch0)) and len(epoch0) == 10  # disjoint ranks, whole set once
-    before = {f for r in (0, 1) for x in seen[r][:3] for f in x["files"]}
-    after = {f for r in (0, 1) for x in seen[r][3:5] for f in x["files"]}
-    assert not before & after and len(after) == 4  # no repeat, no skip across the resume
-    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert ckpt["global_step"] == 7
+    assert_two_ranks_split_and_resumed(out)
 
 
 @pytest.mark.slow

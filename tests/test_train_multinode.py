@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -11,11 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from latent_fixtures import write_clips
-
-from saga_sr.data.prepare import prepare_shards
-from saga_sr.models.build import build_model
+from latent_fixtures import assert_two_ranks_split_and_resumed, prepare_ten_clip_shards
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,19 +65,9 @@ def two_nodes(script_args: list[str], timeout: float = 300) -> None:
         assert p.returncode == 0, f"node {node}:\n{text[-3000:]}"
 
 
-def _seen(out: Path, rank: int) -> list[dict]:
-    return [json.loads(line) for line in (out / f"seen_rank{rank}.jsonl").read_text().splitlines()]
-
-
 @pytest.fixture(scope="module")
 def ten_clip_shards(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("shards10")
-    write_clips(root / "audio", [0.15 + 0.05 * i for i in range(10)])
-    from saga_sr.training.run import prepare_config
-
-    model = build_model(prepare_config("tiny", sample_size=4096), seed=1)
-    prepare_shards([root / "audio"], root / "shards", model, num_lr=2, files_per_part=4, seed=1, progress=False)
-    return root / "shards"
+    return prepare_ten_clip_shards(tmp_path_factory.mktemp("shards10"))
 
 
 @pytest.mark.slow
@@ -92,13 +77,4 @@ def test_two_nodes_read_disjoint_items_and_resume_mid_epoch(tmp_path: Path, ten_
     out = tmp_path / "nodes"
     two_nodes([str(ten_clip_shards), str(out), "3", "1"])
     two_nodes([str(ten_clip_shards), str(out), "7", "1", "--resume"])
-    seen = {r: _seen(out, r) for r in (0, 1)}
-    for r in (0, 1):
-        assert [x["step"] for x in seen[r]] == list(range(7))
-    epoch0 = [f for r in (0, 1) for x in seen[r][:5] for f in x["files"]]
-    assert sorted(epoch0) == sorted(set(epoch0)) and len(epoch0) == 10  # disjoint ranks, whole set once
-    before = {f for r in (0, 1) for x in seen[r][:3] for f in x["files"]}
-    after = {f for r in (0, 1) for x in seen[r][3:5] for f in x["files"]}
-    assert not before & after and len(after) == 4  # no repeat, no skip across the resume
-    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert ckpt["global_step"] == 7
+    assert_two_ranks_split_and_resumed(out)
