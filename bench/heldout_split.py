@@ -2,7 +2,7 @@
 Debian data of `saga-sr recipe mini` (its fetch step only).
 
 Every source is drawn from saga-sr-mini's **test split** as `saga_sr.experiments.mini_data` assigns it (the same
-`discover` and `_split_of`; SF2 samples per instrument), and the script refuses any source outside it, so no clip
+`discover` and `split_of`; SF2 samples per instrument), and the script refuses any source outside it, so no clip
 was trained on. Clips are 6 s of mono 44.1 kHz FLAC under OUT/{speech,music,effects}/:
 - speech: consecutive utterances of one held-out language and package, joined to 6 s (single utterances are
   about 2 s, too short for ViSQOL's 20 ms x 30-frame patches to see much);
@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from saga_sr.experiments.mini_data import SR, _decode, _instrument, _split_of, discover, sf2_samples
+from saga_sr.experiments.mini_data import SR, _decode, instrument_of, split_of, discover, sf2_samples
 
 SECONDS = 6.0
 MIN_EFFECT_SECONDS = 4.0
@@ -86,7 +86,7 @@ def _write(out: Path, domain: str, name: str, x: np.ndarray, sources: list[str],
 
 def build(extracted: Path, freesound: Path | None, out: Path) -> list[dict]:
     sources = discover(extracted, freesound)
-    test = [s for s in sources if s.path.suffix != ".sf2" and _split_of(s.group) == "test"]
+    test = [s for s in sources if s.path.suffix != ".sf2" and split_of(s.group) == "test"]
     rows: list[dict] = []
     for pkg, lang in SPEECH:
         group = [
@@ -113,8 +113,8 @@ def build(extracted: Path, freesound: Path | None, out: Path) -> list[dict]:
     sf2 = {s.path.stem: s for s in sources if s.path.suffix == ".sf2"}
     for kit, instruments in EFFECTS_SF2:
         src = sf2[kit]
-        hits = [(n, _mono44(x, sr)) for n, x, sr in sf2_samples(src.path)[:200] if _instrument(n) in instruments]
-        assert all(_split_of(f"{src.group}:{_instrument(n)}") == "test" for n, _ in hits), kit
+        hits = [(n, _mono44(x, sr)) for n, x, sr in sf2_samples(src.path)[:200] if instrument_of(n) in instruments]
+        assert all(split_of(f"{src.group}:{instrument_of(n)}") == "test" for n, _ in hits), kit
         _write(
             out,
             "effects",
