@@ -54,6 +54,14 @@ def interpolate(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch
     return (1 - tt) * x0 + tt * noise
 
 
+def flow_source(noise: torch.Tensor, z_lr: torch.Tensor, bridge: float | None) -> torch.Tensor:
+    """Where the flow starts (t = 1): pure noise, or with `model.diffusion.lr_bridge` = sigma the LR latent plus
+    sigma x noise -- a bridge from the (DSP-prefilled) input to the target, so an untrained model already returns
+    the input and training learns only the correction (FLowHigh starts at the LR mel for the same reason).
+    `z_lr` is the real LR latent, never the null one of CFG dropout: both guidance branches start from it."""
+    return noise if bridge is None else z_lr + bridge * noise
+
+
 def velocity_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """d x_t / d t: what the network learns to predict."""
     return noise - x0

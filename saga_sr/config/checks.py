@@ -236,6 +236,11 @@ def _check_dit(cfg: dict) -> list[str]:
                 f"{_DIT}.input_concat_dim: {concat} != the pretransform's latent channels {latent} "
                 "(the LR latent is concatenated on channels)"
             )
+    if _get(cfg, "model.diffusion.lr_bridge") is not None and not concat:
+        problems.append(
+            "model.diffusion.lr_bridge: the flow starts from the LR latent, but the DiT has no LR input "
+            f"({_DIT}.input_concat_dim is 0)"
+        )
     ratio = facts["downsampling_ratio"]
     size = _int(cfg.get("sample_size"))
     if ratio and size and size % (ratio * patch):

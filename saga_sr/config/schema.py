@@ -253,6 +253,7 @@ DIFFUSION = Obj(
         "lr_prefill": opt(Scalar("str", ("dsp",))),
         "target_band_limit": opt(BOOL),
         "envelope_follow": opt(PROB),
+        "lr_bridge": opt(NONNEG_NUM),
     }
 )
 

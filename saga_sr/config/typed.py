@@ -76,6 +76,7 @@ class ModelSettings:
     global_cond_dim: int = 0
     dit_io_channels: int = 0
     envelope_follow: float = 0.0  # model.diffusion.envelope_follow: decoded band follows the LR top octave (0 = off)
+    lr_bridge: float | None = None  # model.diffusion.lr_bridge: the flow starts at the LR latent + this x noise
 
     @classmethod
     def from_config(cls, cfg: dict) -> ModelSettings:
@@ -104,6 +105,7 @@ class ModelSettings:
             lr_prefill=diffusion.get("lr_prefill"),
             target_band_limit=bool(diffusion.get("target_band_limit", False)),
             envelope_follow=float(diffusion.get("envelope_follow") or 0.0),
+            lr_bridge=_opt_float(diffusion.get("lr_bridge")),
             **_lr_gain(diffusion.get("lr_gain")),
         )
 

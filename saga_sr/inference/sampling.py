@@ -12,6 +12,7 @@ from typing import Callable, ContextManager, Mapping
 
 import torch
 
+from saga_sr.flow import flow_source
 from saga_sr.inference.guidance import guided_velocity
 from saga_sr.inference.samplers import euler
 
@@ -44,7 +45,8 @@ def sample_latents(
     autocast: Callable[[], ContextManager] = nullcontext,
     callback: Callable | None = None,
 ) -> torch.Tensor:
-    """Guided Euler sampling from `noise` [B, K, T] to a latent [B, K, T] at the LR input's level.
+    """Guided Euler sampling from `noise` [B, K, T] (around the LR latent with `lr_bridge`) to a latent [B, K, T]
+    at the LR input's level.
 
     z_lr: the encoded LR input [B, K, T]; cond: the model's conditioner outputs for the batch; rolloff:
     normalised (input, target) roll-offs [B] for a roll-off conditioner; ts: the time grid."""
@@ -52,5 +54,6 @@ def sample_latents(
     velocity = guided_velocity(
         model, cond, z_rel, scale_audio=cfg_audio, scale_text=cfg_text, rolloff=rolloff, autocast=autocast
     )
-    z = euler(velocity, noise.to(z_rel), ts, callback=callback)
+    start = flow_source(noise.to(z_rel), z_rel, model.settings.lr_bridge)
+    z = euler(velocity, start, ts, callback=callback)
     return z if gain is None else z * gain

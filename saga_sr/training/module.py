@@ -22,6 +22,7 @@ from saga_sr.flow import (
     NULL_LR_VALUE,
     VALIDATION_TIMESTEPS,
     flow_loss,
+    flow_source,
     interpolate,
     latent_mask,
     sample_timesteps,
@@ -175,6 +176,7 @@ class SAGASRTrainer(L.LightningModule):
         z, z_lr = post.sample(generator)
         _, (z_lr, z) = relative_latents(self.diffusion, z_lr, z)
         noise = torch.randn(z.shape, generator=generator, device=generator.device).to(z)
+        noise = flow_source(noise, z_lr, self.diffusion.settings.lr_bridge)
         inputs = self.dit_inputs(metadata, t, generator=generator)
         if dropout:
             drop_lr = (torch.rand(b, generator=generator, device=generator.device) < self.lr_dropout_prob).to(device)
