@@ -275,6 +275,7 @@ TRAINING = Obj(
         "lr_dropout_prob": opt(PROB),
         "timestep_sampler": opt(Scalar("str", ("uniform", "logit_normal"))),
         "target_lowpass_prob": opt(PROB),
+        "spectral_loss": opt(Obj({"weight": req(NONNEG_NUM), "high_band_weight": opt(NONNEG_NUM)})),
     }
 )
 

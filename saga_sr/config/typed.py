@@ -195,14 +195,19 @@ class TrainingSettings:
     lr_dropout_prob: float = 0.1
     timestep_sampler: str = "uniform"
     target_lowpass_prob: float = 0.0  # training items whose HR is low-passed below its band (target roll-off knob)
+    spectral_loss_weight: float = 0.0  # training.spectral_loss.weight: the auxiliary log-spectral term (0 = off)
+    spectral_loss_high_band: float = 4.0  # training.spectral_loss.high_band_weight: bins above the LR cutoff
     optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
 
     @classmethod
     def from_config(cls, cfg: dict) -> TrainingSettings:
         block = cfg.get("training") or {}
         known = {f.name for f in fields(cls)} - {"optimizer"}
+        spectral = block.get("spectral_loss") or {}
         return cls(
             **{k: v for k, v in block.items() if k in known and v is not None},
+            spectral_loss_weight=float(spectral.get("weight", 0.0)),
+            spectral_loss_high_band=float(spectral.get("high_band_weight", 4.0)),
             optimizer=OptimizerSettings.from_config(cfg),
         )
 

@@ -35,6 +35,7 @@ from saga_sr.models.wrapper import SagaSRModel, used_conditioner
 from saga_sr.seeding import Stream, torch_generator
 from saga_sr.training.ema import make_ema
 from saga_sr.training.optim import build_optimizer
+from saga_sr.training.spectral_loss import multires_log_spectral_loss
 from saga_sr.training.validation import validate_batch
 
 
@@ -174,7 +175,7 @@ class SAGASRTrainer(L.LightningModule):
             t = sample_timesteps(b, self.timestep_sampler, generator)
         t = t.to(device=device, dtype=torch.float32)
         z, z_lr = post.sample(generator)
-        _, (z_lr, z) = relative_latents(self.diffusion, z_lr, z)
+        gain, (z_lr, z) = relative_latents(self.diffusion, z_lr, z)
         noise = torch.randn(z.shape, generator=generator, device=generator.device).to(z)
         noise = flow_source(noise, z_lr, self.diffusion.settings.lr_bridge)
         inputs = self.dit_inputs(metadata, t, generator=generator)
@@ -185,14 +186,36 @@ class SAGASRTrainer(L.LightningModule):
             if inputs.get("cross_attn_cond") is not None:
                 cross = inputs["cross_attn_cond"]
                 inputs["cross_attn_cond"] = torch.where(drop_text[:, None, None], torch.zeros_like(cross), cross)
-        pred = self.diffusion(interpolate(z, noise, t), t, input_concat_cond=z_lr, **inputs)
+        x_t = interpolate(z, noise, t)
+        pred = self.diffusion(x_t, t, input_concat_cond=z_lr, **inputs)
         mask = None
         if "latent_mask" in metadata[0]:
             mask = torch.stack([m["latent_mask"] for m in metadata]).to(device)
         elif "padding_mask" in metadata[0]:
             pm = torch.stack([m["padding_mask"] for m in metadata]).to(device)
             mask = latent_mask(pm, z.shape[-1])
-        return flow_loss(pred, velocity_target(z, noise), mask)
+        loss = flow_loss(pred, velocity_target(z, noise), mask)
+        if self.settings.spectral_loss_weight > 0:
+            loss = loss + self.settings.spectral_loss_weight * self.spectral_term(x_t, pred, z, t, gain, metadata)
+        return loss
+
+    def spectral_term(self, x_t, pred, z, t, gain, metadata: list[dict]) -> torch.Tensor:
+        """The auxiliary log-spectral loss (training/spectral_loss.py) of the predicted clean sample
+        x_t - t * v against the target, both decoded at the real level (the LR gain multiplied back)."""
+        tt = t.reshape(-1, 1, 1).to(pred)
+        x0_hat, x0 = x_t - tt * pred, z
+        if gain is not None:
+            x0_hat, x0 = x0_hat * gain, x0 * gain
+        pre = self.diffusion.pretransform
+        cutoffs = [float(m.get("lr_cutoff_hz") or 0.0) for m in metadata]
+        return multires_log_spectral_loss(
+            pre.decode(x0_hat.float()),
+            pre.decode(x0.float()).detach(),
+            self.diffusion.sample_rate,
+            cutoffs,
+            high_band_weight=self.settings.spectral_loss_high_band,
+            item_weights=1.0 - t.float(),
+        )
 
     def stream_generator(self, stream: Stream, *keys: int) -> torch.Generator:
         """A generator of `stream` seeded from (seed, stream, rank, keys): the same draws after a resume."""
