@@ -29,14 +29,31 @@ import numpy as np
 SR = 44100
 CHUNK_SECONDS = 10.0
 MIN_SECONDS = 0.3
-PACKAGES = (
-    "klettres-data",
-    "ktuberling-data",
-    "wesnoth-1.16-music",
-    "sonic-pi-samples",
-    "avldrums.lv2-soundfont",
-    "alsa-utils",
+PACKAGE_SETS = {
+    # v1: the shipped saga-sr-mini's recipe; v2 adds lossless GM instruments and drum kits, lmms' samples and
+    # gcompris' sounds (issue 20: more distinct effects and bright material)
+    "v1": (
+        "klettres-data",
+        "ktuberling-data",
+        "wesnoth-1.16-music",
+        "sonic-pi-samples",
+        "avldrums.lv2-soundfont",
+        "alsa-utils",
+    ),
+}
+PACKAGE_SETS["v2"] = PACKAGE_SETS["v1"] + (
+    "fluid-soundfont-gm",
+    "musescore-general-soundfont-small",
+    "lmms-common",
+    "gcompris-qt-data",
 )
+DEFAULT_PACKAGE_SET = "v1"
+PACKAGES = PACKAGE_SETS[DEFAULT_PACKAGE_SET]
+# GM soundfonts of v2, read by their preset structure (avldrums' kits keep the v1 reading: one group per kit sample)
+GM_SOUNDFONTS = ("sf2/FluidR3_GM.sf2", "sf3/MuseScore_General_Lite.sf3")
+GM_EFFECT_PROGRAMS = range(112, 128)  # GM's "percussive" and "sound effects" families (0-based programs)
+LMMS_MUSIC_DIRS = ("basses", "bassloops", "instruments", "shapes")  # the other sample folders are drums / effects
+GCOMPRIS_MUSIC_RCC = ("explore_world_music", "instruments", "melody")  # the other resources' sounds are effects
 AUDIO_SUFFIXES = (".ogg", ".wav", ".flac", ".opus")
 # speech languages held out (val / test) -- klettres and ktuberling folder names
 VAL_LANGS = ("nl", "lt")
@@ -52,15 +69,26 @@ class Source:
     path: Path
     domain: str
     group: str  # split unit: files of one group always land in the same split
+    member: str = ""  # a sound inside a Qt resource file (gcompris)
+    samples: tuple[int, ...] = ()  # sample indices of a GM soundfont, all in `group`
 
 
-def fetch(debs_dir: Path, root: Path) -> Path:
-    """apt-get download + dpkg -x every package into `root` (skipped when already unpacked)."""
+def _package_set(name: str) -> tuple[str, ...]:
+    if name not in PACKAGE_SETS:
+        raise ValueError(f"package set {name!r}: expected one of {sorted(PACKAGE_SETS)}")
+    return PACKAGE_SETS[name]
+
+
+def fetch(debs_dir: Path, root: Path, package_set: str = DEFAULT_PACKAGE_SET) -> Path:
+    """apt-get download + dpkg -x every package of the set into `root` (skipped when all are already unpacked)."""
+    packages = _package_set(package_set)
     marker = root / ".unpacked"
     if marker.is_file():
-        return root
+        unpacked = marker.read_text().split()
+        if all(any(d.startswith(f"{pkg}_") for d in unpacked) for pkg in packages):
+            return root
     debs_dir.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["apt-get", "download", *PACKAGES], cwd=debs_dir, check=True)
+    subprocess.run(["apt-get", "download", *packages], cwd=debs_dir, check=True)
     root.mkdir(parents=True, exist_ok=True)
     for deb in sorted(debs_dir.glob("*.deb")):
         subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
@@ -77,8 +105,10 @@ def split_of(group: str, val_frac: float = 0.08, test_frac: float = 0.12) -> str
     return "val" if u < val_frac else "test" if u < val_frac + test_frac else "train"
 
 
-def discover(root: Path, freesound: Path | None) -> list[Source]:
-    """Every candidate audio file with its domain and split group."""
+def discover(root: Path, freesound: Path | None, package_set: str = DEFAULT_PACKAGE_SET) -> list[Source]:
+    """Every candidate audio file of the package set with its domain and split group (files of packages outside
+    the set are ignored even when unpacked in `root`)."""
+    v2 = "lmms-common" in _package_set(package_set)
     out: list[Source] = []
     share = root / "usr" / "share"
     for p in sorted((share / "klettres").rglob("*")):
@@ -100,8 +130,173 @@ def discover(root: Path, freesound: Path | None) -> list[Source]:
             seen.add(p.stem)
             domain = "music" if p.stem.startswith(MUSIC_PREFIXES) else "effects"
             out.append(Source(p, domain, f"samples:{p.stem}"))
+    gm = {share / "sounds" / f for f in GM_SOUNDFONTS}
     for p in sorted((share / "sounds" / "sf2").glob("*.sf2")):
-        out.append(Source(p, "effects", f"sf2:{p.stem}"))
+        if p not in gm:
+            out.append(Source(p, "effects", f"sf2:{p.stem}"))
+    if v2:
+        for p in sorted(f for f in gm if f.is_file()):
+            out.extend(gm_sources(p))
+        for p in sorted((share / "lmms" / "samples").rglob("*")):
+            if p.suffix.lower() in AUDIO_SUFFIXES:  # the .ds files are drumsynth presets, not audio
+                sub = p.relative_to(share / "lmms" / "samples").parts[0]
+                domain = "music" if sub in LMMS_MUSIC_DIRS else "effects"
+                out.append(Source(p, domain, f"lmms:{sub}/{p.stem}"))
+        seen_sounds: set[str] = set()
+        for p in sorted((share / "gcompris-qt" / "rcc").glob("*.rcc")):
+            for member, blob in sorted(rcc_files(p.read_bytes()).items()):
+                digest = hashlib.sha1(blob or b"").hexdigest()
+                if Path(member).suffix.lower() not in AUDIO_SUFFIXES or digest in seen_sounds:
+                    continue  # one click.wav is copied into several activities: keep one, in one split
+                seen_sounds.add(digest)
+                domain = "music" if p.stem in GCOMPRIS_MUSIC_RCC else "effects"
+                out.append(Source(p, domain, f"gcompris:{p.stem}/{Path(member).stem}", member=member))
+    return out
+
+
+def rcc_files(data: bytes) -> dict[str, bytes | None]:
+    """{path: bytes} of a Qt resource (.rcc) file: its tree of 14- (v1) or 22-byte (v2+) nodes; zlib entries
+    are inflated, zstd ones (none in gcompris-qt-data) are None."""
+    import struct
+    import zlib
+
+    if data[:4] != b"qres":
+        raise ValueError("not a Qt resource file (no 'qres' magic)")
+    version, tree, blobs, names = struct.unpack(">IIII", data[4:20])
+    node = 22 if version >= 2 else 14
+    out: dict[str, bytes | None] = {}
+
+    def name(off: int) -> str:
+        n = struct.unpack(">H", data[names + off : names + off + 2])[0]
+        return data[names + off + 6 : names + off + 6 + 2 * n].decode("utf-16-be")
+
+    def walk(i: int, prefix: str) -> None:
+        pos = tree + i * node
+        name_off, flags = struct.unpack(">IH", data[pos : pos + 6])
+        here = prefix + name(name_off) if i else ""
+        if flags & 2:  # directory
+            count, first = struct.unpack(">II", data[pos + 6 : pos + 14])
+            for c in range(count):
+                walk(first + c, here + "/" if i else "")
+            return
+        off = blobs + struct.unpack(">I", data[pos + 10 : pos + 14])[0]
+        blob = data[off + 4 : off + 4 + struct.unpack(">I", data[off : off + 4])[0]]
+        out[here] = zlib.decompress(blob[4:]) if flags & 1 else None if flags & 4 else blob
+
+    walk(0, "")
+    return out
+
+
+def _riff_chunks(data: bytes) -> dict[bytes, bytes]:
+    """The sub-chunks of a SoundFont's LIST chunks (ifil, smpl, phdr, pbag, pgen, inst, ibag, igen, shdr, ...)."""
+    import struct
+
+    chunks: dict[bytes, bytes] = {}
+    pos = 12
+    while pos + 8 <= len(data):
+        cid, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        if cid == b"LIST":
+            sub, end = pos + 12, pos + 8 + size
+            while sub + 8 <= end:
+                sid, ssize = data[sub : sub + 4], struct.unpack("<I", data[sub + 4 : sub + 8])[0]
+                chunks[sid] = data[sub + 8 : sub + 8 + ssize]
+                sub = _after(data, sub, ssize)
+        pos = _after(data, pos, size)
+    return chunks
+
+
+def _after(data: bytes, pos: int, size: int) -> int:
+    """The next chunk's offset: RIFF pads odd sizes with a zero byte, which MuseScore's SF3 writer omits (a chunk
+    id never starts with a zero byte)."""
+    end = pos + 8 + size
+    return end + 1 if size & 1 and data[end : end + 1] == b"\0" else end
+
+
+def gm_sample_groups(chunks: dict[bytes, bytes]) -> dict[int, tuple[str, str]]:
+    """{sample index: (domain, group)} of a General MIDI soundfont, from its presets: samples of a bank-128
+    preset (a drum kit) are effects grouped by the key they sound on ("gm:drumkey36"), the others music grouped
+    by GM program ("gm:program0"), except programs 112-127 (percussive, sound effects) which are effects. The
+    groups are the GM instrument, not the file, so FluidR3's and MuseScore's piano land in the same split.
+    Drum kits come first: a sample a kit shares with a melodic preset is an effect. Right channels of stereo
+    pairs (near-copies of the left) and ROM samples are left out."""
+    import struct
+
+    def recs(cid: bytes, size: int) -> list[bytes]:
+        raw = chunks[cid]
+        return [raw[i : i + size] for i in range(0, len(raw) - size + 1, size)]
+
+    phdr, pbag, pgen = recs(b"phdr", 38), recs(b"pbag", 4), recs(b"pgen", 4)
+    inst, ibag, igen, shdr = recs(b"inst", 22), recs(b"ibag", 4), recs(b"igen", 4), recs(b"shdr", 46)
+    gen = [struct.unpack("<HH", g) for g in pgen]
+    igens = [struct.unpack("<HH", g) for g in igen]
+
+    def zone_gens(bags: list[bytes], gens: list, first: int, last: int):
+        for b in range(first, last):
+            g0 = struct.unpack("<H", bags[b][:2])[0]
+            g1 = struct.unpack("<H", bags[b + 1][:2])[0] if b + 1 < len(bags) else len(gens)
+            yield gens[g0:g1]
+
+    def inst_samples(i: int) -> list[tuple[int, int]]:
+        """(sample index, lowest key of its zone) of instrument i."""
+        first, last = struct.unpack("<H", inst[i][20:22])[0], struct.unpack("<H", inst[i + 1][20:22])[0]
+        out = []
+        for zone in zone_gens(ibag, igens, first, last):
+            key = next((amount & 0xFF for op, amount in zone if op == 43), None)  # keyRange: lo byte
+            for op, amount in zone:
+                if op == 53:  # sampleID
+                    out.append((amount, key if key is not None else shdr[amount][40]))
+        return out
+
+    presets = []
+    for k in range(len(phdr) - 1):  # the last record is the terminal 'EOP'
+        program, bank, bag = struct.unpack("<HHH", phdr[k][20:26])
+        nxt = struct.unpack("<H", phdr[k + 1][24:26])[0]
+        insts = [amount for zone in zone_gens(pbag, gen, bag, nxt) for op, amount in zone if op == 41]
+        presets.append((bank != 128, bank, program, insts))
+    groups: dict[int, tuple[str, str]] = {}
+    for melodic, _bank, program, insts in sorted(presets):
+        for i in insts:
+            for s, key in inst_samples(i):
+                stype = struct.unpack("<H", shdr[s][44:46])[0]
+                if s in groups or stype & 0x8000 or stype & 2:
+                    continue
+                if not melodic:
+                    groups[s] = ("effects", f"gm:drumkey{key}")
+                else:
+                    groups[s] = ("effects" if program in GM_EFFECT_PROGRAMS else "music", f"gm:program{program}")
+    return groups
+
+
+def spread(groups: dict[str, list[int]], budget: int) -> dict[str, list[int]]:
+    """At most `budget` items over the groups, round robin (each group gets a share before any gets more), each
+    group's share spread evenly over its sorted items (low, middle and high notes rather than the lowest)."""
+    quota = dict.fromkeys(groups, 0)
+    left = budget
+    while left > 0 and any(quota[g] < len(v) for g, v in groups.items()):
+        for g, v in groups.items():
+            if left > 0 and quota[g] < len(v):
+                quota[g] += 1
+                left -= 1
+    out = {}
+    for g, v in groups.items():
+        if quota[g]:
+            items = sorted(v)
+            out[g] = sorted({items[int(round(j))] for j in np.linspace(0, len(items) - 1, quota[g])})
+    return out
+
+
+def gm_sources(path: Path, per_domain: int = 200) -> list[Source]:
+    """One Source per GM group of a v2 soundfont, at most `per_domain` samples per domain spread over the
+    groups (see `spread`): FluidR3 has about 1000 usable samples, many near-copies of one instrument."""
+    groups = gm_sample_groups(_riff_chunks(path.read_bytes()))
+    out = []
+    for domain in PROMPTS:
+        by: dict[str, list[int]] = {}
+        for s, (d, g) in sorted(groups.items()):
+            if d == domain:
+                by.setdefault(g, []).append(s)
+        for g, picked in spread(by, per_domain).items():
+            out.append(Source(path, domain, g, samples=tuple(picked)))
     return out
 
 
@@ -131,24 +326,11 @@ def sf2_samples(path: Path) -> list[tuple[str, np.ndarray, int]]:
     """(name, int16 mono PCM as float, rate) of every sample in a SoundFont 2 file (RIFF sdta/smpl + pdta/shdr)."""
     import struct
 
-    data = path.read_bytes()
-    smpl, shdr = None, None
-    pos = 12
-    while pos + 8 <= len(data):
-        cid, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
-        if cid == b"LIST":
-            sub = pos + 12
-            end = pos + 8 + size
-            while sub + 8 <= end:
-                sid, ssize = data[sub : sub + 4], struct.unpack("<I", data[sub + 4 : sub + 8])[0]
-                if sid == b"smpl":
-                    smpl = np.frombuffer(data[sub + 8 : sub + 8 + ssize], dtype="<i2")
-                elif sid == b"shdr":
-                    shdr = data[sub + 8 : sub + 8 + ssize]
-                sub += 8 + ssize + (ssize & 1)
-        pos += 8 + size + (size & 1)
-    if smpl is None or shdr is None:
+    chunks = _riff_chunks(path.read_bytes())
+    if b"smpl" not in chunks or b"shdr" not in chunks:
         raise ValueError(f"{path}: no smpl/shdr chunk")
+    smpl = np.frombuffer(chunks[b"smpl"][: len(chunks[b"smpl"]) // 2 * 2], dtype="<i2")
+    shdr = chunks[b"shdr"]
     out = []
     for i in range(len(shdr) // 46 - 1):  # last record is the terminal 'EOS'
         rec = shdr[i * 46 : (i + 1) * 46]
@@ -161,12 +343,56 @@ def sf2_samples(path: Path) -> list[tuple[str, np.ndarray, int]]:
     return out
 
 
-def _decode(src: Source) -> list[tuple[str, np.ndarray, int]]:
-    """(name, mono float32, rate) items of one source file (SF2: one per contained sample)."""
-    if src.path.suffix.lower() == ".sf2":
-        return sf2_samples(src.path)
+def soundfont_samples(path: Path, indices: tuple[int, ...]) -> list[tuple[str, np.ndarray, int]]:
+    """(name, mono float32, rate) of the chosen samples of an SF2 (16-bit PCM) or SF3 file. In SF3 (MuseScore's
+    SF2 variant) every sample is an Ogg Vorbis stream and the header's start/end are byte offsets into smpl."""
+    import io
+    import struct
+
     import soundfile as sf
 
+    chunks = _soundfont_chunks(path)
+    smpl, shdr = chunks[b"smpl"], chunks[b"shdr"]
+    sf3 = struct.unpack("<H", chunks[b"ifil"][:2])[0] >= 3 if b"ifil" in chunks else path.suffix.lower() == ".sf3"
+    out = []
+    for i in indices:
+        rec = shdr[i * 46 : (i + 1) * 46]
+        name = rec[:20].split(b"\0")[0].decode("latin-1").strip()
+        start, end, _ls, _le, rate = struct.unpack("<5I", rec[20:40])
+        if sf3:
+            x, rate = sf.read(io.BytesIO(smpl[start:end]), dtype="float32", always_2d=True)
+            x = x.mean(axis=1)
+        else:
+            x = np.frombuffer(smpl[2 * start : 2 * end], dtype="<i2").astype(np.float32) / 32768.0
+        out.append((f"{path.stem}_{i}_{name}", x, int(rate)))
+    return out
+
+
+_SF_CACHE: dict[Path, dict[bytes, bytes]] = {}
+
+
+def _soundfont_chunks(path: Path) -> dict[bytes, bytes]:
+    """The chunks of the last soundfont read: prepare decodes one GM group at a time from the same file."""
+    if path not in _SF_CACHE:
+        _SF_CACHE.clear()
+        _SF_CACHE[path] = _riff_chunks(path.read_bytes())
+    return _SF_CACHE[path]
+
+
+def _decode(src: Source) -> list[tuple[str, np.ndarray, int]]:
+    """(name, mono float32, rate) items of one source (SF2: one per contained sample)."""
+    if src.samples:
+        return soundfont_samples(src.path, src.samples)
+    if src.path.suffix.lower() == ".sf2":
+        return sf2_samples(src.path)
+    import io
+
+    import soundfile as sf
+
+    if src.member:
+        blob = rcc_files(src.path.read_bytes())[src.member]
+        x, sr = sf.read(io.BytesIO(blob), dtype="float32", always_2d=True)
+        return [(f"{src.path.stem}_{Path(src.member).stem}", x.mean(axis=1), int(sr))]
     x, sr = sf.read(str(src.path), dtype="float32", always_2d=True)
     return [(src.path.stem, x.mean(axis=1), int(sr))]
 
@@ -184,17 +410,23 @@ def _safe(name: str) -> str:
 
 
 def prepare(
-    root: Path, out: Path, *, freesound: Path | None, exclude_names: set[str] = frozenset(), max_sf2_per_file: int = 200
+    root: Path,
+    out: Path,
+    *,
+    freesound: Path | None,
+    exclude_names: set[str] = frozenset(),
+    max_sf2_per_file: int = 200,
+    package_set: str = DEFAULT_PACKAGE_SET,
 ) -> dict:
     """Decode, measure, split and write every source (see the module docstring); returns the report."""
     import soundfile as sf
     import soxr
 
-    sources = discover(root, freesound)
+    sources = discover(root, freesound, package_set)
     rows: dict[str, list[dict]] = {"train": [], "val": [], "test": [], "lowrate": []}
     skipped: list[dict] = []
     for src in sources:
-        if src.path.stem in exclude_names:
+        if src.path.stem in exclude_names or (src.member and Path(src.member).stem in exclude_names):
             skipped.append({"path": str(src.path), "reason": "held out for the demo (saga_sr/assets/demo/test)"})
             continue
         try:
@@ -203,7 +435,9 @@ def prepare(
             skipped.append({"path": str(src.path), "reason": f"unreadable: {str(exc)[:120]}"})
             continue
         for k, (name, x, sr) in enumerate(items[:max_sf2_per_file]):
-            split = split_of(src.group + (f":{instrument_of(name)}" if len(items) > 1 else ""))  # SF2: per instrument
+            # avldrums' SF2 kits: per instrument; GM soundfonts: their Source is already one group
+            group = src.group + (f":{instrument_of(name)}" if len(items) > 1 and not src.samples else "")
+            split = split_of(group)
             if sr > 96000 or sr < 4000:
                 skipped.append({"path": f"{src.path}:{name}", "reason": f"sample rate {sr} Hz out of range"})
                 continue
@@ -244,6 +478,7 @@ def prepare(
             split_rows = blank_prompts(_balanced(split_rows))
         _write_csv(out / f"{split}.csv", split_rows)
     report = {
+        "package_set": package_set,
         "kept": {k: len(v) for k, v in rows.items()},
         "kept_per_domain": {k: {d: sum(r["domain"] == d for r in v) for d in PROMPTS} for k, v in rows.items()},
         "skipped": len(skipped),
@@ -286,4 +521,13 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     shutil.move(tmp, path)
 
 
-__all__ = ["PACKAGES", "blank_prompts", "discover", "fetch", "measure_bandwidth", "prepare", "sf2_samples"]
+__all__ = [
+    "PACKAGES",
+    "PACKAGE_SETS",
+    "blank_prompts",
+    "discover",
+    "fetch",
+    "measure_bandwidth",
+    "prepare",
+    "sf2_samples",
+]
