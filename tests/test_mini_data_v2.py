@@ -189,3 +189,17 @@ def test_v2_adds_the_new_packages_with_their_domains(tmp_path):
         ("gcompris:instruments/violin", "music"),
         ("gcompris:core/click", "effects"),  # the drumsynth preset and the second click.wav are left out
     }
+
+
+def test_fetch_downloads_again_only_for_packages_not_yet_unpacked(tmp_path, monkeypatch):
+    from saga_sr.experiments import mini_data
+
+    calls = []
+    monkeypatch.setattr(mini_data.subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    root = tmp_path / "extracted"
+    root.mkdir()
+    (root / ".unpacked").write_text("".join(f"{p}_1.0_all.deb\n" for p in mini_data.PACKAGE_SETS["v1"]))
+    mini_data.fetch(tmp_path / "debs", root, "v1")
+    assert calls == []
+    mini_data.fetch(tmp_path / "debs", root, "v2")
+    assert calls[0][:2] == ["apt-get", "download"] and "lmms-common" in calls[0]

@@ -1,23 +1,22 @@
 """Data of saga-sr-mini: fetch the allowed Debian packages, decode, measure bandwidth, split, write manifests.
 
-Sources (nothing else may be trained or tuned on): the Freesound CC0 clips of the project
-(`--freesound DIR`) and the Debian packages of a named set in `PACKAGE_SETS`, fetched with `apt-get download` and
-unpacked with `dpkg -x` (nothing installed). "v1" (the default; the shipped model's recipe): klettres-data,
-ktuberling-data, alsa-utils (speech), wesnoth-1.16-music, sonic-pi-samples, avldrums.lv2-soundfont (SF2 drum kits,
-one group per instrument). "v2" adds fluid-soundfont-gm (SF2) and musescore-general-soundfont-small (SF3: Vorbis
-samples) read through their GM presets (drum kits and GM programs 112-127 are effects, the rest music; grouped by
-GM program / drum key so the two fonts' copies of one instrument share a split; at most 200 samples per domain and
-font, spread over the groups), lmms-common's samples (split by file) and gcompris-qt-data's sounds, read out of
-its Qt .rcc resources. A set never sees another set's files, even unpacked in the same root. Every file is decoded, mixed to mono, resampled to 44.1 kHz and written as
-FLAC under OUT/audio/<split>/<domain>/; long files are cut into `CHUNK_SECONDS` chunks. Each file's real
-bandwidth (where its long-term spectrum ends; many files are Vorbis low-passed at 19.5-21 kHz, some are
+Sources (nothing else may be trained or tuned on): the Freesound CC0 clips of the project (`--freesound DIR`) and
+the Debian packages of a named set in `PACKAGE_SETS`, fetched with `apt-get download` and unpacked with `dpkg -x`
+(nothing installed). "v1" (the default; the shipped model's recipe): klettres-data, ktuberling-data, alsa-utils
+(speech), wesnoth-1.16-music, sonic-pi-samples, avldrums.lv2-soundfont (SF2 drum kits, one group per instrument).
+"v2" adds fluid-soundfont-gm (SF2) and musescore-general-soundfont-small (SF3: Vorbis samples) read through their GM
+presets (drum kits and GM programs 112-127 are effects, the rest music; grouped by GM program / drum key so the two
+fonts' copies of one instrument share a split; at most 200 samples per domain and font, spread over the groups),
+lmms-common's samples (split by file) and gcompris-qt-data's sounds, read out of its Qt .rcc resources. A set never
+sees another set's files, even unpacked in the same root. Every file is decoded, mixed to mono, resampled to 44.1
+kHz and written as FLAC under OUT/audio/<split>/<domain>/; long files are cut into `CHUNK_SECONDS` chunks. Each
+file's real bandwidth (where its long-term spectrum ends; many files are Vorbis low-passed at 19.5-21 kHz, some are
 22.05 kHz files resampled to 44.1 kHz) is measured before anything else and written to the manifests
-(`bandwidth_hz`): training uses it as the target roll-off. Files stored below 32 kHz are real low-rate
-recordings: they go to OUT/audio/lowrate/ (never trained on). The split is by source file and, for speech,
-by language, so held-out clips are unseen speakers/pieces. Manifests: OUT/{train,val,test}.csv with path,
-caption (the domain prompt), domain, bandwidth_hz; train rows are repeated so each domain gets about a third
-of the draws, and a quarter of them have an empty prompt. OUT/prepare_report.json counts every file kept and
-skipped with the reason.
+(`bandwidth_hz`): training uses it as the target roll-off. Files stored below 32 kHz are real low-rate recordings:
+they go to OUT/audio/lowrate/ (never trained on). The split is by source file and, for speech, by language, so
+held-out clips are unseen speakers/pieces. Manifests: OUT/{train,val,test}.csv with path, caption (the domain
+prompt), domain, bandwidth_hz; train rows are repeated so each domain gets about a third of the draws, and a quarter
+of them have an empty prompt. OUT/prepare_report.json counts every file kept and skipped with the reason.
 """
 
 from __future__ import annotations
