@@ -57,6 +57,7 @@ PACKAGES = PACKAGE_SETS[DEFAULT_PACKAGE_SET]
 # GM soundfonts of v2, read by their preset structure (avldrums' kits keep the v1 reading: one group per kit sample)
 GM_SOUNDFONTS = ("sf2/FluidR3_GM.sf2", "sf3/MuseScore_General_Lite.sf3")
 GM_EFFECT_PROGRAMS = range(112, 128)  # GM's "percussive" and "sound effects" families (0-based programs)
+GM_SAMPLES_PER_DOMAIN = 200  # per GM soundfont: FluidR3 alone has about 1000 usable samples, many near-copies
 LMMS_MUSIC_DIRS = ("basses", "bassloops", "instruments", "shapes")  # the other sample folders are drums / effects
 GCOMPRIS_MUSIC_RCC = ("explore_world_music", "instruments", "melody")  # the other resources' sounds are effects
 AUDIO_SUFFIXES = (".ogg", ".wav", ".flac", ".opus")
@@ -290,9 +291,9 @@ def spread(groups: dict[str, list[int]], budget: int) -> dict[str, list[int]]:
     return out
 
 
-def gm_sources(path: Path, per_domain: int = 200) -> list[Source]:
+def gm_sources(path: Path, per_domain: int = GM_SAMPLES_PER_DOMAIN) -> list[Source]:
     """One Source per GM group of a v2 soundfont, at most `per_domain` samples per domain spread over the
-    groups (see `spread`): FluidR3 has about 1000 usable samples, many near-copies of one instrument."""
+    groups (see `spread`) rather than the file's first ones (avldrums' `max_sf2_per_file`)."""
     groups = gm_sample_groups(_riff_chunks(path.read_bytes()))
     out = []
     for domain in PROMPTS:
