@@ -57,7 +57,7 @@ PACKAGES = PACKAGE_SETS[DEFAULT_PACKAGE_SET]
 # GM soundfonts of v2, read by their preset structure (avldrums' kits keep the v1 reading: one group per kit sample)
 GM_SOUNDFONTS = ("sf2/FluidR3_GM.sf2", "sf3/MuseScore_General_Lite.sf3")
 GM_EFFECT_PROGRAMS = range(112, 128)  # GM's "percussive" and "sound effects" families (0-based programs)
-GM_SAMPLES_PER_DOMAIN = 200  # per GM soundfont: FluidR3 alone has about 1000 usable samples, many near-copies
+GM_SAMPLES_PER_DOMAIN = 200  # per GM soundfont and domain: FluidR3 has 933 usable samples (794 music), many near-copies
 LMMS_MUSIC_DIRS = ("basses", "bassloops", "instruments", "shapes")  # the other sample folders are drums / effects
 GCOMPRIS_MUSIC_RCC = ("explore_world_music", "instruments", "melody")  # the other resources' sounds are effects
 AUDIO_SUFFIXES = (".ogg", ".wav", ".flac", ".opus")
