@@ -431,6 +431,7 @@ def prepare(
     sources = discover(root, freesound, package_set)
     rows: dict[str, list[dict]] = {"train": [], "val": [], "test": [], "lowrate": []}
     skipped: list[dict] = []
+    bases: set[str] = set()  # file names already written: a later source with the same name gets a suffix
     for src in sources:
         if src.path.stem in exclude_names or (src.member and Path(src.member).stem in exclude_names):
             skipped.append({"path": str(src.path), "reason": "held out for the demo (saga_sr/assets/demo/test)"})
@@ -462,6 +463,7 @@ def prepare(
             base = _safe(
                 f"{src.group.split(':')[0]}_{src.path.parent.name}_{name}" + (f"_{k}" if len(items) > 1 else "")
             )
+            base = unique_name(base, bases)
             for c, start in enumerate(range(0, len(x), step)):
                 chunk = x[start : start + step]
                 if len(chunk) < MIN_SECONDS * rate:
@@ -492,6 +494,17 @@ def prepare(
     }
     (out / "prepare_report.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+def unique_name(base: str, used: set[str]) -> str:
+    """`base`, or `base`_2, _3, ... when a source written before had the same name (klettres' letters repeat in
+    every language folder, avldrums' two kits share sample names): no file overwrites another. Adds it to `used`."""
+    name, n = base, 1
+    while name in used:
+        n += 1
+        name = f"{base}_{n}"
+    used.add(name)
+    return name
 
 
 def blank_prompts(rows: list[dict], fraction: float = EMPTY_PROMPT_FRACTION) -> list[dict]:
