@@ -132,14 +132,14 @@ def test_sf2_velocity_layers_share_a_split_and_some_prompts_are_empty():
 
 def test_same_named_sources_in_one_split_are_both_kept(tmp_path):
     share = tmp_path / "x" / "usr" / "share"
-    for lang, hz in (("de", 5000), ("en", 9000)):  # both training languages, the same file name
-        (share / "klettres" / lang).mkdir(parents=True)
-        sf.write(share / "klettres" / lang / "a.wav", _noise(1.0, hz), SR, subtype="FLOAT")
+    for lang, hz in (("de", 5000), ("en", 9000)):  # both training languages, the same folder and file name
+        (share / "klettres" / lang / "alpha").mkdir(parents=True)
+        sf.write(share / "klettres" / lang / "alpha" / "a.wav", _noise(1.0, hz), SR, subtype="FLOAT")
     prepare(tmp_path / "x", tmp_path / "out", freesound=None)
     rows = list(csv.DictReader(open(tmp_path / "out" / "train.csv")))
     paths = {r["path"]: r for r in rows}
-    assert len(paths) == 2 and {Path(r["source"]).parent.name for r in paths.values()} == {"de", "en"}
+    assert len(paths) == 2 and {Path(r["source"]).parts[-3] for r in paths.values()} == {"de", "en"}
     for path, row in paths.items():  # each file holds its own source's audio (the band tells them apart)
         x, _ = sf.read(str(tmp_path / "out" / path))
-        expected = 5000 if Path(row["source"]).parent.name == "de" else 9000
+        expected = 5000 if Path(row["source"]).parts[-3] == "de" else 9000
         assert abs(measure_bandwidth(x, SR) - expected) < 600
