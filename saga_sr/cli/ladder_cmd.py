@@ -154,6 +154,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="evaluation files per domain (default 4)",
     )
     p.add_argument(
+        "--eval_seconds",
+        "--eval-seconds",
+        type=float,
+        default=None,
+        dest="eval_seconds",
+        metavar="S",
+        help="score only the first S seconds of each evaluation file (default: whole files; big rungs sample "
+        "slowly on CPU)",
+    )
+    p.add_argument(
         "--perceptual",
         choices=("auto", "visqol", "mel", "none"),
         default="mel",
@@ -216,6 +226,8 @@ def run_ladder_cmd(args: argparse.Namespace) -> int:
         raise SagaError(f"--max_steps must be positive, got {args.max_steps}")
     if args.minutes is not None and not (math.isfinite(args.minutes) and args.minutes > 0):
         raise SagaError(f"--minutes must be a positive number of minutes, got {args.minutes}")
+    if args.eval_seconds is not None and not (math.isfinite(args.eval_seconds) and args.eval_seconds > 0):
+        raise SagaError(f"--eval_seconds must be a positive number of seconds, got {args.eval_seconds}")
     if args.val_every is not None and args.val_every < 1:
         raise SagaError(f"--val_every must be positive, got {args.val_every}")
     for name, d in (("--train_dir", args.train_dir), ("--val_dir", args.val_dir)):
@@ -247,6 +259,7 @@ def run_ladder_cmd(args: argparse.Namespace) -> int:
         eval_cutoffs=tuple(args.cutoffs),
         eval_steps=args.eval_steps,
         eval_max_files=args.eval_max_files,
+        eval_seconds=args.eval_seconds,
         perceptual=args.perceptual,
         val_lowfreq_replace=args.val_lowfreq_replace,
         device=device,

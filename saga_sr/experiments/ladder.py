@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -37,10 +38,12 @@ from saga_sr.errors import ConfigError, SagaError
 from saga_sr.evaluation.evaluate import EvalSettings, load_systems, run_evaluation
 from saga_sr.experiments.measure import PeakMemory, benchmark_step, count_parameters
 from saga_sr.experiments.report import write_report
+from saga_sr.outputs import write_text_atomic
 from saga_sr.training.metrics_csv import read_metrics
 from saga_sr.training.run import checkpoint_step, find_resume_checkpoint, train
 
 SEEDS_BASES = {"A": "saga_model_config_small", "B": "saga_model_config_small", "F": "saga_model_config"}
+_STEP = re.compile(r"step=(\d+)\.ckpt$")
 SCALE_BASES = {"mini": "mini"}  # a scale with its own base: every rung is mapped onto it (config/rungs.py)
 FLAG_NAMES = ("compute_rolloff", "disable_caption", "disable_val_lowfreq_replace")
 
@@ -87,6 +90,7 @@ class LadderSettings:
     eval_cutoffs: tuple[float, ...] = (4000.0, 8000.0)
     eval_steps: int = 8
     eval_max_files: int | None = 4
+    eval_seconds: float | None = None  # score only the first seconds of each evaluation file (None: all)
     perceptual: str = "mel"
     val_lowfreq_replace: bool = False  # the ladder trains with --disable_val_lowfreq_replace by default
     device: str = "cpu"
@@ -149,9 +153,7 @@ def _rung_id(name: str) -> str:
 
 def _write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=2, default=str))  # a per-process temporary: OUT may be shared
 
 
 def _read_json(path: Path) -> dict | None:
@@ -189,13 +191,11 @@ def _torch_threads() -> int | None:
 
 def steps_reached(train_dir: Path, max_steps: int | None) -> int:
     """Optimiser steps a run reached: the last step its metrics.csv logged (every --log_every steps) or its
-    newest checkpoint's, whichever is later; max_steps when neither exists (a training stub)."""
+    newest step=N.ckpt names (read from the name: no checkpoint is loaded), whichever is later; max_steps
+    when neither exists (a training stub)."""
     table = read_metrics(train_dir / "metrics.csv", finite_only=False)
     logged = [max(steps) for steps, _values in table.values() if steps]
-    try:
-        logged.append(int(checkpoint_step(find_resume_checkpoint("last", train_dir))))
-    except Exception:  # no or unreadable checkpoint: the metrics alone
-        pass
+    logged += [int(m.group(1)) for p in (train_dir / "checkpoints").glob("step=*.ckpt") if (m := _STEP.match(p.name))]
     if not logged:
         return int(max_steps or 0)
     return int(max(logged) if max_steps is None else min(max(logged), max_steps))
@@ -528,6 +528,7 @@ def evaluate_with_api(model_dir: Path, val_dir: Path, out_dir: Path, settings: L
         cutoffs=tuple(settings.eval_cutoffs),
         seed=0,
         max_files=settings.eval_max_files,
+        max_seconds=settings.eval_seconds,
         perceptual=settings.perceptual,
         n_plot=2,
         extra={"model": str(model_dir), "steps": settings.eval_steps},

@@ -309,7 +309,7 @@ def write_report(out: Path, records: Sequence[dict], settings) -> Path:
     seeds = sorted({r["seed"] for r in rows})
     lines = [
         "# Capacity ladder report\n",
-        f"Rungs {', '.join(rungs)}; seeds {', '.join(map(str, seeds))}; {_budget(settings)} each, batch "
+        f"Rungs {', '.join(rungs)}; seeds {', '.join(map(str, seeds))}; per run {_budget(settings)}; batch "
         f"{settings.batch_size}, scale {settings.scale}; train {settings.train_dir}, val {settings.val_dir}. "
         f"Evaluation: LR at {', '.join(str(int(c)) for c in cutoffs)} Hz (cheby1 order 8, same clips for every "
         f"run), {settings.eval_steps} sampling steps. Loss curves: `{png.name}`; every number below is in "
@@ -419,7 +419,7 @@ def _budget(settings) -> str:
     if steps:
         parts.append(f"{steps} steps" + (" at most" if parts else ""))
     threads = getattr(settings, "threads", None)
-    return ", ".join(parts) + (f" ({threads} torch thread(s) per process)" if threads else "")
+    return ", ".join(parts) + (f", {threads} torch thread(s)" if threads else "")
 
 
 def _memorisation(rows: Sequence[dict], done: Sequence[str]) -> list[str]:
