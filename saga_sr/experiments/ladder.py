@@ -190,9 +190,8 @@ def _torch_threads() -> int | None:
 
 
 def steps_reached(train_dir: Path, max_steps: int | None) -> int:
-    """Optimiser steps a run reached: the last step its metrics.csv logged (every --log_every steps) or its
-    newest step=N.ckpt names (read from the name: no checkpoint is loaded), whichever is later; max_steps
-    when neither exists (a training stub)."""
+    """Optimiser steps a run reached: its final step=N.ckpt (training always saves one; read from the name, no
+    checkpoint is loaded), or the last step its metrics.csv logged if later; max_steps when neither exists."""
     table = read_metrics(train_dir / "metrics.csv", finite_only=False)
     logged = [max(steps) for steps, _values in table.values() if steps]
     logged += [int(m.group(1)) for p in (train_dir / "checkpoints").glob("step=*.ckpt") if (m := _STEP.match(p.name))]

@@ -394,7 +394,8 @@ def _table(rows: Sequence[dict], rungs: Sequence[str], cutoffs: Sequence[float])
         *markdown_table(["rung", "status", "flags", *(c[0] for c in cols)], cells),
     ]
     out.append(
-        "\nsteps reached: per seed, the last step the run logged (equal time budgets give unequal steps). "
+        "\nsteps reached: per seed, the step of the run's final checkpoint (equal time budgets give unequal "
+        "steps). "
         "LSD / SI-SDR: this model with LFR on the evaluation clips; val/* : the last values training logged. "
         "s/step bench: median of timed synthetic training steps (encode, conditioning, DiT forward + backward, "
         "AdamW) on the evaluation device; s/step wall: the training call's wall time / its steps (includes "
