@@ -371,3 +371,15 @@ def test_a_val_manifest_becomes_an_evaluation_folder_of_links(tmp_path):
     ]
     assert (folder / "music" / "guitar_mono.flac").resolve() == (tmp_path / "audio" / "guitar_mono.flac").resolve()
     assert eval_folder(settings, tmp_path / "out") == folder  # a second process finds the links made
+
+
+def test_steps_reached_is_the_final_checkpoint_step(tmp_path):
+    from saga_sr.experiments.ladder import steps_reached
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "metrics.csv").write_text("epoch,step,train/loss\n0,9,1.0\n0,29,0.5\n")
+    assert steps_reached(tmp_path, None) == 29
+    for step in (20, 37):
+        (tmp_path / "checkpoints" / f"step={step}.ckpt").write_bytes(b"")
+    assert steps_reached(tmp_path, None) == 37 and steps_reached(tmp_path, 30) == 30
+    assert steps_reached(tmp_path / "nothing", 50) == 50 and steps_reached(tmp_path / "nothing", None) == 0
