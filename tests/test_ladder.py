@@ -358,18 +358,24 @@ def test_a_val_manifest_becomes_an_evaluation_folder_of_links(tmp_path):
     from saga_sr.experiments.ladder import eval_folder
 
     (tmp_path / "audio").mkdir()
-    for name in ("guitar_mono", "drums_stereo"):
-        (tmp_path / "audio" / f"{name}.flac").write_bytes((DATA / f"{name}.flac").read_bytes())
+    for name, data in (("g_000", "guitar_mono"), ("g_001", "guitar_mono"), ("h_000", "guitar_stereo")):
+        (tmp_path / "audio" / f"{name}.flac").write_bytes((DATA / f"{data}.flac").read_bytes())
+    (tmp_path / "audio" / "drums_stereo.flac").write_bytes((DATA / "drums_stereo.flac").read_bytes())
     manifest = tmp_path / "val.csv"
-    manifest.write_text("path,domain\naudio/guitar_mono.flac,music\naudio/drums_stereo.flac,effects\n")
+    manifest.write_text(
+        "path,domain,source\naudio/g_000.flac,music,g.sf2\naudio/drums_stereo.flac,effects,d.ogg\n"
+        "audio/g_001.flac,music,g.sf2\n"  # a second chunk of the same recording: not linked
+        "audio/h_000.flac,music,g.sf2\n"  # another instrument of the same SF2 file: linked
+    )
     settings = LadderSettings(train_dir=str(manifest), val_dir=str(manifest), rungs=("A0",))
     folder = eval_folder(settings, tmp_path / "out")
     assert folder == tmp_path / "out" / "eval_set"
     assert [rel.as_posix() for _path, rel in list_test_files(folder)] == [
         "effects/drums_stereo.flac",
-        "music/guitar_mono.flac",
+        "music/g_000.flac",
+        "music/h_000.flac",
     ]
-    assert (folder / "music" / "guitar_mono.flac").resolve() == (tmp_path / "audio" / "guitar_mono.flac").resolve()
+    assert (folder / "music" / "g_000.flac").resolve() == (tmp_path / "audio" / "g_000.flac").resolve()
     assert eval_folder(settings, tmp_path / "out") == folder  # a second process finds the links made
 
 

@@ -44,6 +44,7 @@ from saga_sr.training.run import checkpoint_step, find_resume_checkpoint, train
 
 SEEDS_BASES = {"A": "saga_model_config_small", "B": "saga_model_config_small", "F": "saga_model_config"}
 _STEP = re.compile(r"step=(\d+)\.ckpt$")
+_CHUNK = re.compile(r"_\d{3}$")  # mini_data's chunk suffix
 SCALE_BASES = {"mini": "mini"}  # a scale with its own base: every rung is mapped onto it (config/rungs.py)
 FLAG_NAMES = ("compute_rolloff", "disable_caption", "disable_val_lowfreq_replace")
 
@@ -449,7 +450,10 @@ def report_only(out_dir: str | Path, settings: LadderSettings | None = None) -> 
 
 def eval_folder(settings: LadderSettings, out: Path) -> Path:
     """The evaluation folder: --eval_dir, else the val folder, else OUT/eval_set/<domain>/ linking the val
-    manifest's files (evaluation reads folders; subfolders are domains)."""
+    manifest's files (evaluation reads folders; subfolders are domains). Where the manifest names a `source`,
+    only the first chunk of each recording is linked (mini_data cuts recordings into NAME_000, NAME_001, ...;
+    an SF2 file's instruments are separate recordings): the clips the intervals resample are then different
+    recordings, not neighbouring chunks of one."""
     if settings.eval_dir:
         return Path(settings.eval_dir)
     val = Path(settings.val_dir)
@@ -459,8 +463,14 @@ def eval_folder(settings: LadderSettings, out: Path) -> Path:
 
     target = out / "eval_set"
     used: set[Path] = set()
+    recordings: set[tuple[str, str]] = set()
     for row in read_manifest(val):
         src = Path(row["path"]).resolve()
+        if row.get("source"):
+            recording = (row["source"], _CHUNK.sub("", src.stem))
+            if recording in recordings:
+                continue
+            recordings.add(recording)
         link = target / (row.get("domain") or "all") / src.name
         k = 1
         while link in used:
