@@ -389,3 +389,11 @@ def test_steps_reached_is_the_final_checkpoint_step(tmp_path):
         (tmp_path / "checkpoints" / f"step={step}.ckpt").write_bytes(b"")
     assert steps_reached(tmp_path, None) == 37 and steps_reached(tmp_path, 30) == 30
     assert steps_reached(tmp_path / "nothing", 50) == 50 and steps_reached(tmp_path / "nothing", None) == 0
+
+
+def test_step_benchmark_runs_a_mini_rung():
+    """mini.json's lr_prefill reads each item's LR cutoff: the synthetic batch must carry one."""
+    from saga_sr.config import derive_rung, load_config
+    from saga_sr.experiments.measure import benchmark_step
+
+    assert benchmark_step(derive_rung(load_config("mini"), "A0", scale="mini"), 1, "cpu", steps=1) > 0
