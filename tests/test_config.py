@@ -15,6 +15,7 @@ from saga_sr.config import (
     derive_rung,
     load_config,
     shipped_configs,
+    uses_rolloff,
     with_rolloff_conditioner,
 )
 from saga_sr.errors import ConfigError
@@ -182,7 +183,7 @@ def test_rolloff_conditioner_needs_a_prepend_of_embed_width():
 
 
 @pytest.mark.parametrize("base", ["saga_model_config_small", "saga_model_config", "saga_sr_paper", "tiny"])
-@pytest.mark.parametrize("scale", ["full", "tiny"])
+@pytest.mark.parametrize("scale", ["full", "tiny", "mini"])
 def test_every_rung_of_every_base_is_valid(base, scale):
     for rung in RUNGS:
         assert check_config(derive_rung(load_config(base), rung, scale=scale)) == [], (base, rung, scale)
@@ -218,6 +219,42 @@ def test_tiny_ladder_keeps_the_relations_between_rungs(small):
         t5 = next(c for c in tiny[r]["model"]["conditioning"]["configs"] if c["type"] == "t5")
         assert t5["config"]["t5_config"] == TINY_T5_CONFIG
         assert tiny[r]["sample_size"] == small["sample_size"] // 4
+
+
+def test_mini_ladder_maps_every_rung_onto_mini_json():
+    mini = load_config("mini")
+    rungs = {r: derive_rung(mini, r, scale="mini") for r in RUNGS}
+    sizes = {
+        r: tuple(dit(c)[k] for k in ("embed_dim", "depth", "num_heads", "cond_token_dim")) for r, c in rungs.items()
+    }
+    assert sizes == {
+        "A0": (256, 3, 4, 64),
+        "A1": (256, 6, 4, 64),
+        "B1": (384, 6, 6, 128),  # 768 / 8 = 96 is no multiple of the 64-wide heads: rounded to 128
+        "F0": (768, 9, 12, 128),
+        "F1": (768, 9, 12, 128),
+        "F2": (768, 9, 12, 128),
+    }
+    for r, cfg in rungs.items():
+        assert check_config(cfg) == [], r
+        assert cfg["model"]["conditioning"]["cond_dim"] == dit(cfg)["cond_token_dim"]
+        assert {k: cfg[k] for k in ("sample_size", "training")} == {k: mini[k] for k in ("sample_size", "training")}
+        assert cfg["model"]["pretransform"] == mini["model"]["pretransform"]
+        kept = ("lr_gain", "lr_prefill", "envelope_follow", "target_band_limit", "cfg_scales", "default_steps")
+        assert all(cfg["model"]["diffusion"][k] == mini["model"]["diffusion"][k] for k in kept), r
+    assert {k: v for k, v in dit(rungs["A0"]).items() if k != "global_cond_dim"} == {
+        k: v for k, v in dit(mini).items() if k != "global_cond_dim"
+    }  # mini.json's DiT is A0; only its roll-off conditioning goes (the seeds' A rungs read none)
+    assert rungs["A0"]["model"]["diffusion"]["global_cond_ids"] == [] and dit(rungs["A0"])["global_cond_dim"] == 0
+    for r in ("A0", "A1", "B1", "F0", "F1"):
+        ids = {c["id"] for c in rungs[r]["model"]["conditioning"]["configs"]}
+        assert ids == {"prompt"} and not uses_rolloff(rungs[r]), r
+    assert rungs["F0"]["model"]["diffusion"]["cross_attention_cond_ids"] == []
+    assert rungs["F1"]["model"]["diffusion"]["cross_attention_cond_ids"] == ["prompt"]
+    f2 = rungs["F2"]["model"]["diffusion"]
+    assert f2["cross_attention_cond_ids"] == mini["model"]["diffusion"]["cross_attention_cond_ids"]
+    assert f2["global_cond_ids"] == ["input_rolloff", "target_rolloff"] and f2["config"]["global_cond_dim"] == 256
+    assert uses_rolloff(rungs["F2"]) and "rolloff_conditioner" not in f2
 
 
 def test_pretransform_scale_must_be_positive():

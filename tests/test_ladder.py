@@ -168,7 +168,9 @@ def test_ladder_cli_help(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["ladder", "--help"])
     assert exc.value.code == 0
-    assert "--rungs" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "--rungs" in text and "--minutes" in text and "--threads" in text and "--report_only" in text
+    assert "mini" in text
 
 
 @pytest.mark.slow
@@ -257,3 +259,141 @@ def test_rung_comparisons_are_verdicts_rendered_as_sentences(tmp_path):
         assert better.better and not better.reliably_worse
     missing = compare_runs(out, rows, "A0", "B1", "lsd", 4000.0)
     assert missing.verdict is Verdict.NO_RUNS and "cannot compare" in missing.sentence()
+
+
+def test_two_processes_share_one_out_under_a_time_budget(tmp_path):
+    """Disjoint rungs in two ladder calls (as two processes would), one --minutes budget: the second report
+    (and --report_only) answers Q1 from both; steps reached and threads are recorded per run."""
+    from saga_sr.experiments.ladder import report_only
+
+    out = tmp_path / "out"
+    first = run_ladder(
+        _settings(tmp_path, ["A0"], seeds=(0, 1), minutes=1.5, threads=1),
+        out,
+        train_fn=FakeTraining(),
+        eval_fn=fake_eval,
+    )
+    assert "| Q1 | A0 → A1 (deeper) | lsd | 4000 | n/a" in first.read_text()
+    report = run_ladder(
+        _settings(tmp_path, ["A1"], seeds=(0, 1), minutes=1.5, threads=1),
+        out,
+        train_fn=FakeTraining(),
+        eval_fn=fake_eval,
+    )
+    text = report.read_text()
+    assert "per run 1.5 min of training wall time, 20 steps at most, 1 torch thread(s);" in text
+    q1 = next(line for line in text.splitlines() if line.startswith("| Q1 | A0 → A1 (deeper) | lsd | 4000"))
+    assert "| -0.500 |" in q1 and q1.endswith("| **helps** |") and "4 × 2/2" in q1
+    q4 = next(line for line in text.splitlines() if line.startswith("| Q4 | A1: LFR off → on | lsd | 4000"))
+    assert q4.endswith("| **helps** |")  # fake_eval: LFR lowers every clip's LSD by 0.2 + 0.01 i
+    rec = json.loads((out / "runs" / "A0" / "seed1" / "record.json").read_text())
+    assert rec["minutes"] == 1.5 and rec["steps_reached"] == 19 and isinstance(rec["threads"], int)
+    rows = {r["rung"] + r["seed"]: r for r in csv.DictReader(open(out / "ladder_metrics.csv"))}
+    assert set(rows) == {"A00", "A01", "A10", "A11"} and rows["A10"]["steps_reached"] == "19"
+    report.unlink()
+    assert report_only(out).read_text() == text
+
+
+def test_question_verdicts_on_synthetic_scores():
+    from saga_sr.experiments.report import HELPS, HURTS, bootstrap_difference, verdict
+
+    a = {s: {f"c{i}": 2.0 + 0.1 * i + 0.01 * s for i in range(8)} for s in (0, 1)}
+    better = {s: {c: v - 0.5 for c, v in clips.items()} for s, clips in a.items()}
+    iv = bootstrap_difference(a, better)
+    assert iv.mean == pytest.approx(-0.5) and iv.high < 0 and (iv.clips, iv.seeds_a, iv.seeds_b) == (8, 2, 2)
+    assert verdict(iv, lower_is_better=True) == HELPS and verdict(iv, lower_is_better=False) == HURTS
+    noisy = {s: {c: v + (0.3 if i % 2 else -0.3) for i, (c, v) in enumerate(clips.items())} for s, clips in a.items()}
+    iv = bootstrap_difference(a, noisy)
+    assert iv.low < 0 < iv.high and verdict(iv, True).startswith("not enough evidence")
+    one_seed = bootstrap_difference({0: a[0]}, {0: better[0]})
+    assert one_seed.high < 0 and verdict(one_seed, True) == "not enough evidence (fewer than 2 seeds)"
+    assert verdict(one_seed, True, min_seeds=1) == HELPS  # Q4: same samples with and without LFR
+    assert verdict(bootstrap_difference(a, {}), True) == "no finished runs of both"
+
+
+def test_cli_takes_scale_mini_minutes_threads_and_manifests(tmp_path, monkeypatch, capsys):
+    import torch
+
+    import saga_sr.experiments.ladder as ladder
+    from saga_sr.cli import main
+
+    seen = {}
+
+    def fake_run_ladder(settings, out, log=None):
+        seen.update(settings=settings, threads=torch.get_num_threads())
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "ladder_report.md").write_text("report\n")
+        return out / "ladder_report.md"
+
+    monkeypatch.setattr(ladder, "run_ladder", fake_run_ladder)
+    for split in ("train", "val"):
+        (tmp_path / f"{split}.csv").write_text("path,domain\nclip.flac,music\n")
+    argv = ["ladder", "--train-dir", str(tmp_path / "train.csv"), "--val-dir", str(tmp_path / "val.csv")]
+    argv += ["--scale", "mini", "--minutes", "2.5", "--rungs", "A0,F2", "--seeds", "0,1", "--out", str(tmp_path / "o")]
+    argv += ["--eval_seconds", "3"]
+    threads = torch.get_num_threads()
+    try:
+        assert main([*argv, "--threads", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    s = seen["settings"]
+    assert (s.scale, s.minutes, s.max_steps, s.threads, s.rungs, s.seeds) == (
+        "mini",
+        2.5,
+        None,
+        1,
+        ("A0", "F2"),
+        (0, 1),
+    )
+    assert seen["threads"] == 1 and s.eval_seconds == 3.0
+    capsys.readouterr()
+    assert main([*argv, "--minutes", "0"]) == 2
+    assert "--minutes must be a positive number of minutes, got 0.0" in capsys.readouterr().err
+    assert main([*argv[:4], str(tmp_path / "nothing.csv")]) == 2
+    assert "no such folder or manifest" in capsys.readouterr().err
+
+
+def test_a_val_manifest_becomes_an_evaluation_folder_of_links(tmp_path):
+    from saga_sr.evaluation.evaluate import list_test_files
+    from saga_sr.experiments.ladder import eval_folder
+
+    (tmp_path / "audio").mkdir()
+    for name, data in (("g_000", "guitar_mono"), ("g_001", "guitar_mono"), ("h_000", "guitar_stereo")):
+        (tmp_path / "audio" / f"{name}.flac").write_bytes((DATA / f"{data}.flac").read_bytes())
+    (tmp_path / "audio" / "drums_stereo.flac").write_bytes((DATA / "drums_stereo.flac").read_bytes())
+    manifest = tmp_path / "val.csv"
+    manifest.write_text(
+        "path,domain,source\naudio/g_000.flac,music,g.sf2\naudio/drums_stereo.flac,effects,d.ogg\n"
+        "audio/g_001.flac,music,g.sf2\n"  # a second chunk of the same recording: not linked
+        "audio/h_000.flac,music,g.sf2\n"  # another instrument of the same SF2 file: linked
+    )
+    settings = LadderSettings(train_dir=str(manifest), val_dir=str(manifest), rungs=("A0",))
+    folder = eval_folder(settings, tmp_path / "out")
+    assert folder == tmp_path / "out" / "eval_set"
+    assert [rel.as_posix() for _path, rel in list_test_files(folder)] == [
+        "effects/drums_stereo.flac",
+        "music/g_000.flac",
+        "music/h_000.flac",
+    ]
+    assert (folder / "music" / "g_000.flac").resolve() == (tmp_path / "audio" / "g_000.flac").resolve()
+    assert eval_folder(settings, tmp_path / "out") == folder  # a second process finds the links made
+
+
+def test_steps_reached_is_the_final_checkpoint_step(tmp_path):
+    from saga_sr.experiments.ladder import steps_reached
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "metrics.csv").write_text("epoch,step,train/loss\n0,9,1.0\n0,29,0.5\n")
+    assert steps_reached(tmp_path, None) == 29
+    for step in (20, 37):
+        (tmp_path / "checkpoints" / f"step={step}.ckpt").write_bytes(b"")
+    assert steps_reached(tmp_path, None) == 37 and steps_reached(tmp_path, 30) == 30
+    assert steps_reached(tmp_path / "nothing", 50) == 50 and steps_reached(tmp_path / "nothing", None) == 0
+
+
+def test_step_benchmark_runs_a_mini_rung():
+    """mini.json's lr_prefill reads each item's LR cutoff: the synthetic batch must carry one."""
+    from saga_sr.config import derive_rung, load_config
+    from saga_sr.experiments.measure import benchmark_step
+
+    assert benchmark_step(derive_rung(load_config("mini"), "A0", scale="mini"), 1, "cpu", steps=1) > 0

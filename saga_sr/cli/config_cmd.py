@@ -53,11 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "derive",
         help="write a ladder rung derived from a base config",
         description=f"Rungs: {RUNG_HELP}. --scale tiny shrinks the rung for CPU "
-        "(widths / 8, depths / 4, head size 32, patched pretransform, offline T5).",
+        "(widths / 8, depths / 4, head size 32, patched pretransform, offline T5); --scale mini maps it onto "
+        "mini.json's proportions (mini = A0: widths x 1/2, depths x 3/8, heads of 64; use BASE mini).",
     )
     derive.add_argument("base", metavar="BASE")
     derive.add_argument("rung", metavar="RUNG", help="one of A0 A1 B1 F0 F1 F2")
-    derive.add_argument("--scale", choices=("full", "tiny"), default="full")
+    derive.add_argument("--scale", choices=("full", "tiny", "mini"), default="full")
     derive.add_argument("-o", "--output", required=True, type=Path, metavar="FILE")
     derive.set_defaults(func=_derive)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from saga_sr.config.checks import check_config, check_runnable, conditioner_types, objective_problem, pretransform_facts
-from saga_sr.config.rungs import RUNGS, TINY_T5_CONFIG, derive_rung, with_rolloff_conditioner
+from saga_sr.config.rungs import ROLLOFF_NUMBER_IDS, RUNGS, TINY_T5_CONFIG, derive_rung, with_rolloff_conditioner
 from saga_sr.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -110,9 +110,6 @@ def resume_identity(cfg: dict) -> dict:
     config = json.loads(json.dumps(cfg, default=str))
     (config.get("training") or {}).pop("max_steps", None)
     return config
-
-
-ROLLOFF_NUMBER_IDS = ("input_rolloff", "target_rolloff")
 
 
 def uses_rolloff(cfg: dict) -> bool:

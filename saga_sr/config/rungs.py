@@ -6,11 +6,21 @@ used; everything else (pretransform, conditioners, training block) comes from th
 shrinks every rung by the same factors (widths / 8, depths / 4, head size fixed at 32, half the segment) and
 swaps in the patched pretransform and an offline tiny T5, so the whole ladder trains on CPU in minutes
 while keeping the rungs' relative sizes.
+
+`scale="mini"` maps the ladder onto the shipped mini representation (configs/mini.json: spectrogram
+pretransform, offline tiny T5, lr_gain / lr_prefill / envelope_follow and training block all kept). mini.json's
+DiT is A0's counterpart (256 wide x 3 deep, heads of 64, conditions 64 wide, against the seeds' 512 x 8, 512),
+so every rung is scaled by mini / A0: widths x 1/2, depths x 3/8 (rounded, >= 1), head size 64 (heads = width
+/ 64), condition width x 1/8 rounded to a multiple of the head size, ties up (cross-attention keys need it):
+A0 256x3 (cond 64), A1 256x6, B1 384x6 (cond 128, not 96), F0-F2 768x9 (cond 128). Roll-off follows the seeds:
+only F2 reads it, through mini's own input_rolloff / target_rolloff number conditioners (global and
+cross-attention, as in mini.json); every other rung drops them, so A0 is mini.json without roll-off.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 from saga_sr.errors import ConfigError
@@ -50,14 +60,23 @@ RUNGS: dict[str, Rung] = {
         rolloff=True,
     ),
 }
-SCALES = ("full", "tiny")
+SCALES = ("full", "tiny", "mini")
 _TINY_WIDTH, _TINY_DEPTH, _TINY_HEAD, _TINY_SEGMENT = 8, 4, 32, 4
+# mini.json's DiT over the seeds' A0 (configs/mini.json vs saga_model_config_small.json)
+_MINI_WIDTH, _MINI_DEPTH, _MINI_HEAD, _MINI_COND = (256, 512), (3, 8), 64, (64, 512)
+ROLLOFF_NUMBER_IDS = ("input_rolloff", "target_rolloff")
 
 
 def _scaled(rung: Rung, scale: str) -> tuple[int, int, int, int]:
     """(embed_dim, depth, num_heads, cond_dim) of a rung at a scale."""
     if scale == "full":
         return rung.embed_dim, rung.depth, rung.num_heads, rung.cond_dim
+    if scale == "mini":
+        embed = rung.embed_dim * _MINI_WIDTH[0] // _MINI_WIDTH[1]
+        depth = max(1, round(rung.depth * _MINI_DEPTH[0] / _MINI_DEPTH[1]))
+        cond = rung.cond_dim * _MINI_COND[0] / _MINI_COND[1]
+        cond = max(1, math.floor(cond / _MINI_HEAD + 0.5)) * _MINI_HEAD  # nearest multiple of the head, ties up
+        return embed, depth, embed // _MINI_HEAD, cond
     embed = rung.embed_dim // _TINY_WIDTH
     return embed, max(1, rung.depth // _TINY_DEPTH), embed // _TINY_HEAD, rung.cond_dim // _TINY_WIDTH
 
@@ -122,9 +141,39 @@ def derive_rung(base: dict, rung: str, *, scale: str = "full") -> dict:
         global_cond_dim=cond * n_global,
         prepend_cond_dim=embed,
     )
-    diffusion["cross_attention_cond_ids"] = list(spec.cross_attention_cond_ids)
     diffusion.pop("rolloff_conditioner", None)
+    if scale == "mini":
+        return _named(_mini_conditions(cfg, base, spec), rung, scale, spec)
+    diffusion["cross_attention_cond_ids"] = list(spec.cross_attention_cond_ids)
     if spec.rolloff:
         cfg = with_rolloff_conditioner(cfg)
+    return _named(cfg, rung, scale, spec)
+
+
+def _named(cfg: dict, rung: str, scale: str, spec: Rung) -> dict:
     cfg["_rung"] = f"{rung} ({scale}): {spec.description}"
+    return cfg
+
+
+def _mini_conditions(cfg: dict, base: dict, spec: Rung) -> dict:
+    """Condition ids at mini scale: the rung's cross-attention ids; roll-off (F2 only) through the base's own
+    roll-off number conditioners (the Fourier one when it has none), which the other rungs drop."""
+    diffusion, dit = cfg["model"]["diffusion"], cfg["model"]["diffusion"]["config"]
+    conditioning = cfg["model"]["conditioning"]
+    rolloff_ids = [c.get("id") for c in conditioning["configs"] if c.get("id") in ROLLOFF_NUMBER_IDS]
+    base_cross = base["model"]["diffusion"].get("cross_attention_cond_ids", [])
+    globals_ = [g for g in diffusion.get("global_cond_ids", []) if g not in ROLLOFF_NUMBER_IDS]
+    cross = list(spec.cross_attention_cond_ids)
+    if spec.rolloff and rolloff_ids:
+        cross += [c for c in base_cross if c in rolloff_ids]
+        globals_ = list(diffusion.get("global_cond_ids", []))
+    else:
+        conditioning["configs"] = [c for c in conditioning["configs"] if c.get("id") not in ROLLOFF_NUMBER_IDS]
+    diffusion["cross_attention_cond_ids"] = cross
+    diffusion["global_cond_ids"] = globals_
+    dit["global_cond_dim"] = conditioning["cond_dim"] * len(globals_)
+    if not base["model"]["diffusion"]["config"].get("prepend_cond_dim"):
+        dit.pop("prepend_cond_dim", None)  # as in mini.json: no prepend width without a prepend source
+    if spec.rolloff and not rolloff_ids:
+        return with_rolloff_conditioner(cfg)
     return cfg

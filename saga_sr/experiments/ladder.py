@@ -1,7 +1,8 @@
 """The capacity ladder as one resumable run: check, train and evaluate each rung the same way.
 
 Layout under OUT:
-  ladder.json                       the settings (data, budget, seeds, scale)
+  ladder.json                       the settings (data, budget, seeds, scale) of the last process started
+  eval_set/<domain>/                links to the val manifest's files when --val_dir is a manifest
   runs/<rung>/seed<S>/config.json   the resolved config the rung trains
   runs/<rung>/seed<S>/train/        the training run (metrics.csv, checkpoints/last.ckpt, model/)
   runs/<rung>/seed<S>/trained.json  written once training reached max_steps (with step time, peak memory)
@@ -13,13 +14,21 @@ Resume: a run with record.json is skipped; one with trained.json is only evaluat
 train/checkpoints/last.ckpt resumes training from it (same step, same optimizer state). A rung whose
 config violates a dimension rule is recorded as invalid with every violated relation, and the ladder
 goes on with the others.
+
+Budget: `max_steps` and/or `minutes` of training wall time per run (Lightning's max_time; its Timer state is
+in the checkpoint, so a resumed run continues the same budget). Under a time budget bigger rungs reach fewer
+steps: trained.json records the steps reached and the torch thread count. Several processes may share one
+OUT with disjoint rungs / seeds (each run has its own folder); the report is written from every finished
+record in OUT with the same budget, so the last process to finish (or `report_only`) reports them all.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -29,10 +38,14 @@ from saga_sr.errors import ConfigError, SagaError
 from saga_sr.evaluation.evaluate import EvalSettings, load_systems, run_evaluation
 from saga_sr.experiments.measure import PeakMemory, benchmark_step, count_parameters
 from saga_sr.experiments.report import write_report
+from saga_sr.outputs import write_text_atomic
 from saga_sr.training.metrics_csv import read_metrics
 from saga_sr.training.run import checkpoint_step, find_resume_checkpoint, train
 
 SEEDS_BASES = {"A": "saga_model_config_small", "B": "saga_model_config_small", "F": "saga_model_config"}
+_STEP = re.compile(r"step=(\d+)\.ckpt$")
+_CHUNK = re.compile(r"_\d{3}$")  # mini_data's chunk suffix
+SCALE_BASES = {"mini": "mini"}  # a scale with its own base: every rung is mapped onto it (config/rungs.py)
 FLAG_NAMES = ("compute_rolloff", "disable_caption", "disable_val_lowfreq_replace")
 
 
@@ -55,12 +68,14 @@ class TrainRequest:
     train_dir: Path
     val_dir: Path
     out_dir: Path
-    max_steps: int
+    max_steps: int | None
     seed: int
     batch_size: int
     flags: dict
     resume: Path | None
     extra: dict = field(default_factory=dict)
+    minutes: float | None = None  # wall-time budget (None: steps only)
+    val_every: int | None = None  # validation / checkpoint interval in steps (None: a fifth of max_steps)
 
 
 @dataclass(frozen=True)
@@ -68,7 +83,7 @@ class LadderSettings:
     train_dir: str
     val_dir: str
     rungs: tuple[str, ...]
-    max_steps: int = 200
+    max_steps: int | None = 200  # None: no step limit (a `minutes` budget then ends each run)
     seeds: tuple[int, ...] = (0,)
     scale: str = "full"
     base: str | None = None  # base config for named rungs (default: the small / full config)
@@ -76,12 +91,21 @@ class LadderSettings:
     eval_cutoffs: tuple[float, ...] = (4000.0, 8000.0)
     eval_steps: int = 8
     eval_max_files: int | None = 4
+    eval_seconds: float | None = None  # score only the first seconds of each evaluation file (None: all)
     perceptual: str = "mel"
     val_lowfreq_replace: bool = False  # the ladder trains with --disable_val_lowfreq_replace by default
     device: str = "cpu"
     bench_steps: int = 3  # timed synthetic training steps per rung (0: skip)
     text_encoder_path: str | None = None  # local T5 folder for full-scale rungs (offline)
     train_extra: dict = field(default_factory=dict)
+    minutes: float | None = None  # training wall time per run (equal CPU budget); None: steps only
+    threads: int | None = None  # torch threads the ladder process was given (recorded; set by the CLI)
+    eval_dir: str | None = None  # evaluation folder (default: val_dir, or links to a val manifest's files)
+    val_every: int | None = None  # validation interval in steps (default: a fifth of max_steps, else 100)
+
+    def budget(self) -> dict:
+        """What makes two runs comparable: the same steps and time limits."""
+        return {"max_steps": self.max_steps, "minutes": self.minutes}
 
 
 TrainFn = Callable[[TrainRequest], Path]
@@ -109,7 +133,9 @@ def resolve_rung(name: str, settings: LadderSettings) -> RungSpec:
     """Derive (named rung) or load (config file) a rung's config and run the dimension checks on it."""
     try:
         if name in RUNGS:
-            base_name = settings.base or SEEDS_BASES.get(name[0], "saga_model_config_small")
+            base_name = (
+                settings.base or SCALE_BASES.get(settings.scale) or SEEDS_BASES.get(name[0], "saga_model_config_small")
+            )
             cfg = derive_rung(load_config(base_name), name, scale=settings.scale)
             source = f"derive_rung({base_name}, {name}, scale={settings.scale})"
         elif Path(name).is_file() or name.endswith(".json"):
@@ -128,9 +154,7 @@ def _rung_id(name: str) -> str:
 
 def _write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=2, default=str))  # a per-process temporary: OUT may be shared
 
 
 def _read_json(path: Path) -> dict | None:
@@ -143,6 +167,38 @@ def _read_json(path: Path) -> dict | None:
 # ---- one run ----------------------------------------------------------------------------------------------
 def _run_dir(out: Path, rung: str, seed: int) -> Path:
     return out / "runs" / rung / f"seed{seed}"
+
+
+def _same_budget(saved: dict, settings: LadderSettings) -> bool:
+    """A saved record / trained.json was made under this budget (files from before `minutes` have none)."""
+    return all(saved.get(k) == v for k, v in settings.budget().items())
+
+
+def _budget_text(settings: LadderSettings) -> str:
+    parts = [f"{settings.minutes:g} min wall time"] if settings.minutes else []
+    if settings.max_steps:
+        parts.append(f"{settings.max_steps} steps" + (" at most" if parts else ""))
+    return ", ".join(parts)
+
+
+def _torch_threads() -> int | None:
+    try:
+        import torch  # lazy: the bookkeeping works without it
+
+        return int(torch.get_num_threads())
+    except ImportError:
+        return None
+
+
+def steps_reached(train_dir: Path, max_steps: int | None) -> int:
+    """Optimiser steps a run reached: its final step=N.ckpt (training always saves one; read from the name, no
+    checkpoint is loaded), or the last step its metrics.csv logged if later; max_steps when neither exists."""
+    table = read_metrics(train_dir / "metrics.csv", finite_only=False)
+    logged = [max(steps) for steps, _values in table.values() if steps]
+    logged += [int(m.group(1)) for p in (train_dir / "checkpoints").glob("step=*.ckpt") if (m := _STEP.match(p.name))]
+    if not logged:
+        return int(max_steps or 0)
+    return int(max(logged) if max_steps is None else min(max(logged), max_steps))
 
 
 def run_one(
@@ -158,7 +214,7 @@ def run_one(
     run_dir = _run_dir(out, spec.name, seed)
     record_path = run_dir / "record.json"
     done = _read_json(record_path)
-    if done and done.get("max_steps") == settings.max_steps and done.get("status") in ("done", "invalid"):
+    if done and _same_budget(done, settings) and done.get("status") in ("done", "invalid"):
         log(f"{spec.name} seed {seed}: already done, skipped")
         return done
     record = {
@@ -166,7 +222,7 @@ def run_one(
         "seed": seed,
         "source": spec.source,
         "flags": spec.flags,
-        "max_steps": settings.max_steps,
+        **settings.budget(),
         "problems": spec.problems,
     }
     spec = _config_of_started_run(spec, run_dir, record, log)
@@ -185,13 +241,10 @@ def run_one(
         _write_json(config_path, spec.config)
     train_dir = run_dir / "train"
     trained = _read_json(run_dir / "trained.json")
-    if not trained or trained.get("max_steps") != settings.max_steps:
+    if not trained or not _same_budget(trained, settings):
         last = train_dir / "checkpoints" / "last.ckpt"
         resume = last if last.is_file() else None
-        log(
-            f"{spec.name} seed {seed}: training {settings.max_steps} steps"
-            + (f" (resuming {resume})" if resume else "")
-        )
+        log(f"{spec.name} seed {seed}: training {_budget_text(settings)}" + (f" (resuming {resume})" if resume else ""))
         request = _train_request(spec, seed, config_path, train_dir, resume, settings)
         first = start_step(train_dir, resume is not None)
         with PeakMemory(settings.device) as mem:
@@ -208,12 +261,15 @@ def run_one(
                     f"{spec.name} seed {seed}",
                 )
             wall = time.perf_counter() - t0
+        reached = steps_reached(train_dir, settings.max_steps)
         trained = {
-            "max_steps": settings.max_steps,
+            **settings.budget(),
             "wall_s": wall,
             "resumed_from": str(resume) if resume else None,
             "start_step": first,
-            "step_time_s": wall / max(1, settings.max_steps - first),
+            "steps_reached": reached,
+            "threads": _torch_threads(),
+            "step_time_s": wall / max(1, reached - first),
             "step_time_kind": "wall time of the training call / its steps (includes setup and validation)",
             "peak_memory_mb": mem.peak_mb,
             "peak_memory_kind": mem.kind,
@@ -223,7 +279,7 @@ def run_one(
     log(f"{spec.name} seed {seed}: evaluating")
     eval_dir = run_dir / "eval"
     try:
-        eval_fn(train_dir / "model", Path(settings.val_dir), eval_dir, settings, seed)
+        eval_fn(train_dir / "model", Path(settings.eval_dir or settings.val_dir), eval_dir, settings, seed)
     except Exception as exc:  # recorded like a training failure; a rerun evaluates again without retraining
         return _finish(
             record,
@@ -272,6 +328,8 @@ def _train_request(
         dict(spec.flags),
         resume,
         extra,
+        minutes=settings.minutes,
+        val_every=settings.val_every,
     )
 
 
@@ -304,12 +362,14 @@ def _bench(spec: RungSpec, settings: LadderSettings, seed: int, log: Callable[[s
 
 
 def _training_log_facts(train_dir: Path, trained: dict) -> dict:
-    """Step time (from trained.json) and the last logged values of the run's metrics.csv."""
+    """Step time, steps reached, threads (from trained.json) and the last logged values of the run's metrics.csv."""
     table = read_metrics(train_dir / "metrics.csv", finite_only=False)
     facts: dict = {
         "metrics_csv": str(train_dir / "metrics.csv"),
         "step_time_s": trained.get("step_time_s"),
         "step_time_kind": trained.get("step_time_kind"),
+        "steps_reached": trained.get("steps_reached"),
+        "threads": trained.get("threads"),
     }
     for key in ("val/lsd", "val/si_sdr", "val/loss", "train/loss"):
         if table.get(key, ([], []))[1]:
@@ -330,6 +390,7 @@ def run_ladder(
     log = log or (lambda _m: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    settings = replace(settings, eval_dir=str(eval_folder(settings, out)))
     previous = _read_json(out / "ladder.json")
     current = json.loads(json.dumps(asdict(settings), default=str))
     if previous and {k: previous.get(k) for k in ("train_dir", "val_dir", "scale", "batch_size")} != {
@@ -350,7 +411,78 @@ def run_ladder(
             records.append(
                 run_one(spec, seed, out, settings, train_fn or train_with_api, eval_fn or evaluate_with_api, log)
             )
+    return write_report(out, finished_records(out, settings, records), settings)
+
+
+def finished_records(out: Path, settings: LadderSettings, own: list[dict] | None = None) -> list[dict]:
+    """Every run record in OUT made under this budget (other processes' included; `own` win on a clash),
+    in rung order (RUNGS, then other names) and seed order."""
+    found: dict[tuple, dict] = {}
+    for path in sorted((out / "runs").glob("*/seed*/record.json")):
+        rec = _read_json(path)
+        if rec and "rung" in rec and "seed" in rec and _same_budget(rec, settings):
+            found[(rec["rung"], rec["seed"])] = rec
+    for rec in own or []:
+        found[(rec["rung"], rec["seed"])] = rec
+    order = {name: i for i, name in enumerate(RUNGS)}
+    return sorted(found.values(), key=lambda r: (order.get(r["rung"], len(order)), r["rung"], r["seed"]))
+
+
+def load_settings(out: Path) -> LadderSettings:
+    """The settings OUT/ladder.json holds (written by the last ladder process started there)."""
+    saved = _read_json(Path(out) / "ladder.json")
+    if saved is None:
+        raise SagaError(f"{Path(out) / 'ladder.json'}: missing or unreadable; run the ladder into {out} first")
+    known = {f.name for f in fields(LadderSettings)}
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in known}
+    return LadderSettings(**kwargs)
+
+
+def report_only(out_dir: str | Path, settings: LadderSettings | None = None) -> Path:
+    """Rewrite the report from every finished record in OUT (e.g. after two processes shared it)."""
+    out = Path(out_dir)
+    settings = settings or load_settings(out)
+    records = finished_records(out, settings)
+    if not records:
+        raise SagaError(f"{out / 'runs'}: no run records with the budget {_budget_text(settings)}")
     return write_report(out, records, settings)
+
+
+def eval_folder(settings: LadderSettings, out: Path) -> Path:
+    """The evaluation folder: --eval_dir, else the val folder, else OUT/eval_set/<domain>/ linking the val
+    manifest's files (evaluation reads folders; subfolders are domains). Where the manifest names a `source`,
+    only the first chunk of each recording is linked (mini_data cuts recordings into NAME_000, NAME_001, ...;
+    an SF2 file's instruments are separate recordings): the clips the intervals resample are then different
+    recordings, not neighbouring chunks of one."""
+    if settings.eval_dir:
+        return Path(settings.eval_dir)
+    val = Path(settings.val_dir)
+    if val.is_dir() or not val.is_file():
+        return val
+    from saga_sr.data.index import read_manifest
+
+    target = out / "eval_set"
+    used: set[Path] = set()
+    recordings: set[tuple[str, str]] = set()
+    for row in read_manifest(val):
+        src = Path(row["path"]).resolve()
+        if row.get("source"):
+            recording = (row["source"], _CHUNK.sub("", src.stem))
+            if recording in recordings:
+                continue
+            recordings.add(recording)
+        link = target / (row.get("domain") or "all") / src.name
+        k = 1
+        while link in used:
+            link = link.with_name(f"{src.stem}_{k}{src.suffix}")
+            k += 1
+        used.add(link)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.symlink(src, link)
+        except FileExistsError:  # made by an earlier (or a concurrent) ladder process
+            pass
+    return target
 
 
 # ---- default training / evaluation through the package's APIs --------------------------------------------
@@ -361,18 +493,19 @@ def train_with_api(req: TrainRequest) -> Path:
         val_dir=[str(req.val_dir)],
         model_config=str(req.config_path),
         output_dir=str(req.out_dir),
-        max_steps=req.max_steps,
+        max_steps=req.max_steps or 10**9,
+        max_time=req.minutes,
         seed=req.seed,
         batch_size=req.batch_size,
         # the run folder, not last.ckpt itself: training then takes its newest *readable* checkpoint
         resume=str(req.out_dir) if req.resume else None,
         no_progress_bar=True,
-        val_every=max(1, req.max_steps // 5),
+        val_every=req.val_every or (max(1, req.max_steps // 5) if req.max_steps else 100),
         val_steps=8,
         max_val_items=2,
         val_examples=0,
         num_workers=0,
-        log_every=max(1, min(10, req.max_steps // 20)),
+        log_every=max(1, min(10, req.max_steps // 20)) if req.max_steps else 10,
     )
     kwargs.update({name: bool(req.flags.get(name)) for name in FLAG_NAMES})
     kwargs.update(req.extra)
@@ -404,6 +537,7 @@ def evaluate_with_api(model_dir: Path, val_dir: Path, out_dir: Path, settings: L
         cutoffs=tuple(settings.eval_cutoffs),
         seed=0,
         max_files=settings.eval_max_files,
+        max_seconds=settings.eval_seconds,
         perceptual=settings.perceptual,
         n_plot=2,
         extra={"model": str(model_dir), "steps": settings.eval_steps},

@@ -43,6 +43,7 @@ def benchmark_step(cfg: dict, batch_size: int, device: str, *, steps: int = 3, s
             "seconds_total": length / sr,
             "input_rolloff": 0.3,
             "target_rolloff": 0.9,
+            "lr_cutoff_hz": 4000.0,  # read by lr_prefill (mini.json); ignored by configs without it
         }
         for i in range(batch_size)
     ]

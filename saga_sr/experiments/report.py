@@ -5,6 +5,13 @@ report can be checked against them; ladder_metrics.csv holds the same numbers at
 Differences are called only when they exceed the noise: with several seeds, the t-interval of the
 per-seed paired differences must exclude zero; with one seed the seed noise is unknown and the verdict
 says so ("not enough evidence"), quoting the clip-level interval for what it is worth.
+
+The seeds' four questions (Q1 deepening A0 -> A1, Q2 widening A1 -> B1, Q3 text and roll-off F0 / F1 / F2,
+Q4 LFR on vs off) are answered in one table from the per-clip scores: the difference of means with a 95 %
+percentile bootstrap interval that resamples clips (the same clips for both sides: paired) and, per side,
+seeds, so both the test-set and the seed-to-seed noise are in it; "helps" / "hurts" only when the interval
+excludes 0 and each rung has at least two seeds (Q4 compares the same samples with and without LFR, so its
+seeds are paired too).
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
+
+import numpy as np
 
 from saga_sr.evaluation.stats import Summary, mean_ci, paired_difference, std
 from saga_sr.evaluation.tables import markdown_table, write_csv
@@ -111,6 +120,8 @@ def collect(out: Path, records: Sequence[dict], cutoffs: Sequence[float]) -> lis
             "params_dit": rec.get("params_dit"),
             "bench_step_s": rec.get("bench_step_s"),
             "step_time_s": rec.get("step_time_s"),
+            "steps_reached": rec.get("steps_reached"),
+            "threads": rec.get("threads"),
             "peak_memory_mb": (rec.get("trained") or {}).get("peak_memory_mb"),
             **{f: rec.get("flags", {}).get(f) for f in FLAGS},
             "last_val/lsd": rec.get("last_val/lsd"),
@@ -298,7 +309,7 @@ def write_report(out: Path, records: Sequence[dict], settings) -> Path:
     seeds = sorted({r["seed"] for r in rows})
     lines = [
         "# Capacity ladder report\n",
-        f"Rungs {', '.join(rungs)}; seeds {', '.join(map(str, seeds))}; {settings.max_steps} steps each, batch "
+        f"Rungs {', '.join(rungs)}; seeds {', '.join(map(str, seeds))}; per run {_budget(settings)}; batch "
         f"{settings.batch_size}, scale {settings.scale}; train {settings.train_dir}, val {settings.val_dir}. "
         f"Evaluation: LR at {', '.join(str(int(c)) for c in cutoffs)} Hz (cheby1 order 8, same clips for every "
         f"run), {settings.eval_steps} sampling steps. Loss curves: `{png.name}`; every number below is in "
@@ -310,6 +321,7 @@ def write_report(out: Path, records: Sequence[dict], settings) -> Path:
             "(run with `--seeds 0,1,2`).\n"
         )
     lines += _table(rows, rungs, cutoffs)
+    lines += questions_section(out, rows, done, cutoffs)
     invalid = [r for r in rows if r.get("status") == "invalid"]
     if invalid:
         lines.append("\n## Rungs refused by the dimension checks\n")
@@ -354,7 +366,10 @@ def write_report(out: Path, records: Sequence[dict], settings) -> Path:
 
 def _table(rows: Sequence[dict], rungs: Sequence[str], cutoffs: Sequence[float]) -> list[str]:
     cols = [
+        ("params (total)", "params_total"),
         ("params (DiT)", "params_dit"),
+        ("steps reached", "steps_reached"),
+        ("threads", "threads"),
         ("s/step bench", "bench_step_s"),
         ("s/step wall", "step_time_s"),
         ("peak MB", "peak_memory_mb"),
@@ -371,19 +386,41 @@ def _table(rows: Sequence[dict], rungs: Sequence[str], cutoffs: Sequence[float])
         mine = [r for r in rows if r["rung"] == g]
         flags = ", ".join(f for f in FLAGS if mine[0].get(f)) or "-"
         status = "/".join(sorted({str(r.get("status")) for r in mine}))
-        cells.append([g, status, flags, *(_aggregate(rows, g, k) for _, k in cols)])
+        cells.append(
+            [g, status, flags, *(_per_seed(rows, g, k) if k in PER_SEED else _aggregate(rows, g, k) for _, k in cols)]
+        )
     out = [
         "## Metrics (mean over seeds; sd when several)\n",
         *markdown_table(["rung", "status", "flags", *(c[0] for c in cols)], cells),
     ]
     out.append(
-        "\nLSD / SI-SDR: this model with LFR on the evaluation clips; val/* : the last values training logged. "
+        "\nsteps reached: per seed, the step of the run's final checkpoint (equal time budgets give unequal "
+        "steps). "
+        "LSD / SI-SDR: this model with LFR on the evaluation clips; val/* : the last values training logged. "
         "s/step bench: median of timed synthetic training steps (encode, conditioning, DiT forward + backward, "
         "AdamW) on the evaluation device; s/step wall: the training call's wall time / its steps (includes "
         "setup and validation, and any load from other processes); peak MB: the training call's peak "
         "resident memory (CPU) or CUDA allocator peak."
     )
     return out
+
+
+PER_SEED = ("steps_reached", "threads")  # shown seed by seed: equal time gives unequal steps
+
+
+def _per_seed(rows: Sequence[dict], rung: str, key: str) -> str:
+    vals = [str(r[key]) for r in rows if r["rung"] == rung and r.get(key) is not None]
+    return " / ".join(vals) if vals else "n/a"
+
+
+def _budget(settings) -> str:
+    """The per-run budget in words: wall time and / or steps."""
+    minutes, steps = getattr(settings, "minutes", None), settings.max_steps
+    parts = [f"{minutes:g} min of training wall time"] if minutes else []
+    if steps:
+        parts.append(f"{steps} steps" + (" at most" if parts else ""))
+    threads = getattr(settings, "threads", None)
+    return ", ".join(parts) + (f", {threads} torch thread(s)" if threads else "")
 
 
 def _memorisation(rows: Sequence[dict], done: Sequence[str]) -> list[str]:
@@ -448,3 +485,155 @@ def _enough(out: Path, rows: Sequence[dict], done: Sequence[str], cutoffs: Seque
 def _mean(rows: Sequence[dict], rung: str, key: str) -> float:
     vals = [r[key] for r in rows if r["rung"] == rung and isinstance(r.get(key), float)]
     return sum(vals) / len(vals) if vals else float("inf")
+
+
+# ---- the four questions, with clip x seed bootstrap intervals ----------------------------------------------
+QUESTIONS = (
+    ("Q1", "deeper", "A0", "A1"),
+    ("Q2", "wider", "A1", "B1"),
+    ("Q3", "+ text", "F0", "F1"),
+    ("Q3", "+ roll-off", "F1", "F2"),
+    ("Q3", "+ text + roll-off", "F0", "F2"),
+)
+HELPS, HURTS = "helps", "hurts"
+N_BOOT = 2000
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Difference of means b - a (over clips, each clip's score averaged over seeds) and its 95 % interval."""
+
+    mean: float
+    low: float
+    high: float
+    clips: int
+    seeds_a: int
+    seeds_b: int
+    mean_a: float
+    mean_b: float
+
+
+def seed_clip_scores(
+    out: Path, rows: Sequence[dict], rung: str, system: str, metric: str, cutoff: float
+) -> dict[int, dict[str, float]]:
+    """seed -> file -> finite score of `system` in one rung's finished runs at one cutoff."""
+    scores: dict[int, dict[str, float]] = {}
+    for r in rows:
+        if r["rung"] != rung or r.get("status") != "done":
+            continue
+        per_clip = read_per_clip(_run_dir(out, r) / "eval" / "per_clip.csv")
+        vals = {f: v for (f, _c), v in clip_values(per_clip, system, metric, cutoff).items() if math.isfinite(v)}
+        if vals:
+            scores[r["seed"]] = vals
+    return scores
+
+
+def bootstrap_difference(
+    a: dict[int, dict[str, float]],
+    b: dict[int, dict[str, float]],
+    *,
+    paired_seeds: bool = False,
+    n_boot: int = N_BOOT,
+    rng: int = 0,
+) -> Interval | None:
+    """b - a over the clips both have in every seed: percentile bootstrap resampling clips (paired) and seeds
+    (each side its own, or the same seeds for both when `paired_seeds`); None when nothing is shared."""
+    seeds_a, seeds_b = sorted(a), sorted(b)
+    if paired_seeds:
+        seeds_a = seeds_b = sorted(set(a) & set(b))
+    if not seeds_a or not seeds_b:
+        return None
+    clips = sorted(set.intersection(*(set(a[s]) for s in seeds_a), *(set(b[s]) for s in seeds_b)))
+    if not clips:
+        return None
+    av = np.array([[a[s][c] for c in clips] for s in seeds_a])
+    bv = np.array([[b[s][c] for c in clips] for s in seeds_b])
+    gen = np.random.default_rng(rng)
+    pick = gen.integers(0, len(clips), (n_boot, len(clips)))
+    if paired_seeds:
+        per_clip = (bv - av)[gen.integers(0, len(seeds_a), (n_boot, len(seeds_a)))].mean(axis=1)
+    else:
+        sb = gen.integers(0, len(seeds_b), (n_boot, len(seeds_b)))
+        sa = gen.integers(0, len(seeds_a), (n_boot, len(seeds_a)))
+        per_clip = bv[sb].mean(axis=1) - av[sa].mean(axis=1)
+    stats = np.take_along_axis(per_clip, pick, axis=1).mean(axis=1)
+    low, high = np.percentile(stats, [2.5, 97.5])
+    return Interval(
+        float((bv.mean(axis=0) - av.mean(axis=0)).mean()),
+        float(low),
+        float(high),
+        len(clips),
+        len(seeds_a),
+        len(seeds_b),
+        float(av.mean()),
+        float(bv.mean()),
+    )
+
+
+def verdict(iv: Interval | None, lower_is_better: bool, min_seeds: int = 2) -> str:
+    """helps / hurts (b against a) when the interval excludes 0 with enough seeds and clips, else why not."""
+    if iv is None:
+        return "no finished runs of both"
+    if min(iv.seeds_a, iv.seeds_b) < min_seeds:
+        return f"not enough evidence (fewer than {min_seeds} seeds)"
+    if iv.clips < 2:
+        return "not enough evidence (one clip)"
+    if iv.low <= 0 <= iv.high:
+        return "not enough evidence (interval includes 0)"
+    return HELPS if (iv.high < 0) == lower_is_better else HURTS
+
+
+def perceptual_metric(out: Path, rows: Sequence[dict]) -> tuple[str, bool] | None:
+    """(column, lower_is_better) of the perceptual score the evaluations wrote (ViSQOL or log-mel), if any."""
+    for r in rows:
+        if r.get("status") != "done":
+            continue
+        per_clip = read_per_clip(_run_dir(out, r) / "eval" / "per_clip.csv")
+        for name, lower in (("visqol", False), ("mel_dist", True)):
+            if any(isinstance(p.get(name), float) and math.isfinite(p[name]) for p in per_clip):
+                return name, lower
+    return None
+
+
+def _question_row(q: str, what: str, metric: str, cutoff: float, iv: Interval | None, answer: str) -> list[str]:
+    if iv is None:
+        return [q, what, metric, str(int(cutoff)), "n/a", "n/a", "n/a", "n/a", "0", answer]
+    return [
+        q,
+        what,
+        metric,
+        str(int(cutoff)),
+        f"{iv.mean_a:.3f}",
+        f"{iv.mean_b:.3f}",
+        f"{iv.mean:+.3f}",
+        f"[{iv.low:+.3f}, {iv.high:+.3f}]",
+        f"{iv.clips} × {iv.seeds_a}/{iv.seeds_b}",
+        f"**{answer}**" if answer in (HELPS, HURTS) else answer,
+    ]
+
+
+def questions_section(out: Path, rows: Sequence[dict], done: Sequence[str], cutoffs: Sequence[float]) -> list[str]:
+    """The Q1-Q4 table: B against A with LFR (the system users get), and each rung's LFR on against off."""
+    metrics = [("lsd", True)] + [m for m in [perceptual_metric(out, rows)] if m]
+    cells = []
+    for q, what, a, b in QUESTIONS:
+        for metric, lower in metrics:
+            for c in cutoffs:
+                iv = bootstrap_difference(*(seed_clip_scores(out, rows, g, "ours", metric, c) for g in (a, b)))
+                cells.append(_question_row(q, f"{a} → {b} ({what})", metric, c, iv, verdict(iv, lower)))
+    for g in done:
+        for metric, lower in metrics:
+            for c in cutoffs:
+                a, b = (seed_clip_scores(out, rows, g, system, metric, c) for system in ("ours_no_lfr", "ours"))
+                iv = bootstrap_difference(a, b, paired_seeds=True)
+                cells.append(_question_row("Q4", f"{g}: LFR off → on", metric, c, iv, verdict(iv, lower, 1)))
+    header = ["Q", "A → B", "metric", "cutoff Hz", "A", "B", "Δ (B − A)", "95 % interval", "clips × seeds A/B"]
+    return [
+        "\n## Answers: Q1 deepen, Q2 widen, Q3 text / roll-off, Q4 LFR\n",
+        f"Δ = mean of B − mean of A over the clips both were scored on (each clip averaged over its seeds); "
+        f"95 % interval: percentile bootstrap ({N_BOOT} resamples) of clips, paired, and of each side's seeds. "
+        "Lower is better for lsd and mel_dist, higher for visqol. **helps** / **hurts**: B is better / worse "
+        "with the interval excluding 0 and at least two seeds per rung; otherwise not enough evidence. Q1-Q3 "
+        "score the model with LFR; Q4 scores the same samples without (A) and with (B) LFR, seeds paired.\n",
+        *markdown_table([*header, "verdict"], cells),
+    ]
