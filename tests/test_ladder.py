@@ -397,3 +397,21 @@ def test_step_benchmark_runs_a_mini_rung():
     from saga_sr.experiments.measure import benchmark_step
 
     assert benchmark_step(derive_rung(load_config("mini"), "A0", scale="mini"), 1, "cpu", steps=1) > 0
+
+
+def test_q3_is_also_answered_at_a0_size_when_those_config_rungs_ran(tmp_path):
+    """F0_at_A0.json (A0 without text) -> A0: the text question at a capacity that trains in the budget; the row
+    appears only when both rungs ran."""
+    from saga_sr.config import derive_rung, load_config
+
+    cfg = derive_rung(load_config("saga_model_config_small"), "A0", scale="tiny")
+    cfg["model"]["diffusion"]["cross_attention_cond_ids"] = []
+    (tmp_path / "F0_at_A0.json").write_text(json.dumps(cfg))
+    settings = _settings(tmp_path, ["A0"], seeds=(0, 1))
+    plain = run_ladder(settings, tmp_path / "a", train_fn=FakeTraining(), eval_fn=fake_eval)
+    assert "Q3 (A0 size)" not in plain.read_text()
+    rungs = ["A0", str(tmp_path / "F0_at_A0.json")]
+    settings = _settings(tmp_path, rungs, seeds=(0, 1))
+    text = run_ladder(settings, tmp_path / "b", train_fn=FakeTraining(), eval_fn=fake_eval).read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| Q3 (A0 size) | F0_at_A0 → A0 (+ text) | lsd"))
+    assert "| +0.100 |" in row and row.endswith("| **hurts** |")  # fake_eval: A0 2.0, any other rung 1.9

@@ -495,6 +495,12 @@ QUESTIONS = (
     ("Q3", "+ roll-off", "F1", "F2"),
     ("Q3", "+ text + roll-off", "F0", "F2"),
 )
+# Q3 again at the capacity that trains in the budget, answered only when these config rungs ran: A0 is "F1 at A0
+# size" (text, no roll-off); F0_at_A0.json drops its text, F2_at_A0.json (= mini.json) adds mini's roll-off
+CAPACITY_MATCHED = (
+    ("Q3 (A0 size)", "+ text", "F0_at_A0", "A0"),
+    ("Q3 (A0 size)", "+ roll-off", "A0", "F2_at_A0"),
+)
 HELPS, HURTS = "helps", "hurts"
 N_BOOT = 2000
 
@@ -616,7 +622,8 @@ def questions_section(out: Path, rows: Sequence[dict], done: Sequence[str], cuto
     """The Q1-Q4 table: B against A with LFR (the system users get), and each rung's LFR on against off."""
     metrics = [("lsd", True)] + [m for m in [perceptual_metric(out, rows)] if m]
     cells = []
-    for q, what, a, b in QUESTIONS:
+    matched = tuple(q for q in CAPACITY_MATCHED if q[2] in done and q[3] in done)
+    for q, what, a, b in QUESTIONS + matched:
         for metric, lower in metrics:
             for c in cutoffs:
                 iv = bootstrap_difference(*(seed_clip_scores(out, rows, g, "ours", metric, c) for g in (a, b)))
