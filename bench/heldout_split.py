@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from saga_sr.experiments.mini_data import SR, _decode, instrument_of, split_of, discover, sf2_samples
+from saga_sr.experiments.mini_data import SR, _decode, discover, instrument_of, sf2_samples, split_of
 
 SECONDS = 6.0
 MIN_EFFECT_SECONDS = 4.0
