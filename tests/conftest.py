@@ -76,3 +76,28 @@ def random_upsampler():
     from saga_sr.inference.pipeline import Upsampler
 
     return Upsampler(tiny_model(randomize=("dit",)), "cpu", "fp32")
+
+
+@pytest.fixture(scope="session")
+def make_noise_batch():
+    """Factory: `make_noise_batch(n, samples, seed, **metadata)` -> (HR audio [n, 1, samples], metadata) of quiet
+    noise with an LR input, the item fields a training step reads, and any extra metadata fields."""
+
+    def make(n: int, samples: int, seed: int, **extra):
+        g = torch.Generator().manual_seed(seed)
+        audio = 0.1 * torch.randn(n, 1, samples, generator=g)
+        metadata = [
+            {
+                "prompt": "",
+                "lr_audio": 0.1 * torch.randn(1, samples, generator=g),
+                "seconds_start": 0.0,
+                "seconds_total": 1.0,
+                "input_rolloff": 0.3,
+                "target_rolloff": 0.9,
+                **extra,
+            }
+            for _ in range(n)
+        ]
+        return audio, metadata
+
+    return make

@@ -65,7 +65,9 @@ def test_sampling_with_zero_velocity_returns_where_the_flow_starts(make_tiny_mod
     torch.testing.assert_close(out, flow_source(noise, z_lr, sigma))
 
 
-def test_training_with_a_zero_sigma_bridge_feeds_the_lr_latent_as_x_at_t_1(make_tiny_model, monkeypatch):
+def test_training_with_a_zero_sigma_bridge_feeds_the_lr_latent_as_x_at_t_1(
+    make_tiny_model, make_noise_batch, monkeypatch
+):
     from saga_sr.training.module import SAGASRTrainer
 
     model = _bridged(make_tiny_model, 0.0)
@@ -77,18 +79,6 @@ def test_training_with_a_zero_sigma_bridge_feeds_the_lr_latent_as_x_at_t_1(make_
 
     monkeypatch.setattr(model.dit, "forward", spy)
     trainer = SAGASRTrainer(model, use_ema=False)
-    g = torch.Generator().manual_seed(2)
-    audio = 0.1 * torch.randn(2, 1, 4096, generator=g)
-    metadata = [
-        {
-            "prompt": "",
-            "lr_audio": 0.1 * torch.randn(1, 4096, generator=g),
-            "seconds_start": 0.0,
-            "seconds_total": 1.0,
-            "input_rolloff": 0.3,
-            "target_rolloff": 0.9,
-        }
-        for _ in range(2)
-    ]
+    audio, metadata = make_noise_batch(2, 4096, seed=2)
     trainer.flow_step(audio, metadata, torch.Generator().manual_seed(3), t=torch.ones(2), dropout=False)
     torch.testing.assert_close(seen["x"], seen["lr"])

@@ -48,7 +48,7 @@ def test_config_block_is_checked_and_read():
     assert any("spectral_loss" in p for p in check_config(cfg))
 
 
-def test_trainer_adds_the_term_and_it_reaches_the_dit(make_tiny_model):
+def test_trainer_adds_the_term_and_it_reaches_the_dit(make_tiny_model, make_noise_batch):
     from saga_sr.training.module import SAGASRTrainer
 
     def edit(weight):
@@ -59,20 +59,7 @@ def test_trainer_adds_the_term_and_it_reaches_the_dit(make_tiny_model):
 
         return apply
 
-    g = torch.Generator().manual_seed(0)
-    audio = 0.1 * torch.randn(2, 1, 4096, generator=g)
-    metadata = [
-        {
-            "prompt": "",
-            "lr_audio": 0.1 * torch.randn(1, 4096, generator=g),
-            "lr_cutoff_hz": 4000.0,
-            "seconds_start": 0.0,
-            "seconds_total": 1.0,
-            "input_rolloff": 0.3,
-            "target_rolloff": 0.9,
-        }
-        for _ in range(2)
-    ]
+    audio, metadata = make_noise_batch(2, 4096, seed=0, lr_cutoff_hz=4000.0)
     losses = []
     for weight in (0.0, 0.5):
         model = make_tiny_model(sample_size=4096, edit=edit(weight), randomize=("dit",))
