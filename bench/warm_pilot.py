@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", type=Path, help="run folder")
     p.add_argument("--minutes", type=float, default=35.0, help="training wall time, the run's total (default 35)")
     p.add_argument("--data", type=Path, default=Path("data_mini/prepared"), help="folder with train.csv / val.csv")
+    p.add_argument("--steps", type=int, default=None, help="stop after this many steps (equal steps = equal CPU)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: pilots run side by side)")
     p.add_argument("--init", default=None, help="weights to start from (default: the shipped saga-sr-mini)")
     args = p.parse_args(argv)
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         val_dir=[str(args.data / "val.csv")],
         model_config=args.config,
         output_dir=str(args.out),
-        max_steps=10**7,
+        max_steps=args.steps or 10**7,
         max_time=args.minutes,
         seed=0,
         resume=resume,
