@@ -37,7 +37,7 @@ from saga_sr.config.typed import ModelSettings
 from saga_sr.errors import ConfigError, SagaError
 from saga_sr.evaluation.evaluate import EvalSettings, load_systems, run_evaluation
 from saga_sr.experiments.measure import PeakMemory, benchmark_step, count_parameters
-from saga_sr.experiments.report import write_report
+from saga_sr.experiments.report import budget_text, write_report
 from saga_sr.outputs import write_text_atomic
 from saga_sr.training.metrics_csv import read_metrics
 from saga_sr.training.run import checkpoint_step, find_resume_checkpoint, train
@@ -174,13 +174,6 @@ def _same_budget(saved: dict, settings: LadderSettings) -> bool:
     return all(saved.get(k) == v for k, v in settings.budget().items())
 
 
-def _budget_text(settings: LadderSettings) -> str:
-    parts = [f"{settings.minutes:g} min wall time"] if settings.minutes else []
-    if settings.max_steps:
-        parts.append(f"{settings.max_steps} steps" + (" at most" if parts else ""))
-    return ", ".join(parts)
-
-
 def _torch_threads() -> int | None:
     try:
         import torch  # lazy: the bookkeeping works without it
@@ -244,7 +237,7 @@ def run_one(
     if not trained or not _same_budget(trained, settings):
         last = train_dir / "checkpoints" / "last.ckpt"
         resume = last if last.is_file() else None
-        log(f"{spec.name} seed {seed}: training {_budget_text(settings)}" + (f" (resuming {resume})" if resume else ""))
+        log(f"{spec.name} seed {seed}: training {budget_text(settings)}" + (f" (resuming {resume})" if resume else ""))
         request = _train_request(spec, seed, config_path, train_dir, resume, settings)
         first = start_step(train_dir, resume is not None)
         with PeakMemory(settings.device) as mem:
@@ -444,7 +437,7 @@ def report_only(out_dir: str | Path, settings: LadderSettings | None = None) -> 
     settings = settings or load_settings(out)
     records = finished_records(out, settings)
     if not records:
-        raise SagaError(f"{out / 'runs'}: no run records with the budget {_budget_text(settings)}")
+        raise SagaError(f"{out / 'runs'}: no run records with the budget {budget_text(settings)}")
     return write_report(out, records, settings)
 
 

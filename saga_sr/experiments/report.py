@@ -413,14 +413,19 @@ def _per_seed(rows: Sequence[dict], rung: str, key: str) -> str:
     return " / ".join(vals) if vals else "n/a"
 
 
-def _budget(settings) -> str:
-    """The per-run budget in words: wall time and / or steps."""
+def budget_text(settings) -> str:
+    """The per-run budget in words: wall time and / or steps (the ladder's log and errors say it the same way)."""
     minutes, steps = getattr(settings, "minutes", None), settings.max_steps
     parts = [f"{minutes:g} min of training wall time"] if minutes else []
     if steps:
         parts.append(f"{steps} steps" + (" at most" if parts else ""))
+    return ", ".join(parts)
+
+
+def _budget(settings) -> str:
+    """The budget with the torch threads the runs had, for the report's header."""
     threads = getattr(settings, "threads", None)
-    return ", ".join(parts) + (f", {threads} torch thread(s)" if threads else "")
+    return budget_text(settings) + (f", {threads} torch thread(s)" if threads else "")
 
 
 def _memorisation(rows: Sequence[dict], done: Sequence[str]) -> list[str]:
