@@ -67,6 +67,11 @@ def velocity_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     return noise - x0
 
 
+def clean_estimate(x_t: torch.Tensor, velocity: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The data point (t = 0) a velocity predicts from x_t: x_t - t * v (the inverse of `interpolate`)."""
+    return x_t - _per_sample(t, x_t) * velocity
+
+
 def flow_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared error, over real (unpadded) latent frames only when `mask` [B, T] is given."""
     err = F.mse_loss(pred.float(), target.float(), reduction="none")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from saga_sr.flow import flow_loss, interpolate, latent_mask, sample_timesteps, velocity_target
+from saga_sr.flow import clean_estimate, flow_loss, interpolate, latent_mask, sample_timesteps, velocity_target
 
 
 def test_path_endpoints_and_velocity():
@@ -50,3 +50,11 @@ def test_latent_mask_nearest():
     pm = torch.zeros(1, 1024, dtype=torch.bool)
     pm[:, :512] = True
     assert latent_mask(pm, 4).tolist() == [[True, True, False, False]]
+
+
+def test_clean_estimate_inverts_the_path_with_the_true_velocity():
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(3, 4, 6, generator=g), torch.randn(3, 4, 6, generator=g)
+    t = torch.tensor([0.1, 0.5, 0.9])
+    x_t = interpolate(x0, noise, t)
+    torch.testing.assert_close(clean_estimate(x_t, velocity_target(x0, noise), t), x0, rtol=1e-5, atol=1e-6)

@@ -21,6 +21,7 @@ from saga_sr.errors import DataError, SagaError
 from saga_sr.flow import (
     NULL_LR_VALUE,
     VALIDATION_TIMESTEPS,
+    clean_estimate,
     flow_loss,
     flow_source,
     interpolate,
@@ -177,7 +178,7 @@ class SAGASRTrainer(L.LightningModule):
         z, z_lr = post.sample(generator)
         gain, (z_lr, z) = relative_latents(self.diffusion, z_lr, z)
         noise = torch.randn(z.shape, generator=generator, device=generator.device).to(z)
-        noise = flow_source(noise, z_lr, self.diffusion.settings.lr_bridge)
+        source = flow_source(noise, z_lr, self.diffusion.settings.lr_bridge)
         inputs = self.dit_inputs(metadata, t, generator=generator)
         if dropout:
             drop_lr = (torch.rand(b, generator=generator, device=generator.device) < self.lr_dropout_prob).to(device)
@@ -186,7 +187,7 @@ class SAGASRTrainer(L.LightningModule):
             if inputs.get("cross_attn_cond") is not None:
                 cross = inputs["cross_attn_cond"]
                 inputs["cross_attn_cond"] = torch.where(drop_text[:, None, None], torch.zeros_like(cross), cross)
-        x_t = interpolate(z, noise, t)
+        x_t = interpolate(z, source, t)
         pred = self.diffusion(x_t, t, input_concat_cond=z_lr, **inputs)
         mask = None
         if "latent_mask" in metadata[0]:
@@ -194,7 +195,7 @@ class SAGASRTrainer(L.LightningModule):
         elif "padding_mask" in metadata[0]:
             pm = torch.stack([m["padding_mask"] for m in metadata]).to(device)
             mask = latent_mask(pm, z.shape[-1])
-        loss = flow_loss(pred, velocity_target(z, noise), mask)
+        loss = flow_loss(pred, velocity_target(z, source), mask)
         if self.settings.spectral_loss_weight > 0:
             loss = loss + self.settings.spectral_loss_weight * self.spectral_term(x_t, pred, z, t, gain, metadata)
         return loss
@@ -202,8 +203,7 @@ class SAGASRTrainer(L.LightningModule):
     def spectral_term(self, x_t, pred, z, t, gain, metadata: list[dict]) -> torch.Tensor:
         """The auxiliary log-spectral loss (training/spectral_loss.py) of the predicted clean sample
         x_t - t * v against the target, both decoded at the real level (the LR gain multiplied back)."""
-        tt = t.reshape(-1, 1, 1).to(pred)
-        x0_hat, x0 = x_t - tt * pred, z
+        x0_hat, x0 = clean_estimate(x_t, pred, t), z
         if gain is not None:
             x0_hat, x0 = x0_hat * gain, x0 * gain
         pre = self.diffusion.pretransform
