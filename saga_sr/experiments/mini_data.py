@@ -330,7 +330,6 @@ def measure_bandwidth(x: np.ndarray, sr: int, n_fft: int = 4096) -> float:
 
 def sf2_samples(path: Path) -> list[tuple[str, np.ndarray, int]]:
     """(name, int16 mono PCM as float, rate) of every sample in a SoundFont 2 file (RIFF sdta/smpl + pdta/shdr)."""
-    import struct
 
     chunks = _riff_chunks(path.read_bytes())
     if b"smpl" not in chunks or b"shdr" not in chunks:
@@ -339,14 +338,20 @@ def sf2_samples(path: Path) -> list[tuple[str, np.ndarray, int]]:
     shdr = chunks[b"shdr"]
     out = []
     for i in range(len(shdr) // 46 - 1):  # last record is the terminal 'EOS'
-        rec = shdr[i * 46 : (i + 1) * 46]
-        name = rec[:20].split(b"\0")[0].decode("latin-1").strip()
-        start, end, _ls, _le, rate = struct.unpack("<5I", rec[20:40])
-        sample_type = struct.unpack("<H", rec[44:46])[0]
+        name, start, end, rate, sample_type = _sample_header(shdr, i)
         if sample_type & 0x8000 or end <= start or rate <= 0:
             continue  # ROM samples / empty
         out.append((name, smpl[start:end].astype(np.float32) / 32768.0, int(rate)))
     return out
+
+
+def _sample_header(shdr: bytes, i: int) -> tuple[str, int, int, int, int]:
+    """(name, start, end, rate, sample type) of record i of a soundfont's shdr chunk (46 bytes a record)."""
+    import struct
+
+    rec = shdr[i * 46 : (i + 1) * 46]
+    start, end, _loop_start, _loop_end, rate = struct.unpack("<5I", rec[20:40])
+    return rec[:20].split(b"\0")[0].decode("latin-1").strip(), start, end, rate, struct.unpack("<H", rec[44:46])[0]
 
 
 def soundfont_samples(path: Path, indices: tuple[int, ...]) -> list[tuple[str, np.ndarray, int]]:
@@ -357,14 +362,12 @@ def soundfont_samples(path: Path, indices: tuple[int, ...]) -> list[tuple[str, n
 
     import soundfile as sf
 
-    chunks = _soundfont_chunks(path)
+    chunks = _parsed(path, _riff_chunks)
     smpl, shdr = chunks[b"smpl"], chunks[b"shdr"]
     sf3 = struct.unpack("<H", chunks[b"ifil"][:2])[0] >= 3 if b"ifil" in chunks else path.suffix.lower() == ".sf3"
     out = []
     for i in indices:
-        rec = shdr[i * 46 : (i + 1) * 46]
-        name = rec[:20].split(b"\0")[0].decode("latin-1").strip()
-        start, end, _ls, _le, rate = struct.unpack("<5I", rec[20:40])
+        name, start, end, rate, _type = _sample_header(shdr, i)
         if sf3:
             x, rate = sf.read(io.BytesIO(smpl[start:end]), dtype="float32", always_2d=True)
             x = x.mean(axis=1)
@@ -374,15 +377,17 @@ def soundfont_samples(path: Path, indices: tuple[int, ...]) -> list[tuple[str, n
     return out
 
 
-_SF_CACHE: dict[Path, dict[bytes, bytes]] = {}
+_PARSED: dict[tuple, dict] = {}
 
 
-def _soundfont_chunks(path: Path) -> dict[bytes, bytes]:
-    """The chunks of the last soundfont read: prepare decodes one GM group at a time from the same file."""
-    if path not in _SF_CACHE:
-        _SF_CACHE.clear()
-        _SF_CACHE[path] = _riff_chunks(path.read_bytes())
-    return _SF_CACHE[path]
+def _parsed(path: Path, parse) -> dict:
+    """`parse(bytes of path)` of the last file parsed: prepare decodes a soundfont one GM group at a time, and a
+    Qt resource file one member at a time, so each big file is read and parsed once, not once per item."""
+    key = (path, parse)
+    if key not in _PARSED:
+        _PARSED.clear()
+        _PARSED[key] = parse(path.read_bytes())
+    return _PARSED[key]
 
 
 def _decode(src: Source) -> list[tuple[str, np.ndarray, int]]:
@@ -396,7 +401,7 @@ def _decode(src: Source) -> list[tuple[str, np.ndarray, int]]:
     import soundfile as sf
 
     if src.member:
-        blob = rcc_files(src.path.read_bytes())[src.member]
+        blob = _parsed(src.path, rcc_files)[src.member]
         x, sr = sf.read(io.BytesIO(blob), dtype="float32", always_2d=True)
         return [(f"{src.path.stem}_{Path(src.member).stem}", x.mean(axis=1), int(sr))]
     x, sr = sf.read(str(src.path), dtype="float32", always_2d=True)
