@@ -23,11 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Check every rung with the dimension checks first (a rung that would crash is reported with "
         "the violated relation and skipped), then train each rung x seed on the same data and budget through the "
         "training API, evaluate each with the same protocol (LR at each cutoff; with and without LFR), and write "
-        "OUT/ladder_report.md (metrics table, memorisation, first rung that is enough, text F1 vs F0, roll-off F2 "
-        "vs F1, where LFR helped, and Q1-Q4 with clip x seed bootstrap intervals), OUT/ladder_metrics.csv and "
-        "OUT/loss_curves.png. Rerunning the same command resumes: finished runs are skipped and a partial one "
-        "continues from its last.ckpt. --scale mini maps every rung onto configs/mini.json (mini = A0: widths "
-        "x1/2, depths x3/8, heads of 64); --minutes gives every run the same training wall time.",
+        "OUT/ladder_report.md (metrics table; Q1 deepen, Q2 widen, Q3 text / roll-off and Q4 LFR with clip x "
+        "seed bootstrap intervals; memorisation; the first rung that is enough, by the same intervals), "
+        "OUT/ladder_metrics.csv and OUT/loss_curves.png. Rerunning the same command resumes: finished runs are "
+        "skipped and a partial one continues from its last.ckpt. --scale mini maps every rung onto "
+        "configs/mini.json (mini = A0: widths x1/2, depths x3/8, heads of 64); --minutes gives every run the same "
+        "training wall time.",
     )
     p.add_argument(
         "--train_dir",

@@ -2,22 +2,19 @@
 
 Every number comes from the per-run files (train/metrics.csv, eval/per_clip.csv, trained.json), so the
 report can be checked against them; ladder_metrics.csv holds the same numbers at full precision.
-Differences are called only when they exceed the noise: with several seeds, the t-interval of the
-per-seed paired differences must exclude zero; with one seed the seed noise is unknown and the verdict
-says so ("not enough evidence"), quoting the clip-level interval for what it is worth.
 
 The seeds' four questions (Q1 deepening A0 -> A1, Q2 widening A1 -> B1, Q3 text and roll-off F0 / F1 / F2,
-Q4 LFR on vs off) are answered in one table from the per-clip scores: the difference of means with a 95 %
-percentile bootstrap interval that resamples clips (the same clips for both sides: paired) and, per side,
+Q4 LFR on vs off) are answered once, in one table from the per-clip scores: the difference of means with a
+95 % percentile bootstrap interval that resamples clips (the same clips for both sides: paired) and, per side,
 seeds, so both the test-set and the seed-to-seed noise are in it; "helps" / "hurts" only when the interval
 excludes 0 and each rung has at least two seeds (Q4 compares the same samples with and without LFR, so its
-seeds are paired too).
+seeds are paired too). The first rung that is "enough" is judged with the same intervals; only the
+memorisation rule (train / val loss) uses another statistic.
 """
 
 from __future__ import annotations
 
 import csv
-import enum
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from saga_sr.evaluation.stats import Summary, mean_ci, paired_difference, std
+from saga_sr.evaluation.stats import mean_ci, std
 from saga_sr.evaluation.tables import markdown_table, write_csv
 from saga_sr.outputs import write_text_atomic
 from saga_sr.training.metrics_csv import read_metrics
@@ -140,7 +137,7 @@ def collect(out: Path, records: Sequence[dict], cutoffs: Sequence[float]) -> lis
     return rows
 
 
-# ---- comparisons -------------------------------------------------------------------------------------------
+# ---- formatting --------------------------------------------------------------------------------------------
 def _fmt(x, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
@@ -149,132 +146,6 @@ def _fmt(x, digits: int = 3) -> str:
     if isinstance(x, int) and abs(x) >= 10_000:
         return f"{x / 1e6:.2f} M"
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
-
-
-class Verdict(enum.Enum):
-    """What a comparison of two rungs concludes."""
-
-    NO_RUNS = "no finished runs of both"
-    NO_DIFFERENCE = "no difference at this precision"
-    INSIDE_NOISE = "the seed-paired interval contains 0"
-    CALLED = "the seed-paired interval excludes 0"
-    ONE_SEED = "one seed: seed noise unmeasured"
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """`rung_b` against `rung_a` on the model's eval metric at one cutoff: the numbers and the verdict.
-
-    `interval` is the seed-paired difference (b - a) for CALLED / INSIDE_NOISE, the clip-paired one for
-    ONE_SEED; `better` says which way b moved (whether or not the move is called)."""
-
-    rung_a: str
-    rung_b: str
-    metric: str
-    cutoff: float
-    verdict: Verdict
-    mean_a: float = math.nan
-    mean_b: float = math.nan
-    seeds: int = 0
-    better: bool = False
-    interval: Summary | None = None
-
-    @property
-    def reliably_worse(self) -> bool:
-        """b is worse than a beyond the seed noise."""
-        return self.verdict is Verdict.CALLED and not self.better
-
-    def sentence(self) -> str:
-        """The report's sentence for this comparison."""
-        a, b, where = self.rung_a, self.rung_b, f"{self.metric} @ {int(self.cutoff)} Hz"
-        if self.verdict is Verdict.NO_RUNS:
-            return f"{b} vs {a} ({where}): no finished runs of both; cannot compare."
-        head = (
-            f"{where}: {a} {self.mean_a:.3f} -> {b} {self.mean_b:.3f} "
-            f"(Δ {self.mean_b - self.mean_a:+.3f}, {self.seeds} seed(s))"
-        )
-        better = "better" if self.better else "worse"
-        if self.verdict is Verdict.NO_DIFFERENCE:
-            return f"{head}: no difference at this precision ({NOT_ENOUGH} of any effect)."
-        d = self.interval
-        if self.verdict is Verdict.ONE_SEED:
-            return (
-                f"{head}; one seed, so seed-to-seed noise is unmeasured (clip-paired 95 % interval "
-                f"[{d.low:+.3f}, {d.high:+.3f}] over {d.n} clips covers only the test-set noise): {NOT_ENOUGH} "
-                f"that {b} is {better}; rerun with --seeds 0,1,2."
-            )
-        interval = f"seed-paired 95 % interval [{d.low:+.3f}, {d.high:+.3f}]"
-        if self.verdict is Verdict.INSIDE_NOISE:
-            return f"{head}; {interval} contains 0: {NOT_ENOUGH}."
-        return f"{head}; {interval} excludes 0: {b} is {better}."
-
-
-def compare_runs(
-    out: Path, rows: Sequence[dict], rung_a: str, rung_b: str, metric: str, cutoff: float, lower_is_better: bool = True
-) -> Comparison:
-    """Compare rung_b with rung_a on the model's eval metric, with its noise and verdict."""
-    a = {r["seed"]: r for r in rows if r["rung"] == rung_a and r.get("status") == "done"}
-    b = {r["seed"]: r for r in rows if r["rung"] == rung_b and r.get("status") == "done"}
-    seeds = sorted(set(a) & set(b))
-    key = f"ours_{metric}_{int(cutoff)}"
-    pairs = [(a[s].get(key), b[s].get(key)) for s in seeds if a[s].get(key) is not None and b[s].get(key) is not None]
-    if not pairs:
-        return Comparison(rung_a, rung_b, metric, cutoff, Verdict.NO_RUNS)
-    ma = sum(p[0] for p in pairs) / len(pairs)
-    mb = sum(p[1] for p in pairs) / len(pairs)
-    found = dict(
-        rung_a=rung_a,
-        rung_b=rung_b,
-        metric=metric,
-        cutoff=cutoff,
-        mean_a=ma,
-        mean_b=mb,
-        seeds=len(pairs),
-        better=(mb < ma) == lower_is_better,
-    )
-    if round(mb, 3) == round(ma, 3):
-        return Comparison(verdict=Verdict.NO_DIFFERENCE, **found)
-    if len(pairs) >= 2:
-        diff = paired_difference([p[1] for p in pairs], [p[0] for p in pairs])
-        called = not diff.low <= 0 <= diff.high
-        return Comparison(verdict=Verdict.CALLED if called else Verdict.INSIDE_NOISE, interval=diff, **found)
-    seed = seeds[0]
-    clips_a, clips_b = (
-        clip_values(read_per_clip(out / "runs" / g / f"seed{seed}" / "eval" / "per_clip.csv"), "ours", metric, cutoff)
-        for g in (rung_a, rung_b)
-    )
-    common = sorted(set(clips_a) & set(clips_b))
-    diff = paired_difference([clips_b[k] for k in common], [clips_a[k] for k in common])
-    return Comparison(verdict=Verdict.ONE_SEED, interval=diff, **found)
-
-
-def lfr_effect(out: Path, rows: Sequence[dict], rung: str, cutoffs: Sequence[float]) -> str:
-    """Where low-frequency replacement helped or hurt one rung: clip-paired with-vs-without differences."""
-    parts = []
-    for metric, lower in (("lsd", True), ("lsd_lf", True), ("si_sdr", False)):
-        for cutoff in cutoffs:
-            with_lfr, without = [], []
-            for r in rows:
-                if r["rung"] != rung or r.get("status") != "done":
-                    continue
-                per_clip = read_per_clip(out / "runs" / rung / f"seed{r['seed']}" / "eval" / "per_clip.csv")
-                w = clip_values(per_clip, "ours", metric, cutoff)
-                n = clip_values(per_clip, "ours_no_lfr", metric, cutoff)
-                for k in sorted(set(w) & set(n)):
-                    with_lfr.append(w[k])
-                    without.append(n[k])
-            if not with_lfr:
-                continue
-            d = paired_difference(with_lfr, without)
-            if d.n < 2:
-                parts.append(f"{metric} @ {int(cutoff)} Hz Δ(with − without) {d.mean:+.3f} on one clip: {NOT_ENOUGH}")
-                continue
-            verdict = NOT_ENOUGH if d.low <= 0 <= d.high else ("helped" if (d.mean < 0) == lower else "hurt")
-            parts.append(
-                f"{metric} @ {int(cutoff)} Hz Δ(with − without) {d.mean:+.3f} "
-                f"[{d.low:+.3f}, {d.high:+.3f}], n={d.n}: {verdict}"
-            )
-    return f"- {rung}: " + ("; ".join(parts) if parts else "no finished evaluation") + "."
 
 
 # ---- the report --------------------------------------------------------------------------------------------
@@ -333,32 +204,7 @@ def write_report(out: Path, records: Sequence[dict], settings) -> Path:
     lines.append("\n## The seeds' questions\n")
     lines += _memorisation(rows, done)
     lines += _enough(out, rows, done, cutoffs)
-    for a, b, what in (("F0", "F1", "text (F1 vs F0)"), ("F1", "F2", "roll-off (F2 vs F1)")):
-        lines.append(f"\n### What did {what} do?\n")
-        if a == "F0" and a in done and b in done:
-            lines.append(
-                "Prompts come from caption / transcript sidecars (NAME.caption.txt, NAME.txt); clips without "
-                "them get an empty prompt"
-                + (
-                    ", and at --scale tiny the T5 is a random tiny one, so this "
-                    "measures the cross-attention path, not language"
-                    if settings.scale == "tiny"
-                    else ""
-                )
-                + ".\n"
-            )
-        if a in done and b in done:
-            lines += [
-                f"- {compare_runs(out, rows, a, b, m, c, m != 'si_sdr').sentence()}"
-                for m in ("lsd", "si_sdr")
-                for c in cutoffs
-            ]
-            lines.append(f"- val loss: {a} {_aggregate(rows, a, 'val_end')} vs {b} {_aggregate(rows, b, 'val_end')}.")
-        else:
-            lines.append(f"- {a} and {b} were not both trained in this ladder: no answer.")
-    lines.append("\n### Where did low-frequency replacement help or hurt?\n")
-    lines.append("Same sample with and without LFR, so the clip-paired interval is the right noise here.\n")
-    lines += [lfr_effect(out, rows, g, cutoffs) for g in done] or ["- no finished runs."]
+    lines += _answered_above(done, settings.scale)
     path = out / "ladder_report.md"
     write_text_atomic(path, "\n".join(lines) + "\n")
     return path
@@ -457,34 +303,73 @@ def _memorisation(rows: Sequence[dict], done: Sequence[str]) -> list[str]:
 
 
 def _enough(out: Path, rows: Sequence[dict], done: Sequence[str], cutoffs: Sequence[float]) -> list[str]:
+    """The first capacity rung not reliably worse than the best, judged with the Answers table's bootstrap."""
     lines = [
         '\n### The first rung that is "enough"\n',
-        "Rule: in the order given, the first rung whose LSD is not reliably worse than the best rung's at "
-        "every cutoff.\n",
+        "Rule: in the order given, the first rung whose LSD is not reliably worse than the best rung's (lowest "
+        "mean LSD) at every cutoff. Reliably worse is the Answers table's **hurts**: the clip x seed bootstrap "
+        "interval of Δ (rung − best) excludes 0, with at least two seeds per rung.\n",
     ]
     capacity = [g for g in done if not g.startswith("F")] or list(done)
     if len(capacity) < 2:
         return lines + [f"- only {capacity or 'no rung'} finished: nothing to compare."]
-    answer = None
-    for g in capacity:
-        sentences, worse = [], False
-        for c in cutoffs:
-            best = min(capacity, key=lambda h: _mean(rows, h, f"ours_lsd_{int(c)}"))
-            if best == g:
-                sentences.append(f"{g} is the best at {int(c)} Hz")
-                continue
-            comparison = compare_runs(out, rows, best, g, "lsd", c)
-            sentences.append(comparison.sentence())
-            worse = worse or comparison.reliably_worse
-        lines += [f"- {g}: " + " / ".join(sentences)]
-        if answer is None and not worse:
-            answer = g
+    against: dict[str, list[tuple[float, str, Interval | None, str]]] = {g: [] for g in capacity}
+    for c in cutoffs:
+        scores = {g: seed_clip_scores(out, rows, g, "ours", "lsd", c) for g in capacity}
+        best = min(capacity, key=lambda h: _mean(rows, h, f"ours_lsd_{int(c)}"))
+        for g in capacity:
+            iv = None if g == best else bootstrap_difference(scores[best], scores[g])
+            against[g].append((c, best, iv, BEST if g == best else verdict(iv, lower_is_better=True)))
+    answer = next((g for g in capacity if all(v != HURTS for *_, v in against[g])), None)
+    lines += [_enough_line(g, against[g], g == answer) for g in capacity]
     lines.append(
         f"- Answer: **{answer}** (the remaining differences are inside the noise)"
         if answer
-        else "- Answer: none of the rungs (each is reliably worse than another at some cutoff)."
+        else "- Answer: none of the rungs (each is reliably worse than the best at some cutoff)."
     )
     return lines
+
+
+def _enough_line(rung: str, against: Sequence[tuple[float, str, Interval | None, str]], enough: bool) -> str:
+    """One rung's comparison with the best rung at each cutoff, and what that makes it."""
+    parts = []
+    for c, best, iv, answer in against:
+        if answer == BEST:
+            parts.append(f"the best at {int(c)} Hz")
+        elif iv is None:
+            parts.append(f"vs {best} at {int(c)} Hz: {answer}")
+        else:
+            called = {HURTS: "**reliably worse**", HELPS: "better"}.get(answer, answer)
+            parts.append(
+                f"vs {best} at {int(c)} Hz Δ {iv.mean:+.3f} [{iv.low:+.3f}, {iv.high:+.3f}] "
+                f"({iv.clips} clips × {iv.seeds_a}/{iv.seeds_b} seeds): {called}"
+            )
+    worse = any(a == HURTS for *_, a in against)
+    tail = "not enough" if worse else ("**enough**" if enough else "not reliably worse, but an earlier rung is enough")
+    return f"- {rung}: " + "; ".join(parts) + f" → {tail}."
+
+
+def _answered_above(done: Sequence[str], scale: str) -> list[str]:
+    """Text, roll-off and LFR are answered once, by the Answers table: point there."""
+    text = [(a, b) for _q, what, a, b in QUESTIONS + CAPACITY_MATCHED if what == "+ text" and a in done and b in done]
+    note = ""
+    if text:
+        note = (
+            " Prompts come from caption / transcript sidecars (NAME.caption.txt, NAME.txt); clips without them get "
+            "an empty prompt"
+            + (
+                ", and at --scale tiny the T5 is a random tiny one, so the text rows measure the cross-attention "
+                "path, not language"
+                if scale == "tiny"
+                else ""
+            )
+            + "."
+        )
+    return [
+        "\n### Text, roll-off and low-frequency replacement\n",
+        'Answered once, in the table "Answers: Q1 deepen, Q2 widen, Q3 text / roll-off, Q4 LFR" above: its Q3 rows '
+        "compare text (F0 → F1) and roll-off (F1 → F2), its Q4 rows each rung with LFR off and on." + note,
+    ]
 
 
 def _mean(rows: Sequence[dict], rung: str, key: str) -> float:
@@ -507,6 +392,7 @@ CAPACITY_MATCHED = (
     ("Q3 (A0 size)", "+ roll-off", "A0", "F2_at_A0"),
 )
 HELPS, HURTS = "helps", "hurts"
+BEST = "best"  # the rung the first-enough rule compares the others with
 N_BOOT = 2000
 
 
