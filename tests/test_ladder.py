@@ -407,3 +407,15 @@ def test_q3_is_also_answered_at_a0_size_when_those_config_rungs_ran(tmp_path):
     text = run_ladder(settings, tmp_path / "b", train_fn=FakeTraining(), eval_fn=fake_eval).read_text()
     row = next(line for line in text.splitlines() if line.startswith("| Q3 (A0 size) | F0_at_A0 → A0 (+ text) | lsd"))
     assert "| +0.100 |" in row and row.endswith("| **hurts** |")  # fake_eval: A0 2.0, any other rung 1.9
+
+
+def test_text_roll_off_and_lfr_point_to_the_answers_table():
+    """Text / roll-off / LFR have no second statistic: one pointer, with the prompt caveat only when a text row ran."""
+    from saga_sr.experiments.report import _answered_above
+
+    plain = "\n".join(_answered_above(["A0", "A1"], "tiny"))
+    assert 'in the table "Answers: Q1 deepen, Q2 widen, Q3 text / roll-off, Q4 LFR" above' in plain
+    assert "Prompts come from" not in plain
+    tiny = "\n".join(_answered_above(["A0", "F0_at_A0"], "tiny"))
+    assert "Prompts come from" in tiny and "random tiny one" in tiny
+    assert "random tiny one" not in "\n".join(_answered_above(["F0", "F1"], "mini"))
