@@ -3,8 +3,9 @@
 Training steps of configs/mini.json (encode, conditioning, DiT forward + backward, AdamW; the trainer's own
 flow_step) on synthetic audio, for each setting side by side in one process, interleaved round by round so
 that other load on the machine hits every setting alike. Settings: float32 (the recipe's), bf16 autocast
-(AVX512-BF16 on this CPU), and batch 8 instead of 4. Reported: median seconds per step and items per second,
-and the ratio to float32 at batch 4.
+(AVX512-BF16 where the CPU has it), batch 8 instead of 4, and float32 with the DiT under torch.compile
+(inductor; its compile time is spent in the warm-up step and reported apart). Reported: median seconds per
+step and items per second, and the ratio to float32 at batch 4.
 
     python bench/bench_train_mini.py --threads 2 --rounds 5 --steps 4
 """
@@ -30,10 +31,17 @@ def main(argv: list[str] | None = None) -> int:
     from saga_sr.training.module import SAGASRTrainer
 
     torch.set_num_threads(args.threads)
-    settings = {"fp32, batch 4": (4, False), "bf16 autocast, batch 4": (4, True), "fp32, batch 8": (8, False)}
+    settings = {
+        "fp32, batch 4": (4, False, False),
+        "bf16 autocast, batch 4": (4, True, False),
+        "fp32, batch 8": (8, False, False),
+        "fp32 + torch.compile (DiT), batch 4": (4, False, True),
+    }
     runs = {}
-    for name, (batch, _bf16) in settings.items():
+    for name, (batch, _bf16, compiled) in settings.items():
         model = build_model("mini", seed=0)
+        if compiled:
+            model.model = torch.compile(model.model)
         trainer = SAGASRTrainer(model, use_ema=False)
         opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-4)
         g = torch.Generator().manual_seed(0)
@@ -63,8 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         loss.backward()
         opt.step()
 
-    for name in settings:  # warm-up
+    warmup = {}
+    for name in settings:  # warm-up (and, for the compiled setting, compilation)
+        t0 = time.perf_counter()
         step(name)
+        warmup[name] = time.perf_counter() - t0
     times: dict[str, list[float]] = {name: [] for name in settings}
     for _ in range(args.rounds):
         for name in settings:
@@ -76,9 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"mini.json training steps, {args.threads} threads, median of {args.rounds} rounds x {args.steps} steps")
     print("| setting | s/step | items/s | items/s vs fp32 batch 4 |")
     print("|---|---|---|---|")
-    for name, (batch, _) in settings.items():
+    for name, (batch, *_) in settings.items():
         s = statistics.median(times[name])
         print(f"| {name} | {s:.3f} | {batch / s:.1f} | {(batch / s) * base:.2f}x |")
+    print("first (warm-up) step, s: " + ", ".join(f"{name} {t:.1f}" for name, t in warmup.items()))
     return 0
 
 
