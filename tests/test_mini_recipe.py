@@ -143,3 +143,48 @@ def test_same_named_sources_in_one_split_are_both_kept(tmp_path):
         x, _ = sf.read(str(tmp_path / "out" / path))
         expected = 5000 if Path(row["source"]).parts[-3] == "de" else 9000
         assert abs(measure_bandwidth(x, SR) - expected) < 600
+
+
+def test_recipe_trains_phase_a_without_the_bridge_then_phase_b_from_its_weights(tmp_path, monkeypatch):
+    """The recipe's two phases (fakes for fetch / prepare / train / export): phase a trains mini.json without
+    lr_bridge for the minutes given, phase b trains mini.json from phase a's export for BRIDGE_STEPS; a rerun once
+    phase b has started resumes phase b and never goes back to phase a."""
+    import saga_sr.experiments.mini_data as mini_data
+    import saga_sr.experiments.mini_recipe as recipe
+    import saga_sr.training.run as run_mod
+    from saga_sr.config import load_config
+
+    assert load_config("mini")["model"]["diffusion"].get("lr_bridge") is not None
+    calls = []
+
+    def fake_train(**kw):
+        calls.append(kw)
+        ckpts = Path(kw["output_dir"]) / "checkpoints"
+        ckpts.mkdir(parents=True, exist_ok=True)
+        (ckpts / "last.ckpt").write_text("x")
+        (Path(kw["output_dir"]) / "model").mkdir(exist_ok=True)
+        return Path(kw["output_dir"])
+
+    def fake_prepare(root, prepared, **kw):
+        prepared.mkdir(parents=True)
+        (prepared / "prepare_report.json").write_text(json.dumps({"kept": {}, "skipped": 0}))
+        return {"kept": {}, "skipped": 0}
+
+    monkeypatch.setattr(mini_data, "fetch", lambda debs, root, *a: root)
+    monkeypatch.setattr(mini_data, "prepare", fake_prepare)
+    monkeypatch.setattr(run_mod, "train", fake_train)
+    monkeypatch.setattr(run_mod, "checkpoint_step", lambda path: 10)
+    monkeypatch.setattr(run_mod, "find_resume_checkpoint", lambda spec, folder: Path(folder) / "checkpoints" / "last.ckpt")
+    monkeypatch.setattr(recipe, "export_half", lambda src, dst: dst)
+    monkeypatch.setattr(recipe, "demo_test_names", lambda: set())
+    result = recipe.run_recipe(tmp_path / "d", tmp_path / "r", minutes=2.0, log=lambda _m: None)
+    a, b = calls
+    phase_a = json.loads(Path(a["model_config"]).read_text())
+    assert "lr_bridge" not in phase_a["model"]["diffusion"] and a["max_time"] == 2.0
+    assert a["output_dir"] == str(tmp_path / "r") and a["resume"] is None
+    assert b["model_config"] == "mini" and b["max_steps"] == recipe.BRIDGE_STEPS
+    assert b["pretrained_ckpt"] == str(tmp_path / "r" / "model" / "model.safetensors")
+    assert b["output_dir"] == str(tmp_path / "r" / "bridge") and result.train_steps == 20
+    calls.clear()
+    recipe.run_recipe(tmp_path / "d", tmp_path / "r", minutes=2.0, log=lambda _m: None)
+    assert len(calls) == 1 and calls[0]["resume"] == "last" and calls[0]["pretrained_ckpt"] is None
