@@ -174,7 +174,9 @@ def test_recipe_trains_phase_a_without_the_bridge_then_phase_b_from_its_weights(
     monkeypatch.setattr(mini_data, "prepare", fake_prepare)
     monkeypatch.setattr(run_mod, "train", fake_train)
     monkeypatch.setattr(run_mod, "checkpoint_step", lambda path: 10)
-    monkeypatch.setattr(run_mod, "find_resume_checkpoint", lambda spec, folder: Path(folder) / "checkpoints" / "last.ckpt")
+    monkeypatch.setattr(
+        run_mod, "find_resume_checkpoint", lambda spec, folder: Path(folder) / "checkpoints" / "last.ckpt"
+    )
     monkeypatch.setattr(recipe, "export_half", lambda src, dst: dst)
     monkeypatch.setattr(recipe, "demo_test_names", lambda: set())
     result = recipe.run_recipe(tmp_path / "d", tmp_path / "r", minutes=2.0, log=lambda _m: None)
