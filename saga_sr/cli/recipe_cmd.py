@@ -15,9 +15,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="reproduce the shipped model: fetch its data, prepare, train, export (saga-sr-mini)",
         description="Fetch the allowed Debian packages (apt-get download + dpkg -x, nothing installed) into "
         "DATA, decode them to mono 44.1 kHz with each file's measured bandwidth, split by file and language "
-        "(the demo's test clips excluded), train configs/mini.json with the project's trainer for MINUTES of "
-        "wall time (validating on the held-out split), and export the EMA weights in float16. Rerunning "
-        "resumes: finished stages are skipped and training continues from its last checkpoint.",
+        "(the demo's test clips excluded), train in two phases with the project's trainer (validating on the "
+        "held-out split): configs/mini.json without its lr_bridge for MINUTES of wall time, then with it for 150 "
+        "steps from those weights, and export phase two's EMA weights in float16. Rerunning resumes: finished "
+        "stages are skipped and training continues from its last checkpoint.",
     )
     p.add_argument("name", choices=("mini",), help="the recipe (mini: the shipped default model)")
     p.add_argument(
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=45.0,
         metavar="M",
-        help="training wall time for this call (default 45, the shipped model's budget on two threads)",
+        help="phase one's training wall time for this call (default 45, about the shipped lineage's on two threads)",
     )
     p.add_argument(
         "--freesound",
