@@ -127,7 +127,7 @@ def test_upsampler_applies_the_configured_envelope_following_per_chunk():
         cfg = read_config("mini")
         cfg["sample_size"] = 16384
         cfg["model"]["diffusion"]["envelope_follow"] = strength
-        for key in ("lr_prefill", "lr_gain"):  # the DSP prefill would already give the band the LR's envelope
+        for key in ("lr_prefill", "lr_gain", "lr_bridge"):  # prefill or bridge: the band has the LR's envelope
             cfg["model"]["diffusion"].pop(key)
         torch.manual_seed(0)
         up = Upsampler(build_model(cfg, seed=0).eval())
