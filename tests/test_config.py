@@ -242,6 +242,8 @@ def test_mini_ladder_maps_every_rung_onto_mini_json():
         assert cfg["model"]["pretransform"] == mini["model"]["pretransform"]
         kept = ("lr_gain", "lr_prefill", "envelope_follow", "target_band_limit", "cfg_scales", "default_steps")
         assert all(cfg["model"]["diffusion"][k] == mini["model"]["diffusion"][k] for k in kept), r
+        assert "lr_bridge" not in cfg["model"]["diffusion"], r  # the bridge is the recipe's fine-tune phase
+    assert "lr_bridge" in mini["model"]["diffusion"]  # so the assertion above can fail
     assert {k: v for k, v in dit(rungs["A0"]).items() if k != "global_cond_dim"} == {
         k: v for k, v in dit(mini).items() if k != "global_cond_dim"
     }  # mini.json's DiT is A0; only its roll-off conditioning goes (the seeds' A rungs read none)

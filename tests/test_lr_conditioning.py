@@ -18,7 +18,7 @@ def _gain_cfg(frames: int = 3, floor: float = 0.1) -> dict:
     cfg = read_config("mini")
     cfg["sample_size"] = 4096
     cfg["model"]["diffusion"]["lr_gain"] = {"smooth_frames": frames, "floor": floor}
-    for key in ("lr_prefill", "target_band_limit", "envelope_follow"):  # each test turns on what it is about
+    for key in ("lr_prefill", "target_band_limit", "envelope_follow", "lr_bridge"):  # each test turns on its own
         cfg["model"]["diffusion"].pop(key, None)
     return cfg
 

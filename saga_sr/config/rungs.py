@@ -14,7 +14,10 @@ so every rung is scaled by mini / A0: widths x 1/2, depths x 3/8 (rounded, >= 1)
 / 64), condition width x 1/8 rounded to a multiple of the head size, ties up (cross-attention keys need it):
 A0 256x3 (cond 64), A1 256x6, B1 384x6 (cond 128, not 96), F0-F2 768x9 (cond 128). Roll-off follows the seeds:
 only F2 reads it, through mini's own input_rolloff / target_rolloff number conditioners (global and
-cross-attention, as in mini.json); every other rung drops them, so A0 is mini.json without roll-off.
+cross-attention, as in mini.json); every other rung drops them, so A0 is mini.json without roll-off. Every
+rung also drops mini.json's `lr_bridge`: it is saga-sr-mini's short fine-tune phase (`saga-sr recipe mini`,
+phase b), and a bridged flow trained from random weights gets worse as it trains (the model card), so rungs
+train from noise, as the ladder in docs/ladder_report.md did.
 """
 
 from __future__ import annotations
@@ -159,6 +162,7 @@ def _mini_conditions(cfg: dict, base: dict, spec: Rung) -> dict:
     """Condition ids at mini scale: the rung's cross-attention ids; roll-off (F2 only) through the base's own
     roll-off number conditioners (the Fourier one when it has none), which the other rungs drop."""
     diffusion, dit = cfg["model"]["diffusion"], cfg["model"]["diffusion"]["config"]
+    diffusion.pop("lr_bridge", None)  # a fine-tune phase, not a from-scratch setting (module docstring)
     conditioning = cfg["model"]["conditioning"]
     rolloff_ids = [c.get("id") for c in conditioning["configs"] if c.get("id") in ROLLOFF_NUMBER_IDS]
     base_cross = base["model"]["diffusion"].get("cross_attention_cond_ids", [])
