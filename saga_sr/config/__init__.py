@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from saga_sr.config.checks import check_config, check_runnable, conditioner_types, objective_problem, pretransform_facts
-from saga_sr.config.rungs import ROLLOFF_NUMBER_IDS, RUNGS, TINY_T5_CONFIG, derive_rung, with_rolloff_conditioner
+from saga_sr.config.rungs import (
+    ROLLOFF_NUMBER_IDS,
+    RUNGS,
+    TINY_T5_CONFIG,
+    derive_rung,
+    drop_lr_bridge,
+    with_rolloff_conditioner,
+)
 from saga_sr.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -143,6 +150,7 @@ __all__ = [
     "conditioner_types",
     "config_path",
     "derive_rung",
+    "drop_lr_bridge",
     "load_config",
     "model_identity",
     "objective_problem",

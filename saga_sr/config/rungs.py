@@ -117,6 +117,13 @@ def with_rolloff_conditioner(cfg: dict, *, dropout_rate: float | None = None) ->
     return cfg
 
 
+def drop_lr_bridge(cfg: dict) -> dict:
+    """`cfg` (in place) with its flow starting from noise: `model.diffusion.lr_bridge` is a fine-tune phase
+    (`saga-sr recipe mini`'s phase b), so from-scratch training (the recipe's phase a, the ladder's rungs) drops it."""
+    cfg["model"]["diffusion"].pop("lr_bridge", None)
+    return cfg
+
+
 def derive_rung(base: dict, rung: str, *, scale: str = "full") -> dict:
     """A new config: `base` with the DiT / conditioning widths and condition ids of ladder rung `rung`."""
     if rung not in RUNGS:
@@ -161,8 +168,8 @@ def _named(cfg: dict, rung: str, scale: str, spec: Rung) -> dict:
 def _mini_conditions(cfg: dict, base: dict, spec: Rung) -> dict:
     """Condition ids at mini scale: the rung's cross-attention ids; roll-off (F2 only) through the base's own
     roll-off number conditioners (the Fourier one when it has none), which the other rungs drop."""
+    drop_lr_bridge(cfg)  # a fine-tune phase, not a from-scratch setting (module docstring)
     diffusion, dit = cfg["model"]["diffusion"], cfg["model"]["diffusion"]["config"]
-    diffusion.pop("lr_bridge", None)  # a fine-tune phase, not a from-scratch setting (module docstring)
     conditioning = cfg["model"]["conditioning"]
     rolloff_ids = [c.get("id") for c in conditioning["configs"] if c.get("id") in ROLLOFF_NUMBER_IDS]
     base_cross = base["model"]["diffusion"].get("cross_attention_cond_ids", [])

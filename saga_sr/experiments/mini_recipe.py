@@ -14,7 +14,7 @@
 Each stage is skipped when its output exists, so an interrupted recipe continues where it stopped.
 Why two phases: the bridge pays off as a short fine-tune, not as a whole run. Fine-tuned from v1's weights its
 val/lsd is best after about 150 steps and rises after that; trained from scratch it rose from the start (model
-card, "The v2 model"). saga-sr-mini v2 was made this way, and the recipe reproduces it.
+card, "How v2 was made and chosen"). saga-sr-mini v2 was made this way, and the recipe reproduces it.
 """
 
 from __future__ import annotations
@@ -144,10 +144,9 @@ def run_recipe(
 
 def phase_a_config(run: Path) -> Path:
     """configs/mini.json without `model.diffusion.lr_bridge`, written into the run folder: phase a's config."""
-    from saga_sr.config import load_config
+    from saga_sr.config import drop_lr_bridge, load_config
 
-    cfg = load_config(CONFIG)
-    cfg["model"]["diffusion"].pop("lr_bridge", None)
+    cfg = drop_lr_bridge(load_config(CONFIG))
     path = run / "phase_a_config.json"
     run.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(cfg, indent=1))
