@@ -22,7 +22,8 @@ GOOD = {"1": 1.0, "1.0": 1.0, "0.05": 0.05, "1000": 1000.0, "2000": 2000.0, "220
 
 
 def band_limited(cfg: dict) -> None:
-    cfg["model"]["diffusion"].pop("lr_prefill", None)
+    for key in ("lr_prefill", "lr_bridge"):  # a random DiT started from noise: loud content above the edge
+        cfg["model"]["diffusion"].pop(key, None)
     cfg["model"]["diffusion"]["target_band_limit"] = True
 
 
