@@ -151,3 +151,14 @@ def test_limit_to_target_removes_the_band_above_and_keeps_the_band_below():
     np.testing.assert_array_equal(limit_to_target(x, sr, sr / 2), x)  # a target at the Nyquist: nothing to do
     stereo = limit_to_target(np.stack([x, -x]), sr, 11000.0)
     np.testing.assert_allclose(stereo[0], y, atol=1e-6) and np.testing.assert_allclose(stereo[1], -y, atol=1e-6)
+
+
+def test_a_cutoff_at_the_nyquist_returns_the_input_whole():
+    """A full-band input (band edge = the Nyquist of the output rate) has nothing above it to generate: the
+    crossfade below the edge must not let the prediction into its top bins."""
+    rng = np.random.default_rng(3)
+    lr = (0.1 * rng.standard_normal(SR)).astype(np.float32)
+    pred = (1.0 * rng.standard_normal(SR)).astype(np.float32)  # 20 dB louder, everywhere
+    np.testing.assert_array_equal(low_frequency_replace(pred, lr, SR, cutoff_hz=SR / 2), lr)
+    below = low_frequency_replace(pred, lr, SR, cutoff_hz=SR / 2 - 400.0)  # an edge below it still crossfades
+    assert not np.allclose(below, lr, atol=1e-3)

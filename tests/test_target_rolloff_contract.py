@@ -162,6 +162,7 @@ def test_no_target_cuts_nothing_full_band_or_band_limited(model_dir, up, tmp_pat
     y_full, _ = sf.read(tmp_path / "o" / "full44.wav", dtype="float32")
     assert kept_db(full, SR, y_full, SR / 2) < 1.0
     assert abs(band_db(y_full, 20200, 21500) - band_db(full, 20200, 21500)) < 0.1
+    assert abs(band_db(y_full, 21850, 22050) - band_db(full, 21850, 22050)) < 0.1  # the top bins too
     y_lim, _ = sf.read(tmp_path / "o" / "voice16.wav", dtype="float32")
     import json
 

@@ -14,6 +14,8 @@ The paper names the seam this leaves at bin k as a limitation. `crossfade_hz` (d
 weight falls from 1 to 0 across [k - n, k) while the prediction's weight rises from 0 to 1, so the LR
 band below k - n is kept exactly and no step is left at k. The seam bin b is k - n, the last bin where the
 LR is whole (k without a crossfade). `crossfade_hz=0, scale="input"` reproduces AudioSR exactly.
+A cutoff given at the Nyquist (a full-band input at the output rate) returns the LR itself: no crossfade then
+lets the prediction into the input's top bins.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def _replace_channel(
     k = bin_of_hz(cutoff_hz, sr) if cutoff_hz is not None else rolloff_bin_from_spectrum(mag_lr.sum(axis=-1))
     if k <= 0:
         return pred.copy()
+    if cutoff_hz is not None and k >= spec_pred.shape[0] - 1:  # a band to the Nyquist: nothing to generate
+        return lr.copy()
     width = int(round(crossfade_hz * N_FFT / sr)) if crossfade_hz > 0 else 0
     seam = max(k - width, 0)
     lr_level = mag_lr[seam].sum()
