@@ -330,7 +330,6 @@ def measure_bandwidth(x: np.ndarray, sr: int, n_fft: int = 4096) -> float:
 
 def sf2_samples(path: Path) -> list[tuple[str, np.ndarray, int]]:
     """(name, int16 mono PCM as float, rate) of every sample in a SoundFont 2 file (RIFF sdta/smpl + pdta/shdr)."""
-
     chunks = _riff_chunks(path.read_bytes())
     if b"smpl" not in chunks or b"shdr" not in chunks:
         raise ValueError(f"{path}: no smpl/shdr chunk")

@@ -351,9 +351,8 @@ def _enough_line(rung: str, against: Sequence[tuple[float, str, Interval | None,
 
 def _answered_above(done: Sequence[str], scale: str) -> list[str]:
     """Text, roll-off and LFR are answered once, by the Answers table: point there."""
-    text = [(a, b) for _q, what, a, b in QUESTIONS + CAPACITY_MATCHED if what == "+ text" and a in done and b in done]
     note = ""
-    if text:
+    if any(what == "+ text" and a in done and b in done for _q, what, a, b in QUESTIONS + CAPACITY_MATCHED):
         note = (
             " Prompts come from caption / transcript sidecars (NAME.caption.txt, NAME.txt); clips without them get "
             "an empty prompt"
